@@ -8,6 +8,7 @@ from collections.abc import Sequence
 # Modules that contribute subcommands; each has ``register(subparsers) -> None``.
 PARTS = (
     "capture.cli",
+    "capture.importers.cli",
     "workloads.cli",
     "skill_library.cli",
     "skill_pipeline.cli",
