@@ -1,0 +1,78 @@
+"""Shared fixtures: a capture store on real SQLite and real PostgreSQL.
+
+- ``store_url`` is parametrised over ``sqlite`` (a file in ``tmp_path``) and ``postgresql`` (a fresh database
+  ``skillmine_t_<random>`` created on the server named by ``SKILLMINE_TEST_PG_URL`` and dropped afterwards).
+  Without that variable PostgreSQL cases are skipped locally, but fail when ``CI=true``; an unreachable server
+  likewise skips locally and fails in CI.
+- ``store`` is a migrated :class:`capture.store.CaptureStore` on each of those URLs.
+- ``pg_url`` is a fresh PostgreSQL database URL alone (for PostgreSQL-only tests).
+
+Use ``store_url`` / ``store`` in a test and it runs once per backend; the PostgreSQL case carries the
+``postgres`` marker (``pytest -m "not postgres"`` runs only SQLite).
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PG_ENV = "SKILLMINE_TEST_PG_URL"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL to a fresh, empty PostgreSQL database, dropped (WITH FORCE) after the test."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        _unavailable(f"{PG_ENV} is not set")
+    url = make_url(base)
+    name = f"skillmine_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "unavailable"
+        admin.dispose()
+        _unavailable(f"PostgreSQL at {url.render_as_string(hide_password=True)} unreachable: "
+                     f"{str(exc).splitlines()[0]}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
+    """An empty database URL on each backend (not migrated)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'capture.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url: str):  # noqa: ANN201 - CaptureStore
+    """A migrated capture store on each backend."""
+    from capture.migrate import upgrade
+    from capture.store import CaptureStore
+
+    upgrade(store_url)
+    opened = CaptureStore.open(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
