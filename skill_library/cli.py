@@ -1,0 +1,266 @@
+"""``skillmine skills ...``: list, show, search, diff, instantiate, export, import, verify, publish.
+
+Tables for people by default, ``--json`` for programs. The library is ``--library PATH``, else
+``$SKILLMINE_LIBRARY``, else ``$SKILLMINE_HOME/library`` (``SKILLMINE_HOME`` defaults to
+``.skillmine`` in the working directory). Errors print one line naming the path and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bundle import import_bundle
+from .errors import SkillLibraryError
+from .library import Library, open_library
+from .publish import publish
+from .verify import verify
+
+
+def library_location(explicit: str | None) -> Path:
+    """Where the library is, by the precedence documented above."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SKILLMINE_LIBRARY"):
+        return Path(os.environ["SKILLMINE_LIBRARY"])
+    return Path(os.environ.get("SKILLMINE_HOME") or ".skillmine") / "library"
+
+
+def _emit_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _open(args: argparse.Namespace) -> Library:
+    return open_library(library_location(args.library), release=getattr(args, "release", None))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    library = _open(args)
+    if args.releases:
+        rows = library.releases()
+        if args.json:
+            _emit_json(rows)
+        else:
+            _table([(r["release"], r["created_at"], r["skills"], len(r["changes"]), r["pipeline_run_id"])
+                    for r in rows], ["RELEASE", "CREATED", "SKILLS", "CHANGES", "PIPELINE RUN"])
+        return 0
+    rows = library.skills(include_deprecated=args.all)
+    if args.json:
+        _emit_json({"release": library.release, "skills": rows})
+    else:
+        print(f"{library.location}  release {library.release}")
+        _table([(r["name"], r["version"], r["status"], r["category"], r["support"], f"{r['success_rate']:.2f}",
+                 r["title"]) for r in rows], ["NAME", "VERSION", "STATUS", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    library = _open(args)
+    doc = library.get(args.name, args.version)
+    if args.json:
+        _emit_json(doc)
+        return 0
+    stats, prov = doc["statistics"], doc["provenance"]
+    print(f"{doc['name']} {doc['version']} ({doc['status']})  {doc['title']}")
+    print(f"  id {doc['id']}  hash {doc['content_hash'][:12]}  category {doc['category']}  "
+          f"tags {', '.join(doc['tags']) or '-'}")
+    print(f"  {doc['description']}")
+    print(f"  task: {doc['task_template']}")
+    print(f"  versions: {', '.join(library.versions(args.name))}")
+    print(f"  support {stats['support']}  success {stats['success_rate']:.2f}  "
+          f"source runs {len(prov['source_runs'])}  cluster {prov.get('cluster_id')}  "
+          f"pipeline run {prov.get('pipeline_run_id')}")
+    print()
+    _table([(i, s["agent"], s["action"], s.get("tool") or "-",
+             ("optional " if s.get("optional") else "") + (f"repeat {s['repeat']['min']}-{s['repeat']['max']}"
+                                                          if "repeat" in s else ""),
+             ", ".join(o["type"] + (f"/{o['format']}" if "format" in o else "") for o in s.get("expected_outputs", [])))
+            for i, s in enumerate(doc["steps"])], ["#", "AGENT", "ACTION", "TOOL", "MARKERS", "OUTPUTS"])
+    if doc["parameters"]:
+        print()
+        _table([(n, p["type"], "yes" if p["required"] else "no", json.dumps(p["default"]) if "default" in p else "",
+                 p.get("description", "")) for n, p in doc["parameters"].items()],
+               ["PARAMETER", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"])
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _open(args).search(" ".join(args.query), limit=args.limit, include_deprecated=args.all)
+    if args.json:
+        _emit_json([h.to_dict() for h in hits])
+    elif not hits:
+        print("no matching skills")
+    else:
+        _table([(h.name, h.version, f"{h.score:.2f}", ", ".join(h.outputs), h.title) for h in hits],
+               ["NAME", "VERSION", "SCORE", "OUTPUTS", "TITLE"])
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    diff = _open(args).diff(args.name, args.v1, args.v2)
+    if args.json:
+        _emit_json(diff)
+        return 0
+    print(f"{diff['name']} {diff['from']} -> {diff['to']}: {diff['bump']}")
+    _table([(c["bump"], c["change"], c["path"], json.dumps(c.get("old")) if "old" in c else "",
+             json.dumps(c.get("new")) if "new" in c else "") for c in diff["changes"]],
+           ["BUMP", "CHANGE", "FIELD", "OLD", "NEW"])
+    return 0
+
+
+def _params(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
+    """``--params JSON`` merged with ``-p name=value`` (value taken as JSON unless the type is string)."""
+    params = json.loads(args.params) if args.params else {}
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise SkillLibraryError(f"-p {item!r}: expected name=value")
+        if spec.get(name, {}).get("type") == "string":
+            params[name] = raw
+        else:
+            try:
+                params[name] = json.loads(raw)
+            except json.JSONDecodeError:
+                params[name] = raw
+    return params
+
+
+def cmd_instantiate(args: argparse.Namespace) -> int:
+    library = _open(args)
+    doc = library.get(args.name, args.version)
+    plan = library.instantiate(args.name, _params(args, doc["parameters"]), version=doc["version"])
+    if args.json:
+        _emit_json(plan)
+        return 0
+    print(f"{plan['skill']} {plan['version']}: {plan['task']}")
+    _table([(s["index"], s["agent"], s["action"], s["tool"] or "-", s.get("task", "")) for s in plan["steps"]],
+           ["#", "AGENT", "ACTION", "TOOL", "TASK"])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    library = _open(args)
+    path = library.export(args.destination)
+    result = {"bundle": str(path), "release": library.release}
+    _emit_json(result) if args.json else print(f"exported release {library.release} to {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    target = library_location(args.library)
+    release = import_bundle(args.bundle, target)
+    result = {"library": str(target), "release": release}
+    _emit_json(result) if args.json else print(f"{target} is now at release {release}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = verify(library_location(args.library))
+    if args.json:
+        _emit_json(report.to_dict())
+    else:
+        for line in report.errors:
+            print(f"ERROR {line}")
+        for line in report.warnings:
+            print(f"warning {line}")
+        print(f"{report.location}: release {report.release}, {report.manifests_checked} manifests, "
+              f"{report.skill_files_checked} skill files: {'OK' if report.ok else 'FAILED'}")
+    return 0 if report.ok else 1
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Input: a JSON list of candidates, or ``{"candidates": [...], "pipeline_run_id", "source_watermark"}``."""
+    path = Path(args.candidates)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SkillLibraryError(f"{path}: not valid JSON: {exc}") from None
+    options = data if isinstance(data, dict) else {"candidates": data}
+    if not isinstance(options.get("candidates"), list):
+        raise SkillLibraryError(f"{path}: expected a list of candidate skills or an object with 'candidates'")
+    result = publish(library_location(args.library), options["candidates"],
+                     pipeline_run_id=args.pipeline_run_id or options.get("pipeline_run_id"),
+                     source_watermark=args.source_watermark or options.get("source_watermark"))
+    if args.json:
+        _emit_json(result.to_dict())
+        return 0
+    print(f"release {result.release}" + ("" if result.created else " (unchanged, nothing published)"))
+    _table([(o.name, o.outcome, o.previous_version or "-", o.version) for o in result.outcomes],
+           ["NAME", "OUTCOME", "FROM", "TO"])
+    return 0
+
+
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn expected failures into one line on stderr and exit status 1."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (SkillLibraryError, OSError, json.JSONDecodeError) as exc:
+            print(f"skillmine skills {args.skills_command}: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(subparsers: Any) -> None:
+    """Mount ``skills`` and its subcommands on the top-level CLI."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--library", metavar="PATH", help="library directory or .zip bundle "
+                        "(default: $SKILLMINE_LIBRARY, else $SKILLMINE_HOME/library)")
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    at_release = argparse.ArgumentParser(add_help=False)
+    at_release.add_argument("--release", type=int, help="read this release instead of the latest")
+
+    skills = subparsers.add_parser("skills", help="browse, query and publish the versioned skill library",
+                                   description=__doc__)
+    sub = skills.add_subparsers(dest="skills_command", required=True, metavar="SUBCOMMAND")
+
+    def leaf(name: str, handler: Callable[[argparse.Namespace], int], help_: str,
+             release: bool = True) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_, parents=[common] + ([at_release] if release else []))
+        parser.set_defaults(handler=_guarded(handler))
+        return parser
+
+    p = leaf("list", cmd_list, "list skills (or releases)")
+    p.add_argument("--all", action="store_true", help="include deprecated skills")
+    p.add_argument("--releases", action="store_true", help="list releases instead of skills")
+    p = leaf("show", cmd_show, "show one skill version")
+    p.add_argument("name")
+    p.add_argument("--version", default="latest", help="version or range: 1.2.0, ^1, ~1.2, '>=1.0,<2'")
+    p = leaf("search", cmd_search, "search skills by words")
+    p.add_argument("query", nargs="+")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--all", action="store_true", help="include deprecated skills")
+    p = leaf("diff", cmd_diff, "differences between two versions of a skill")
+    p.add_argument("name")
+    p.add_argument("v1")
+    p.add_argument("v2", nargs="?", default="latest")
+    p = leaf("instantiate", cmd_instantiate, "fill a skill's parameters into a concrete plan")
+    p.add_argument("name")
+    p.add_argument("--version", default="latest")
+    p.add_argument("--params", help="parameters as a JSON object")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    p = leaf("export", cmd_export, "write the library as a single .zip bundle")
+    p.add_argument("destination")
+    p = leaf("import", cmd_import, "fast-forward the library from a .zip bundle", release=False)
+    p.add_argument("bundle")
+    leaf("verify", cmd_verify, "check every file of the library against its hash", release=False)
+    p = leaf("publish", cmd_publish, "publish a JSON file of candidate skills as a new release", release=False)
+    p.add_argument("candidates", help="JSON file: a list of candidates or {candidates, pipeline_run_id, ...}")
+    p.add_argument("--pipeline-run-id")
+    p.add_argument("--source-watermark")
+

@@ -1,0 +1,195 @@
+"""The on-disk layout of a library and the low-level, integrity-checked I/O on it.
+
+Layout (everything below the library directory)::
+
+    skills/<name>/<version>-<hash12>.json   one immutable file per published skill version
+    releases/<NNNN>.json                    release manifest N (self-hashed, immutable)
+    LATEST                                  {"release": N, "manifest_hash": ...}; swapped atomically
+    .lock                                   flock target serialising publishers
+
+A release manifest is a complete catalogue: for every skill ever published (active or
+deprecated) it records the current version, a search summary, and every version so far with its
+content hash, file and the sha256 of the file's bytes. Files are written to a temporary name in
+the same directory, fsynced and renamed into place, so a reader sees either the old or the new
+file; LATEST is written last, so a crash mid-publish leaves the previous release in force.
+Readers go through a ``Source`` so that a directory and an exported bundle read the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from .document import canonical_bytes, sha256_hex
+from .errors import IntegrityError
+
+LATEST = "LATEST"
+LOCK = ".lock"
+TEMP_SUFFIX = ".tmp"
+MANIFEST_FORMAT = "skillmine.release/1"
+
+
+def manifest_path(release: int) -> str:
+    return f"releases/{release:04d}.json"
+
+
+def skill_path(name: str, version: str, content_hash: str) -> str:
+    return f"skills/{name}/{version}-{content_hash[:12]}.json"
+
+
+def skill_file_bytes(doc: dict[str, Any]) -> bytes:
+    """How a skill version is stored: indented sorted JSON, readable in a pager."""
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class Source(Protocol):
+    """Read access to a library's files, by path relative to the library root."""
+
+    def read(self, rel: str) -> bytes:
+        """The file's bytes; ``IntegrityError`` naming it when it is missing."""
+
+    def exists(self, rel: str) -> bool:
+        """Whether the file exists."""
+
+    def files(self, prefix: str) -> list[str]:
+        """Relative paths of the files under ``prefix``."""
+
+    def display(self, rel: str) -> str:
+        """The file's name for messages."""
+
+
+class DirSource:
+    """A library directory."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return (self.root / rel).read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(self.display(rel), "file is missing") from None
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).is_file()
+
+    def files(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+
+    def display(self, rel: str) -> str:
+        return str(self.root / rel)
+
+
+def _parse(source: Source, rel: str, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(source.display(rel), f"not valid JSON (truncated or corrupted): {exc}") from None
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return sha256_hex(canonical_bytes({k: v for k, v in manifest.items() if k != "manifest_hash"}))
+
+
+def read_latest(source: Source) -> dict[str, Any] | None:
+    """The LATEST pointer, or ``None`` for a library with no release yet."""
+    if not source.exists(LATEST):
+        return None
+    pointer = _parse(source, LATEST, source.read(LATEST))
+    if not (isinstance(pointer, dict) and isinstance(pointer.get("release"), int)
+            and isinstance(pointer.get("manifest_hash"), str)):
+        raise IntegrityError(source.display(LATEST), "not a release pointer")
+    return pointer
+
+
+def read_manifest(source: Source, release: int, expected_hash: str | None = None) -> dict[str, Any]:
+    """Release manifest ``release``, checked against its own hash (and ``expected_hash`` if given)."""
+    rel = manifest_path(release)
+    manifest = _parse(source, rel, source.read(rel))
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise IntegrityError(source.display(rel), "not a release manifest")
+    actual = manifest_hash(manifest)
+    if actual != manifest.get("manifest_hash"):
+        raise IntegrityError(source.display(rel), "content does not match its manifest_hash (tampered?)")
+    if expected_hash is not None and actual != expected_hash:
+        raise IntegrityError(source.display(rel), f"hash {actual[:12]} differs from {expected_hash[:12]} "
+                                                  "recorded by the release that points at it")
+    if manifest.get("release") != release:
+        raise IntegrityError(source.display(rel), f"claims release {manifest.get('release')}, expected {release}")
+    return manifest
+
+
+def read_skill(source: Source, entry: dict[str, Any], name: str) -> dict[str, Any]:
+    """The skill version described by manifest ``entry`` (one of a skill's ``versions``), verified."""
+    rel = entry["file"]
+    data = source.read(rel)
+    if sha256_hex(data) != entry["sha256"]:
+        raise IntegrityError(source.display(rel), "file bytes do not match the sha256 in the release manifest")
+    doc = _parse(source, rel, data)
+    if doc.get("name") != name or doc.get("version") != entry["version"] or doc.get("content_hash") != entry["hash"]:
+        raise IntegrityError(source.display(rel), f"does not hold {name} {entry['version']}")
+    return doc
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(root: Path, rel: str, data: bytes) -> None:
+    """Write ``root/rel`` so that it is either absent/old or complete: temp file, fsync, rename."""
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> str:
+    """Seal ``manifest`` with its hash and write it; return the hash."""
+    manifest["manifest_hash"] = manifest_hash(manifest)
+    write_atomic(root, manifest_path(manifest["release"]), canonical_bytes(manifest))
+    return manifest["manifest_hash"]
+
+
+def write_latest(root: Path, release: int, hash_: str) -> None:
+    """Point LATEST at a release: the single step that commits a publish."""
+    write_atomic(root, LATEST, canonical_bytes({"release": release, "manifest_hash": hash_}))
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the library's exclusive publish lock (blocks until other publishers are done)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_temp_files(root: Path) -> None:
+    """Delete temp files left by a crashed publisher; call only while holding the lock."""
+    for tmp in root.rglob(f".*{TEMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,0 +1,101 @@
+"""Whole-library integrity check: LATEST, every manifest up to it, every skill version file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import store
+from .document import validate_skill
+from .errors import IntegrityError, LibraryNotFoundError
+
+
+@dataclass
+class VerifyReport:
+    """Errors make the library unusable or untrustworthy; warnings are leftovers of crashed publishes."""
+
+    location: str
+    release: int | None = None
+    manifests_checked: int = 0
+    skill_files_checked: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def _check_skill_file(source: store.Source, name: str, version_entry: dict[str, Any]) -> list[str]:
+    rel = version_entry["file"]
+    try:
+        doc = store.read_skill(source, version_entry, name)
+    except IntegrityError as exc:
+        return [str(exc)]
+    problems = [f"{source.display(rel)}: {p}" for p in validate_skill(doc)]
+    if rel != store.skill_path(name, doc["version"], doc["content_hash"]):
+        problems.append(f"{source.display(rel)}: file name does not match version and content hash")
+    return problems
+
+
+def verify_source(source: store.Source, release: int | None = None, location: str | None = None) -> VerifyReport:
+    """Verify ``source`` up to ``release`` (default: the one LATEST points at)."""
+    report = VerifyReport(location or source.display(""))
+    try:
+        pointer = store.read_latest(source)
+    except IntegrityError as exc:
+        report.errors.append(str(exc))
+        return report
+    if pointer is None:
+        report.errors.append(f"{source.display(store.LATEST)}: missing; the library has no release")
+        return report
+    report.release = last = release or pointer["release"]
+    referenced = {store.LATEST}
+    previous_hash = None
+    for number in range(1, last + 1):
+        referenced.add(store.manifest_path(number))
+        expected = pointer["manifest_hash"] if number == pointer["release"] else None
+        try:
+            manifest = store.read_manifest(source, number, expected)
+        except IntegrityError as exc:
+            report.errors.append(str(exc))
+            previous_hash = None
+            continue
+        report.manifests_checked += 1
+        if previous_hash is not None and manifest["previous_manifest_hash"] != previous_hash:
+            report.errors.append(f"{source.display(store.manifest_path(number))}: previous_manifest_hash does not "
+                                 f"match release {number - 1}")
+        previous_hash = manifest["manifest_hash"]
+        for name, entry in manifest["skills"].items():
+            if not entry["versions"] or entry["version"] != entry["versions"][-1]["version"]:
+                report.errors.append(f"{source.display(store.manifest_path(number))}: skill {name} current "
+                                     "version is not its last published version")
+            for version_entry in entry["versions"]:
+                if version_entry["file"] not in referenced:
+                    referenced.add(version_entry["file"])
+                    report.skill_files_checked += 1
+                    report.errors += _check_skill_file(source, name, version_entry)
+    if last == pointer["release"]:
+        for rel in source.files("skills") + source.files("releases"):
+            if rel.endswith(store.TEMP_SUFFIX):
+                report.warnings.append(f"{source.display(rel)}: temporary file left by an interrupted publish")
+            elif rel not in referenced:
+                report.warnings.append(f"{source.display(rel)}: not part of any release (interrupted publish)")
+    return report
+
+
+def verify(path: str | os.PathLike[str]) -> VerifyReport:
+    """Verify the library directory or bundle at ``path``."""
+    location = Path(path)
+    if location.is_dir():
+        return verify_source(store.DirSource(location), location=str(location))
+    if location.is_file():
+        from .bundle import ZipSource
+
+        return verify_source(ZipSource(location), location=str(location))
+    raise LibraryNotFoundError(f"{location}: no skill library here (not a directory or .zip bundle)")
