@@ -1,0 +1,291 @@
+"""Import a CMBAgent/MARS SQLite database (``cmbagent_workdir/database/cmbagent.db``) run by run.
+
+The source is opened read-only (``mode=ro`` URI) and never written. Ids are re-derived as UUID5 of
+(database file name, table, source id) so that snapshots of the same database import side by side and twice
+changes nothing; the source id stays in ``meta.source_id`` (and the readable node id in ``meta.id``).
+``agent_call/execution`` rows from the DAG tracker become ``state_transition/node``; ``task_stages`` rows
+become child runs (``parent_run_id``, ``stage_number``, ``stage_name``); cost rows without an agent are
+attributed to ``unattributed``.
+"""
+
+import json
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from capture.importers.common import ImportReport, Progress, RunWriter, SourceError, canonical, stable_id
+from capture.models import Session
+from capture.records import to_utc
+from capture.store import Batch, CaptureStore
+
+REQUIRED_TABLES = ("sessions", "workflow_runs", "dag_nodes", "dag_edges", "execution_events", "files",
+                   "messages", "cost_records")
+UNATTRIBUTED = "unattributed"
+JSON_COLUMNS = {"meta", "inputs", "outputs", "input_data", "output_data", "output_files", "resource_limits"}
+
+
+@contextmanager
+def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a MARS database, or :class:`SourceError` naming the file and the problem."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(f"{path}: not a readable SQLite database ({exc})") from None
+    try:
+        missing = [t for t in REQUIRED_TABLES if t not in tables]
+        if missing:
+            raise SourceError(f"{path}: not a CMBAgent database, missing table(s) {', '.join(missing)}")
+        yield conn
+    finally:
+        conn.close()
+
+
+class _Reader:
+    """Reads the source tables into plain dicts, parsing JSON columns and naming the row on bad values."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def rows(self, table: str, order: str = "rowid") -> list[dict[str, Any]]:
+        if table not in self.tables:
+            return []
+        try:
+            fetched = self.conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(f"{self.path}: table {table}: {exc}") from None
+        return [self._decode(table, dict(row)) for row in fetched]
+
+    def _decode(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        for column in JSON_COLUMNS & row.keys():
+            value = row[column]
+            if isinstance(value, str) and value:
+                try:
+                    row[column] = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise SourceError(f"{self.path}: table {table}, row id {row.get('id')!r}, column {column}: "
+                                      f"invalid JSON ({exc})") from None
+        return row
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else ({} if value is None else {"value": value})
+
+
+class _Mapper:
+    """Turns one source database into per-run batches with ids re-derived in the source's own namespace."""
+
+    def __init__(self, reader: _Reader, source: str, report: ImportReport, session: str | None) -> None:
+        self.source = source
+        self.report = report
+        self.session = session
+        runs = reader.rows("workflow_runs")
+        self.run_ids = {r["id"] for r in runs}
+        self.run_session = {r["id"]: self.session_of(r) for r in runs}
+        self.runs = runs
+        self.stages = self._by_run(reader.rows("task_stages"), "parent_run_id", "task_stages")
+        self.nodes = self._by_run(reader.rows("dag_nodes"), "run_id", "dag_nodes")
+        node_run = {n["id"]: run for run, nodes in self.nodes.items() for n in nodes}
+        self.node_ids = set(node_run)
+        edges: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for edge in reader.rows("dag_edges"):
+            run = node_run.get(edge["from_node_id"])
+            if run is None or edge["to_node_id"] not in node_run:
+                report.unmapped["dag_edges row with an unknown node"] += 1
+            else:
+                edges[run].append(edge)
+        self.edges = edges
+        self.events = self._by_run(reader.rows("execution_events"), "run_id", "execution_events")
+        self.files = self._by_run(reader.rows("files"), "run_id", "files")
+        self.messages = self._by_run(reader.rows("messages"), "run_id", "messages")
+        self.costs = self._by_run(reader.rows("cost_records"), "run_id", "cost_records")
+        self.sessions = reader.rows("sessions")
+
+    def _by_run(self, rows: list[dict[str, Any]], key: str, table: str) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            if row.get(key) in self.run_ids:
+                grouped[row[key]].append(row)
+            else:
+                self.report.unmapped[f"{table} row of an unknown run"] += 1
+        return grouped
+
+    def id(self, table: str, source_id: Any) -> str | None:
+        return None if source_id is None else stable_id("cmbagent-db", self.source, table, source_id)
+
+    def session_of(self, row: dict[str, Any]) -> str:
+        return self.session or row.get("session_id") or "default"
+
+    def session_rows(self) -> list[dict[str, Any]]:
+        if self.session:
+            return [{"id": self.session, "name": self.session, "status": "active"}]
+        keep = ("user_id", "name", "created_at", "last_active_at", "status", "meta", "resource_limits")
+        return [{"id": s["id"], **{k: s.get(k) for k in keep}} for s in self.sessions]
+
+    def batch(self, run: dict[str, Any]) -> Batch:
+        batch = Batch(runs=[self._run(run)])
+        for stage in self.stages.get(run["id"], []):
+            batch.runs.append(self._stage_run(run, stage))
+            if stage.get("error_message"):
+                batch.events.append(self._stage_error(run, stage))
+        batch.nodes = [self._node(n) for n in self.nodes.get(run["id"], [])]
+        batch.edges = [{"from_node_id": self.id("dag_nodes", e["from_node_id"]),
+                        "to_node_id": self.id("dag_nodes", e["to_node_id"]),
+                        "dependency_type": e.get("dependency_type") or "sequential",
+                        "condition": e.get("condition")} for e in self.edges.get(run["id"], [])]
+        batch.events += [self._event(e) for e in self.events.get(run["id"], [])]
+        batch.files = [self._file(f) for f in self.files.get(run["id"], [])]
+        batch.messages = [self._message(m) for m in self.messages.get(run["id"], [])]
+        batch.costs = [self._cost(c) for c in self.costs.get(run["id"], [])]
+        return batch
+
+    def _run(self, run: dict[str, Any]) -> dict[str, Any]:
+        meta = {**_dict(run.get("meta")), "source_id": run["id"], "source": self.source}
+        if run.get("session_id") and self.session:
+            meta["source_session_id"] = run["session_id"]
+        return {
+            "id": self.id("workflow_runs", run["id"]), "session_id": self.session_of(run),
+            "project_id": run.get("project_id"), "mode": run.get("mode"), "agent": run.get("agent"),
+            "model": run.get("model"), "status": run.get("status") or "executing",
+            "started_at": run.get("started_at"), "completed_at": run.get("completed_at"),
+            "last_heartbeat_at": run.get("last_heartbeat_at"),
+            "checkpoint_frequency_minutes": run.get("checkpoint_frequency_minutes"),
+            "task_description": run.get("task_description"), "meta": meta,
+            "branch_parent_id": self.id("workflow_runs", run.get("branch_parent_id")),
+            "is_branch": bool(run.get("is_branch")), "branch_depth": run.get("branch_depth") or 0,
+            "parent_run_id": self.id("workflow_runs", run.get("parent_run_id")),
+            "stage_number": run.get("stage_number"), "stage_name": run.get("stage_name"),
+        }
+
+    def _stage_run(self, parent: dict[str, Any], stage: dict[str, Any]) -> dict[str, Any]:
+        """A ``task_stages`` row as a child run of its parent (the row's own child run when it names one)."""
+        task = _dict(stage.get("input_data")).get("task")
+        meta = {"source_id": stage["id"], "source": self.source, "source_table": "task_stages",
+                **{k: stage.get(k) for k in ("input_data", "output_data", "output_files", "meta")
+                   if stage.get(k) is not None}}
+        return {
+            "id": self.id("task_stages", stage.get("child_run_id") or stage["id"]),
+            "session_id": self.session_of(parent), "project_id": parent.get("project_id"),
+            "mode": parent.get("mode"), "agent": parent.get("agent"), "model": parent.get("model"),
+            "status": stage.get("status") or "pending", "started_at": stage.get("started_at"),
+            "completed_at": stage.get("completed_at"), "last_heartbeat_at": None,
+            "checkpoint_frequency_minutes": None, "task_description": task, "meta": meta,
+            "branch_parent_id": None, "is_branch": False, "branch_depth": 0,
+            "parent_run_id": self.id("workflow_runs", parent["id"]),
+            "stage_number": stage.get("stage_number"), "stage_name": stage.get("stage_name"),
+        }
+
+    def _stage_error(self, parent: dict[str, Any], stage: dict[str, Any]) -> dict[str, Any]:
+        etype, sub, meta = canonical("error", "step_failure", self.report,
+                                     {"source_id": stage["id"], "source_table": "task_stages"})
+        return {"id": self.id("task_stages.error", stage["id"]),
+                "run_id": self.id("task_stages", stage.get("child_run_id") or stage["id"]),
+                "session_id": self.session_of(parent), "event_type": etype, "event_subtype": sub,
+                "agent_name": "system", "timestamp": stage.get("completed_at") or stage.get("started_at"),
+                "error_message": stage["error_message"], "status": "failed", "meta": meta}
+
+    def _node(self, node: dict[str, Any]) -> dict[str, Any]:
+        meta = _dict(node.get("meta"))
+        meta.setdefault("id", node["id"])
+        meta["source_id"] = node["id"]
+        return {"id": self.id("dag_nodes", node["id"]), "run_id": self.id("workflow_runs", node["run_id"]),
+                "session_id": self.session_of(node),
+                "parent_node_id": self.id("dag_nodes", node.get("parent_node_id")),
+                "node_type": node.get("node_type") or "agent", "agent": node.get("agent"),
+                "status": node.get("status") or "pending", "order_index": node.get("order_index") or 0,
+                "depth": node.get("depth") or 0, "meta": meta}
+
+    def _event(self, event: dict[str, Any]) -> dict[str, Any]:
+        meta = {**_dict(event.get("meta")), "source_id": event["id"]}
+        etype, sub, meta = canonical(event["event_type"], event.get("event_subtype"), self.report, meta)
+        return {
+            "id": self.id("execution_events", event["id"]), "run_id": self.id("workflow_runs", event["run_id"]),
+            "node_id": self.node_ref(event.get("node_id")), "step_id": event.get("step_id"),
+            "session_id": self.session_of(event),
+            "parent_event_id": self.id("execution_events", event.get("parent_event_id")),
+            "event_type": etype, "event_subtype": sub, "agent_name": event.get("agent_name"),
+            "agent_role": event.get("agent_role"), "timestamp": event.get("timestamp"),
+            "started_at": event.get("started_at"), "completed_at": event.get("completed_at"),
+            "duration_ms": event.get("duration_ms"), "inputs": event.get("inputs"),
+            "outputs": event.get("outputs"), "error_message": event.get("error_message"), "meta": meta,
+            "execution_order": event.get("execution_order") or 0, "depth": event.get("depth") or 0,
+            "status": event.get("status") or "completed",
+        }
+
+    def node_ref(self, node_id: str | None) -> str | None:
+        if node_id is not None and node_id not in self.node_ids:
+            self.report.unmapped["reference to an unknown dag node"] += 1
+        return self.id("dag_nodes", node_id)
+
+    def _file(self, row: dict[str, Any]) -> dict[str, Any]:
+        meta = {**_dict(row.get("meta")), "source_id": row["id"]}
+        keep = ("file_path", "file_type", "size_bytes", "created_at", "workflow_phase", "content_hash",
+                "generating_agent", "generating_code_hash", "priority", "step_id")
+        out = {k: row.get(k) for k in keep}
+        return {**out, "id": self.id("files", row["id"]), "run_id": self.id("workflow_runs", row["run_id"]),
+                "session_id": self.session_of(row), "event_id": self.id("execution_events", row.get("event_id")),
+                "node_id": self.node_ref(row.get("node_id")), "file_type": row.get("file_type") or "other",
+                "is_final_output": bool(row.get("is_final_output")), "meta": meta}
+
+    def _message(self, row: dict[str, Any]) -> dict[str, Any]:
+        meta = {**_dict(row.get("meta")), "source_id": row["id"]}
+        return {"run_id": self.id("workflow_runs", row["run_id"]), "session_id": self.run_session[row["run_id"]],
+                "step_id": row.get("step_id"), "event_id": self.id("execution_events", row.get("event_id")),
+                "node_id": self.node_ref(row.get("node_id")), "sender": row.get("sender"),
+                "recipient": row.get("recipient"), "content": row.get("content"),
+                "timestamp": row.get("timestamp"), "tokens": row.get("tokens"), "meta": meta}
+
+    def _cost(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"run_id": self.id("workflow_runs", row["run_id"]), "session_id": self.run_session[row["run_id"]],
+                "step_id": row.get("step_id"), "model": row.get("model"),
+                "agent_name": row.get("agent_name") or UNATTRIBUTED,
+                "parent_run_id": self.id("workflow_runs", row.get("parent_run_id")),
+                "prompt_tokens": row.get("prompt_tokens") or 0,
+                "completion_tokens": row.get("completion_tokens") or 0,
+                "total_tokens": row.get("total_tokens") or 0, "cost_usd": row.get("cost_usd") or 0,
+                "timestamp": row.get("timestamp")}
+
+
+def _ensure_sessions(store: CaptureStore, rows: list[dict[str, Any]]) -> None:
+    """Insert the source's sessions that the store lacks (insert-once: an existing session is left as is)."""
+    table = Session.__table__
+    with store.engine.begin() as conn:
+        present = set(conn.execute(select(table.c.id)).scalars())
+        fresh = [r for r in rows if r["id"] not in present]
+        for row in fresh:
+            conn.execute(insert(table).values(**{k: v for k, v in row.items() if v is not None}))
+
+
+def import_cmbagent_db(path: str | Path, store: CaptureStore, *, session: str | None = None,
+                       quiet: bool = True) -> ImportReport:
+    """Import every run of a MARS database into ``store``; one transaction per run (with its stages)."""
+    started = time.monotonic()
+    path = Path(path)
+    report = ImportReport(source=str(path), kind="cmbagent-db")
+    with open_readonly(path) as conn:
+        mapper = _Mapper(_Reader(conn, path), path.name, report, session)
+        batches = [(mapper.id("workflow_runs", run["id"]), mapper.batch(run)) for run in mapper.runs]
+    sessions = mapper.session_rows()
+    for row in sessions:
+        for column in ("created_at", "last_active_at"):
+            if column in row:
+                row[column] = to_utc(row[column], field=column, kind=f"{path}: session {row['id']}")
+    _ensure_sessions(store, sessions)
+    progress = Progress(len(batches), quiet=quiet)
+    writer = RunWriter(store, report, progress)
+    for run_id, batch in batches:
+        writer.write(run_id, batch)
+    progress.done()
+    report.seconds = time.monotonic() - started
+    return report
