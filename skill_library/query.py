@@ -22,12 +22,10 @@ FIELD_WEIGHTS = {"name": 3.0, "outputs": 3.0, "title": 2.0, "tags": 2.0, "tools"
                  "description": 1.0, "task_template": 1.0, "agents": 0.5}
 SYNONYM_WEIGHT = 0.8
 STOPWORDS = frozenset(
-    "a an and are as at be by for from how i in into is it of on or over that the this to using via "
-    "what which with workflow workflows skill skills procedure procedures recipe recipes task tasks".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "i", "in", "into", "is", "it", "of", "on", "or", "over", "that", "the", "this", "to", "using", "via", "what", "which", "with", "workflow", "workflows", "skill", "skills", "procedure", "procedures", "recipe", "recipes", "task", "tasks"]
 )
 SYNONYMS = [
-    "plot plotting chart graph figure visualization visualisation visualize visualise png svg image diagram "
-    "histogram matplotlib",
+    "plot plotting chart graph figure visualization visualisation visualize visualise png svg image diagram histogram",
     "table tabular csv dataframe spreadsheet",
     "code script program implement implementation",
     "analysis analyze analyse analytics",

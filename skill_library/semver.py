@@ -32,7 +32,7 @@ def parse(text: str) -> Version:
 
 
 def format_version(version: Version) -> str:
-    return "%d.%d.%d" % version
+    return ".".join(map(str, version))
 
 
 def bump(version: str, level: str) -> str:
