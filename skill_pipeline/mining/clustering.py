@@ -164,7 +164,7 @@ def weighted_silhouette(D: np.ndarray, labels: np.ndarray, weights: np.ndarray) 
     """Silhouette where item i stands for ``weights[i]`` identical copies (0-distance duplicates)."""
     uniq, lab = np.unique(labels, return_inverse=True)
     k = len(uniq)
-    if k < 2 or k >= len(labels):
+    if k < 2 or (k >= len(labels) and float(weights.max()) <= 1.0):
         return float("nan")
     n = len(labels)
     W = csr_matrix((weights.astype(np.float64), (np.arange(n), lab)), shape=(n, k))
@@ -325,8 +325,8 @@ def _hac_cut(
     seen_k: set[int] = set()
     for t in grid:
         raw = fcluster(Z, t=t, criterion="distance")
-        if raw.max() > max(2, n // 2):
-            continue
+        if raw.max() >= n and float(w.max()) <= 1.0:
+            continue  # all singletons: nothing to score
         lab = _absorb_small(D, raw, w, min_w)
         lab = _merge_detours(D, lab, w, strs, max_insert_share)
         k = int(lab.max()) + 1
@@ -355,7 +355,7 @@ def cluster_sequences(
     min_silhouette: float = 0.15,
     min_cluster_share: float = 0.01,
     min_cluster_size: int = 5,
-    max_insert_share: float = 0.3,
+    max_insert_share: float = 0.4,
     max_rounds: int = 3,
     min_new_cluster_share: float = 0.002,
     batch_size: int = 4096,

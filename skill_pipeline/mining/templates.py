@@ -1,0 +1,430 @@
+"""Skill templates: parameterised task description, expected outputs, statistics, candidate dict.
+
+Task template: member task descriptions are split into words / numbers / paths / punctuation and
+aligned (Levenshtein opcodes) to a reference description (the word-level medoid). Reference
+tokens kept by at least ``constant_share`` of the members are constant; the gaps between
+consecutive constant anchors become slots ``{name}``, each member's slot value being its text
+between the two anchors. Slot kinds: integer, number, file_path, enum (few distinct values),
+string. Names come from nearby words (``x_min``/``x_max`` inside ``[a, b]``, ``file_name`` for
+paths) or the kind.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.process import cdist
+
+from .clustering import encode
+from .patterns import Pattern, describe_pattern, step_label
+from .stats import (failure_hotspots, last_step_before_failure, outcome, percentiles, run_cost_usd,
+                    run_duration_s, wilson_interval)
+from .tokens import canonical_sequence, token_events
+
+_WORD_RX = re.compile(
+    r"(?:[A-Za-z_~][\w\-~]*)?(?:[/\\][\w\-.]+)+"  # paths with a separator
+    r"|[A-Za-z_][\w\-]*\.[A-Za-z][A-Za-z0-9]{0,5}\b"  # file.ext
+    r"|(?<![\w)\]])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"  # numbers (signed when not after a word)
+    r"|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+    r"|\w+"
+    r"|[^\w\s]"
+)
+_INT_RX = re.compile(r"^[-+]?\d+$")
+_NUM_RX = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_PATH_RX = re.compile(r"^[\w\-./\\~]*\.[A-Za-z][A-Za-z0-9]{0,5}$")
+_STOP = frozenset("a an the of to in on at for from with and or as by it its into over under this that "
+                  "is are be using use then save store write show make create".split())
+
+
+def tokenize_text(text: str) -> list[tuple[str, bool]]:
+    """Words / numbers / paths / punctuation with a flag 'preceded by whitespace'."""
+    out = []
+    for m in _WORD_RX.finditer(text or ""):
+        out.append((m.group(0), m.start() > 0 and text[m.start() - 1].isspace()))
+    return out
+
+
+def _join(tokens: Sequence[tuple[str, bool]]) -> str:
+    s = ""
+    for i, (t, sp) in enumerate(tokens):
+        s += (" " if sp and i > 0 else "") + t
+    return s
+
+
+@dataclass
+class Slot:
+    name: str
+    kind: str  # integer | number | file_path | enum | string
+    required: bool
+    default: Any
+    examples: list[Any]
+    enum: list[Any] | None = None
+    description: str = ""
+    source: str = "task"  # task | tool_argument
+
+    def json_type(self) -> str:
+        return {"integer": "integer", "number": "number"}.get(self.kind, "string")
+
+    def as_parameter(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.json_type(), "required": self.required, "default": self.default,
+                             "examples": self.examples, "description": self.description}
+        if self.kind == "file_path":
+            d["format"] = "file_path"
+        if self.enum is not None:
+            d["enum"] = self.enum
+        return d
+
+
+@dataclass
+class TaskTemplate:
+    template: str
+    slots: list[Slot]
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # run_id -> slot -> value
+    reference_run: str | None = None
+
+    def render(self, **params: Any) -> str:
+        return self.template.format(**{s.name: params.get(s.name, s.default) for s in self.slots})
+
+
+def _convert(kind: str, v: str) -> Any:
+    if kind == "integer":
+        return int(v)
+    if kind == "number":
+        return float(v)
+    return v
+
+
+def infer_kind(values: Sequence[str], max_enum: int = 5) -> str:
+    vals = [v for v in values if v != ""]
+    if not vals:
+        return "string"
+    if all(_INT_RX.match(v) for v in vals):
+        return "integer"
+    if all(_NUM_RX.match(v) for v in vals):
+        return "number"
+    if all(_PATH_RX.match(v) and not _NUM_RX.match(v) for v in vals):
+        return "file_path"
+    distinct = set(vals)
+    if len(distinct) <= max_enum and len(distinct) < len(vals):
+        return "enum"
+    return "string"
+
+
+def _snake(text: str) -> str:
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    return s
+
+
+def _make_slot(name: str, values: Sequence[str], n_members: int, source: str, description: str) -> Slot:
+    kind = infer_kind(values)
+    present = [v for v in values if v != ""]
+    counts = Counter(present)
+    ranked = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    conv = [_convert(kind, v) for v in ranked]
+    return Slot(
+        name=name, kind=kind, required=len(present) == n_members and n_members > 0,
+        default=conv[0] if conv else None, examples=conv[:5],
+        enum=sorted(conv, key=str) if kind == "enum" else None, description=description, source=source,
+    )
+
+
+def _reference(descs: Sequence[list[tuple[str, bool]]], max_sample: int = 200) -> int:
+    order = sorted(range(len(descs)), key=lambda i: [t for t, _ in descs[i]])[:max_sample]
+    strs, _ = encode([[t for t, _ in descs[i]] for i in order])
+    D = cdist(strs, strs, scorer=Levenshtein.normalized_distance, dtype=np.float32, workers=1)
+    return order[int(np.argmin(D.sum(axis=1)))]
+
+
+def extract_task_template(
+    descriptions: Mapping[str, str], *, constant_share: float = 0.8, min_gap_share: float = 0.2
+) -> TaskTemplate:
+    """Parameterised task template from the task descriptions of one cluster's runs (run_id -> text)."""
+    run_ids = sorted(descriptions)
+    if not run_ids:
+        return TaskTemplate("", [], {})
+    toks = [tokenize_text(descriptions[r]) for r in run_ids]
+    ref_i = _reference(toks)
+    ref = toks[ref_i]
+    n = len(run_ids)
+    vocab = {t: i for i, t in enumerate(sorted({t for d in toks for t, _ in d}))}
+    (ref_s,), _ = encode([[t for t, _ in ref]], vocab)
+    matched_cnt = np.zeros(len(ref))
+    maps: list[dict[int, int]] = []
+    for d in toks:
+        (s,), _ = encode([[t for t, _ in d]], vocab)
+        mp = {}
+        for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref_s, s):
+            if tag == "equal":
+                for k in range(i2 - i1):
+                    mp[i1 + k] = j1 + k
+        maps.append(mp)
+        for i in mp:
+            matched_cnt[i] += 1
+    constant = [i for i in range(len(ref)) if matched_cnt[i] >= constant_share * n]
+    anchors = [-1] + constant + [len(ref)]
+    pieces: list[tuple[str, Any]] = []  # ("text", (tokens)) or ("slot", index into slots)
+    slot_values: list[list[str]] = []
+    slot_pos: list[tuple[int, int]] = []
+    for a, b in zip(anchors, anchors[1:]):
+        if a >= 0:
+            pieces.append(("text", ref[a]))
+        vals: list[str] = []
+        complete = True
+        for d, mp in zip(toks, maps):
+            lo = mp.get(a, -1) if a >= 0 else -1
+            hi = mp.get(b, len(d)) if b < len(ref) else len(d)
+            if (a >= 0 and a not in mp) or (b < len(ref) and b not in mp) or hi < lo:
+                vals.append("")
+                complete = False
+                continue
+            vals.append(_join([(t, sp) for t, sp in d[lo + 1 : hi]]).strip())
+        if b - a > 1 or sum(v != "" for v in vals) >= min_gap_share * n:
+            if len(set(vals)) <= 1 and complete:
+                for k in range(a + 1, b):  # identical everywhere: keep as text
+                    pieces.append(("text", ref[k]))
+                continue
+            pieces.append(("slot", len(slot_values)))
+            slot_values.append(vals)
+            slot_pos.append((a, b))
+    # names
+    names: list[str] = []
+    kinds = [infer_kind(v) for v in slot_values]
+    for si, (a, b) in enumerate(slot_pos):
+        names.append(_slot_name(ref, a, b, kinds[si], slot_pos, kinds, si))
+    seen: Counter[str] = Counter()
+    for i, nm in enumerate(names):
+        seen[nm] += 1
+        if seen[nm] > 1:
+            names[i] = f"{nm}_{seen[nm]}"
+    slots = []
+    for si, vals in enumerate(slot_values):
+        a, b = slot_pos[si]
+        ctx = _join(ref[max(0, a - 2) : a + 1]) if a >= 0 else ""
+        slots.append(_make_slot(names[si], vals, n, "task", f"value after '{ctx.strip()}'" if ctx else ""))
+    # template text
+    out = ""
+    first = True
+    for kind, val in pieces:
+        if kind == "text":
+            t, sp = val
+            out += (" " if sp and not first else "") + t
+        else:
+            a, b = slot_pos[val]
+            sp = ref[a + 1][1] if a + 1 < b else (a >= 0 and a + 1 < len(ref) and ref[a + 1][1])
+            out += (" " if sp and not first else "") + "{" + names[val] + "}"
+        first = False
+    values = {rid: {names[si]: slot_values[si][k] for si in range(len(slots))} for k, rid in enumerate(run_ids)}
+    return TaskTemplate(out, slots, values, run_ids[ref_i])
+
+
+def _slot_name(ref, a, b, kind, slot_pos, kinds, si) -> str:
+    if kind == "file_path":
+        return "file_name"
+    base = None
+    for k in range(a, max(-1, a - 4), -1):
+        if k < 0:
+            break
+        w = ref[k][0]
+        if re.match(r"^[A-Za-z][A-Za-z_]+$", w) and w.lower() not in _STOP:
+            base = _snake(w)
+            break
+    # [a, b] ranges: two numeric slots separated by one comma, inside brackets
+    if kind in ("integer", "number"):
+        if a >= 0 and ref[a][0] in "[(" and b < len(ref) and ref[b][0] == ",":
+            return f"{base or 'x'}_min" if base is None else f"{base}_min"
+        if a >= 0 and ref[a][0] == "," and b < len(ref) and ref[b][0] in "])":
+            return f"{base}_max" if base and base not in ("x",) else "x_max"
+    if base is None:
+        for k in range(b, min(len(ref), b + 3)):
+            w = ref[k][0]
+            if re.match(r"^[A-Za-z][A-Za-z_]+$", w) and w.lower() not in _STOP:
+                base = _snake(w)
+                break
+    return base or kind
+
+
+def tool_argument_slots(
+    pattern: Pattern, token_events_by_run: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
+    *, task_values: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[list[Slot], dict[str, dict[str, str]]]:
+    """Slots from scalar tool arguments (``inputs.arguments``) that vary across the member runs.
+
+    For each tool_call step, the first call of that tool per run is used; arguments whose value
+    equals a task-template slot value in most runs are skipped (already a parameter).
+    """
+    tools = [(s.token, s.tool) for s in pattern.steps if s.event_type == "tool_call" and s.tool]
+    run_ids = sorted(token_events_by_run)
+    slots: list[Slot] = []
+    values: dict[str, dict[str, str]] = defaultdict(dict)
+    seen_tools = set()
+    for token, tool in tools:
+        if token in seen_tools:
+            continue
+        seen_tools.add(token)
+        args_by_run: dict[str, Mapping[str, Any]] = {}
+        for rid in run_ids:
+            for t, ev in token_events_by_run[rid]:
+                if t == token:
+                    inputs = ev.get("inputs") if isinstance(ev.get("inputs"), Mapping) else {}
+                    args = inputs.get("arguments", inputs)
+                    if isinstance(args, Mapping):
+                        args_by_run[rid] = args
+                    break
+        keys = sorted({k for a in args_by_run.values() for k, v in a.items()
+                       if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
+        for key in keys:
+            vals = {rid: str(a[key]) for rid, a in args_by_run.items() if key in a}
+            if len(set(vals.values())) <= 1:
+                continue
+            if task_values:
+                same = sum(1 for rid, v in vals.items() if v in task_values.get(rid, {}).values())
+                if same >= 0.8 * len(vals):
+                    continue
+            name = _snake(f"{tool}_{key}")
+            slot = _make_slot(name, [vals.get(r, "") for r in run_ids], len(run_ids), "tool_argument",
+                              f"argument '{key}' of tool {tool}")
+            slots.append(slot)
+            for rid, v in vals.items():
+                values[rid][name] = v
+    return slots, dict(values)
+
+
+def expected_outputs(files: Sequence[Mapping[str, Any]], run_ids: Sequence[str], min_share: float = 0.0
+                     ) -> list[dict[str, Any]]:
+    """File types produced by the runs: share of runs producing each type, example paths."""
+    runs = set(run_ids)
+    by_type: dict[str, set[str]] = defaultdict(set)
+    examples: dict[str, Counter[str]] = defaultdict(Counter)
+    for f in files:
+        rid = str(f.get("run_id"))
+        if rid not in runs:
+            continue
+        ftype = str(f.get("file_type") or "file")
+        by_type[ftype].add(rid)
+        path = str(f.get("file_path") or "")
+        examples[ftype][re.sub(r"^.*[/\\]", "", path) if path.startswith("/") else path] += 1
+    n = max(1, len(runs))
+    out = [{"file_type": t, "share": round(len(r) / n, 4), "runs": len(r),
+            "examples": [p for p, _ in sorted(examples[t].items(), key=lambda kv: (-kv[1], kv[0]))[:3]]}
+           for t, r in by_type.items() if len(r) / n >= min_share]
+    out.sort(key=lambda d: (-d["share"], d["file_type"]))
+    return out
+
+
+def template_statistics(
+    pattern: Pattern,
+    runs: Sequence[Mapping[str, Any]],
+    events_by_run: Mapping[str, Sequence[Mapping[str, Any]]],
+    full_sequences: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    """Support, success rate + Wilson 95% CI, repeatability, duration / cost percentiles,
+    retry distribution and failure hot-spots for one pattern's member runs.
+
+    ``runs`` must be in the same order as the pattern's members; ``full_sequences`` are the
+    uncanonicalised token sequences (with outcome markers and errors) per run id.
+    """
+    outs = [outcome(r) for r in runs]
+    succ, fail = outs.count("success"), outs.count("failure")
+    lo, hi = wilson_interval(succ, succ + fail)
+    durations = [run_duration_s(r) for r in runs]
+    costs = [run_cost_usd(r, events_by_run.get(str(r.get("run_id")), ())) for r in runs]
+    retries: Counter[int] = Counter()
+    if pattern.blocks:
+        main = max(range(len(pattern.blocks)), key=lambda b: sum(pattern.blocks[b].counts.values()))
+        for rc in pattern.repeat_counts:
+            retries[rc.get(main, 1) - 1] += 1
+    failed = [full_sequences.get(str(r.get("run_id")), []) for r, o in zip(runs, outs) if o == "failure"]
+    good = [full_sequences.get(str(r.get("run_id")), []) for r, o in zip(runs, outs) if o == "success"]
+    stops = Counter(last_step_before_failure(s) for s in failed)
+    stop_steps = Counter()
+    for seq in failed:
+        canon = canonical_sequence(seq)
+        last = None
+        for st in pattern.steps:  # last pattern step the failed run reached (in order)
+            if st.token in canon:
+                last = st.index
+        stop_steps[last] += 1
+    return {
+        "support": len(runs),
+        "successes": succ,
+        "failures": fail,
+        "unfinished": outs.count("unfinished"),
+        "success_rate": round(succ / (succ + fail), 4) if succ + fail else None,
+        "success_rate_ci95": [round(lo, 4), round(hi, 4)],
+        "repeatability": {"mean_similarity": round(pattern.mean_similarity, 4),
+                          "exact_share": round(pattern.exact_share, 4)},
+        "duration_s": percentiles(durations),
+        "cost_usd": percentiles(costs),
+        "retries": {str(k): v for k, v in sorted(retries.items())},
+        "failure_hotspots": failure_hotspots(failed, good),
+        "failure_last_tokens": [{"token": t, "runs": c} for t, c in stops.most_common(5) if t],
+        "failure_stop_steps": [{"step": s, "runs": c} for s, c in stop_steps.most_common(5) if s is not None],
+    }
+
+
+def build_skill_candidate(
+    pattern: Pattern,
+    runs: Sequence[Mapping[str, Any]],
+    events_by_run: Mapping[str, Sequence[Mapping[str, Any]]],
+    files: Sequence[Mapping[str, Any]] = (),
+    *,
+    granularity: str = "standard",
+    output_share: float = 0.5,
+) -> dict[str, Any]:
+    """The candidate skill dict a library publishes, from one pattern and its member runs.
+
+    ``runs`` are the member runs (same order as the pattern's members); ``events_by_run`` maps
+    run_id -> raw events; ``files`` are file rows (run_id, file_path, file_type, ...).
+    """
+    run_ids = [str(r.get("run_id")) for r in runs]
+    tev = {rid: token_events(events_by_run.get(rid, ()), granularity) for rid in run_ids}
+    full = {rid: [t for t, _ in tev[rid]] for rid in run_ids}
+    task = extract_task_template({str(r.get("run_id")): str(r.get("task_description") or "") for r in runs})
+    arg_slots, arg_values = tool_argument_slots(pattern, tev, task_values=task.values)
+    outputs = expected_outputs(files, run_ids)
+    expected = [o for o in outputs if o["share"] >= output_share]
+    stats = template_statistics(pattern, runs, events_by_run, full)
+
+    modes = Counter(str(r.get("mode") or "unknown") for r in runs)
+    mode = min(modes.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    agents = Counter(s.agent for s in pattern.steps if not s.optional)
+    generic = {"control", "control_starter", "terminator", "unknown", "system", "_group_tool_executor",
+               "plan_setter", "admin"}
+    main_agents = [a for a, _ in sorted(agents.items(), key=lambda kv: (-kv[1], kv[0]))
+                   if a not in generic and not a.endswith("_response_formatter") and not a.endswith("_nest")]
+    tools = sorted({s.tool for s in pattern.steps if s.tool and not s.optional})
+    words = [w for w, _ in tokenize_text(re.sub(r"\{[^}]*\}", " ", task.template))
+             if re.match(r"^[A-Za-z]{3,}$", w) and w.lower() not in _STOP][:3]
+    name_parts = [w.lower() for w in words] + main_agents[:1] + ([expected[0]["file_type"]] if expected else [])
+    name = _snake("_".join(name_parts)) or f"skill_{pattern.cluster_id}"
+    all_slots = task.slots + arg_slots
+    steps = []
+    for st in pattern.steps:
+        blk = pattern.blocks[st.block].as_dict() if st.block is not None else None
+        step_outputs = []
+        if st.event_type == "code_exec":
+            step_outputs = [o["file_type"] for o in expected]
+        steps.append({"agent": st.agent, "action": step_label(st), "tool": st.tool, "event_type": st.event_type,
+                      "optional": st.optional, "repeat": blk, "expected_outputs": step_outputs,
+                      "frequency": st.frequency})
+    title = (task.template[:80] or name.replace("_", " ")).strip()
+    return {
+        "name": name,
+        "title": title,
+        "description": (f"Mined from {len(runs)} {mode} runs: {describe_pattern(pattern)}"),
+        "category": mode,
+        "tags": sorted(set(main_agents[:3]) | set(tools[:5]) | {o["file_type"] for o in expected} | {mode}),
+        "task_template": task.template,
+        "steps": steps,
+        "parameters": {s.name: s.as_parameter() for s in all_slots},
+        "expected_outputs": expected,
+        "statistics": stats,
+        "provenance": {"source_runs": sorted(run_ids), "cluster_id": pattern.cluster_id,
+                       "reference_run": task.reference_run},
+        "slot_values": {rid: {**task.values.get(rid, {}), **arg_values.get(rid, {})} for rid in sorted(run_ids)},
+    }
