@@ -129,11 +129,33 @@ def _clip(value: Any, limit: int) -> Any:
     return {"__truncated__": True, "original_bytes": len(text.encode("utf-8")), "preview": text[:limit]}
 
 
-def clip_text(text: str | None, max_bytes: int) -> str | None:
-    """Cut a plain text column (error messages, message content) to ``max_bytes``, marking the cut."""
-    if text is None:
+def encode_payload_json(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str | None:
+    """:func:`encode_payload` followed by :func:`dumps`, fast when ``value`` is already plain JSON data.
+
+    The common case (dicts of strings and numbers under the limit) costs one C-accelerated ``json.dumps``;
+    anything else takes the safe path, so the text stored is always what :func:`encode_payload` would give.
+    """
+    if value is None:
         return None
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return dumps(encode_payload(value, max_bytes))
+    if len(text) <= max_bytes // 4 or len(text.encode("utf-8")) <= max_bytes:
+        return text
+    return dumps(encode_payload(value, max_bytes))
+
+
+def clip_text(text: str | None, max_bytes: int) -> str | None:
+    """Cut a plain text column (error messages, message content) to about ``max_bytes``, marking the cut.
+
+    Idempotent: a text this function already cut is returned unchanged.
+    """
+    if text is None or len(text) <= max_bytes // 4:
+        return text
     raw = text.encode("utf-8")
     if len(raw) <= max_bytes:
         return text
-    return raw[:max_bytes].decode("utf-8", "ignore") + f"... [truncated, {len(raw)} bytes]"
+    marker = f"... [truncated, {len(raw)} bytes]"
+    keep = max(0, max_bytes - len(marker.encode("utf-8")))
+    return raw[:keep].decode("utf-8", "ignore") + marker

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from capture.models import CostRecord, DagEdge, DagNode, ExecutionEvent, File, Message, WorkflowRun
-from capture.payload import DEFAULT_MAX_PAYLOAD_BYTES, clip_text, encode_payload
+from capture.payload import DEFAULT_MAX_PAYLOAD_BYTES, clip_text, encode_payload, encode_payload_json
 from capture.vocabulary import EVENT_STATUSES, normalise_event, normalise_mode
 
 PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
@@ -27,6 +27,7 @@ def columns(model: type) -> frozenset[str]:
 
 
 EVENT_COLUMNS = columns(ExecutionEvent)
+EVENT_INSERT_COLUMNS = EVENT_COLUMNS - {"seq"}
 RUN_COLUMNS = columns(WorkflowRun)
 NODE_COLUMNS = columns(DagNode)
 EDGE_COLUMNS = columns(DagEdge)
@@ -41,7 +42,7 @@ def new_id() -> str:
 
 
 def to_utc(value: Any, *, field: str, kind: str = "record") -> datetime | None:
-    """Accept a datetime, an ISO-8601 string or epoch seconds; naive times are taken as UTC."""
+    """Accept a datetime, an ISO-8601 string or epoch seconds; naive times are taken as UTC, others converted."""
     if value is None or isinstance(value, datetime):
         moment = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -54,8 +55,8 @@ def to_utc(value: Any, *, field: str, kind: str = "record") -> datetime | None:
     else:
         raise BadRecord(f"{kind}: field {field!r} must be a datetime, ISO string or epoch seconds, "
                         f"got {type(value).__name__}")
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    if moment is not None and moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment
 
 
@@ -65,43 +66,80 @@ def _unknown_fields(row: Mapping[str, Any], allowed: frozenset[str], kind: str) 
         raise BadRecord(f"{kind} {row.get('id', '?')}: unknown field(s) {sorted(extra)}")
 
 
+_CANONICAL_CACHE: dict[tuple[str, str | None], tuple[str, str | None, str | None]] = {}
+_META_DEPENDENT = frozenset({("handoff", "transfer"), ("state_transition", "complete")})
+
+
+def _canonical(event_type: Any, event_subtype: Any, meta: Any, strict: bool) -> tuple[str, str | None, str | None]:
+    """normalise_event with a cache for the (type, subtype) pairs whose mapping does not depend on meta."""
+    key = (event_type, event_subtype)
+    try:
+        hit = _CANONICAL_CACHE.get(key)
+    except TypeError:  # unhashable garbage: let normalise_event reject it
+        hit = None
+    if hit is not None:
+        return hit
+    canonical = normalise_event(event_type, event_subtype, meta=meta if isinstance(meta, dict) else None,
+                                strict=strict)
+    out = (canonical.event_type, canonical.event_subtype, canonical.source_type)
+    if isinstance(event_type, str) and (event_subtype is None or isinstance(event_subtype, str)):
+        probe = normalise_event(event_type, event_subtype, meta=None, strict=strict)
+        if (probe.event_type, probe.event_subtype) not in _META_DEPENDENT and len(_CANONICAL_CACHE) < 4096:
+            _CANONICAL_CACHE[key] = out
+    return out
+
+
 def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                  strict_types: bool = True) -> dict[str, Any]:
-    """Validate and normalise one ``execution_events`` row (without ``seq``, which the store assigns)."""
-    _unknown_fields(row, EVENT_COLUMNS - {"seq"}, "event")
+                  strict_types: bool = True, payload_as_json: bool = False) -> dict[str, Any]:
+    """Validate and normalise one ``execution_events`` row (without ``seq``, which the store assigns).
+
+    With ``payload_as_json`` the payload fields (inputs, outputs, meta) come back as JSON text, ready for a
+    bulk insert that bypasses SQLAlchemy's JSON processing; otherwise as JSON-serialisable Python values.
+    """
+    extra = row.keys() - EVENT_INSERT_COLUMNS
+    if extra:
+        _unknown_fields(row, EVENT_INSERT_COLUMNS, "event")
     out = dict(row)
     out["id"] = str(out.get("id") or new_id())
     for required in ("run_id", "session_id", "event_type"):
         if not out.get(required):
             raise BadRecord(f"event {out['id']}: missing required field {required!r}")
-    meta = dict(out["meta"]) if isinstance(out.get("meta"), Mapping) else out.get("meta")
+    meta = out.get("meta")
     try:
-        canonical = normalise_event(out["event_type"], out.get("event_subtype"),
-                                    meta=meta if isinstance(meta, dict) else None, strict=strict_types)
+        etype, subtype, source_type = _canonical(out["event_type"], out.get("event_subtype"), meta, strict_types)
     except ValueError as exc:
         raise BadRecord(f"event {out['id']}: {exc}") from None
-    out["event_type"], out["event_subtype"] = canonical.event_type, canonical.event_subtype
-    if canonical.source_type:
-        meta = dict(meta or {}) if isinstance(meta, dict) or meta is None else {"value": meta}
-        meta.setdefault("source_type", canonical.source_type)
+    out["event_type"], out["event_subtype"] = etype, subtype
+    if source_type:
+        meta = dict(meta) if isinstance(meta, Mapping) else {} if meta is None else {"value": meta}
+        meta.setdefault("source_type", source_type)
     out["meta"] = meta
     status = out.get("status") or "completed"
     if status not in EVENT_STATUSES:
         raise BadRecord(f"event {out['id']}: status {status!r} is not one of {sorted(EVENT_STATUSES)}")
     out["status"] = status
     for field in ("timestamp", "started_at", "completed_at"):
-        out[field] = to_utc(out.get(field), field=field, kind=f"event {out['id']}")
-    out["timestamp"] = out["timestamp"] or out["started_at"] or datetime.now(UTC)
+        value = out.get(field)
+        if value is not None and not (type(value) is datetime and value.tzinfo is UTC):
+            value = to_utc(value, field=field, kind=f"event {out['id']}")
+        out[field] = value
+    if out["timestamp"] is None:
+        out["timestamp"] = out["started_at"] or datetime.now(UTC)
     for field in ("execution_order", "depth", "duration_ms"):
         value = out.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise BadRecord(f"event {out['id']}: field {field!r} must be a number, got {value!r}")
-        out[field] = None if value is None else int(value)
+        if value is not None and type(value) is not int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise BadRecord(f"event {out['id']}: field {field!r} must be a number, got {value!r}")
+            value = int(value)
+        out[field] = value
     out["execution_order"] = out["execution_order"] or 0
     out["depth"] = out["depth"] or 0
+    encode = encode_payload_json if payload_as_json else encode_payload
     for field in PAYLOAD_FIELDS:
-        out[field] = encode_payload(out.get(field), max_payload_bytes)
-    out["error_message"] = clip_text(_text(out.get("error_message")), MAX_TEXT_BYTES)
+        value = out.get(field)
+        out[field] = None if value is None else encode(value, max_payload_bytes)
+    error = out.get("error_message")
+    out["error_message"] = None if error is None else clip_text(_text(error), MAX_TEXT_BYTES)
     return out
 
 

@@ -7,6 +7,8 @@ run is created, a missing parent event or node is unlinked and noted in ``meta``
 costs a whole batch.
 """
 
+import json
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from capture.db import make_engine, ping, require_current_schema
 from capture.models import CostRecord, DagEdge, DagNode, ExecutionEvent, File, Message, Session, WorkflowRun
-from capture.payload import DEFAULT_MAX_PAYLOAD_BYTES
+from capture.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
 from capture.records import (
     BadRecord,
+    new_id,
     prepare_cost,
     prepare_event,
     prepare_file,
@@ -99,6 +103,9 @@ def _existing(conn: Connection, column, values: Iterable[Any]) -> set[Any]:  # n
 
 def _parents_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Order a batch so that an event's parent, when in the batch, is inserted before it."""
+    position = {e["id"]: i for i, e in enumerate(events)}
+    if all(position.get(e.get("parent_event_id"), -1) < i for i, e in enumerate(events)):
+        return events  # already parents first (the usual case)
     by_id = {e["id"]: e for e in events}
     placed: set[str] = set()
     ordered: list[dict[str, Any]] = []
@@ -115,12 +122,114 @@ def _parents_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
+class _WriteContext:
+    """Per-attempt state of one write_batch: the result, ids learned, and whether remembered ids were trusted."""
+
+    def __init__(self, memory: dict[str, set[str]] | None) -> None:
+        self.memory = memory
+        self.used_memory = False
+        self.result = BatchResult()
+        self.learned: dict[str, set[str]] = {"sessions": set(), "runs": set(), "nodes": set(), "events": set()}
+
+    def known(self, conn: Connection, kind: str, column, ids: Iterable[Any]) -> set[Any]:  # noqa: ANN001
+        """Which of ``ids`` exist: learned in this batch, remembered, or found by one query."""
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return set()
+        found = wanted & self.learned[kind]
+        if self.memory is not None:
+            remembered = wanted & self.memory[kind]
+            if remembered:
+                self.used_memory = True
+                found |= remembered
+        rest = wanted - found
+        if rest:
+            hits = _existing(conn, column, rest)
+            found |= hits
+            self.learned[kind].update(hits)
+        return found
+
+
+def _meta_with(meta: Any, key: str, value: Any) -> str:
+    """Add a repair note to an event's meta, which is JSON text in the bulk path."""
+    decoded = json.loads(meta) if isinstance(meta, str) else meta
+    if not isinstance(decoded, dict):
+        decoded = {} if decoded is None else {"value": decoded}
+    return dumps({**decoded, key: value})
+
+
+EVENT_INSERT_ORDER: tuple[str, ...] = tuple(c.name for c in EVENTS.columns if c.name != "seq")
+_TIME_COLUMNS = frozenset({"timestamp", "started_at", "completed_at"})
+_SQL_CACHE: dict[tuple[str, int], str] = {}
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME storage format (UTC, always with microseconds)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def bulk_insert_events(conn: Connection, events: list[dict[str, Any]]) -> int:
+    """Insert prepared events (payloads already JSON text) through the DB-API; skip ids already stored.
+
+    One ``INSERT ... ON CONFLICT (id) DO NOTHING`` executed for all rows (SQLite ``executemany``; PostgreSQL
+    multi-row ``VALUES`` chunks), bypassing per-value SQLAlchemy type processing. Returns rows inserted.
+    """
+    if not events:
+        return 0
+    names = EVENT_INSERT_ORDER
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        if conn.dialect.name == "sqlite":
+            times = [i for i, n in enumerate(names) if n in _TIME_COLUMNS]
+            rows = []
+            for event in events:
+                row = [event.get(n) for n in names]
+                for i in times:
+                    if row[i] is not None:
+                        row[i] = _sqlite_time(row[i])
+                rows.append(row)
+            sql = (f"INSERT INTO execution_events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                   "ON CONFLICT (id) DO NOTHING")
+            cursor.executemany(sql, rows)
+            return max(cursor.rowcount, 0)
+        inserted = 0
+        per_statement = 60_000 // len(names)
+        for start in range(0, len(events), per_statement):
+            chunk = events[start:start + per_statement]
+            key = ("pg", len(chunk))
+            sql = _SQL_CACHE.get(key)
+            if sql is None:
+                one = "(" + ", ".join(["%s"] * len(names)) + ")"
+                sql = (f"INSERT INTO execution_events ({', '.join(names)}) VALUES "
+                       + ", ".join([one] * len(chunk)) + " ON CONFLICT (id) DO NOTHING")
+                if len(_SQL_CACHE) < 64:
+                    _SQL_CACHE[key] = sql
+            params = [event.get(n) for event in chunk for n in names]
+            cursor.execute(sql, params)
+            inserted += max(cursor.rowcount, 0)
+        return inserted
+    finally:
+        cursor.close()
+
+
 class CaptureStore:
-    """Write access to a capture store; the read side lives in :mod:`capture.queries`."""
+    """Write access to a capture store; the read side lives in :mod:`capture.queries`.
+
+    Ids of sessions, runs, nodes and events this store has seen committed are remembered (bounded), so a
+    steady stream of batches costs one bulk ``INSERT`` per batch and no look-ups. If a remembered id has been
+    deleted meanwhile, the batch fails on a foreign key, the memory is dropped and the batch is retried once
+    with full checks.
+    """
+
+    KNOWN_LIMIT = 200_000
 
     def __init__(self, engine: Engine, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
         self.engine = engine
         self.max_payload_bytes = max_payload_bytes
+        self._known: dict[str, set[str]] = {"sessions": set(), "runs": set(), "nodes": set(), "events": set()}
+        self._known_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str | None = None, *, check_schema: bool = True, **kwargs: Any) -> "CaptureStore":
@@ -140,14 +249,42 @@ class CaptureStore:
     def write_batch(self, batch: Batch) -> BatchResult:
         """Write ``batch`` in one transaction (see the module docstring for the guarantees)."""
         prepared = self._prepare(batch)
-        result = BatchResult()
-        with self.engine.begin() as conn:
-            self._write_prepared(conn, prepared, result)
-        return result
+        ctx = _WriteContext(self._snapshot_known())
+        try:
+            with self.engine.begin() as conn:
+                self._write_prepared(conn, prepared, ctx)
+        except IntegrityError:
+            if not ctx.used_memory:
+                raise
+            self.forget_known()
+            prepared = self._prepare(batch)
+            ctx = _WriteContext(None)
+            with self.engine.begin() as conn:
+                self._write_prepared(conn, prepared, ctx)
+        self._remember(ctx.learned)
+        return ctx.result
 
     def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Bulk-insert events (one transaction); returns how many were new."""
         return self.write_batch(Batch(events=[dict(r) for r in rows])).events_inserted
+
+    def forget_known(self) -> None:
+        """Drop the remembered ids (after deleting runs, sessions, nodes or events behind this store's back)."""
+        with self._known_lock:
+            for ids in self._known.values():
+                ids.clear()
+
+    def _snapshot_known(self) -> dict[str, set[str]]:
+        with self._known_lock:
+            return {kind: set(ids) for kind, ids in self._known.items()}
+
+    def _remember(self, learned: dict[str, set[str]]) -> None:
+        with self._known_lock:
+            for kind, ids in learned.items():
+                known = self._known[kind]
+                if len(known) + len(ids) > self.KNOWN_LIMIT:
+                    known.clear()
+                known.update(ids)
 
     def _prepare(self, batch: Batch) -> Batch:
         limit = self.max_payload_bytes
@@ -156,7 +293,7 @@ class CaptureStore:
             nodes=[prepare_node(r) for r in batch.nodes],
             edges=[prepare_generic(r, EDGE_COLUMNS, "edge", payload_fields=(), assign_id=False)
                    for r in batch.edges],
-            events=[prepare_event(r, max_payload_bytes=limit) for r in batch.events],
+            events=[prepare_event(r, max_payload_bytes=limit, payload_as_json=True) for r in batch.events],
             event_updates=[self._prepare_update(r) for r in batch.event_updates],
             files=[prepare_file(r) for r in batch.files],
             messages=[prepare_message(r) for r in batch.messages],
@@ -171,42 +308,56 @@ class CaptureStore:
                                   **changes}, max_payload_bytes=self.max_payload_bytes)
         return {"id": row["id"], **{k: prepared[k] for k in changes}}
 
-    def _write_prepared(self, conn: Connection, batch: Batch, result: BatchResult) -> None:
-        self._ensure_sessions(conn, batch, result)
+    def _write_prepared(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
+        self._ensure_sessions(conn, batch, ctx)
         self._upsert(conn, RUNS, batch.runs)
-        result.runs_written = len(batch.runs)
-        self._ensure_runs(conn, batch, result)
+        ctx.result.runs_written = len(batch.runs)
+        ctx.learned["runs"].update(r["id"] for r in batch.runs)
+        self._ensure_runs(conn, batch, ctx)
         self._upsert(conn, NODES, batch.nodes)
-        result.nodes_written = len(batch.nodes)
+        ctx.result.nodes_written = len(batch.nodes)
+        ctx.learned["nodes"].update(r["id"] for r in batch.nodes)
         if batch.edges:
             conn.execute(insert(EDGES), batch.edges)
-        self._insert_events(conn, batch.events, result)
-        self._apply_updates(conn, batch.event_updates, result)
-        self._insert_artefacts(conn, batch, result)
+        self._insert_events(conn, batch.events, ctx)
+        self._apply_updates(conn, batch.event_updates, ctx.result)
+        self._insert_artefacts(conn, batch, ctx)
 
-    def _ensure_sessions(self, conn: Connection, batch: Batch, result: BatchResult) -> None:
-        wanted = {r.get("session_id") for rows in (batch.runs, batch.nodes, batch.events) for r in rows}
+    def _ensure_sessions(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
+        wanted = {r.get("session_id") for rows in (batch.runs, batch.nodes, batch.events, batch.files,
+                                                   batch.messages, batch.costs) for r in rows}
         wanted.discard(None)
-        missing = wanted - _existing(conn, SESSIONS.c.id, wanted)
+        missing = wanted - ctx.known(conn, "sessions", SESSIONS.c.id, wanted)
         if missing:
             now = datetime.now(UTC)
             conn.execute(insert(SESSIONS), [{"id": s, "name": s, "created_at": now, "status": "active"}
                                             for s in sorted(missing)])
-            result.repaired["sessions_created"] += len(missing)
+            ctx.result.repaired["sessions_created"] += len(missing)
+            ctx.learned["sessions"].update(missing)
 
-    def _ensure_runs(self, conn: Connection, batch: Batch, result: BatchResult) -> None:
+    def _ensure_runs(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
         sessions: dict[str, str] = {}
         for row in (*batch.nodes, *batch.events):
             sessions.setdefault(row["run_id"], row["session_id"])
         for row in (*batch.files, *batch.messages, *batch.costs):
             if row.get("session_id"):
                 sessions.setdefault(row["run_id"], row["session_id"])
-        missing = set(sessions) - _existing(conn, RUNS.c.id, sessions)
+        for row in (*batch.files, *batch.messages, *batch.costs):
+            sessions.setdefault(row["run_id"], DEFAULT_SESSION_ID)
+        missing = set(sessions) - ctx.known(conn, "runs", RUNS.c.id, sessions)
         if missing:
+            orphan_sessions = {sessions[r] for r in missing} - ctx.known(conn, "sessions", SESSIONS.c.id,
+                                                                         {sessions[r] for r in missing})
+            if orphan_sessions:
+                now = datetime.now(UTC)
+                conn.execute(insert(SESSIONS), [{"id": s, "name": s, "created_at": now, "status": "active"}
+                                                for s in sorted(orphan_sessions)])
+                ctx.learned["sessions"].update(orphan_sessions)
             conn.execute(insert(RUNS), [
                 {"id": run, "session_id": sessions[run], "status": "executing", "is_branch": False,
                  "branch_depth": 0, "meta": {"auto_created": True}} for run in sorted(missing)])
-            result.repaired["runs_created"] += len(missing)
+            ctx.result.repaired["runs_created"] += len(missing)
+            ctx.learned["runs"].update(missing)
 
     def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         for keys, group in _group_by_keys(rows).items():
@@ -216,31 +367,29 @@ class CaptureStore:
                     else stmt.on_conflict_do_nothing(index_elements=["id"]))
             conn.execute(stmt, group)
 
-    def _insert_events(self, conn: Connection, events: list[dict[str, Any]], result: BatchResult) -> None:
+    def _insert_events(self, conn: Connection, events: list[dict[str, Any]], ctx: "_WriteContext") -> None:
         if not events:
             return
         ids = {e["id"] for e in events}
-        already = _existing(conn, EVENTS.c.id, ids)
-        fresh = [e for e in events if e["id"] not in already]
-        result.events_skipped = len(events) - len(fresh)
-        outside_parents = {e["parent_event_id"] for e in fresh if e.get("parent_event_id")} - ids
-        known_parents = _existing(conn, EVENTS.c.id, outside_parents) | ids
-        nodes = {e["node_id"] for e in fresh if e.get("node_id")}
-        known_nodes = _existing(conn, NODES.c.id, nodes)
-        for event in fresh:
+        parents = {e["parent_event_id"] for e in events if e.get("parent_event_id")}
+        known_parents = ids | ctx.known(conn, "events", EVENTS.c.id, parents - ids)
+        nodes = {e["node_id"] for e in events if e.get("node_id")}
+        known_nodes = ctx.known(conn, "nodes", NODES.c.id, nodes)
+        for event in events:
             parent = event.get("parent_event_id")
             if parent and parent not in known_parents:
-                event["meta"] = {**(event.get("meta") or {}), "missing_parent_event_id": parent}
+                event["meta"] = _meta_with(event.get("meta"), "missing_parent_event_id", parent)
                 event["parent_event_id"] = None
-                result.repaired["parents_unlinked"] += 1
+                ctx.result.repaired["parents_unlinked"] += 1
             node = event.get("node_id")
             if node and node not in known_nodes:
-                event["meta"] = {**(event.get("meta") or {}), "missing_node_id": node}
+                event["meta"] = _meta_with(event.get("meta"), "missing_node_id", node)
                 event["node_id"] = None
-                result.repaired["nodes_unlinked"] += 1
-        for group in _group_by_keys(_parents_first(fresh)).values():
-            conn.execute(insert(EVENTS), group)
-        result.events_inserted = len(fresh)
+                ctx.result.repaired["nodes_unlinked"] += 1
+        inserted = bulk_insert_events(conn, _parents_first(events))
+        ctx.result.events_inserted = inserted
+        ctx.result.events_skipped = len(events) - inserted
+        ctx.learned["events"].update(ids)
 
     def _apply_updates(self, conn: Connection, updates: list[dict[str, Any]], result: BatchResult) -> None:
         for keys, group in _group_by_keys(updates).items():
@@ -251,29 +400,32 @@ class CaptureStore:
             conn.execute(stmt, [{f"v_{k}": v for k, v in row.items()} for row in group])
             result.events_updated += len(group)
 
-    def _insert_artefacts(self, conn: Connection, batch: Batch, result: BatchResult) -> None:
-        event_ids = {r.get("event_id") for rows in (batch.files, batch.messages, batch.costs) for r in rows}
-        known_events = _existing(conn, EVENTS.c.id, event_ids)
-        known_nodes = _existing(conn, NODES.c.id,
-                                {r.get("node_id") for rows in (batch.files, batch.messages, batch.costs)
-                                 for r in rows})
-        for rows in (batch.files, batch.messages, batch.costs):
+    def _insert_artefacts(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
+        artefacts = (batch.files, batch.messages, batch.costs)
+        if not any(artefacts):
+            return
+        event_ids = {r.get("event_id") for rows in artefacts for r in rows}
+        known_events = ctx.known(conn, "events", EVENTS.c.id, event_ids)
+        known_nodes = ctx.known(conn, "nodes", NODES.c.id, {r.get("node_id") for rows in artefacts for r in rows})
+        for rows in artefacts:
             for row in rows:
                 if row.get("event_id") and row["event_id"] not in known_events:
                     row["event_id"] = None
-                    result.repaired["artefact_events_unlinked"] += 1
+                    ctx.result.repaired["artefact_events_unlinked"] += 1
                 if row.get("node_id") and row["node_id"] not in known_nodes:
                     row["node_id"] = None
-                    result.repaired["artefact_nodes_unlinked"] += 1
+                    ctx.result.repaired["artefact_nodes_unlinked"] += 1
         if batch.files:
             self._upsert(conn, FILES, batch.files)
-            result.files_written = len(batch.files)
-        result.messages_written = self._insert_once_per_event(conn, MESSAGES, batch.messages)
-        result.costs_written = self._insert_once_per_event(conn, COSTS, batch.costs)
+            ctx.result.files_written = len(batch.files)
+        ctx.result.messages_written = self._insert_once_per_event(conn, MESSAGES, batch.messages)
+        ctx.result.costs_written = self._insert_once_per_event(conn, COSTS, batch.costs)
 
     @staticmethod
     def _insert_once_per_event(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
         """Messages and cost rows tied to an event are written once per event (replay-safe)."""
+        if not rows:
+            return 0
         seen = _existing(conn, table.c.event_id, {r.get("event_id") for r in rows})
         fresh, batch_seen = [], set()
         for row in rows:
@@ -292,9 +444,9 @@ class CaptureStore:
     def create_event(self, **fields: Any) -> str:
         """Insert one event and return its id."""
         fields.setdefault("session_id", DEFAULT_SESSION_ID)
-        event = prepare_event(fields, max_payload_bytes=self.max_payload_bytes)
-        self.write_batch(Batch(events=[event]))
-        return event["id"]
+        fields["id"] = str(fields.get("id") or new_id())
+        self.write_batch(Batch(events=[fields]))
+        return fields["id"]
 
     def update_event(self, event_id: str, **changes: Any) -> None:
         """Change fields of a stored event (lifecycle updates: status, outputs, completed_at ...)."""
