@@ -17,10 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
-from capture.importers.common import ImportReport, Progress, RunWriter, SourceError, canonical, stable_id
-from capture.models import Session
+from capture.importers.common import (ImportReport, Progress, RunWriter, SourceError, canonical, ensure_sessions,
+                                      stable_id)
 from capture.records import to_utc
 from capture.store import Batch, CaptureStore
 
@@ -257,16 +255,6 @@ class _Mapper:
                 "timestamp": row.get("timestamp")}
 
 
-def _ensure_sessions(store: CaptureStore, rows: list[dict[str, Any]]) -> None:
-    """Insert the source's sessions that the store lacks (insert-once: an existing session is left as is)."""
-    table = Session.__table__
-    with store.engine.begin() as conn:
-        present = set(conn.execute(select(table.c.id)).scalars())
-        fresh = [r for r in rows if r["id"] not in present]
-        for row in fresh:
-            conn.execute(insert(table).values(**{k: v for k, v in row.items() if v is not None}))
-
-
 def import_cmbagent_db(path: str | Path, store: CaptureStore, *, session: str | None = None,
                        quiet: bool = True) -> ImportReport:
     """Import every run of a MARS database into ``store``; one transaction per run (with its stages)."""
@@ -281,7 +269,7 @@ def import_cmbagent_db(path: str | Path, store: CaptureStore, *, session: str | 
         for column in ("created_at", "last_active_at"):
             if column in row:
                 row[column] = to_utc(row[column], field=column, kind=f"{path}: session {row['id']}")
-    _ensure_sessions(store, sessions)
+    ensure_sessions(store, sessions)
     progress = Progress(len(batches), quiet=quiet)
     writer = RunWriter(store, report, progress)
     for run_id, batch in batches:

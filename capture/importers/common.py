@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from capture.models import WorkflowRun
+from capture.models import Session, WorkflowRun
 from capture.store import Batch, CaptureStore
 from capture.vocabulary import normalise_event
 
@@ -18,7 +18,14 @@ IMPORT_NAMESPACE = uuid.UUID("6f1d4c1e-2b7a-5e0c-9a53-7c1f0e2d8b40")
 
 
 class SourceError(ValueError):
-    """Input that cannot be imported; the message names the file and the place (line, record, byte offset)."""
+    """Input that cannot be imported; the message names the file and the place (line, record, byte offset).
+
+    ``report`` carries what was written before the bad place (those runs are complete and stay stored).
+    """
+
+    def __init__(self, message: str, report: "ImportReport | None" = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def stable_id(*parts: Any) -> str:
@@ -111,9 +118,18 @@ class RunWriter:
         self.store = store
         self.report = report
         self.progress = progress or Progress(quiet=True)
+        self._known: set[str] = set()
+
+    def preload(self, session_id: str) -> None:
+        """Fetch the run ids of a session at once (saves a query per run on large imports)."""
+        with self.store.engine.connect() as conn:
+            self._known.update(conn.execute(select(WorkflowRun.id).where(WorkflowRun.session_id == session_id))
+                               .scalars())
 
     def already_imported(self, run_id: str) -> bool:
         """Whether a run with this (deterministic) id is stored."""
+        if run_id in self._known:
+            return True
         with self.store.engine.connect() as conn:
             return conn.execute(select(WorkflowRun.id).where(WorkflowRun.id == run_id)).first() is not None
 
@@ -124,6 +140,7 @@ class RunWriter:
             self.progress.step(0)
             return False
         self.store.write_batch(batch)
+        self._known.update(run["id"] for run in batch.runs)
         self.report.add(batch)
         self.progress.step(len(batch.events))
         return True
@@ -139,3 +156,13 @@ def canonical(event_type: str, subtype: str | None, report: ImportReport,
     if norm.source_type:
         meta["source_type"] = norm.source_type
     return norm.event_type, norm.event_subtype, meta
+
+
+def ensure_sessions(store: CaptureStore, rows: list[dict[str, Any]]) -> None:
+    """Insert the sessions the store lacks (insert-once: an existing session is left as it is)."""
+    table = Session.__table__
+    with store.engine.begin() as conn:
+        present = set(conn.execute(select(table.c.id).where(table.c.id.in_([r["id"] for r in rows]))).scalars())
+        for row in rows:
+            if row["id"] not in present:
+                conn.execute(insert(table).values(**{k: v for k, v in row.items() if v is not None}))
