@@ -22,6 +22,7 @@ from typing import Any
 
 from skill_library import content_hash, open_library, publish
 from skill_library.query import query_groups, stem, words
+from skill_library.semver import parse
 
 DOMAINS = [  # (verb, object, output type, format, tool)
     ("plot", "power spectrum", "plot", "png", "matplotlib"),
@@ -73,15 +74,17 @@ def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def naive_scan(root: Path, query: str) -> list[str]:
     """Baseline: read, parse and re-hash every current skill file, then match words linearly."""
     wanted = [stems for _, stems in query_groups(query)]
     latest: dict[str, Path] = {}
-    for path in sorted((root / "skills").glob("*/*.json")):
-        latest[path.parent.name] = path  # sorted: last is not necessarily highest, fine for a baseline
+    for path in (root / "skills").glob("*/*.json"):
+        current = latest.get(path.parent.name)
+        if current is None or parse(path.name.split("-")[0]) > parse(current.name.split("-")[0]):
+            latest[path.parent.name] = path
     hits = []
     for name, path in latest.items():
         doc = json.loads(path.read_bytes())

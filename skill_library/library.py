@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import semver, store
 from .errors import LibraryNotFoundError, SkillNotFoundError
 from .instantiate import instantiate
 from .query import SearchHit, SearchIndex
 from .versioning import diff_documents
+
+if TYPE_CHECKING:
+    from .verify import VerifyReport
 
 
 class Library:
@@ -95,7 +98,7 @@ class Library:
         """A concrete plan for a skill with ``params`` (raises ``ParameterError`` on bad input)."""
         return instantiate(self.get(name, version), params)
 
-    def verify(self) -> Any:
+    def verify(self) -> VerifyReport:
         """Check every file of the library up to this release; returns a ``VerifyReport``."""
         from .verify import verify_source
 
