@@ -1,0 +1,46 @@
+"""skillmine capture: record what AG2 multi-agent runs do into the capture store, without slowing them down.
+
+The manual API (``run``, ``node``, ``span``, ``record_*``, ``flush``, ``stats``) is re-exported here;
+``instrument(target)`` / ``uninstrument(target)`` hook AG2 objects (implemented in :mod:`capture.ag2`, imported
+only when called so that importing ``capture`` never imports AG2).
+"""
+
+from typing import Any
+
+from capture.api import (
+    configure,
+    current_node_id,
+    current_run_id,
+    current_span_id,
+    flush,
+    get_recorder,
+    node,
+    record_cost,
+    record_event,
+    record_file,
+    record_message,
+    run,
+    span,
+    stats,
+)
+from capture.context import bind
+from capture.settings import CaptureSettings
+
+
+def instrument(target: Any = None, **options: Any) -> Any:
+    """Hook AG2 (a class, an agent, a group chat, or everything when ``target`` is None) into capture."""
+    from capture.ag2 import instrument as _instrument
+
+    return _instrument(target, **options)
+
+
+def uninstrument(target: Any = None, **options: Any) -> Any:
+    """Undo :func:`instrument` for ``target``."""
+    from capture.ag2 import uninstrument as _uninstrument
+
+    return _uninstrument(target, **options)
+
+
+__all__ = ["CaptureSettings", "bind", "configure", "current_node_id", "current_run_id", "current_span_id", "flush",
+           "get_recorder", "instrument", "node", "record_cost", "record_event", "record_file", "record_message",
+           "run", "span", "stats", "uninstrument"]
