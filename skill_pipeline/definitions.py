@@ -1,0 +1,29 @@
+"""The ``skill_pipeline`` code location: every asset, check, job, schedule, sensor and resource, assembled once.
+
+Runs use the in-process executor: every step opens the one DuckDB file, and separate step processes would
+fight over its lock (and start slower).
+"""
+
+import dagster as dg
+
+from skill_pipeline.defs import automation
+from skill_pipeline.defs.extract import assets as extract_assets
+from skill_pipeline.defs.extract import checks as extract_checks
+from skill_pipeline.resources import EventStoreResource, MiningSettings, SkillLibraryResource, WarehouseResource
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources configured from the environment (see :mod:`skill_pipeline.resources`)."""
+    return {"event_store": EventStoreResource(), "warehouse_db": WarehouseResource(),
+            "skill_library": SkillLibraryResource(), "mining_settings": MiningSettings()}
+
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([extract_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([extract_checks]),
+    jobs=[automation.mine_skills_job],
+    schedules=[automation.mine_skills_schedule],
+    sensors=[automation.new_events_sensor],
+    resources=resources(),
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,1 @@
+"""Plain helpers of the pipeline (no Dagster import): warehouse access, extraction, charts, previews."""

@@ -1,0 +1,153 @@
+"""The DuckDB warehouse: table layout, a lock-tolerant connection and CSV bulk loading.
+
+Only pipeline runs open the file (webserver, daemon and sensors never do); a connection is always closed in
+``finally`` so an exception cannot keep the file lock alive, and lock errors from another writer are retried
+with backoff. Rows are bulk-loaded through a temporary CSV file next to the warehouse: DuckDB's ``executemany``
+costs milliseconds per row, ``read_csv`` loads hundreds of thousands of rows per second.
+"""
+
+import csv
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+# Column name -> DuckDB type, per warehouse table; the order is the CSV column order.
+EVENT_COLUMNS: dict[str, str] = {
+    "seq": "BIGINT", "id": "VARCHAR", "run_id": "VARCHAR", "node_id": "VARCHAR", "session_id": "VARCHAR",
+    "parent_event_id": "VARCHAR", "event_type": "VARCHAR", "event_subtype": "VARCHAR", "agent_name": "VARCHAR",
+    "agent_role": "VARCHAR", "timestamp": "TIMESTAMPTZ", "duration_ms": "BIGINT", "execution_order": "BIGINT",
+    "depth": "INTEGER", "status": "VARCHAR", "tool_name": "VARCHAR", "exit_code": "VARCHAR",
+    "file_type": "VARCHAR", "error_message": "VARCHAR", "inputs": "VARCHAR", "outputs": "VARCHAR",
+    "payload_truncated": "BOOLEAN",
+}
+RUN_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR", "session_id": "VARCHAR", "mode": "VARCHAR", "agent": "VARCHAR", "model": "VARCHAR",
+    "status": "VARCHAR", "started_at": "TIMESTAMPTZ", "completed_at": "TIMESTAMPTZ",
+    "task_description": "VARCHAR", "cost_usd": "DOUBLE", "total_tokens": "BIGINT",
+}
+NODE_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR", "run_id": "VARCHAR", "parent_node_id": "VARCHAR", "node_type": "VARCHAR",
+    "agent": "VARCHAR", "status": "VARCHAR", "order_index": "INTEGER", "depth": "INTEGER",
+}
+FILE_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR", "run_id": "VARCHAR", "event_id": "VARCHAR", "node_id": "VARCHAR", "file_path": "VARCHAR",
+    "file_type": "VARCHAR", "size_bytes": "BIGINT", "content_hash": "VARCHAR", "generating_agent": "VARCHAR",
+    "is_final_output": "BOOLEAN",
+}
+EXTRACT_TABLES: dict[str, dict[str, str]] = {
+    "events": EVENT_COLUMNS, "runs": RUN_COLUMNS, "nodes": NODE_COLUMNS, "files": FILE_COLUMNS,
+}
+PRIMARY_KEYS = {"events": "seq", "runs": "id", "nodes": "id", "files": "id"}
+
+LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process held the DuckDB file for longer than the retry budget."""
+
+
+def ddl() -> list[str]:
+    """CREATE statements for the extraction tables (idempotent)."""
+    statements = []
+    for table, columns in EXTRACT_TABLES.items():
+        cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+        extra = ', UNIQUE ("id")' if table == "events" else ""
+        statements.append(f'CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ("{PRIMARY_KEYS[table]}"){extra})')
+    return statements
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in LOCK_MARKERS)
+
+
+@contextmanager
+def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: int = 8,
+            first_delay_s: float = 0.25) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating its tables), retrying lock errors with exponential backoff; always close."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            con = duckdb.connect(str(target), read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc) or attempt == attempts:
+                if _is_lock_error(exc):
+                    raise WarehouseLocked(f"DuckDB warehouse {target} is locked by another process: {exc}") from exc
+                raise
+            time.sleep(delay)
+            delay *= 2
+    try:
+        if not read_only:
+            for statement in ddl():
+                con.execute(statement)
+        yield con
+    finally:
+        con.close()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class CsvSpool:
+    """Rows for one table written to a temporary CSV file, so memory stays flat however many rows there are."""
+
+    def __init__(self, directory: Path, table: str) -> None:
+        self.table = table
+        self.columns = EXTRACT_TABLES[table]
+        handle, name = tempfile.mkstemp(prefix=f".{table}-", suffix=".csv", dir=directory)
+        self.path = Path(name)
+        self._file = os.fdopen(handle, "w", newline="", encoding="utf-8", errors="replace")
+        self._writer = csv.writer(self._file)
+        self.rows = 0
+
+    def write(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            self._writer.writerow([_cell(v) for v in row])
+            self.rows += 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def reader_sql(self) -> str:
+        """A ``read_csv`` table expression for this spool (empty cells are NULL)."""
+        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in self.columns.items())
+        path = str(self.path).replace("'", "''")
+        return (f"read_csv('{path}', header=false, columns={{{columns}}}, quote='\"', escape='\"', "
+                f"nullstr='', auto_detect=false)")
+
+
+def load_spool(con: duckdb.DuckDBPyConnection, spool: CsvSpool, *, replace: bool) -> int:
+    """Insert a spool into its table; ``replace`` upserts (runs, nodes, files), else existing keys are kept.
+
+    Returns how many rows are new (not already present by primary key).
+    """
+    spool.close()
+    if spool.rows == 0:
+        return 0
+    table, key = spool.table, PRIMARY_KEYS[spool.table]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT DISTINCT ON (\"{key}\") * FROM {spool.reader_sql()}")
+    new = con.execute(f'SELECT count(*) FROM staged s ANTI JOIN {table} t ON s."{key}" = t."{key}"').fetchone()[0]
+    verb = "INSERT OR REPLACE INTO" if replace else "INSERT INTO"
+    suffix = "" if replace else " ON CONFLICT DO NOTHING"
+    con.execute(f"{verb} {table} SELECT * FROM staged{suffix}")
+    con.execute("DROP TABLE staged")
+    return int(new)

@@ -1,0 +1,112 @@
+"""Dagster resources: the capture store (source), the DuckDB warehouse, the skill library and mining settings.
+
+Every location comes from explicit resource config or, when left unset, from ``SKILLMINE_*`` environment variables
+(resolved when the resource is used, so a code location loads even where they are unset):
+
+* ``SKILLMINE_DATABASE_URL`` - capture store URL with an explicit driver (default: SQLite in ``SKILLMINE_HOME``)
+* ``SKILLMINE_WAREHOUSE`` - DuckDB file (default ``$SKILLMINE_HOME/warehouse.duckdb``)
+* ``SKILLMINE_LIBRARY`` - skill library directory (default ``$SKILLMINE_HOME/library``)
+* ``SKILLMINE_MIN_SUPPORT``, ``SKILLMINE_MIN_SILHOUETTE``, ``SKILLMINE_GRANULARITY`` - mining thresholds
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+from sqlalchemy import Engine
+
+from capture import config
+from capture.db import make_engine
+from skill_pipeline.lib import extraction, warehouse
+
+
+class EventStoreResource(dg.ConfigurableResource):
+    """Read access to the capture store (SQLite or PostgreSQL); the URL must name its driver."""
+
+    database_url: Optional[str] = Field(
+        default=None, description="SQLAlchemy URL with driver; default SKILLMINE_DATABASE_URL or SQLite in "
+                                  "SKILLMINE_HOME")
+
+    def url(self) -> str:
+        return self.database_url or config.database_url()
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        """A short-lived engine, disposed afterwards (sensors and runs must not leak connections)."""
+        engine = make_engine(self.url())
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+    def max_seq(self) -> int:
+        """The highest event seq in the store: what the new-events sensor compares with its cursor."""
+        with self.engine() as engine:
+            return extraction.source_max_seq(engine)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; opened only inside runs, closed in ``finally``, lock errors retried."""
+
+    path: Optional[str] = Field(default=None, description="DuckDB file; default SKILLMINE_WAREHOUSE or "
+                                                           "$SKILLMINE_HOME/warehouse.duckdb")
+    lock_attempts: int = Field(default=8, description="connection attempts while another process holds the lock")
+
+    def resolved_path(self) -> Path:
+        return Path(self.path or config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.resolved_path(), attempts=self.lock_attempts) as con:
+            yield con
+
+
+class SkillLibraryResource(dg.ConfigurableResource):
+    """Where releases of the skill library are published."""
+
+    path: Optional[str] = Field(default=None, description="library directory; default SKILLMINE_LIBRARY or "
+                                                           "$SKILLMINE_HOME/library")
+
+    def resolved_path(self) -> Path:
+        return Path(self.path or config.env("LIBRARY") or config.home() / "library").expanduser()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = config.env(name)
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        raise ValueError(f"SKILLMINE_{name}={raw!r} is not an integer") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = config.env(name)
+    try:
+        return float(raw) if raw is not None else default
+    except ValueError:
+        raise ValueError(f"SKILLMINE_{name}={raw!r} is not a number") from None
+
+
+class MiningSettings(dg.ConfigurableResource):
+    """Thresholds of the mining and publishing steps (unset fields fall back to SKILLMINE_* variables)."""
+
+    min_support: Optional[int] = Field(default=None, description="runs a template needs before it is published "
+                                                                 "(SKILLMINE_MIN_SUPPORT, default 5)")
+    min_silhouette: Optional[float] = Field(default=None, description="clustering quality the check requires "
+                                                                      "(SKILLMINE_MIN_SILHOUETTE, default 0.15)")
+    granularity: Optional[str] = Field(default=None, description="token granularity coarse|standard|fine "
+                                                                 "(SKILLMINE_GRANULARITY, default standard)")
+    sample_size: int = Field(default=2000, description="sequences clustered exactly before medoid assignment")
+
+    def support(self) -> int:
+        return self.min_support if self.min_support is not None else _env_int("MIN_SUPPORT", 5)
+
+    def silhouette(self) -> float:
+        return self.min_silhouette if self.min_silhouette is not None else _env_float("MIN_SILHOUETTE", 0.15)
+
+    def token_granularity(self) -> str:
+        return self.granularity or config.env("GRANULARITY", "standard")
