@@ -6,11 +6,13 @@ against the manifest's sha256 and cached on first use; the search index is built
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import semver, store
+from .document import validate_skill
 from .errors import LibraryNotFoundError, SkillNotFoundError
 from .instantiate import instantiate
 from .query import SearchHit, SearchIndex
@@ -71,7 +73,14 @@ class Library:
         return [v["version"] for v in self._entry(name)["versions"]]
 
     def get(self, name: str, version: str = "latest") -> dict[str, Any]:
-        """The skill document for the highest version matching ``version`` (see ``semver``)."""
+        """The skill document for the highest version matching ``version`` (see ``semver``).
+
+        Returns a copy: callers may change it without affecting the library's cache.
+        """
+        return copy.deepcopy(self._document(name, version))
+
+    def _document(self, name: str, version: str) -> dict[str, Any]:
+        """The cached, verified document (shared: never hand it out)."""
         entry = self._entry(name)
         chosen = semver.best_match(self.versions(name), version)
         if chosen is None:
@@ -92,11 +101,15 @@ class Library:
 
     def diff(self, name: str, v1: str, v2: str = "latest") -> dict[str, Any]:
         """Structured differences between two versions (each may be a range) of a skill."""
-        return {"name": name, **diff_documents(self.get(name, v1), self.get(name, v2))}
+        return {"name": name, **diff_documents(self._document(name, v1), self._document(name, v2))}
 
     def instantiate(self, name: str, params: dict[str, Any], *, version: str = "latest") -> dict[str, Any]:
         """A concrete plan for a skill with ``params`` (raises ``ParameterError`` on bad input)."""
-        return instantiate(self.get(name, version), params)
+        return instantiate(self._document(name, version), params)
+
+    def validate(self, name: str, version: str = "latest") -> list[str]:
+        """Schema and content-hash problems of one stored skill version (empty when valid)."""
+        return validate_skill(self._document(name, version))
 
     def verify(self) -> VerifyReport:
         """Check every file of the library up to this release; returns a ``VerifyReport``."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from conftest import plot_candidate, search_candidate, table_candidate, variant
 
-from skill_library import ParameterError, SkillNotFoundError, VersionSpecError, open_library, publish
+from skill_library import (
+    ParameterError,
+    SkillNotFoundError,
+    VersionSpecError,
+    open_library,
+    publish,
+    validate_skill,
+)
 from skill_library.semver import best_match
 
 VERSIONS = ["0.9.0", "1.0.0", "1.0.1", "1.2.0", "1.2.5", "1.3.0", "2.0.0", "2.1.0"]
@@ -36,6 +43,14 @@ def library(tmp_path, candidates):
     for plot in (plot_candidate(), v101, v110, v200):
         publish(tmp_path, [plot, *candidates[1:]])
     return open_library(tmp_path)
+
+
+def test_validate_one_stored_skill(library):
+    assert library.validate("plot_function", "^1") == []
+    doc = library.get("plot_function", "^1")
+    doc["statistics"]["support"] = 1  # a consumer changing its copy does not touch the library
+    assert library.get("plot_function", "^1")["statistics"]["support"] == 20
+    assert validate_skill(doc) == ["content_hash: does not match the document content"]
 
 
 def test_get_by_range(library):
