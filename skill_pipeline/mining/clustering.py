@@ -278,7 +278,7 @@ def _merge_detours(
             meds.append(int(idx[int(np.argmin(sums[idx, c]))]))
         parent = list(range(k))
 
-        def find(x: int) -> int:
+        def find(x: int, parent: list[int] = parent) -> int:
             while parent[x] != x:
                 parent[x] = parent[parent[x]]
                 x = parent[x]
@@ -494,7 +494,7 @@ def cluster_sequences(
         n_inputs=n_inputs,
         n_variants=len(variants),
         n_reduced_variants=m,
-        sample_size=int(len(sample)),
+        sample_size=len(sample),
         rounds=rounds,
         candidates=cands,
     )

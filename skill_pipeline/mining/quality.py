@@ -5,8 +5,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rapidfuzz.distance import Indel
-from sklearn.metrics import (adjusted_mutual_info_score, adjusted_rand_score, homogeneity_completeness_v_measure,
-                             normalized_mutual_info_score)
+from sklearn.metrics import (
+    adjusted_mutual_info_score,
+    adjusted_rand_score,
+    homogeneity_completeness_v_measure,
+    normalized_mutual_info_score,
+)
 
 from .clustering import encode
 

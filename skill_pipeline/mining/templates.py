@@ -11,6 +11,7 @@ paths) or the kind.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,15 @@ from rapidfuzz.process import cdist
 
 from .clustering import encode
 from .patterns import Pattern, describe_pattern, step_label
-from .stats import (failure_hotspots, last_step_before_failure, outcome, percentiles, run_cost_usd,
-                    run_duration_s, wilson_interval)
+from .stats import (
+    failure_hotspots,
+    last_step_before_failure,
+    outcome,
+    percentiles,
+    run_cost_usd,
+    run_duration_s,
+    wilson_interval,
+)
 from .tokens import canonical_sequence, token_events
 
 _WORD_RX = re.compile(
@@ -37,8 +45,7 @@ _WORD_RX = re.compile(
 _INT_RX = re.compile(r"^[-+]?\d+$")
 _NUM_RX = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _PATH_RX = re.compile(r"^[\w\-./\\~]*\.[A-Za-z][A-Za-z0-9]{0,5}$")
-_STOP = frozenset("a an the of to in on at for from with and or as by it its into over under this that "
-                  "is are be using use then save store write show make create".split())
+_STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "for", "from", "with", "and", "or", "as", "by", "it", "its", "into", "over", "under", "this", "that", "is", "are", "be", "using", "use", "then", "save", "store", "write", "show", "make", "create"])
 
 
 def tokenize_text(text: str) -> list[tuple[str, bool]]:
@@ -170,7 +177,7 @@ def extract_task_template(
     pieces: list[tuple[str, Any]] = []  # ("text", (tokens)) or ("slot", index into slots)
     slot_values: list[list[str]] = []
     slot_pos: list[tuple[int, int]] = []
-    for a, b in zip(anchors, anchors[1:]):
+    for a, b in pairwise(anchors):
         if a >= 0:
             pieces.append(("text", ref[a]))
         vals: list[str] = []

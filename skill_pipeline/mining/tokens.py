@@ -47,8 +47,7 @@ def normalise_tool(name: Any) -> str:
     if name is None:
         return "unknown"
     text = _UNSAFE.sub("_", str(name).strip())
-    if text.endswith("_closure"):
-        text = text[: -len("_closure")]
+    text = text.removesuffix("_closure")
     return text or "unknown"
 
 
@@ -144,7 +143,7 @@ def token_events(
         etype = str(ev.get("event_type") or "")
         subtype = str(ev.get("event_subtype") or "").lower()
         if etype in CALL_LIKE:
-            etype_, agent, detail = parse_token(tok)
+            etype_, agent, _detail = parse_token(tok)
             key = (etype_, agent, tool_name(ev) if etype == "tool_call" else None)
             if subtype == "start":
                 pending[key].append(len(out))

@@ -47,7 +47,7 @@ def test_identical_cached_runs():
 
 
 def test_deterministic_content_ids_independent_of_input_order():
-    seqs, labels = planted_sequences(300, PLANTED, noise=0.05, seed=5)
+    seqs, _labels = planted_sequences(300, PLANTED, noise=0.05, seed=5)
     a = cluster_sequences(seqs)
     perm = list(range(len(seqs)))
     random.Random(1).shuffle(perm)

@@ -1,5 +1,12 @@
-from skill_pipeline.mining.tokens import (canonical_sequence, event_token, node_sequences, order_events,
-                                          parse_token, run_sequences, token_events)
+from skill_pipeline.mining.tokens import (
+    canonical_sequence,
+    event_token,
+    node_sequences,
+    order_events,
+    parse_token,
+    run_sequences,
+    token_events,
+)
 
 
 def ev(seq, etype, agent, eo=None, run="r1", node="n1", sub=None, **meta):
