@@ -11,10 +11,10 @@ paths) or the kind.
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
