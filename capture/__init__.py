@@ -20,6 +20,7 @@ from capture.api import (
     record_file,
     record_message,
     run,
+    shutdown,
     span,
     stats,
 )
@@ -43,4 +44,4 @@ def uninstrument(target: Any = None, **options: Any) -> Any:
 
 __all__ = ["CaptureSettings", "bind", "configure", "current_node_id", "current_run_id", "current_span_id", "flush",
            "get_recorder", "instrument", "node", "record_cost", "record_event", "record_file", "record_message",
-           "run", "span", "stats", "uninstrument"]
+           "run", "shutdown", "span", "stats", "uninstrument"]

@@ -57,6 +57,15 @@ def configure(settings: CaptureSettings | None = None, **overrides: Any) -> Reco
         return _recorder
 
 
+def shutdown(timeout: float = 10.0) -> None:
+    """Flush and stop the process recorder (the next capture call creates a fresh one from the environment)."""
+    global _recorder
+    with _lock:
+        previous, _recorder = _recorder, None
+    if previous is not None:
+        previous.close(timeout)
+
+
 def get_recorder() -> Recorder:
     """The process recorder, created from the environment on first use."""
     recorder = _recorder
@@ -426,4 +435,4 @@ def stats() -> dict[str, Any]:
 
 __all__ = ["NodeHandle", "RunHandle", "Span", "configure", "current_node_id", "current_run_id", "current_span_id",
            "flush", "get_recorder", "node", "record_cost", "record_event", "record_file", "record_message", "run",
-           "span", "stats"]
+           "shutdown", "span", "stats"]
