@@ -1,0 +1,54 @@
+"""An IOStream tee: AG2's semantic events (handoffs, termination, errors) become capture events; every call is
+forwarded unchanged to the stream it wraps, so what the user sees (console, ``run()`` responses) is untouched."""
+
+from typing import Any
+
+import capture
+from capture.ag2.guarded import attempt, name_of
+from capture.ag2.threads import ChatState
+
+# AG2 event type (``wrap_event`` snake name) -> handoff mechanism.
+HANDOFF_EVENTS = {
+    "after_works_transition": "after_work",
+    "on_condition_llm_transition": "llm_condition",
+    "on_context_condition_transition": "context_condition",
+    "reply_result_transition": "reply_result",
+}
+
+
+class CaptureTee:
+    """Wraps the active IOStream for one chat; records what AG2 announces only through events."""
+
+    def __init__(self, inner: Any, chat: ChatState) -> None:
+        self._inner, self._chat = inner, chat
+
+    def print(self, *objects: Any, sep: str = " ", end: str = "\n", flush: bool = False) -> None:
+        self._inner.print(*objects, sep=sep, end=end, flush=flush)
+
+    def input(self, prompt: str = "", *, password: bool = False) -> str:
+        return self._inner.input(prompt, password=password)
+
+    def send(self, message: Any) -> None:
+        kind = getattr(message, "type", None)
+        if kind in HANDOFF_EVENTS or kind in ("termination", "error"):
+            attempt("stream", self._record, kind, getattr(message, "content", message))
+        self._inner.send(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _record(self, kind: str, event: Any) -> None:
+        if kind in HANDOFF_EVENTS:
+            target = event.transition_target
+            target_name = target.display_name() if hasattr(target, "display_name") else str(target)
+            source = name_of(event.source_agent)
+            self._chat.pending_targets[target_name] = HANDOFF_EVENTS[kind]
+            capture.record_event("handoff", HANDOFF_EVENTS[kind], agent_name=source,
+                                 inputs={"from": source, "to": target_name},
+                                 meta={"target_type": type(target).__name__, "ag2_event": kind})
+        elif kind == "termination":
+            capture.record_event("info", "termination", agent_name=name_of(event.sender),
+                                 outputs={"reason": event.termination_reason},
+                                 meta={"recipient": name_of(event.recipient)})
+        else:
+            capture.record_event("error", "ag2", error_message=str(event.error), status="failed")
