@@ -1,0 +1,134 @@
+"""Run a simulation: N scripted runs played by an engine into a capture store, with ground truth kept apart.
+
+``simulate(runs=..., seed=..., engine="fast"|"ag2", url=...)`` is the programmatic entry point; the
+``skillmine simulate`` command is a thin wrapper around it.
+"""
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from capture import config
+from capture.migrate import upgrade
+from capture.store import Batch, CaptureStore
+from workloads import fast_engine
+from workloads.families import FAMILIES, MODES
+from workloads.ground_truth import GroundTruth, GroundTruthWriter, default_path
+from workloads.progress import Progress
+from workloads.script import build_run_script
+
+ENGINES = ("fast", "ag2")
+FAST_BATCH_RUNS = 200
+
+
+@dataclass
+class SimulationSummary:
+    """What a simulation wrote."""
+
+    runs: int = 0
+    events: int = 0
+    files: int = 0
+    messages: int = 0
+    costs: int = 0
+    by_mode: Counter = field(default_factory=Counter)
+    by_outcome: Counter = field(default_factory=Counter)
+    by_mode_outcome: Counter = field(default_factory=Counter)
+    ground_truth_path: Path | None = None
+    url: str = ""
+    engine: str = ""
+    seconds: float = 0.0
+
+    def count(self, truth: GroundTruth) -> None:
+        """Count one finished run."""
+        self.runs += 1
+        self.by_mode[truth.mode] += 1
+        self.by_outcome[truth.outcome] += 1
+        self.by_mode_outcome[(truth.mode, truth.outcome)] += 1
+
+    def render(self) -> str:
+        """A human-readable report."""
+        rate = self.runs / self.seconds if self.seconds else 0.0
+        lines = [f"simulated {self.runs:,} runs with the {self.engine} engine in {self.seconds:.1f} s "
+                 f"({rate:,.0f} runs/s)",
+                 f"store: {self.url}",
+                 f"written: {self.events:,} events, {self.files:,} files, {self.messages:,} messages, "
+                 f"{self.costs:,} cost records",
+                 "runs by mode / outcome:"]
+        for mode, count in sorted(self.by_mode.items()):
+            outcomes = ", ".join(f"{o} {n}" for (m, o), n in sorted(self.by_mode_outcome.items()) if m == mode)
+            lines.append(f"  {mode:22s} {count:7,}  ({outcomes})")
+        lines.append(f"ground truth: {self.ground_truth_path}")
+        return "\n".join(lines)
+
+
+def _check_choice(kind: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown}; choose from {list(allowed)}")
+
+
+def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str, ...] = MODES,
+             families: tuple[str, ...] = tuple(FAMILIES), url: str | None = None,
+             ground_truth: str | Path | None = None, work_dir: str | Path | None = None,
+             quiet: bool = True, migrate: bool = True) -> SimulationSummary:
+    """Simulate ``runs`` runs into the store at ``url`` (default: configured) and write their ground truth.
+
+    ``work_dir`` is where the AG2 engine's runs execute code (default ``$SKILLMINE_HOME/simulation/<seed>``).
+    """
+    if runs < 0:
+        raise ValueError(f"runs must be >= 0, got {runs}")
+    _check_choice("engine", (engine,), ENGINES)
+    _check_choice("mode(s)", tuple(modes), MODES)
+    _check_choice("family(ies)", tuple(families), tuple(FAMILIES))
+    url = url or config.database_url()
+    if migrate:
+        upgrade(url)
+    store = CaptureStore.open(url)
+    summary = SimulationSummary(url=store.engine.url.render_as_string(hide_password=True), engine=engine,
+                                ground_truth_path=Path(ground_truth) if ground_truth else default_path(seed))
+    writer = GroundTruthWriter(summary.ground_truth_path)
+    progress = Progress(runs, quiet=quiet)
+    started = time.perf_counter()
+    try:
+        scripts = (build_run_script(seed, i, modes=tuple(modes), families=tuple(families)) for i in range(runs))
+        if engine == "fast":
+            _run_fast(store, scripts, writer, summary, progress)
+        else:
+            from workloads.ag2_engine import Ag2Engine
+
+            root = Path(work_dir) if work_dir else config.home() / "simulation" / str(seed)
+            Ag2Engine(url, root).run_all(scripts, writer, summary, progress)
+    finally:
+        summary.seconds = time.perf_counter() - started
+        progress.update(summary.runs, summary.events, force=True)
+        progress.close()
+        writer.close()
+        store.close()
+    return summary
+
+
+def _run_fast(store: CaptureStore, scripts, writer: GroundTruthWriter, summary: SimulationSummary,  # noqa: ANN001
+              progress: Progress) -> None:
+    batch, pending = Batch(), []
+    for script in scripts:
+        fast_engine.add_run(script, batch)
+        pending.append(GroundTruth.from_script(script, "fast"))
+        if len(pending) >= FAST_BATCH_RUNS:
+            _flush(store, batch, pending, writer, summary, progress)
+            batch, pending = Batch(), []
+    if pending:
+        _flush(store, batch, pending, writer, summary, progress)
+
+
+def _flush(store: CaptureStore, batch: Batch, pending: list[GroundTruth], writer: GroundTruthWriter,
+           summary: SimulationSummary, progress: Progress) -> None:
+    result = store.write_batch(batch)
+    summary.events += result.events_inserted
+    summary.files += result.files_written
+    summary.messages += result.messages_written
+    summary.costs += result.costs_written
+    for truth in pending:
+        writer.write(truth)
+        summary.count(truth)
+    progress.update(summary.runs, summary.events)
