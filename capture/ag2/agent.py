@@ -150,8 +150,7 @@ def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:
             before = _usage_key(getattr(client, "actual_usage_summary", None))
             guard = Guarded("llm", lambda: capture.span(
                 "llm_call", agent_name=name_of(agent),
-                inputs={"messages": len(config.get("messages") or ()),
-                        "tools": [t.get("function", {}).get("name") for t in config.get("tools") or ()]}))
+                inputs={"messages": len(config.get("messages") or ())}))
             with guard as span:
                 try:
                     response = original(**config)

@@ -7,13 +7,14 @@ import capture
 from capture.ag2.guarded import attempt, name_of
 from capture.ag2.threads import ChatState
 
-# AG2 event type (``wrap_event`` snake name) -> handoff mechanism.
+# AG2 event class -> handoff mechanism.
 HANDOFF_EVENTS = {
-    "after_works_transition": "after_work",
-    "on_condition_llm_transition": "llm_condition",
-    "on_context_condition_transition": "context_condition",
-    "reply_result_transition": "reply_result",
+    "AfterWorksTransitionEvent": "after_work",
+    "OnConditionLLMTransitionEvent": "llm_condition",
+    "OnContextConditionTransitionEvent": "context_condition",
+    "ReplyResultTransitionEvent": "reply_result",
 }
+RECORDED = frozenset(HANDOFF_EVENTS) | {"TerminationEvent", "ErrorEvent"}
 
 
 class CaptureTee:
@@ -29,9 +30,10 @@ class CaptureTee:
         return self._inner.input(prompt, password=password)
 
     def send(self, message: Any) -> None:
-        kind = getattr(message, "type", None)
-        if kind in HANDOFF_EVENTS or kind in ("termination", "error"):
-            attempt("stream", self._record, kind, getattr(message, "content", message))
+        event = getattr(message, "content", message)
+        kind = type(event).__name__
+        if kind in RECORDED:
+            attempt("stream", self._record, kind, event)
         self._inner.send(message)
 
     def __getattr__(self, name: str) -> Any:
@@ -46,7 +48,7 @@ class CaptureTee:
             capture.record_event("handoff", HANDOFF_EVENTS[kind], agent_name=source,
                                  inputs={"from": source, "to": target_name},
                                  meta={"target_type": type(target).__name__, "ag2_event": kind})
-        elif kind == "termination":
+        elif kind == "TerminationEvent":
             capture.record_event("info", "termination", agent_name=name_of(event.sender),
                                  outputs={"reason": event.termination_reason},
                                  meta={"recipient": name_of(event.recipient)})
