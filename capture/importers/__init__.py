@@ -7,5 +7,6 @@ reports what it could not map, and raises :class:`SourceError` naming the file a
 
 from capture.importers.common import ImportReport, SourceError
 from capture.importers.cmbagent_db import import_cmbagent_db
+from capture.importers.cmbagent_history import import_cmbagent_history
 from capture.importers.xes import import_xes
 

@@ -1,10 +1,12 @@
 """What every importer shares: deterministic ids, the per-run writer, the report, progress and source errors."""
 
+import json
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import insert, select
@@ -166,3 +168,16 @@ def ensure_sessions(store: CaptureStore, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             if row["id"] not in present:
                 conn.execute(insert(table).values(**{k: v for k, v in row.items() if v is not None}))
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file (bare ``NaN`` allowed, as MARS writes it) or raise naming the line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} "
+                          f"(character {exc.pos}): {exc.msg}") from None
