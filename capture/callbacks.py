@@ -60,6 +60,7 @@ class SkillmineCallbacks:
         self._run: api.RunHandle | None = None
         self._node: api.NodeHandle | None = None
         self._agents: list[tuple[str, api.Span]] = []
+        self._run_id: str | None = None
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
@@ -74,9 +75,9 @@ class SkillmineCallbacks:
                 variable.reset(token)
 
     @property
-    def current_run_id(self) -> str | None:
-        """The id of the run this adapter records (after ``on_workflow_start``)."""
-        return self._run.id if self._run is not None else None
+    def run_id_recorded(self) -> str | None:
+        """The id of the run this adapter recorded (set by ``on_workflow_start``)."""
+        return self._run_id
 
     # -- workflow ---------------------------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class SkillmineCallbacks:
         self._run = api.run(config.get("name"), mode=config.get("mode") or self.mode, task=task,
                             run_id=self.run_id, session_id=self.session_id, meta={"config": config} if config else None)
         self._run.__enter__()
+        self._run_id = self._run.id
 
     @_guarded
     def on_workflow_complete(self, final_context: Any = None, total_time: float | None = None) -> None:

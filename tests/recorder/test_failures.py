@@ -1,0 +1,133 @@
+"""Capture-internal failures never change the workflow's result and are counted; secrets never reach storage."""
+
+import time
+
+import capture
+from capture.migrate import upgrade
+from capture.settings import CaptureSettings
+
+FAKE_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234"
+
+
+def workflow() -> int:
+    """A tiny workflow whose result must not depend on capture."""
+    total = 0
+    with capture.run("workflow", task="add numbers"):
+        with capture.span("agent_call", agent_name="engineer"):
+            for i in range(10):
+                with capture.span("tool_call", agent_name="engineer", inputs={"i": i}):
+                    total += i
+            capture.record_event("not_a_real_type", agent_name="engineer")  # a bad record
+    return total
+
+
+def test_bad_record_costs_only_itself(recorder, url, fetch):
+    assert workflow() == 45
+    assert capture.flush(5)
+    stats = capture.stats()
+    assert stats["bad_records"] == 1 and stats["errors"] == 1 and stats["dropped"] == 0
+    rows = fetch(url, "SELECT event_type, count(*) AS n FROM execution_events GROUP BY event_type ORDER BY event_type")
+    assert rows == [{"event_type": "agent_call", "n": 1}, {"event_type": "tool_call", "n": 10}]
+    assert fetch(url, "SELECT status FROM workflow_runs") == [{"status": "completed"}]
+
+
+def test_invalid_settings_switch_capture_off_without_raising(tmp_path):
+    recorder = capture.configure(CaptureSettings(database_url=f"sqlite:///{tmp_path / 'x.db'}",
+                                                 spool_dir=tmp_path / "spool"), redact_patterns=("([unclosed",))
+    try:
+        assert recorder.enabled is False
+        assert workflow() == 45
+        assert capture.stats()["errors"] == 1
+    finally:
+        capture.shutdown()
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_unusable_database_url_spools_everything_and_raises_nothing(tmp_path):
+    capture.configure(CaptureSettings(database_url="mysql://nobody@localhost/nothing", spool_dir=tmp_path / "spool",
+                                      flush_interval_s=0.05))
+    try:
+        assert workflow() == 45
+        assert capture.flush(5)
+        stats = capture.stats()
+        assert stats["written"] == 0 and stats["spooled"] == stats["enqueued"] > 0
+        assert stats["errors"] >= 1 and stats["database_available"] is False
+    finally:
+        capture.shutdown()
+    assert len(list((tmp_path / "spool").glob("spool-*.jsonl"))) == 1
+
+
+def _secret_workflow(tmp_path) -> None:
+    with capture.run("secrets", task=f"use key {FAKE_KEY}"):
+        with capture.span("agent_call", agent_name="engineer", inputs={"llm_config": {"api_key": "plain-value-1"}}):
+            capture.record_message("engineer", "executor", f"here is the key: {FAKE_KEY}")
+            with capture.span("tool_call", agent_name="engineer",
+                              inputs={"tool": "fetch", "args": {"url": "https://api.x.io", "key": FAKE_KEY,
+                                                                "headers": [f"Authorization: Bearer {FAKE_KEY}"]}}):
+                pass
+            with capture.span("code_exec", agent_name="executor", inputs={"code": "print(os.environ['KEY'])"}) as code:
+                code.set_outputs({"stdout": f"{FAKE_KEY}\n", "db": "postgresql://bob:hunter2pass@db:5432/x"})
+                code.fail(f"leaked {FAKE_KEY}")
+
+
+def _leaks(raw: bytes) -> list[str]:
+    return [s for s in (FAKE_KEY, "ABCDEFGHIJKLMNOPQRSTUVWX1234", "plain-value-1", "hunter2pass") if s.encode() in raw]
+
+
+def test_secrets_never_reach_the_database(tmp_path, settings_for, fetch):
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    upgrade(url)
+    capture.configure(settings_for(url))
+    try:
+        _secret_workflow(tmp_path)
+        assert capture.flush(5)
+    finally:
+        capture.shutdown()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("capture.db*"))
+    assert _leaks(raw) == []
+    dump = repr(fetch(url, "SELECT * FROM execution_events")) + repr(fetch(url, "SELECT * FROM messages")) + \
+        repr(fetch(url, "SELECT * FROM workflow_runs"))
+    assert _leaks(dump.encode()) == []
+    assert "***" in dump and "Bearer ***" in dump and "bob:***@db" in dump
+
+
+def test_secrets_never_reach_the_spool(tmp_path, settings_for):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the database directory should be")
+    capture.configure(settings_for(f"sqlite:///{blocker / 'capture.db'}"))
+    try:
+        _secret_workflow(tmp_path)
+        assert capture.flush(5)
+        assert capture.stats()["spooled"] > 0
+        files = list((tmp_path / "spool").glob("spool-*.jsonl"))
+        raw = b"".join(p.read_bytes() for p in files)
+    finally:
+        capture.shutdown()
+    assert len(files) == 1 and b"***" in raw
+    assert _leaks(raw) == []
+
+
+def test_capture_is_cheap_when_the_writer_is_stuck(tmp_path, settings_for):
+    """A locked database stalls only the writer thread; the workflow keeps its pace."""
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    upgrade(url)
+    capture.configure(settings_for(url))
+    locker = create_engine(url).connect()
+    try:
+        locker.exec_driver_sql("BEGIN EXCLUSIVE")
+        started = time.perf_counter()
+        assert workflow() == 45
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.5
+        locker.rollback()
+        assert capture.flush(35)
+        assert capture.stats()["bad_records"] == 1
+    finally:
+        locker.close()
+        capture.shutdown()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM execution_events")).scalar() == 11
+    engine.dispose()
