@@ -9,6 +9,10 @@ import dagster as dg
 from skill_pipeline.defs import automation
 from skill_pipeline.defs.extract import assets as extract_assets
 from skill_pipeline.defs.extract import checks as extract_checks
+from skill_pipeline.defs.library import assets as library_assets
+from skill_pipeline.defs.library import checks as library_checks
+from skill_pipeline.defs.mining import assets as mining_assets
+from skill_pipeline.defs.mining import checks as mining_checks
 from skill_pipeline.resources import EventStoreResource, MiningSettings, SkillLibraryResource, WarehouseResource
 
 
@@ -19,8 +23,8 @@ def resources() -> dict[str, dg.ConfigurableResource]:
 
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([extract_assets]),
-    asset_checks=dg.load_asset_checks_from_modules([extract_checks]),
+    assets=dg.load_assets_from_modules([extract_assets, mining_assets, library_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([extract_checks, mining_checks, library_checks]),
     jobs=[automation.mine_skills_job],
     schedules=[automation.mine_skills_schedule],
     sensors=[automation.new_events_sensor],

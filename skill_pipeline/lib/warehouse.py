@@ -105,9 +105,9 @@ def _cell(value: Any) -> Any:
 class CsvSpool:
     """Rows for one table written to a temporary CSV file, so memory stays flat however many rows there are."""
 
-    def __init__(self, directory: Path, table: str) -> None:
+    def __init__(self, directory: Path, table: str, columns: dict[str, str] | None = None) -> None:
         self.table = table
-        self.columns = EXTRACT_TABLES[table]
+        self.columns = columns or EXTRACT_TABLES[table]
         handle, name = tempfile.mkstemp(prefix=f".{table}-", suffix=".csv", dir=directory)
         self.path = Path(name)
         self._file = os.fdopen(handle, "w", newline="", encoding="utf-8", errors="replace")
@@ -151,3 +151,19 @@ def load_spool(con: duckdb.DuckDBPyConnection, spool: CsvSpool, *, replace: bool
     con.execute(f"{verb} {table} SELECT * FROM staged{suffix}")
     con.execute("DROP TABLE staged")
     return int(new)
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
+                  rows: Iterable[Sequence[Any]], directory: Path) -> int:
+    """Replace ``table`` with ``rows`` (a derived table rebuilt by each mining step); returns the row count."""
+    spool = CsvSpool(directory, table, columns)
+    try:
+        spool.write(rows)
+        spool.close()
+        cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({cols})")
+        if spool.rows:
+            con.execute(f"INSERT INTO {table} SELECT * FROM {spool.reader_sql()}")
+        return spool.rows
+    finally:
+        spool.discard()

@@ -1,0 +1,254 @@
+"""Mining assets: token sequences, clusters, patterns, skill templates and outcome analysis, kept in DuckDB.
+
+Each asset reads its inputs from the warehouse (inside the run only), calls the pure functions of
+``skill_pipeline.mining`` and writes a derived table; metadata carries counts, previews, plots and quality
+figures so the UI never needs the warehouse.
+"""
+
+import json
+from collections import Counter
+
+import dagster as dg
+
+from capture.vocabulary import EVENT_TYPES
+from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
+from skill_pipeline.lib import candidates, loaders, pattern_json, warehouse
+from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
+from skill_pipeline.mining.clustering import ClusterResult, cluster_sequences
+from skill_pipeline.mining.outcomes import analyse_outcomes
+from skill_pipeline.mining.patterns import describe_pattern, mine_patterns
+from skill_pipeline.mining.templates import build_skill_candidate, template_statistics
+from skill_pipeline.mining.tokens import node_sequences, token_events
+from skill_pipeline.resources import MiningSettings, WarehouseResource
+
+GROUP = "mining"
+OPEN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval")
+RUN_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "last_seq": "BIGINT", "n_events": "INTEGER",
+                        "n_tokens": "INTEGER", "tokens": "VARCHAR"}
+NODE_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "node_id": "VARCHAR", "n_tokens": "INTEGER", "tokens": "VARCHAR"}
+RUN_CLUSTER_COLUMNS = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR", "distance": "DOUBLE"}
+CLUSTER_COLUMNS = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHAR", "representative": "VARCHAR"}
+PATTERN_COLUMNS = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER", "description": "VARCHAR",
+                   "pattern": "VARCHAR"}
+TEMPLATE_COLUMNS = {"cluster_id": "VARCHAR", "name": "VARCHAR", "support": "INTEGER", "success_rate": "DOUBLE",
+                    "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR"}
+QUALITY_COLUMNS = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER", "coverage": "DOUBLE"}
+OUTCOME_COLUMNS = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR", "cluster_id": "VARCHAR"}
+# Member runs whose full events feed slot inference per template; statistics always use every member.
+TEMPLATE_EVENT_RUNS = 2000
+
+
+def _spec_kwargs(description: str, *deps: str) -> dict:
+    return {"group_name": GROUP, "kinds": {"duckdb", "python"}, "owners": OWNERS, "description": description,
+            "deps": list(deps), "pool": DUCKDB_POOL}
+
+
+def _scratch(warehouse_db: WarehouseResource):  # noqa: ANN202 - Path
+    return warehouse_db.resolved_path().parent
+
+
+def _dirty_counts(con) -> dict[str, int]:  # noqa: ANN001 - DuckDB connection
+    known = ", ".join(f"'{t}'" for t in sorted(EVENT_TYPES))
+    open_marks = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    return dict(zip(
+        ("unknown_event_types", "events_without_node", "unknown_or_system_agents", "runs_with_order_gaps",
+         "runs_stuck_open"),
+        (int(v) for v in con.execute(f"""
+            SELECT (SELECT count(*) FROM events WHERE event_type NOT IN ({known})),
+                   (SELECT count(*) FROM events WHERE node_id IS NULL),
+                   (SELECT count(*) FROM events WHERE agent_name IS NULL OR lower(agent_name) IN ('unknown', 'system')),
+                   (SELECT count(*) FROM (SELECT run_id FROM events GROUP BY run_id
+                        HAVING max(execution_order) - min(execution_order) + 1 > count(DISTINCT execution_order))),
+                   (SELECT count(*) FROM runs WHERE status IN ({open_marks}))""").fetchone()), strict=True))
+
+
+@dg.asset(**_spec_kwargs("Token sequence per run (and per DAG node): one token per step, e.g. "
+                         "'tool_call:control:record_status'. Rebuilt only for runs with new events.",
+                         "raw_agent_events", "raw_workflow_runs", "raw_dag_nodes"))
+def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
+                    mining_settings: MiningSettings) -> dg.MaterializeResult:
+    granularity = mining_settings.token_granularity()
+    with warehouse_db.connection() as con:
+        has_previous = con.execute("SELECT count(*) FROM information_schema.tables "
+                                   "WHERE table_name = 'run_sequences'").fetchone()[0] > 0
+        stale_sql = ("SELECT e.run_id FROM events e GROUP BY e.run_id" if not has_previous else
+                     "SELECT e.run_id FROM events e LEFT JOIN run_sequences s ON s.run_id = e.run_id "
+                     "GROUP BY e.run_id, s.last_seq HAVING s.last_seq IS NULL OR max(e.seq) <> s.last_seq")
+        stale = [r[0] for r in con.execute(stale_sql).fetchall()]
+        loaders.stage_run_ids(con, stale)
+        kept_runs = [] if not has_previous else con.execute(
+            "SELECT * FROM run_sequences WHERE run_id NOT IN (SELECT id FROM wanted_runs)").fetchall()
+        kept_nodes = [] if not has_previous else con.execute(
+            "SELECT * FROM node_sequences WHERE run_id NOT IN (SELECT id FROM wanted_runs)").fetchall()
+        run_rows, node_rows, empty = list(kept_runs), list(kept_nodes), 0
+        for run_id, events in loaders.events_by_run(con, stale):
+            tokens = [t for t, _ in token_events(events, granularity)]
+            empty += not tokens
+            run_rows.append((run_id, max(e["seq"] for e in events), len(events), len(tokens), json.dumps(tokens)))
+            for (_, node_id), node_tokens in node_sequences(events, granularity).items():
+                node_rows.append((run_id, node_id, len(node_tokens), json.dumps(node_tokens)))
+        run_rows.sort()
+        node_rows.sort(key=lambda r: (r[0], r[1] or ""))
+        warehouse.replace_table(con, "run_sequences", RUN_SEQUENCE_COLUMNS, run_rows, _scratch(warehouse_db))
+        warehouse.replace_table(con, "node_sequences", NODE_SEQUENCE_COLUMNS, node_rows, _scratch(warehouse_db))
+        dirty = _dirty_counts(con)
+        top = con.execute("SELECT tokens, count(*) AS runs FROM run_sequences GROUP BY 1 ORDER BY 2 DESC, 1 "
+                          "LIMIT 5").fetchall()
+        vocab = Counter(t for _, _, _, _, tokens in run_rows for t in json.loads(tokens))
+    context.log.info(f"{len(stale)} runs re-tokenised, {len(kept_runs)} kept")
+    preview = markdown_table(["runs", "tokens (most common run sequences)"],
+                             [(n, " → ".join(json.loads(t))[:400]) for t, n in top])
+    return dg.MaterializeResult(metadata={
+        **table_metadata(len(run_rows), RUN_SEQUENCE_COLUMNS),
+        "rows_inserted": len(stale), "runs_kept": len(kept_runs), "node_sequences": len(node_rows),
+        "runs_without_tokens": empty, "vocabulary_size": len(vocab), "granularity": granularity,
+        **dirty, "preview": dg.MetadataValue.md(preview)})
+
+
+def _load_sequences(con) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+    rows = con.execute("SELECT run_id, tokens FROM run_sequences WHERE n_tokens > 0 ORDER BY run_id").fetchall()
+    return [r[0] for r in rows], [json.loads(r[1]) for r in rows]
+
+
+@dg.asset(**_spec_kwargs("Runs grouped by similar token sequences: variant dedup, repeat collapsing, "
+                         "edit-distance HAC on a sample, medoid assignment. Cluster ids are content hashes.",
+                         "event_sequences"))
+def sequence_clusters(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
+                      mining_settings: MiningSettings) -> dg.MaterializeResult:
+    with warehouse_db.connection() as con:
+        run_ids, sequences = _load_sequences(con)
+        all_runs = con.execute("SELECT count(*) FROM run_sequences").fetchone()[0]
+        result = cluster_sequences(sequences, sample_size=mining_settings.sample_size,
+                                   min_cluster_size=mining_settings.support())
+        warehouse.replace_table(con, "run_clusters", RUN_CLUSTER_COLUMNS,
+                                ((rid, i, result.labels[i], float(result.distances[i]))
+                                 for i, rid in enumerate(run_ids)), _scratch(warehouse_db))
+        warehouse.replace_table(con, "clusters", CLUSTER_COLUMNS,
+                                ((c, result.sizes[c], json.dumps(result.medoids[c]),
+                                  json.dumps(result.representatives[c])) for c in result.cluster_ids),
+                                _scratch(warehouse_db))
+        coverage = len(run_ids) / all_runs if all_runs else 0.0
+        warehouse.replace_table(con, "clustering_quality", QUALITY_COLUMNS,
+                                [(result.silhouette, len(result.cluster_ids), len(run_ids), coverage)],
+                                _scratch(warehouse_db))
+    quality = result.quality()
+    sizes = [result.sizes[c] for c in result.cluster_ids]
+    context.log.info(f"{len(result.cluster_ids)} clusters over {len(run_ids)} runs, silhouette {result.silhouette}")
+    return dg.MaterializeResult(metadata={
+        **table_metadata(len(run_ids), RUN_CLUSTER_COLUMNS),
+        "n_clusters": len(result.cluster_ids),
+        "silhouette": dg.MetadataValue.float(float(result.silhouette if result.silhouette is not None else 0.0)),
+        "silhouette_defined": result.silhouette is not None,
+        "coverage": dg.MetadataValue.float(round(coverage, 4)),
+        "runs_skipped_empty": int(all_runs - len(run_ids)),
+        "n_variants": quality["n_variants"], "n_reduced_variants": quality["n_reduced_variants"],
+        "threshold": dg.MetadataValue.float(float(quality["threshold"])),
+        "mean_distance_to_medoid": dg.MetadataValue.float(float(quality["mean_distance_to_medoid"])),
+        "cluster_sizes": dg.MetadataValue.md(bar_chart_markdown(
+            "Cluster sizes (runs)", result.cluster_ids[:20], sizes[:20], fmt="{:.0f}"))})
+
+
+@dg.asset(**_spec_kwargs("Consensus step sequence per cluster, with optional steps and repeat blocks "
+                         "(e.g. the engineer → executor retry loop).", "sequence_clusters"))
+def skill_patterns(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse_db.connection() as con:
+        run_ids, sequences = _load_sequences(con)
+        labels = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
+        medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
+        cluster_ids = [r[0] for r in con.execute("SELECT cluster_id FROM clusters ORDER BY size DESC, cluster_id")
+                       .fetchall()]
+        grouping = ClusterResult(labels=[labels[r] for r in run_ids], cluster_ids=cluster_ids, medoids=medoids,
+                                 representatives={}, sizes={}, distances=[], threshold=0.0, silhouette=None,
+                                 n_inputs=len(run_ids), n_variants=0, n_reduced_variants=0, sample_size=0, rounds=0)
+        patterns = mine_patterns(sequences, grouping)
+        rows = [(cid, p.support, len(p.steps), describe_pattern(p), pattern_json.dumps(p))
+                for cid, p in patterns.items()]
+        warehouse.replace_table(con, "patterns", PATTERN_COLUMNS, rows, _scratch(warehouse_db))
+    preview = markdown_table(["cluster", "runs", "steps", "pattern"], [r[:4] for r in rows[:10]])
+    context.log.info(f"{len(rows)} patterns")
+    return dg.MaterializeResult(metadata={
+        **table_metadata(len(rows), PATTERN_COLUMNS),
+        "mean_steps": dg.MetadataValue.float(round(sum(r[2] for r in rows) / len(rows), 2) if rows else 0.0),
+        "patterns_with_repeats": sum(1 for p in patterns.values() if p.blocks),
+        "preview": dg.MetadataValue.md("**Top patterns**\n\n" + preview)})
+
+
+def _template_row(cluster_id: str, pattern_text: str, runs: dict, con, min_support: int,  # noqa: ANN001
+                  full_sequences: dict[str, list[str]], granularity: str) -> tuple:
+    pattern = pattern_json.loads(pattern_text)
+    member_runs = [r[0] for r in con.execute("SELECT run_id FROM run_clusters WHERE cluster_id = ? ORDER BY ordinal",
+                                             [cluster_id]).fetchall()]
+    members = [runs[r] for r in member_runs]
+    positions = list(range(len(members)))[:TEMPLATE_EVENT_RUNS]
+    sample = pattern_json.subset(pattern, positions)
+    sample_runs = [members[i] for i in positions]
+    events = dict(loaders.events_by_run(con, [r["run_id"] for r in sample_runs], payloads=True))
+    mined = build_skill_candidate(sample, sample_runs, events,
+                                  loaders.files(con, [r["run_id"] for r in sample_runs]), granularity=granularity)
+    mined["statistics"] = template_statistics(pattern, members, {}, full_sequences)
+    mined["provenance"]["source_runs"] = sorted(member_runs)
+    candidate = candidates.to_library_candidate(mined)
+    errors = candidates.library_errors(candidate)
+    rate = mined["statistics"]["success_rate"]
+    publishable = not errors and len(members) >= min_support and rate is not None
+    return (cluster_id, candidate["name"], len(members), rate, publishable, "; ".join(errors),
+            json.dumps(candidate, sort_keys=True))
+
+
+@dg.asset(**_spec_kwargs("Parameterised skill templates (task template with typed slots, steps, expected "
+                         "outputs) with statistics: support, success rate and Wilson interval, repeatability, "
+                         "duration and cost percentiles, retries, failure hot-spots.",
+                         "skill_patterns", "raw_files", "raw_workflow_runs"))
+def skill_templates(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
+                    mining_settings: MiningSettings) -> dg.MaterializeResult:
+    min_support = mining_settings.support()
+    with warehouse_db.connection() as con:
+        runs = loaders.runs(con)
+        full = {r: json.loads(t) for r, t in con.execute("SELECT run_id, tokens FROM run_sequences").fetchall()}
+        patterns = con.execute("SELECT cluster_id, pattern FROM patterns ORDER BY support DESC, cluster_id").fetchall()
+        rows = [_template_row(cid, text, runs, con, min_support, full, mining_settings.token_granularity())
+                for cid, text in patterns]
+        warehouse.replace_table(con, "skill_templates", TEMPLATE_COLUMNS, rows, _scratch(warehouse_db))
+    publishable = [r for r in rows if r[4]]
+    preview = markdown_table(["name", "runs", "success", "publishable", "task template"],
+                             [(r[1], r[2], r[3], r[4], json.loads(r[6])["task_template"]) for r in rows[:10]])
+    rated = [r for r in rows if r[3] is not None][:20]
+    context.log.info(f"{len(rows)} templates, {len(publishable)} publishable (support >= {min_support})")
+    return dg.MaterializeResult(metadata={
+        **table_metadata(len(rows), TEMPLATE_COLUMNS),
+        "publishable": len(publishable), "below_support": sum(1 for r in rows if r[2] < min_support),
+        "invalid": sum(1 for r in rows if r[5]), "min_support": min_support,
+        "preview": dg.MetadataValue.md("**Templates**\n\n" + preview),
+        "success_rates": dg.MetadataValue.md(bar_chart_markdown(
+            "Success rate per template", [r[1] for r in rated], [r[3] for r in rated], max_value=1.0,
+            fmt="{:.2f}"))})
+
+
+@dg.asset(**_spec_kwargs("Success / failure analysis across all runs: rates with Wilson intervals by mode and "
+                         "cluster, failure tokens, last step before failure, failure hot-spots.",
+                         "sequence_clusters", "raw_workflow_runs"))
+def run_outcomes(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse_db.connection() as con:
+        runs = list(loaders.runs(con).values())
+        sequences = {r: json.loads(t) for r, t in con.execute("SELECT run_id, tokens FROM run_sequences").fetchall()}
+        cluster_of = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
+        analysis = analyse_outcomes(runs, sequences, cluster_of)
+        warehouse.replace_table(con, "run_outcomes", OUTCOME_COLUMNS,
+                                ((r["run_id"], r["mode"], r["status"], cluster_of.get(r["run_id"])) for r in runs),
+                                _scratch(warehouse_db))
+        warehouse.replace_table(con, "outcome_analysis", {"analysis": "VARCHAR"}, [(json.dumps(analysis),)],
+                                _scratch(warehouse_db))
+    overall = analysis["overall"]
+    by_cluster = sorted(analysis.get("by_cluster", {}).items(), key=lambda kv: -kv[1]["runs"])[:20]
+    modes = markdown_table(["mode", "runs", "success rate", "95% CI"],
+                           [(m, v["runs"], v["success_rate"], v["ci95"]) for m, v in analysis["by_mode"].items()])
+    failures = markdown_table(["failure token", "count"],
+                              [(f["token"], f["count"]) for f in analysis.get("failure_tokens", [])])
+    return dg.MaterializeResult(metadata={
+        **table_metadata(len(runs), OUTCOME_COLUMNS),
+        "success_rate": dg.MetadataValue.float(float(overall["success_rate"] or 0.0)),
+        "successes": overall["successes"], "failures": overall["failures"], "unfinished": overall["unfinished"],
+        "by_mode": dg.MetadataValue.md(modes), "failure_tokens": dg.MetadataValue.md(failures),
+        "success_by_cluster": dg.MetadataValue.md(bar_chart_markdown(
+            "Success rate by cluster", [c for c, _ in by_cluster],
+            [v["success_rate"] or 0.0 for _, v in by_cluster], max_value=1.0, fmt="{:.2f}"))})

@@ -1,0 +1,88 @@
+"""Reading the warehouse back as the plain dicts the mining functions take.
+
+Events are streamed run by run (ordered by run, then seq), so per-run work never holds every event in memory.
+Payload columns hold at most the first ``payload_chars`` characters; a cut payload is no longer valid JSON and is
+handed on as an empty mapping, which the miners treat as "no arguments".
+"""
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import duckdb
+
+SLIM_EVENT_COLUMNS = ("seq", "run_id", "node_id", "event_type", "event_subtype", "agent_name", "status",
+                      "execution_order", "tool_name", "exit_code", "file_type", "duration_ms")
+FETCH_ROWS = 50_000
+
+
+def parse_payload(text: str | None) -> dict[str, Any]:
+    """A payload column as a mapping ({} when absent, cut, or not an object)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _event(row: Sequence[Any], payload_row: Sequence[Any] | None = None) -> dict[str, Any]:
+    event = dict(zip(SLIM_EVENT_COLUMNS, row, strict=True))
+    meta = {k: event.pop(k) for k in ("tool_name", "exit_code", "file_type")}
+    event["meta"] = {k: v for k, v in meta.items() if v is not None}
+    if payload_row is not None:
+        event["inputs"], event["outputs"] = parse_payload(payload_row[0]), parse_payload(payload_row[1])
+        event["error_message"] = payload_row[2]
+    return event
+
+
+def stage_run_ids(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> None:
+    """Put run ids in the temp table ``wanted_runs`` (joined instead of a huge IN list)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE wanted_runs AS SELECT unnest(?::VARCHAR[]) AS id",
+                [sorted(set(run_ids))])
+
+
+def events_by_run(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str] | None = None, *,
+                  payloads: bool = False) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(run_id, events)`` for each run (all runs, or ``run_ids``), events in seq order."""
+    columns = ", ".join(f'e."{c}"' for c in SLIM_EVENT_COLUMNS)
+    extra = ", e.inputs, e.outputs, e.error_message" if payloads else ""
+    if run_ids is None:
+        cursor = con.execute(f"SELECT {columns}{extra} FROM events e ORDER BY e.run_id, e.seq")
+    else:
+        stage_run_ids(con, run_ids)
+        cursor = con.execute(f"SELECT {columns}{extra} FROM events e JOIN wanted_runs w ON e.run_id = w.id "
+                             "ORDER BY e.run_id, e.seq")
+    width = len(SLIM_EVENT_COLUMNS)
+    current, bucket = None, []
+    while rows := cursor.fetchmany(FETCH_ROWS):
+        for row in rows:
+            if row[1] != current:
+                if bucket:
+                    yield current, bucket
+                current, bucket = row[1], []
+            bucket.append(_event(row[:width], row[width:] if payloads else None))
+    if bucket:
+        yield current, bucket
+
+
+def runs(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """Run dicts keyed by id, shaped for the mining statistics (``run_id``, ``meta.cost_usd``)."""
+    out = {}
+    for rid, status, mode, started, completed, task, cost in con.execute(
+            "SELECT id, status, mode, started_at, completed_at, task_description, cost_usd FROM runs ORDER BY id"
+    ).fetchall():
+        out[rid] = {"run_id": rid, "status": status, "mode": mode, "started_at": started,
+                    "completed_at": completed, "task_description": task or "",
+                    "meta": {"cost_usd": cost} if cost else {}}
+    return out
+
+
+def files(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """File rows of the given runs."""
+    stage_run_ids(con, run_ids)
+    rows = con.execute("SELECT f.run_id, f.file_path, f.file_type, f.size_bytes, f.generating_agent FROM files f "
+                       "JOIN wanted_runs w ON f.run_id = w.id ORDER BY f.run_id, f.file_path").fetchall()
+    return [dict(zip(("run_id", "file_path", "file_type", "size_bytes", "generating_agent"), r, strict=True))
+            for r in rows]

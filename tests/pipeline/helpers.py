@@ -1,0 +1,31 @@
+"""Running the real mining job in-process and reading what it reported."""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from capture.store import CaptureStore
+from skill_pipeline.definitions import defs
+
+from .conftest import pipeline_resources
+
+
+def run_job(store: CaptureStore, tmp_path: Path, instance: dg.DagsterInstance,
+            **settings: object) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def("mine_skills_job")
+    return job.execute_in_process(resources=pipeline_resources(store, tmp_path, **settings), instance=instance)
+
+
+def materialisations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """Asset key -> metadata values of the run's materialisations."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """Check name -> passed."""
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
