@@ -5,6 +5,7 @@ Every importer is idempotent (deterministic ids, one transaction per run, runs a
 reports what it could not map, and raises :class:`SourceError` naming the file and place of bad input.
 """
 
+from capture.importers.ag2_log import import_ag2_log
 from capture.importers.common import ImportReport, SourceError
 from capture.importers.cmbagent_db import import_cmbagent_db
 from capture.importers.cmbagent_history import import_cmbagent_history

@@ -12,13 +12,11 @@ import json
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from capture.importers.common import (ImportReport, Progress, RunWriter, SourceError, canonical, ensure_sessions,
-                                      stable_id)
+                                      open_readonly, stable_id)
 from capture.records import to_utc
 from capture.store import Batch, CaptureStore
 
@@ -26,26 +24,6 @@ REQUIRED_TABLES = ("sessions", "workflow_runs", "dag_nodes", "dag_edges", "execu
                    "messages", "cost_records")
 UNATTRIBUTED = "unattributed"
 JSON_COLUMNS = {"meta", "inputs", "outputs", "input_data", "output_data", "output_files", "resource_limits"}
-
-
-@contextmanager
-def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to a MARS database, or :class:`SourceError` naming the file and the problem."""
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        raise SourceError(f"{path}: not a readable SQLite database ({exc})") from None
-    try:
-        missing = [t for t in REQUIRED_TABLES if t not in tables]
-        if missing:
-            raise SourceError(f"{path}: not a CMBAgent database, missing table(s) {', '.join(missing)}")
-        yield conn
-    finally:
-        conn.close()
 
 
 class _Reader:
@@ -261,7 +239,7 @@ def import_cmbagent_db(path: str | Path, store: CaptureStore, *, session: str | 
     started = time.monotonic()
     path = Path(path)
     report = ImportReport(source=str(path), kind="cmbagent-db")
-    with open_readonly(path) as conn:
+    with open_readonly(path, REQUIRED_TABLES, "a CMBAgent database") as conn:
         mapper = _Mapper(_Reader(conn, path), path.name, report, session)
         batches = [(mapper.id("workflow_runs", run["id"]), mapper.batch(run)) for run in mapper.runs]
     sessions = mapper.session_rows()

@@ -1,10 +1,13 @@
 """What every importer shares: deterministic ids, the per-run writer, the report, progress and source errors."""
 
 import json
+import sqlite3
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -181,3 +184,24 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} "
                           f"(character {exc.pos}): {exc.msg}") from None
+
+
+@contextmanager
+def open_readonly(path: Path, required: tuple[str, ...], what: str) -> Iterator[sqlite3.Connection]:
+    """A read-only (``mode=ro``) connection to a source SQLite file holding ``required`` tables, or a
+    :class:`SourceError` naming the file and the problem. The source is never written."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(f"{path}: not a readable SQLite database ({exc})") from None
+    try:
+        missing = [t for t in required if t not in tables]
+        if missing:
+            raise SourceError(f"{path}: not {what}, missing table(s) {', '.join(missing)}")
+        yield conn
+    finally:
+        conn.close()
