@@ -1,0 +1,76 @@
+"""``skillmine import ...`` through the real argparse wiring: summaries, exit codes, quiet pipes."""
+
+import argparse
+import io
+from pathlib import Path
+
+import pytest
+
+from capture.importers.cli import register
+from capture.importers.common import ImportReport, Progress
+from capture.migrate import upgrade
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="skillmine")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(store_url)
+    return store_url
+
+
+def test_import_prints_a_summary_and_second_run_writes_nothing(url: str, data: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = data / "external" / "pm4py_logs" / "running-example.xes"
+    assert run_cli(["import", "xes", str(path), "--url", url, "--session", "s1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"imported xes {path}: 6 runs written, 0 already imported; 0 nodes, 0 edges, 42 events")
+    assert err == ""  # not a terminal: no progress line
+    assert run_cli(["import", "xes", str(path), "--url", url, "--session", "s1", "--quiet"]) == 0
+    assert "0 runs written, 6 already imported" in capsys.readouterr().out
+
+
+def test_unmapped_kinds_appear_in_the_summary(url: str, data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = data / "cmbagent" / "upstream_cmbagent_history"
+    assert run_cli(["import", "cmbagent-history", str(path), "--url", url]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        "not mapped: assistant turn without agent calls ×1, history without a recorded answer ×2")
+
+
+def test_bad_input_exits_1_naming_the_file_and_bad_store_exits_2(url: str, tmp_path: Path, data: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "bogus.db"
+    bogus.write_text("no database here\n" * 40)
+    assert run_cli(["import", "cmbagent-db", str(bogus), "--url", url]) == 1
+    assert f"skillmine import: {bogus}: not a readable SQLite database" in capsys.readouterr().err
+    unmigrated = f"sqlite:///{tmp_path / 'empty.db'}"
+    path = data / "external" / "pm4py_logs" / "running-example.xes"
+    assert run_cli(["import", "xes", str(path), "--url", unmigrated]) == 2
+    assert capsys.readouterr().err.startswith("skillmine import: ")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_only() -> None:
+    tty, pipe = _Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        progress = Progress(4, stream=stream, interval_s=0)
+        for _ in range(2):
+            progress.step(10)
+        progress.done()
+    assert pipe.getvalue() == ""
+    assert tty.getvalue().endswith("\n") and "2/4 runs" in tty.getvalue() and "events/s" in tty.getvalue()
+    assert " s left" in tty.getvalue()
+    quiet = _Terminal()
+    Progress(4, stream=quiet, quiet=True, interval_s=0).step(1)
+    assert quiet.getvalue() == ""
+    assert ImportReport("x", "xes").summary().startswith("imported xes x: 0 runs written")
