@@ -43,8 +43,6 @@ from capture.vocabulary import NEVER_SAMPLED, normalise_event
 log = logging.getLogger("capture.recorder")
 
 RUN, NODE, EDGE, EVENT, UPDATE, FILE, MESSAGE, COST, FLUSH = range(9)
-_KIND_KEYS = {RUN: "runs", NODE: "nodes", EDGE: "edges", EVENT: "events", UPDATE: "event_updates",
-              FILE: "files", MESSAGE: "messages", COST: "costs"}
 _PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 _TEXT_FIELDS = ("error_message", "content", "task_description")
 BLOCK_WAIT_S = 0.05
@@ -427,7 +425,7 @@ class Recorder:
         lists: dict[int, list[dict[str, Any]]] = {EDGE: [], FILE: [], MESSAGE: [], COST: []}
         for kind, row in items:
             if kind == EVENT:
-                events[row["id"]] = dict(row)
+                events[row["id"]] = row
             elif kind == UPDATE:
                 target = events.get(row["id"])
                 (target if target is not None else updates.setdefault(row["id"], {})).update(row)
@@ -446,18 +444,20 @@ class Recorder:
                 "messages": [clean(r) for r in lists[MESSAGE]], "costs": lists[COST]}
 
     def _clean(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Encode and redact a row in place (rows on the queue belong to the recorder)."""
         redact = self._redactor
         limit = self.settings.max_payload_bytes
-        out = dict(row)
         for field in _PAYLOAD_FIELDS:
-            value = out.get(field)
+            value = row.get(field)
             if value is not None:
-                out[field] = redact.value(_encode(redact.value(value), limit))
+                fast = redact.flat(value, limit // 4) if type(value) is dict else None
+                # Redact before encoding too, so truncation can never cut a secret into an unrecognisable piece.
+                row[field] = fast if fast is not None else redact.value(_encode(redact.value(value), limit))
         for field in _TEXT_FIELDS:
-            value = out.get(field)
+            value = row.get(field)
             if value is not None:
-                out[field] = redact.text(value if isinstance(value, str) else dumps(_encode(value, limit)))
-        return out
+                row[field] = redact.text(value if isinstance(value, str) else dumps(_encode(value, limit)))
+        return row
 
     @staticmethod
     def _file_row(row: dict[str, Any]) -> dict[str, Any]:

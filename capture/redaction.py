@@ -7,6 +7,7 @@ becomes ``***``. Dict values under sensitive key names (``api_key``, ``password`
 Strings shorter than the shortest secret are skipped without running the regex.
 """
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -76,6 +77,26 @@ class Redactor:
             if not any(trigger in lowered for trigger in _TRIGGERS):
                 return value
         return self._regex.sub(self._replace, value)
+
+    def flat(self, value: dict, max_chars: int) -> dict | None:
+        """The fast path for the common payload: a flat dict of JSON scalars whose strings total at most
+        ``max_chars``, returned redacted; ``None`` when ``value`` is anything else (use encode + :meth:`value`)."""
+        out = {}
+        total = 0
+        for key, item in value.items():
+            if type(key) is not str:
+                return None
+            kind = type(item)
+            if kind is str:
+                total += len(item)
+                if total > max_chars:
+                    return None
+                out[key] = MASK if item and SENSITIVE_KEY.match(key) else self.text(item)
+            elif kind is int or kind is bool or item is None or (kind is float and math.isfinite(item)):
+                out[key] = MASK if kind is int and SENSITIVE_KEY.match(key) else item
+            else:
+                return None
+        return out
 
     def value(self, value: Any) -> Any:
         """Mask secrets anywhere in a JSON-like value; other objects are returned unchanged."""
