@@ -149,13 +149,15 @@ class ExecutionEvent(Base):
 
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"), index=True)
-    node_id: Mapped[str | None] = mapped_column(ForeignKey("dag_nodes.id", ondelete="CASCADE"), index=True)
+    # run_id, node_id, session_id and event_type lead the composite indexes below, which serve every
+    # single-column lookup (and the cascades); the reference's extra single-column copies only slow inserts.
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("dag_nodes.id", ondelete="CASCADE"))
     step_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     parent_event_id: Mapped[str | None] = mapped_column(
         ForeignKey("execution_events.id", ondelete="SET NULL"))
-    event_type: Mapped[str] = mapped_column(String(50), index=True)
+    event_type: Mapped[str] = mapped_column(String(50))
     event_subtype: Mapped[str | None] = mapped_column(String(50))
     agent_name: Mapped[str | None] = mapped_column(String(100), index=True)
     agent_role: Mapped[str | None] = mapped_column(String(50))

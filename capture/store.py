@@ -125,8 +125,9 @@ def _parents_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class _WriteContext:
     """Per-attempt state of one write_batch: the result, ids learned, and whether remembered ids were trusted."""
 
-    def __init__(self, memory: dict[str, set[str]] | None) -> None:
+    def __init__(self, memory: dict[str, set[str]] | None, lock: Any = None) -> None:
         self.memory = memory
+        self.lock = lock or threading.Lock()
         self.used_memory = False
         self.result = BatchResult()
         self.learned: dict[str, set[str]] = {"sessions": set(), "runs": set(), "nodes": set(), "events": set()}
@@ -138,7 +139,8 @@ class _WriteContext:
             return set()
         found = wanted & self.learned[kind]
         if self.memory is not None:
-            remembered = wanted & self.memory[kind]
+            with self.lock:
+                remembered = {i for i in wanted if i in self.memory[kind]}
             if remembered:
                 self.used_memory = True
                 found |= remembered
@@ -249,7 +251,7 @@ class CaptureStore:
     def write_batch(self, batch: Batch) -> BatchResult:
         """Write ``batch`` in one transaction (see the module docstring for the guarantees)."""
         prepared = self._prepare(batch)
-        ctx = _WriteContext(self._snapshot_known())
+        ctx = _WriteContext(self._known, self._known_lock)
         try:
             with self.engine.begin() as conn:
                 self._write_prepared(conn, prepared, ctx)
@@ -273,10 +275,6 @@ class CaptureStore:
         with self._known_lock:
             for ids in self._known.values():
                 ids.clear()
-
-    def _snapshot_known(self) -> dict[str, set[str]]:
-        with self._known_lock:
-            return {kind: set(ids) for kind, ids in self._known.items()}
 
     def _remember(self, learned: dict[str, set[str]]) -> None:
         with self._known_lock:

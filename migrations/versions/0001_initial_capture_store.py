@@ -198,10 +198,6 @@ def upgrade() -> None:
         batch_op.create_index("idx_events_session_timestamp", ["session_id", "timestamp"], unique=False)
         batch_op.create_index("idx_events_type_subtype", ["event_type", "event_subtype"], unique=False)
         batch_op.create_index(batch_op.f("ix_execution_events_agent_name"), ["agent_name"], unique=False)
-        batch_op.create_index(batch_op.f("ix_execution_events_event_type"), ["event_type"], unique=False)
-        batch_op.create_index(batch_op.f("ix_execution_events_node_id"), ["node_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_execution_events_run_id"), ["run_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_execution_events_session_id"), ["session_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_execution_events_step_id"), ["step_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_execution_events_timestamp"), ["timestamp"], unique=False)
 
@@ -372,10 +368,6 @@ def downgrade() -> None:
     with op.batch_alter_table("execution_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_execution_events_timestamp"))
         batch_op.drop_index(batch_op.f("ix_execution_events_step_id"))
-        batch_op.drop_index(batch_op.f("ix_execution_events_session_id"))
-        batch_op.drop_index(batch_op.f("ix_execution_events_run_id"))
-        batch_op.drop_index(batch_op.f("ix_execution_events_node_id"))
-        batch_op.drop_index(batch_op.f("ix_execution_events_event_type"))
         batch_op.drop_index(batch_op.f("ix_execution_events_agent_name"))
         batch_op.drop_index("idx_events_type_subtype")
         batch_op.drop_index("idx_events_session_timestamp")

@@ -1,0 +1,229 @@
+"""Capture store benchmark: bulk insert throughput and read-side latency on SQLite and PostgreSQL.
+
+Run: ``.venv/bin/python benchmarks/bench_store.py`` (PostgreSQL from ``SKILLMINE_TEST_PG_URL``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``; a temporary database is created and dropped there;
+``--no-pg`` skips it). Measures:
+
+- ``CaptureStore.write_batch`` throughput in batches of 500 realistic events (nested agent/LLM/tool/code/file
+  events with message texts, arguments, results and token/cost meta), against a baseline measured in the same
+  run: one ORM ``session.add()`` + ``commit()`` per event, as the reference's ``EventRepository.create_event``;
+- latency (p50/p95) of the event tree of one agent call, the full tree of the run's root, a run's statistics
+  and a node summary, on a 5,000-event run.
+"""
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.orm import Session as OrmSession  # noqa: E402
+
+from capture import queries  # noqa: E402
+from capture.migrate import upgrade  # noqa: E402
+from capture.models import ExecutionEvent  # noqa: E402
+from capture.store import Batch, CaptureStore  # noqa: E402
+from capture.summary import compute_node_summary  # noqa: E402
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+AGENTS = ("planner", "engineer", "executor", "researcher", "control", "terminator")
+TOOLS = ("run_python", "read_file", "write_file", "search_arxiv", "plot")
+WORDS = ("the", "power", "spectrum", "camb", "compute", "plot", "multipole", "error", "residual", "fit", "data",
+         "cosmology", "parameter", "chain", "likelihood", "result", "step", "figure", "table", "value")
+
+
+def _text(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def make_run(session_id: str, run_id: str, n_events: int, *, seed: int = 7, nodes: int = 10
+             ) -> tuple[list[dict], list[dict], str]:
+    """Nodes and ``n_events`` nested events of one run (root state transition -> agent calls -> children)."""
+    rng = random.Random(seed)
+    t0 = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
+    node_rows = [{"id": f"{run_id}-n{i}", "run_id": run_id, "session_id": session_id, "node_type": "agent",
+                  "agent": AGENTS[i % len(AGENTS)], "order_index": i, "meta": {"id": f"step_{i}"}}
+                 for i in range(nodes)]
+    root = str(uuid.uuid4())
+    events = [{"id": root, "run_id": run_id, "session_id": session_id, "event_type": "state_transition",
+               "event_subtype": "workflow", "agent_name": "system", "execution_order": 0, "timestamp": t0,
+               "meta": {"from": "planning", "to": "executing"}}]
+    order = 0
+    per_node = max(1, n_events // nodes)
+    while len(events) < n_events:
+        order += 1
+        node = node_rows[min(len(events) // per_node, nodes - 1)]["id"]
+        agent = rng.choice(AGENTS)
+        call = str(uuid.uuid4())
+        start = t0 + timedelta(seconds=order)
+        events.append({"id": call, "run_id": run_id, "session_id": session_id, "node_id": node,
+                       "parent_event_id": root, "depth": 1, "event_type": "agent_call", "event_subtype": "complete",
+                       "agent_name": agent, "execution_order": order, "timestamp": start, "started_at": start,
+                       "completed_at": start + timedelta(seconds=2), "duration_ms": 2000,
+                       "inputs": {"message": _text(rng, 60), "context": {"step": order % 7, "attempt": 1}},
+                       "outputs": {"response": _text(rng, 80)},
+                       "meta": {"model": "gpt-4o", "temperature": 0.2}})
+        for _ in range(rng.randint(2, 6)):
+            if len(events) >= n_events:
+                break
+            order += 1
+            kind = rng.choice(("llm_call", "tool_call", "code_exec", "file_gen", "message"))
+            row = {"id": str(uuid.uuid4()), "run_id": run_id, "session_id": session_id, "node_id": node,
+                   "parent_event_id": call, "depth": 2, "event_type": kind, "agent_name": agent,
+                   "execution_order": order, "timestamp": start + timedelta(milliseconds=order % 1000),
+                   "duration_ms": rng.randint(5, 3000)}
+            if kind == "llm_call":
+                row.update(event_subtype="complete", inputs={"messages": [{"role": "user", "content": _text(rng, 40)}]},
+                           outputs={"content": _text(rng, 60)},
+                           meta={"model": "gpt-4o", "prompt_tokens": rng.randint(100, 4000),
+                                 "completion_tokens": rng.randint(10, 800), "cost_usd": 0.0123})
+            elif kind == "tool_call":
+                row.update(event_subtype="complete", inputs={"tool_name": rng.choice(TOOLS),
+                                                             "arguments": {"path": "data/x.csv", "n": 3}},
+                           outputs={"result": _text(rng, 30)})
+            elif kind == "code_exec":
+                failed = rng.random() < 0.1
+                row.update(event_subtype="error" if failed else "complete", status="failed" if failed else None,
+                           inputs={"code": "import numpy as np\n" + _text(rng, 50), "language": "python"},
+                           outputs={"exit_code": 1 if failed else 0, "stdout": _text(rng, 20)})
+            elif kind == "file_gen":
+                row.update(event_subtype="create", inputs={"file_path": f"data/out_{order}.png", "size_bytes": 1234})
+            else:
+                row.update(event_subtype="send", inputs={"sender": agent, "recipient": "control",
+                                                         "content": _text(rng, 50)})
+            events.append(row)
+    return node_rows, events, root
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_write_batch(store: CaptureStore, n_events: int, batch_size: int = 500) -> float:
+    session_id, run_id = "bench", uuid.uuid4().hex[:16]
+    nodes, events, _ = make_run(session_id, run_id, n_events, nodes=20)
+    store.write_batch(Batch(runs=[{"id": run_id, "session_id": session_id, "mode": "planning_and_control"}],
+                            nodes=nodes))
+    started = time.perf_counter()
+    inserted = 0
+    for start in range(0, len(events), batch_size):
+        inserted += store.write_batch(Batch(events=events[start:start + batch_size])).events_inserted
+    elapsed = time.perf_counter() - started
+    assert inserted == n_events, (inserted, n_events)
+    return n_events / elapsed
+
+
+def bench_orm_baseline(store: CaptureStore, n_events: int) -> float:
+    """The reference's way: one ORM object added and committed per event."""
+    session_id, run_id = "bench", uuid.uuid4().hex[:16]
+    nodes, events, _ = make_run(session_id, run_id, n_events, seed=11)
+    store.write_batch(Batch(runs=[{"id": run_id, "session_id": session_id}], nodes=nodes))
+    fields = {c.name for c in ExecutionEvent.__table__.columns}
+    started = time.perf_counter()
+    with OrmSession(store.engine) as db:
+        for row in events:
+            values = {k: v for k, v in row.items() if k in fields}
+            values.setdefault("status", "completed")
+            values["status"] = values["status"] or "completed"
+            db.add(ExecutionEvent(**values))
+            db.commit()
+    return n_events / (time.perf_counter() - started)
+
+
+def bench_reads(store: CaptureStore, repeats: int = 50) -> dict[str, tuple[float, float]]:
+    session_id, run_id = "reads", uuid.uuid4().hex[:16]
+    nodes, events, root = make_run(session_id, run_id, 5000, seed=3)
+    store.write_batch(Batch(runs=[{"id": run_id, "session_id": session_id}], nodes=nodes))
+    for start in range(0, len(events), 500):
+        store.write_batch(Batch(events=events[start:start + 500]))
+    calls = [e["id"] for e in events if e["event_type"] == "agent_call"]
+    node_id = nodes[3]["id"]
+    cases = {
+        "tree of one agent call": lambda i: queries.get_event_tree(store, session_id, calls[i % len(calls)]),
+        "node summary (~500 events)": lambda i: compute_node_summary(store, session_id, node_id),
+        "run statistics (5,000 events)": lambda i: queries.get_event_statistics(store, session_id, run_id),
+        "events of a node (~500)": lambda i: queries.list_events_for_node(store, session_id, node_id),
+        "full tree from run root (5,000 rows)": lambda i: queries.get_event_tree(store, session_id, root),
+    }
+    assert len(queries.get_event_tree(store, session_id, root)) == 5000
+    out = {}
+    for name, fn in cases.items():
+        fn(0)
+        times = []
+        for i in range(repeats):
+            t = time.perf_counter()
+            fn(i)
+            times.append((time.perf_counter() - t) * 1000)
+        out[name] = (statistics.median(times), pct(times, 0.95))
+    return out
+
+
+def run_backend(label: str, url: str, n_events: int, baseline_events: int) -> dict:
+    upgrade(url)
+    store = CaptureStore.open(url)
+    try:
+        baseline = bench_orm_baseline(store, baseline_events)
+        rates = [bench_write_batch(store, n_events) for _ in range(3)]
+        reads = bench_reads(store)
+    finally:
+        store.close()
+    return {"label": label, "rate": max(rates), "rates": rates, "baseline": baseline, "reads": reads}
+
+
+def pg_database(base: str):  # noqa: ANN201 - context manager
+    from contextlib import contextmanager
+
+    @contextmanager
+    def _ctx():
+        url = make_url(base)
+        name = f"skillmine_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+    return _ctx()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--baseline-events", type=int, default=2_000)
+    parser.add_argument("--no-pg", action="store_true")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        results.append(run_backend("SQLite", f"sqlite:///{tmp}/bench.db", args.events, args.baseline_events))
+    if not args.no_pg:
+        with pg_database(os.environ.get("SKILLMINE_TEST_PG_URL") or DEFAULT_PG) as url:
+            results.append(run_backend("PostgreSQL", url, args.events, args.baseline_events))
+    print(f"write_batch, batches of 500, {args.events:,} events per pass (best of 3); baseline: ORM add+commit "
+          f"per event on {args.baseline_events:,} events")
+    for r in results:
+        print(f"  {r['label']:<11} {r['rate']:>10,.0f} events/s  (passes: "
+              f"{', '.join(f'{x:,.0f}' for x in r['rates'])})  baseline {r['baseline']:>8,.0f} events/s  "
+              f"ratio x{r['rate'] / r['baseline']:.0f}")
+    print("read latency on a 5,000-event run, 50 repeats: p50 / p95 ms")
+    for r in results:
+        for name, (p50, p95) in r["reads"].items():
+            print(f"  {r['label']:<11} {name:<38} {p50:7.2f} / {p95:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
