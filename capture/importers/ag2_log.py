@@ -9,6 +9,7 @@ changes give handoffs. ``events`` and ``function_calls`` carry no session id: th
 """
 
 import json
+import sqlite3
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -162,10 +163,10 @@ class _Session:
         return Batch(runs=[run], events=events, messages=self.messages, costs=self.costs)
 
 
-def _rows(conn: Any, sql: str, path: Path) -> list[dict[str, Any]]:
+def _rows(conn: sqlite3.Connection, sql: str, path: Path) -> list[dict[str, Any]]:
     try:
         return [dict(r) for r in conn.execute(sql)]
-    except Exception as exc:  # noqa: BLE001 - any sqlite failure is bad input here
+    except sqlite3.DatabaseError as exc:
         raise SourceError(f"{path}: {exc}") from None
 
 

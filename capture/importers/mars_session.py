@@ -283,8 +283,7 @@ class TaskFolder:
             builder.node_id = self.node_of(relative)
             event_id = None
             if path.name.startswith("ideas_"):
-                event_id = builder._event("file_gen", "create", None, None,
-                                          meta={"file_path": relative, "size_bytes": len(content)})["id"]
+                event_id = builder.file_gen(relative, len(content))["id"]
             rows.append({"id": stable_id(self.run_id, "file", relative), "run_id": self.run_id,
                          "session_id": self.session_id, "event_id": event_id, "node_id": builder.node_id,
                          "file_path": relative, "file_type": _file_type(relative), "size_bytes": len(content),

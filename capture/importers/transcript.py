@@ -160,6 +160,11 @@ class RunBuilder:
             self.error("runtime_error", output, at, agent)
         return event
 
+    def file_gen(self, relative_path: str, size_bytes: int) -> dict[str, Any]:
+        """A file the run produced (its producer is not recorded in the source, so no agent)."""
+        return self._event("file_gen", "create", None, None, self.current,
+                           meta={"file_path": relative_path, "size_bytes": size_bytes})
+
     def error(self, category: str, text: str, at: datetime | None = None, agent: str | None = None) -> None:
         """An error (a traceback, a failed run) under the open call."""
         self._event("error", category, agent or "system", at, self.current,
