@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import capture
+from capture import clock
 from capture.migrate import upgrade
 from capture.settings import CaptureSettings
 from capture.store import Batch, CaptureStore
@@ -62,9 +63,12 @@ def baseline_sync(store: CaptureStore, n: int) -> list[float]:
 def store_ceiling(store: CaptureStore, n: int, batch: int = 500) -> float:
     """Events per second of ``write_batch`` alone with ready-made 500-event batches (the writer's upper bound)."""
     store.upsert_run(id="ceiling-run", session_id="bench")
-    rows = [{"id": f"ceiling-{i}", "run_id": "ceiling-run", "session_id": "bench", "event_type": "info",
-             "event_subtype": "trace", "agent_name": "engineer", "meta": {"tool": "run_code", "attempt": 1},
-             "execution_order": i} for i in range(n)]
+    now = clock.now()  # the same row shape the recorder writes (times, depth, status ...)
+    rows = [{"id": f"ceiling-{i}", "run_id": "ceiling-run", "session_id": "bench", "node_id": None,
+             "parent_event_id": None, "event_type": "info", "event_subtype": "trace", "agent_name": "engineer",
+             "timestamp": now, "started_at": now, "completed_at": now, "duration_ms": None, "inputs": None,
+             "outputs": None, "meta": {"tool": "run_code", "attempt": 1}, "error_message": None,
+             "execution_order": i, "depth": 0, "status": "completed"} for i in range(n)]
     start = time.perf_counter()
     for first in range(0, n, batch):
         store.write_batch(Batch(events=rows[first:first + batch]))

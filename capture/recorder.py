@@ -114,6 +114,7 @@ class Recorder:
         self._down_until = 0.0
         self._failures = 0
         self._replay_due = True
+        self._spill_newer = False
         self._implicit: RunState | None = None
         self._implicit_lock = threading.Lock()
         self.open_spans: dict[str, SpanState] = {}
@@ -159,6 +160,7 @@ class Recorder:
                     return
         batch = self._prepare([(kind, row)])
         batch["_items"] = 1
+        self._spill_newer = True
         count = self._spool.append(batch)
         with self._stats_lock:
             self._counts["caller_spilled"] += 1
@@ -270,7 +272,8 @@ class Recorder:
             self._woken = False
             try:
                 self._drain()
-                if self._replay_due and not self._q:
+                if not self._q and (self._replay_due or self._spool.pending_records) \
+                        and time.monotonic() >= self._down_until:
                     self._write_pending_spool()
             except Exception as exc:  # noqa: BLE001 - the writer must survive anything
                 self.error("writer", exc)
@@ -307,9 +310,12 @@ class Recorder:
     def _durable_write(self, batch: dict[str, Any]) -> None:
         """Write to the database, or spool; the spool is always replayed before anything newer is written."""
         n = batch_size(batch)
-        if time.monotonic() >= self._down_until and (self._spool.pending_records or self._replay_due):
+        # Spooled batches the writer could not write are older than the queue: replay them first. Records a caller
+        # spilled because the queue was full are newer than the queue: they wait until the queue is drained.
+        older = not self._spill_newer
+        if older and time.monotonic() >= self._down_until and (self._spool.pending_records or self._replay_due):
             self._write_pending_spool()
-        if time.monotonic() < self._down_until or self._spool.pending_records:
+        if time.monotonic() < self._down_until or (older and self._spool.pending_records):
             self._spool_batch(batch, n)
             return
         try:
@@ -340,6 +346,7 @@ class Recorder:
             self._mark_down(exc)
             return
         self._replay_due = False
+        self._spill_newer = False
         self._failures = 0
         self._down_until = 0.0
         if replayed:
