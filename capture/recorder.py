@@ -556,13 +556,16 @@ class Recorder:
         self._previous_sigterm = None
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """Make everything queued durable, then behave as before we were installed."""
         previous = self._previous_sigterm
-        self.close()
-        if callable(previous):
-            previous(signum, frame)
-        elif previous in (signal.SIG_DFL, None):
+        if previous in (signal.SIG_DFL, None):  # the process is about to die: close, then die the usual way
+            self.close()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
+            return
+        self.flush(EXIT_FLUSH_TIMEOUT_S)  # the previous handler (or SIG_IGN) decides; capture keeps running
+        if callable(previous):
+            previous(signum, frame)
 
     # -- health ---------------------------------------------------------------------------------------------
 

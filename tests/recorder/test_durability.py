@@ -182,3 +182,22 @@ def test_postgres_outage_mid_run_nothing_lost_nothing_duplicated(pg_url, tmp_pat
     assert {parents[i] for i in during + after} == {top.id}
     assert fetch(pg_url, "SELECT status FROM execution_events WHERE id = :i", i=top.id) == [{"status": "completed"}]
     assert fetch(pg_url, "SELECT status FROM workflow_runs WHERE id = :i", i=run.id) == [{"status": "completed"}]
+
+
+def test_sigterm_chains_a_previous_python_handler_and_keeps_capturing(tmp_path, settings_for, fetch):
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    upgrade(url)
+    seen = []
+    original = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        capture.configure(settings_for(url, flush_interval_s=5.0))  # only a flush can write within this test
+        first = capture.record_event("info", "trace")
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        assert [r["id"] for r in fetch(url, "SELECT id FROM execution_events")] == [first]
+        second = capture.record_event("info", "trace")
+        assert capture.flush(5)
+        assert sorted(r["id"] for r in fetch(url, "SELECT id FROM execution_events")) == sorted([first, second])
+    finally:
+        capture.shutdown()
+        signal.signal(signal.SIGTERM, original)
