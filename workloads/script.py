@@ -149,6 +149,12 @@ def _planning_turns(d: _Draw, task: str, steps: list[PlanStep], reviews: int) ->
                               _tool(d, "terminate_session", {}, "Session terminated."))
 
 
+def _exec_reply(run: CodeRun) -> str:
+    """What an AG2 executor answers after running a block."""
+    outcome = "execution failed" if run.exit_code else "execution succeeded"
+    return f"exitcode: {run.exit_code} ({outcome})\nCode output: {run.output}"
+
+
 def _transfer(d: _Draw, status: str, next_agent: str, fix: str = "") -> list[Turn]:
     return _with_tool(d, "executor_response_formatter", f"Execution status: {status}. Transfer to {next_agent}.",
                       _tool(d, "post_execution_transfer",
@@ -169,16 +175,16 @@ def _engineer_turns(d: _Draw, producer: str, params: dict, filename: str, outcom
         lead = "Writing the code." if attempt == 1 else "Fixing the error from the previous attempt."
         turns += [_llm(d, "engineer", f"{lead}\n```python\n{run.code}\n```"),
                   _llm(d, "engineer_response_formatter", f"```python\n{run.code}\n```"),
-                  Turn("executor", f"exitcode: {run.exit_code}\n{run.output}", code=run)]
+                  Turn("executor", _exec_reply(run), code=run)]
         if module:
             install = install_run(module, draw_code_ms(d.rng))
             turns += _transfer(d, "failure", "installer", f"install {module}")
             turns += [_llm(d, "installer", f"```bash\n{install.code}\n```"),
-                      Turn("executor_bash", f"exitcode: 0\n{install.output}", code=install)]
+                      Turn("executor_bash", _exec_reply(install), code=install)]
             turns += _transfer(d, "success", "engineer_response_formatter", "re-run the code")
             run = python_run(producer, params, filename, draw_code_ms(d.rng))
             turns += [_llm(d, "engineer_response_formatter", f"```python\n{run.code}\n```"),
-                      Turn("executor", f"exitcode: {run.exit_code}\n{run.output}", code=run)]
+                      Turn("executor", _exec_reply(run), code=run)]
         if run.exit_code:
             turns += _transfer(d, "failure", "engineer", run.output.rstrip().rsplit("\n", 1)[-1])
         else:
@@ -190,7 +196,7 @@ def _researcher_turns(d: _Draw, producer: str, params: dict, filename: str) -> l
     run = python_run(producer, params, filename, draw_code_ms(d.rng))
     return [_llm(d, "researcher", "Summary of the literature and results."),
             _llm(d, "researcher_response_formatter", f"```python\n{run.code}\n```"),
-            Turn("researcher_executor", f"exitcode: {run.exit_code}\n{run.output}", code=run)]
+            Turn("researcher_executor", _exec_reply(run), code=run)]
 
 
 def _control(d: _Draw, agent: str, step: int, status: str) -> list[Turn]:
