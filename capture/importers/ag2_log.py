@@ -13,11 +13,20 @@ import sqlite3
 import time
 from collections import defaultdict
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import (ImportReport, Progress, RunWriter, SourceError, canonical, ensure_sessions,
-                                      open_readonly, stable_id)
+from capture.importers.common import (
+    ImportReport,
+    Progress,
+    RunWriter,
+    SourceError,
+    canonical,
+    ensure_sessions,
+    open_readonly,
+    stable_id,
+)
 from capture.records import to_utc
 from capture.store import Batch, CaptureStore
 
@@ -150,7 +159,7 @@ class _Session:
         ordered = sorted(self.calls, key=lambda e: (e["completed_at"], RANK["agent_call"]))
         handoffs = [self.event(f"handoff:{a['id']}", "handoff", "transfer", a["agent_name"], b["started_at"],
                                inputs={"from_agent": a["agent_name"], "to_agent": b["agent_name"]})
-                    for a, b in zip(ordered, ordered[1:]) if a["agent_name"] != b["agent_name"]]
+                    for a, b in pairwise(ordered) if a["agent_name"] != b["agent_name"]]
         events = sorted(self.calls + self.leaves + handoffs,
                         key=lambda e: (e["started_at"] or e["timestamp"], RANK[e["event_type"]]))
         for order, event in enumerate(events, start=1):

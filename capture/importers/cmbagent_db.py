@@ -15,8 +15,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import (ImportReport, Progress, RunWriter, SourceError, canonical, ensure_sessions,
-                                      open_readonly, stable_id)
+from capture.importers.common import (
+    ImportReport,
+    Progress,
+    RunWriter,
+    SourceError,
+    canonical,
+    ensure_sessions,
+    open_readonly,
+    stable_id,
+)
 from capture.records import to_utc
 from capture.store import Batch, CaptureStore
 
@@ -249,9 +257,7 @@ def import_cmbagent_db(path: str | Path, store: CaptureStore, *, session: str | 
                 row[column] = to_utc(row[column], field=column, kind=f"{path}: session {row['id']}")
     ensure_sessions(store, sessions)
     progress = Progress(len(batches), quiet=quiet)
-    writer = RunWriter(store, report, progress)
-    for run_id, batch in batches:
-        writer.write(run_id, batch)
+    RunWriter(store, report, progress).write_all(batches)
     progress.done()
     report.seconds = time.monotonic() - started
     return report

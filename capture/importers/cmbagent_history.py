@@ -14,15 +14,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import (ImportReport, Progress, RunWriter, SourceError, ensure_sessions, load_json,
-                                      stable_id)
+from capture.importers.common import (
+    ImportReport,
+    Progress,
+    RunWriter,
+    SourceError,
+    ensure_sessions,
+    load_json,
+    stable_id,
+)
 from capture.importers.mars_session import is_session_folder, is_task_folder, session_batches, task_batches
 from capture.importers.transcript import RunBuilder
 from capture.store import Batch, CaptureStore
 from capture.vocabulary import normalise_mode
 
-CALLING = re.compile(r"^Calling (\S+?)\.\.\.\s*$", re.M)
-MESSAGE_FROM = re.compile(r"^Message from (\S+?):\s*$", re.M)
+CALLING = re.compile(r"^Calling (\S+?)\.\.\.\s*$", re.MULTILINE)
+MESSAGE_FROM = re.compile(r"^Message from (\S+?):\s*$", re.MULTILINE)
 COST_HEADER = re.compile(r"^\s*Model\s+agent\s+Cost\s+Prompt Tokens\s+Completion Tokens\s+Total Tokens\s*$")
 MAX_DEPTH = 4
 

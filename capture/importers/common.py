@@ -6,7 +6,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,38 +117,62 @@ class Progress:
 
 
 class RunWriter:
-    """Writes one run per transaction; a run already in the store is skipped, so re-imports change nothing."""
+    """Writes one run per transaction; a run already in the store is skipped, so re-imports change nothing.
 
-    def __init__(self, store: CaptureStore, report: ImportReport, progress: Progress | None = None) -> None:
+    Existence is checked for a chunk of runs in one query (a query per run costs more than the write of a
+    small run); each run is still written in its own transaction.
+    """
+
+    def __init__(self, store: CaptureStore, report: ImportReport, progress: Progress | None = None,
+                 chunk: int = 500) -> None:
         self.store = store
         self.report = report
         self.progress = progress or Progress(quiet=True)
-        self._known: set[str] = set()
+        self.chunk = chunk
 
-    def preload(self, session_id: str) -> None:
-        """Fetch the run ids of a session at once (saves a query per run on large imports)."""
+    def stored(self, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` (deterministic ids) are in the store."""
         with self.store.engine.connect() as conn:
-            self._known.update(conn.execute(select(WorkflowRun.id).where(WorkflowRun.session_id == session_id))
-                               .scalars())
+            return set(conn.execute(select(WorkflowRun.id).where(WorkflowRun.id.in_(run_ids))).scalars())
 
-    def already_imported(self, run_id: str) -> bool:
-        """Whether a run with this (deterministic) id is stored."""
-        if run_id in self._known:
-            return True
-        with self.store.engine.connect() as conn:
-            return conn.execute(select(WorkflowRun.id).where(WorkflowRun.id == run_id)).first() is not None
+    def write_all(self, items: Iterable[tuple[str, Batch]]) -> None:
+        """Write every (run id, whole-run batch) not stored yet, in order. When ``items`` fails part-way
+        (bad input), the complete runs read before the failure are still written, then the error propagates."""
+        pending: list[tuple[str, Batch]] = []
+        iterator = iter(items)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except SourceError:
+                self._flush(pending)
+                raise
+            pending.append(item)
+            if len(pending) >= self.chunk:
+                self._flush(pending)
+                pending = []
+        self._flush(pending)
 
     def write(self, run_id: str, batch: Batch) -> bool:
-        """Write ``batch`` (the whole run) unless the run is stored already; returns whether it was written."""
-        if self.already_imported(run_id):
-            self.report.runs_skipped += len(batch.runs)
-            self.progress.step(0)
-            return False
-        self.store.write_batch(batch)
-        self._known.update(run["id"] for run in batch.runs)
-        self.report.add(batch)
-        self.progress.step(len(batch.events))
-        return True
+        """Write one run unless it is stored already; returns whether it was written."""
+        return self._flush([(run_id, batch)]) == 1
+
+    def _flush(self, pending: list[tuple[str, Batch]]) -> int:
+        if not pending:
+            return 0
+        present = self.stored([run_id for run_id, _ in pending])
+        written = 0
+        for run_id, batch in pending:
+            if run_id in present:
+                self.report.runs_skipped += len(batch.runs)
+                self.progress.step(0)
+                continue
+            self.store.write_batch(batch)
+            self.report.add(batch)
+            self.progress.step(len(batch.events))
+            written += 1
+        return written
 
 
 def canonical(event_type: str, subtype: str | None, report: ImportReport,

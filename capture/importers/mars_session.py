@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from capture.store import Batch
 from capture.vocabulary import normalise_mode
 
 RECORD = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\] \[([a-z_.]+)\] ?(.*)$")
-SPEAKER = re.compile(r"^(\S+?): ?(.*)$", re.S)
-EVENT_CLASS = re.compile(r"^\[(\w+)\] ?(.*)$", re.S)
+SPEAKER = re.compile(r"^(\S+?): ?(.*)$", re.DOTALL)
+EVENT_CLASS = re.compile(r"^\[(\w+)\] ?(.*)$", re.DOTALL)
 STEP_CHAT = re.compile(r"chat_history_step_(\d+)\.json$")
 STEP_COST = re.compile(r"cost_report_step_(\d+)_")
 TRANSITIONS = {"AfterWorksTransitionEvent": "after_work", "ReplyResultTransitionEvent": "reply_result",
@@ -235,7 +236,7 @@ class TaskFolder:
                                    {"step_number": number, "task": step.get("sub_task"),
                                     "bullet_points": step.get("bullet_points")}))
         edges = [{"from_node_id": a["id"], "to_node_id": b["id"], "dependency_type": "sequential"}
-                 for a, b in zip(rows, rows[1:])]
+                 for a, b in pairwise(rows)]
         return rows, edges
 
     def _node(self, short: str, kind: str, agent: str | None, order: int, meta: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ Ids derive from the run id and the event's position, so the same transcript alwa
 """
 
 import re
-from decimal import Decimal
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from capture.importers.common import ImportReport, canonical, stable_id
@@ -31,7 +31,7 @@ TRACEBACK = "Traceback (most recent call last)"
 def tool_name(raw: str | None, agent: str | None) -> str | None:
     """Strip AG2's ``_closure`` suffix; fall back to the agent's known tool."""
     if raw:
-        return raw[: -len("_closure")] if raw.endswith("_closure") else raw
+        return raw.removesuffix("_closure")
     return AGENT_TOOLS.get(agent or "")
 
 

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import IO, Any
 from xml.etree.ElementTree import Element, ParseError, iterparse
 
-from capture.importers.common import (ImportReport, Progress, RunWriter, SourceError, canonical, ensure_sessions,
-                                      stable_id)
+from capture.importers.common import (
+    ImportReport,
+    Progress,
+    RunWriter,
+    SourceError,
+    canonical,
+    ensure_sessions,
+    stable_id,
+)
 from capture.records import to_utc
 from capture.store import Batch, CaptureStore
 
@@ -62,24 +69,24 @@ def _attributes(element: Element) -> dict[str, Any]:
             if _local(child.tag) != "event" and child.get("key") is not None}
 
 
-def _traces(path: Path, stream: _CountingReader) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _traces(stream: _CountingReader) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Yield (trace attributes, event attributes in order) per trace, clearing parsed elements as it goes."""
     root: Element | None = None
     events: list[dict[str, Any]] = []
-    depth_trace = False
+    in_trace = False
     for kind, element in iterparse(stream, events=("start", "end")):
         tag = _local(element.tag)
         if kind == "start":
             if root is None:
                 root = element
             elif tag == "trace":
-                depth_trace, events = True, []
+                in_trace, events = True, []
             continue
-        if tag == "event" and depth_trace:
+        if tag == "event" and in_trace:
             events.append(_attributes(element))
             element.clear()
         elif tag == "trace":
-            depth_trace = False
+            in_trace = False
             yield _attributes(element), events
             if root is not None:
                 root.clear()
@@ -148,7 +155,7 @@ def iter_traces(path: str | Path) -> Iterator[tuple[dict[str, Any], list[dict[st
     with _open(path) as raw:
         stream = _CountingReader(raw)
         try:
-            yield from _traces(path, stream)
+            yield from _traces(stream)
         except ParseError as exc:
             line, column = exc.position
             raise SourceError(f"{path}: malformed XML at line {line}, column {column} "
@@ -169,10 +176,9 @@ def import_xes(path: str | Path, store: CaptureStore, *, session: str | None = N
     mapper = _TraceMapper(path.name, session_id, report)
     progress = Progress(quiet=quiet)
     writer = RunWriter(store, report, progress)
-    writer.preload(session_id)
     try:
-        for ordinal, (trace, events) in enumerate(iter_traces(path), start=1):
-            writer.write(*mapper.batch(ordinal, trace, events))
+        writer.write_all(mapper.batch(ordinal, trace, events)
+                         for ordinal, (trace, events) in enumerate(iter_traces(path), start=1))
     except SourceError as exc:
         report.seconds = time.monotonic() - started
         raise SourceError(f"{exc} ({report.runs_written} complete cases before it were imported)", report) \

@@ -1,8 +1,8 @@
 """The MARS database importer on the three real databases (SQLite store; one case on PostgreSQL too)."""
 
 import shutil
-from collections import Counter
 import sqlite3
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 

@@ -4,6 +4,7 @@ import json
 import shutil
 from collections import Counter
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_stock_prices_run_rebuilds_calls_handoffs_code_and_detours(sqlite_store:
     assert calls[0].agent_name == "plan_setter" and calls[-1].agent_name == "terminator"
     assert calls[0].meta == {"model": "gpt-4.1-2025-04-14", "cost_usd": 0.00138, "prompt_tokens": 209,
                              "completion_tokens": 12, "total_tokens": 221}
-    changes = sum(1 for a, b in zip(calls, calls[1:]) if a.agent_name != b.agent_name)
+    changes = sum(1 for a, b in pairwise(calls) if a.agent_name != b.agent_name)
     assert Counter(e.event_type for e in events)["handoff"] == changes == 66
     code = [e for e in events if e.event_type == "code_exec"]
     assert len(code) == sum(1 for c in calls if c.agent_name in ("executor", "executor_bash")) == 12
