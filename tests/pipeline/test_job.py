@@ -13,7 +13,7 @@ from workloads.simulate import simulate
 from .conftest import open_store
 from .helpers import checks, materialisations, run_job
 
-RUNS = 120
+RUNS = 60
 
 
 def test_job_mines_a_simulated_workload_and_a_rerun_changes_nothing(tmp_path: Path):
