@@ -263,5 +263,6 @@ class TraceServer(ThreadingHTTPServer):
         if self._thread is not None:
             self.shutdown()
             self._thread.join()
+            self._thread = None
         self.server_close()
 

@@ -9,6 +9,7 @@ linked. Session ``sess-b`` holds ``run-2`` with one event, to check session filt
 import http.client
 import json
 import queue
+import socket
 import threading
 import time
 import urllib.error
@@ -89,9 +90,23 @@ def sample_batch() -> Batch:
     )
 
 
-def serve(url: str, **kwargs: Any) -> TraceServer:
-    """A started trace server on a free loopback port over a read-only engine on ``url``."""
-    return TraceServer(open_read_only(url), "127.0.0.1", 0, **kwargs).start()
+@pytest.fixture
+def sample() -> Batch:
+    return sample_batch()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., TraceServer]]:
+    """Start trace servers on free loopback ports over read-only engines (stopped after the test)."""
+    servers: list[TraceServer] = []
+
+    def start(url: str, **kwargs: Any) -> TraceServer:
+        servers.append(TraceServer(open_read_only(url), "127.0.0.1", 0, **kwargs).start())
+        return servers[-1]
+    yield start
+    for srv in servers:
+        srv.stop()
+        srv.engine.dispose()
 
 
 @pytest.fixture
@@ -102,21 +117,18 @@ def sqlite_url(tmp_path) -> str:  # noqa: ANN001
 
 
 @pytest.fixture
-def writer(sqlite_url: str) -> Iterator[CaptureStore]:
+def writer(sqlite_url: str, sample: Batch) -> Iterator[CaptureStore]:
     """A migrated SQLite store holding the sample run (the writing side)."""
     store = CaptureStore.open(sqlite_url)
-    store.write_batch(sample_batch())
+    store.write_batch(sample)
     yield store
     store.close()
 
 
 @pytest.fixture
-def server(sqlite_url: str, writer: CaptureStore) -> Iterator[TraceServer]:
+def server(sqlite_url: str, writer: CaptureStore, serve: Callable[..., TraceServer]) -> TraceServer:
     """A trace server over the sample store (fast polls and heartbeats, for stream tests)."""
-    srv = serve(sqlite_url, poll_interval=0.05, heartbeat_s=0.5)
-    yield srv
-    srv.stop()
-    srv.engine.dispose()
+    return serve(sqlite_url, poll_interval=0.05, heartbeat_s=0.5)
 
 
 @pytest.fixture
@@ -141,10 +153,12 @@ class SSEClient:
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         self.conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+        self.sock = self.conn.sock
         self.response = self.conn.getresponse()
         self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.received_at: dict[int, float] = {}
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         message: dict[str, Any] = {}
@@ -163,7 +177,7 @@ class SSEClient:
             pass
         self.messages.put(None)  # end of stream
 
-    def next(self, kinds: tuple[str, ...] = ("event_captured", "event_updated", "run_status"),
+    def next(self, kinds: tuple[str, ...] = ("event_captured", "event_updated"),
              timeout: float = 5.0) -> dict[str, Any] | None:
         """The next message of one of ``kinds`` (``None`` at end of stream); fails the test on timeout."""
         deadline = time.monotonic() + timeout
@@ -179,6 +193,12 @@ class SSEClient:
                 return message
 
     def close(self) -> None:
+        """Hang up: the shutdown wakes the reader thread, which sees the end of the stream and stops."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.reader.join(timeout=5)
         self.response.close()
         self.conn.close()
 
