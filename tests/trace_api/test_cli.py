@@ -1,0 +1,51 @@
+"""``skillmine trace show`` prints the run's tree with durations, agents, status and files; bad ids exit 2."""
+
+import argparse
+import json
+
+from capture.trace_api import cli
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="skillmine")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.handler(args)
+
+
+def test_show_prints_the_event_tree(sqlite_url, writer, capsys):
+    assert run_cli("trace", "show", "run-1", "--url", sqlite_url) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "run run-1  session sess-a  mode one_shot  status failed  events 6  agents engineer, executor",
+        "node step_1  agent  engineer  completed",
+        "  agent_call/complete  engineer  5.00 s  completed",
+        "    llm_call  engineer  1.00 s  completed",
+        "    tool_call  engineer  1.00 s  completed",
+        "      file_gen  engineer  completed  -> plots/fig.png (plot)",
+        "node step_2  agent  executor  failed",
+        "  agent_call/complete  executor  3.00 s  completed",
+        "    code_exec/error  executor  2.00 s  FAILED: ZeroDivisionError: division by zero"
+        "  -> codebase/analysis.py (code)",
+    ]
+
+
+def test_show_json_nests_events_under_nodes(sqlite_url, writer, capsys):
+    assert run_cli("trace", "show", "run-1", "--url", sqlite_url, "--json") == 0
+    tree = json.loads(capsys.readouterr().out)["tree"]
+    assert [g["node"]["id"] for g in tree] == ["n-eng", "n-exe"]
+    e1 = tree[0]["flow"][0]
+    assert (e1["id"], [c["id"] for c in e1["children"]], e1["children"][1]["children"][0]["id"]) == (
+        "e1", ["e2", "e3"], "e4")
+
+
+def test_show_names_a_missing_run_or_session(sqlite_url, writer, capsys):
+    assert run_cli("trace", "show", "nope", "--url", sqlite_url) == 2
+    assert capsys.readouterr().err == "skillmine trace: run 'nope' not found\n"
+    assert run_cli("trace", "show", "run-1", "--url", sqlite_url, "--session-id", "sess-b") == 2
+    assert capsys.readouterr().err == "skillmine trace: run 'run-1' not found in session 'sess-b'\n"
+
+
+def test_show_on_an_unmigrated_store_explains(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert run_cli("trace", "show", "run-1", "--url", url) == 2
+    assert "run `skillmine db upgrade`" in capsys.readouterr().err
