@@ -23,9 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 class Child:
     """The child workflow process, with its reported event ids collected by a reader thread."""
 
-    def __init__(self, url: str, spool_dir: Path, interval: float, rate: float = 0.0) -> None:
+    def __init__(self, url: str, spool_dir: Path, interval: float, rate: float = 0.0, stop_after: int = 0) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([sys.executable, str(CHILD), url, str(spool_dir), str(interval), str(rate)],
+        self.proc = subprocess.Popen([sys.executable, str(CHILD), url, str(spool_dir), str(interval), str(rate),
+                                      str(stop_after)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
         self.ids: list[str] = []
         self.times: list[float] = []
@@ -59,6 +60,16 @@ class Child:
 
 def _stored_ids(fetch, url: str) -> list[str]:
     return [r["id"] for r in fetch(url, "SELECT id FROM execution_events WHERE event_type = 'info'")]
+
+
+def test_normal_exit_without_flush_loses_nothing(store_url, tmp_path, fetch):
+    upgrade(store_url)
+    child = Child(store_url, tmp_path / "spool", 5.0, stop_after=5_000)  # exits long before a timed flush
+    assert child.proc.wait(60) == 0
+    child._reader.join(10)
+    assert len(child.ids) == 5_000
+    assert sorted(_stored_ids(fetch, store_url)) == sorted(child.ids)
+    assert fetch(store_url, "SELECT status FROM workflow_runs") == [{"status": "completed"}]
 
 
 def test_sigterm_mid_run_loses_nothing(store_url, tmp_path, fetch):
