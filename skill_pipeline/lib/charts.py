@@ -52,10 +52,10 @@ def bar_chart_markdown(title: str, labels: Sequence[str], values: Sequence[float
     if not values:
         return f"**{title}**\n\n(no data)\n"
     encoded = base64.b64encode(bar_chart_png(values, max_value=max_value)).decode("ascii")
-    rows = "\n".join(f"| {i + 1} | {label} | {fmt.format(value)} |"
-                     for i, (label, value) in enumerate(zip(labels, values, strict=True)))
-    return (f"**{title}**\n\n![{title}](data:image/png;base64,{encoded})\n\n| bar | label | value |\n"
-            f"|---|---|---|\n{rows}\n")
+    legend = markdown_table(["bar", "label", "value"],
+                            [(i + 1, label, fmt.format(value)) for i, (label, value) in
+                             enumerate(zip(labels, values, strict=True))])
+    return f"**{title}**\n\n![{title}](data:image/png;base64,{encoded})\n\n{legend}"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -13,6 +13,7 @@ only for the short write. Only the columns mining needs are kept, with payloads 
 """
 
 import json
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ FILES = File.__table__
 COSTS = CostRecord.__table__
 
 OPEN_RUN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval", "draft", "planning")
+TOOL_NAME_IN_TEXT = re.compile(r'"(?:tool_name|name)"\s*:\s*"([^"]{1,200})"')
+MAX_META_CHARS = 65_536  # meta holds the small fields mining reads (tool name, exit code, file type)
 IN_CHUNK = 900  # bound parameters per IN (...) list (SQLite allows 999 by default on old builds)
 
 
@@ -117,13 +120,15 @@ def _event_row(row: Any, payload_chars: int, counts: _Counts) -> list[Any]:
         counts.undecodable += 1
     tool = meta.get("tool_name")
     if tool is None and row.event_type == "tool_call":
-        in_obj = _meta_fields(inputs)[0]
+        in_obj, whole = _meta_fields(inputs)
         tool = in_obj.get("tool_name") or in_obj.get("name")
+        if tool is None and not whole:  # a cut payload: look for the name in the text that is left
+            found = TOOL_NAME_IN_TEXT.search(inputs or "")
+            tool = found.group(1) if found else None
     exit_code = meta.get("exit_code")
     if exit_code is None and row.event_type == "code_exec":
         exit_code = _meta_fields(outputs)[0].get("exit_code")
-    truncated = any(len(t or "") > payload_chars for t in (inputs, outputs)) or "__truncated__" in (
-        (inputs or "") + (outputs or ""))
+    truncated = any(len(t or "") > payload_chars or "__truncated__" in (t or "") for t in (inputs, outputs))
     counts.truncated += truncated
     return [row.seq, row.id, row.run_id, row.node_id, row.session_id, row.parent_event_id, row.event_type,
             row.event_subtype, row.agent_name, row.agent_role, _timestamp(row.timestamp), row.duration_ms,
@@ -132,12 +137,17 @@ def _event_row(row: Any, payload_chars: int, counts: _Counts) -> list[Any]:
             (inputs or "")[:payload_chars] or None, (outputs or "")[:payload_chars] or None, truncated]
 
 
-def _event_query(start_after: int):  # noqa: ANN202 - SQLAlchemy Select
+def _event_query(start_after: int, payload_chars: int):  # noqa: ANN202 - SQLAlchemy Select
+    """Events above ``start_after``; payload text is cut in SQL, so a huge payload never reaches Python whole
+    (one character more than kept, to tell that it was cut)."""
     cols = [EVENTS.c[name] for name in ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id",
                                           "event_type", "event_subtype", "agent_name", "agent_role",
-                                          "timestamp", "duration_ms", "execution_order", "depth", "status",
-                                          "error_message")]
-    payloads = [cast(EVENTS.c[name], Text).label(name) for name in ("inputs", "outputs", "meta")]
+                                          "timestamp", "duration_ms", "execution_order", "depth", "status")]
+    cut = payload_chars + 1
+    payloads = [func.substr(EVENTS.c.error_message, 1, cut).label("error_message"),
+                func.substr(cast(EVENTS.c.inputs, Text), 1, cut).label("inputs"),
+                func.substr(cast(EVENTS.c.outputs, Text), 1, cut).label("outputs"),
+                func.substr(cast(EVENTS.c.meta, Text), 1, MAX_META_CHARS).label("meta")]
     return select(*cols, *payloads).where(EVENTS.c.seq > start_after).order_by(EVENTS.c.seq)
 
 
@@ -196,7 +206,7 @@ def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000,
         counts = _Counts()
         touched: set[str] = set(reopen)
         with _lenient_connection(source) as conn:
-            for partition in conn.execute(_event_query(max(previous - overlap, 0))).partitions():
+            for partition in conn.execute(_event_query(max(previous - overlap, 0), payload_chars)).partitions():
                 rows = [_event_row(r, payload_chars, counts) for r in partition]
                 spools["events"].write(rows)
                 touched.update(r[2] for r in rows)

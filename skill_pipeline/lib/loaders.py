@@ -45,9 +45,12 @@ def stage_run_ids(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> Non
 
 def events_by_run(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str] | None = None, *,
                   payloads: bool = False) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """``(run_id, events)`` for each run (all runs, or ``run_ids``), events in seq order."""
+    """``(run_id, events)`` for each run (all runs, or ``run_ids``), events in seq order; with ``payloads``,
+    tool-call inputs and error messages are included."""
     columns = ", ".join(f'e."{c}"' for c in SLIM_EVENT_COLUMNS)
-    extra = ", e.inputs, e.outputs, e.error_message" if payloads else ""
+    # Only tool calls carry arguments the miners read (slot inference); other payloads stay in the warehouse.
+    extra = (", CASE WHEN e.event_type = 'tool_call' THEN e.inputs END, NULL, e.error_message"
+             if payloads else "")
     if run_ids is None:
         cursor = con.execute(f"SELECT {columns}{extra} FROM events e ORDER BY e.run_id, e.seq")
     else:

@@ -58,7 +58,7 @@ def test_run_status_is_resynced_after_its_events(sqlite_store: CaptureStore, tmp
 def test_payloads_are_cut_and_non_utf8_bytes_do_not_crash(sqlite_store: CaptureStore, tmp_path: Path):
     run_id = sqlite_store.upsert_run(session_id="tests", status="completed")
     big = sqlite_store.create_event(run_id=run_id, session_id="tests", event_type="tool_call",
-                                    inputs={"tool_name": "read_pdf", "text": "é" * 20_000})
+                                    inputs={"name": "read_pdf", "text": "é" * 20_000})
     dirty = sqlite_store.create_event(run_id=run_id, session_id="tests", event_type="code_exec")
     with sqlite_store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE execution_events SET outputs = CAST(X'7B2261223A22FFFE227D' AS TEXT) "

@@ -31,7 +31,7 @@ CLUSTER_COLUMNS = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHA
 PATTERN_COLUMNS = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER", "description": "VARCHAR",
                    "pattern": "VARCHAR"}
 TEMPLATE_COLUMNS = {"cluster_id": "VARCHAR", "name": "VARCHAR", "support": "INTEGER", "success_rate": "DOUBLE",
-                    "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR"}
+                    "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR", "slot_values": "VARCHAR"}
 QUALITY_COLUMNS = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER", "coverage": "DOUBLE"}
 OUTCOME_COLUMNS = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR", "cluster_id": "VARCHAR"}
 # Member runs whose full events feed slot inference per template; statistics always use every member.
@@ -192,7 +192,7 @@ def _template_row(cluster_id: str, pattern_text: str, runs: dict, con, min_suppo
     rate = mined["statistics"]["success_rate"]
     publishable = not errors and len(members) >= min_support and rate is not None
     return (cluster_id, candidate["name"], len(members), rate, publishable, "; ".join(errors),
-            json.dumps(candidate, sort_keys=True))
+            json.dumps(candidate, sort_keys=True), json.dumps(mined.get("slot_values") or {}, sort_keys=True))
 
 
 @dg.asset(**_spec_kwargs("Parameterised skill templates (task template with typed slots, steps, expected "
