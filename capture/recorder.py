@@ -24,8 +24,9 @@ import signal
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,6 @@ def new_id() -> str:
     return IDS.new()
 
 
-def _ms_between(start: datetime, end: datetime) -> int:
-    return int((end - start).total_seconds() * 1000)
-
-
 class Recorder:
     """One per process (see :func:`capture.api.configure`); thread-safe."""
 
@@ -107,7 +104,7 @@ class Recorder:
         self._closed = False
         self._stats_lock = threading.Lock()
         self._counts = {"dequeued": 0, "written": 0, "spooled": 0, "replayed": 0, "sampled_out": 0, "errors": 0,
-                        "bad_records": 0, "caller_spilled": 0}
+                        "bad_records": 0, "caller_spilled": 0, "dropped": 0}
         self._latencies: deque[float] = deque(maxlen=1000)
         self._recent: deque[tuple[float, int]] = deque()
         self._warned: set[str] = set()
@@ -122,6 +119,7 @@ class Recorder:
         self._previous_sigterm: Any = None
         if self.enabled:
             self._start_thread()
+            os.register_at_fork(after_in_child=_after_fork_hook(weakref.ref(self)))
             if install_exit_handlers:
                 atexit.register(self.close)
                 self._install_sigterm()
@@ -158,10 +156,14 @@ class Recorder:
                 if len(self._q) < self._limit:
                     self._q.append((kind, row))
                     return
-        batch = self._prepare([(kind, row)])
-        batch["_items"] = 1
-        self._spill_newer = True
-        count = self._spool.append(batch)
+        try:
+            batch = self._prepare([(kind, row)])
+            batch["_items"] = 1
+            self._spill_newer = True
+            count = self._spool.append(batch)
+        except Exception:
+            self._count("dropped", 1)
+            raise
         with self._stats_lock:
             self._counts["caller_spilled"] += 1
             self._counts["spooled"] += count
@@ -230,11 +232,13 @@ class Recorder:
         """Enqueue one event row; returns its id."""
         eid = event_id or new_id()
         now = started_at or clock.now()
+        finished = status in ("completed", "failed")
+        begun = now - timedelta(milliseconds=duration_ms) if duration_ms is not None and finished else now
         self.put(EVENT, {
             "id": eid, "run_id": run.id, "session_id": run.session_id, "node_id": node_id,
             "parent_event_id": parent_event_id, "event_type": event_type, "event_subtype": subtype,
-            "agent_name": agent_name, "timestamp": now, "started_at": now,
-            "completed_at": now if status in ("completed", "failed") and duration_ms is None else None,
+            "agent_name": agent_name, "timestamp": begun, "started_at": begun,
+            "completed_at": now if finished else None,
             "duration_ms": duration_ms, "inputs": inputs, "outputs": outputs, "meta": meta,
             "error_message": error_message, "execution_order": run.next_order(), "depth": depth, "status": status})
         return eid
@@ -249,6 +253,10 @@ class Recorder:
 
     # -- failures --------------------------------------------------------------------------------------------
 
+    def _count(self, name: str, n: int) -> None:
+        with self._stats_lock:
+            self._counts[name] += n
+
     def error(self, kind: str, exc: BaseException | str) -> None:
         """Count a capture-internal failure and log it once per kind."""
         with self._stats_lock:
@@ -259,6 +267,20 @@ class Recorder:
                         kind, exc)
 
     # -- writer thread --------------------------------------------------------------------------------------
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts clean: the parent keeps (and writes) what was queued before the fork; the child
+        gets its own spool file, a fresh database connection pool and its own writer thread."""
+        self._q = deque()
+        self._spool.forget()
+        self._spool = Spool(self.settings.spool_dir)
+        if self._store is not None:
+            self._store.engine.dispose(close=False)
+        with self._stats_lock:
+            self._counts = dict.fromkeys(self._counts, 0)
+        self._implicit = None
+        if self.enabled and not self._closed:
+            self._start_thread()
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run_writer, name="skillmine-writer", daemon=True)
@@ -303,6 +325,7 @@ class Recorder:
             batch = self._prepare(items)
         except Exception as exc:  # noqa: BLE001 - a capture bug must not cost the batch silently
             self.error("prepare", exc)
+            self._count("dropped", len(items))
             return
         batch["_items"] = len(items)
         self._durable_write(batch)
@@ -335,6 +358,7 @@ class Recorder:
             spooled = self._spool.append(batch)
         except Exception as exc:  # noqa: BLE001 - disk full too: nothing left to do but count it
             self.error("spool", exc)
+            self._count("dropped", n)
             return
         with self._stats_lock:
             self._counts["spooled"] += spooled
@@ -578,17 +602,25 @@ class Recorder:
         latencies = sorted(self._latencies)
         cutoff = time.monotonic() - 60
         recent = sum(n for t, n in list(self._recent) if t >= cutoff)
-        lost = counts["bad_records"]
+        lost = counts["bad_records"] + counts["dropped"]
         return {
             "enabled": self.enabled, "queue_depth": depth, "enqueued": enqueued, "written": counts["written"],
             "spooled": counts["spooled"], "spool_pending": self._spool.pending_records,
-            "replayed": counts["replayed"], "dropped": 0, "sampled_out": counts["sampled_out"],
+            "replayed": counts["replayed"], "dropped": counts["dropped"], "sampled_out": counts["sampled_out"],
             "errors": counts["errors"], "bad_records": lost,
             "write_latency_ms_p50": _percentile(latencies, 0.50), "write_latency_ms_p95": _percentile(latencies, 0.95),
             "events_last_minute": recent,
             "capture_rate": 1.0 if not enqueued else round((enqueued - lost) / enqueued, 6),
             "database_available": time.monotonic() >= self._down_until and not self._spool.pending_records,
         }
+
+
+def _after_fork_hook(ref: "weakref.ref[Recorder]") -> Any:
+    def hook() -> None:
+        recorder = ref()
+        if recorder is not None:
+            recorder.after_fork_in_child()
+    return hook
 
 
 class _PartialWrite(RuntimeError):

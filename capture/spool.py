@@ -136,6 +136,12 @@ class Spool:
         finally:
             os.close(fd)
 
+    def forget(self) -> None:
+        """In a forked child: drop the inherited handle on the parent's file without touching the file or lock."""
+        if self._fd is not None:
+            os.close(self._fd)  # the parent's descriptor (and its lock) stays open
+        self._fd, self._path, self.pending_records = None, None, 0
+
     def close(self) -> None:
         """Release our file (kept on disk when it still holds batches, for the next start to replay)."""
         with self._lock:

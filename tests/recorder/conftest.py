@@ -1,5 +1,6 @@
 """Recorder test helpers: a configured process recorder on each backend, and plain-SQL reads of what landed."""
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,16 @@ def _fetch(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
 def fetch() -> Callable[..., list[dict[str, Any]]]:
     """``fetch(url, sql, **params)``: rows of ``sql`` as dicts (a fresh engine, disposed after)."""
     return _fetch
+
+
+def settle(timeout: float = 10.0) -> bool:
+    """Flush, then wait until nothing is left in the spool (a spooled batch is durable but not yet in the DB)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if capture.flush(timeout) and not capture.stats()["spool_pending"]:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture

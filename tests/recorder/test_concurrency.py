@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import capture
 from capture.context import bind
 
+from .conftest import settle
+
 
 def _check(fetch, url, expected_runs):
     events = fetch(url, "SELECT id, run_id, parent_event_id, depth, execution_order, agent_name, event_type "
@@ -98,3 +100,24 @@ def test_eight_runs_in_asyncio_gather_with_nested_children(recorder, url, fetch)
     assert len(expected) == 8
     assert all(len(spans) == 1 + 3 + 9 + 9 for spans in expected.values())
     _check(fetch, url, dict(expected))
+
+
+def test_forked_child_records_its_own_events_and_never_rewrites_the_parents(recorder, url, fetch):
+    import multiprocessing
+
+    with capture.run("parent") as run:
+        before = capture.record_event("info", "trace", agent_name="parent")  # queued, not yet written
+
+        def child() -> None:
+            ids = [capture.record_event("info", "trace", agent_name="child") for _ in range(3)]
+            assert capture.flush(10)
+            assert settle() and capture.stats()["enqueued"] == 3 and len(ids) == 3
+
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        process.join(30)
+        assert process.exitcode == 0
+        assert settle()
+    rows = fetch(url, "SELECT agent_name, run_id FROM execution_events ORDER BY agent_name")
+    assert [(r["agent_name"], r["run_id"]) for r in rows] == [("child", run.id)] * 3 + [("parent", run.id)]
+    assert fetch(url, "SELECT count(*) AS n FROM execution_events WHERE id = :i", i=before) == [{"n": 1}]
