@@ -14,7 +14,7 @@ import threading
 from contextvars import Token
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from capture import clock
 from capture.context import (
@@ -109,7 +109,7 @@ class RunHandle:
         self.id: str | None = None
         self.session_id: str | None = None
 
-    def __enter__(self) -> "RunHandle":
+    def __enter__(self) -> Self:
         recorder = self._recorder
         if not recorder.enabled:
             return self
@@ -166,7 +166,7 @@ class NodeHandle:
         self._failed: str | None = None
         self.id: str | None = None
 
-    def __enter__(self) -> "NodeHandle":
+    def __enter__(self) -> Self:
         recorder = self._recorder
         if not recorder.enabled:
             return self
@@ -210,8 +210,22 @@ class Span:
     ``id`` is ``None`` when the span was sampled out or capture is off (its children then attach to its parent).
     """
 
-    __slots__ = ("_recorder", "_event_type", "_agent", "_inputs", "_meta", "_subtype", "_parent", "_state",
-                 "_token", "_started", "_outputs", "_meta_changed", "_failed", "id")
+    __slots__ = (
+        "_agent",
+        "_event_type",
+        "_failed",
+        "_inputs",
+        "_meta",
+        "_meta_changed",
+        "_outputs",
+        "_parent",
+        "_recorder",
+        "_started",
+        "_state",
+        "_subtype",
+        "_token",
+        "id",
+    )
 
     def __init__(self, recorder: Recorder, event_type: str, agent_name: str | None, inputs: dict | None,
                  meta: dict | None, subtype_start: str, parent_event_id: str | None) -> None:
@@ -229,7 +243,7 @@ class Span:
         self._failed: str | None = None
         self.id: str | None = None
 
-    def __enter__(self) -> "Span":
+    def __enter__(self) -> Self:
         recorder = self._recorder
         if not recorder.enabled or recorder.sampled_out(self._event_type):
             return self

@@ -10,10 +10,10 @@ run/node/agent state and installs it around each call. Every method swallows and
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from capture import api
 from capture.context import current_node_var, current_run_var, current_span_var

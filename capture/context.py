@@ -83,5 +83,15 @@ def bind(fn: Callable[P, R]) -> Callable[P, R]:
     return bound
 
 
-__all__ = ["RunState", "SpanState", "bind", "copy_context", "current_node_id", "current_run_id", "current_span_id",
-           "current_node_var", "current_run_var", "current_span_var"]
+__all__ = [
+    "RunState",
+    "SpanState",
+    "bind",
+    "copy_context",
+    "current_node_id",
+    "current_node_var",
+    "current_run_id",
+    "current_run_var",
+    "current_span_id",
+    "current_span_var",
+]

@@ -383,11 +383,11 @@ class Recorder:
         self._replay_due = True
         self.error("database write", exc)
         if self._owns_store and self._store is not None and self._failures >= 3:
+            store, self._store = self._store, None  # reopen from scratch on the next attempt
             try:
-                self._store.close()
-            except Exception:  # noqa: BLE001 - a dead pool may not close cleanly
-                pass
-            self._store = None
+                store.close()
+            except Exception as close_exc:  # noqa: BLE001 - a dead pool may not close cleanly
+                self.error("close a failing store", close_exc)
 
     def _open_store(self) -> CaptureStore:
         if self._store is None:

@@ -25,8 +25,8 @@ _BUILTIN: tuple[tuple[str | None, str], ...] = (
     (r"(?i:\bbearer\s+)", r"[A-Za-z0-9._~+/=\-]{8,}"),
     (r"(?i:\bauthorization\b[\"']?\s*[:=]\s*[\"']?)", r"(?!(?i:bearer\s))[^\s\"',;][^\r\n\"',;]{3,}"),
     (r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:", r"[^@\s/]+(?=@)"),
-    (r"(?i:\b(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"
-     r"|token|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token)[\"']?\s*[:=]\s*[\"']?)",
+    ((r"(?i:\b(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"
+     r"|token|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token)[\"']?\s*[:=]\s*[\"']?)"),
      r"(?!\*\*\*)[^\s\"',;&}\]]+"),
 )
 

@@ -119,4 +119,4 @@ _ENV = (
     ("spool_dir", "SPOOL_DIR", _path),
 )
 
-__all__ = ["CaptureSettings", "SettingsError", "FULL_POLICIES"]
+__all__ = ["FULL_POLICIES", "CaptureSettings", "SettingsError"]

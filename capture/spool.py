@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -57,11 +57,6 @@ class Spool:
         self._path: Path | None = None
         self.pending_records = 0
 
-    @property
-    def path(self) -> Path | None:
-        """This process's spool file, once something was spooled."""
-        return self._path
-
     def append(self, batch: dict[str, list[dict[str, Any]]]) -> int:
         """Durably append one batch; returns the number of records spooled."""
         line = encode_batch(batch)
@@ -85,13 +80,6 @@ class Spool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd, self._path = fd, path
-
-    def has_leftovers(self) -> bool:
-        """Is there any spool file in the directory (ours or another process's)?"""
-        with self._lock:
-            if self._path is not None:
-                return True
-        return self.directory.is_dir() and any(self.directory.glob("spool-*.jsonl"))
 
     def replay(self, write: Callable[[dict[str, Any]], None]) -> int:
         """Write every spooled batch we can lock, oldest file first; returns records replayed.
@@ -192,12 +180,3 @@ def _parse(raw: bytes, path: Path, number: int) -> dict[str, Any] | None:
     if isinstance(batch.get("_items"), int):
         out["_items"] = batch["_items"]
     return out
-
-
-def read_batches(path: Path) -> Iterator[dict[str, Any]]:
-    """The batches in a spool file; a torn last line (a crash mid-write) is skipped with a warning."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            batch = _parse(raw, path, number)
-            if batch is not None:
-                yield batch

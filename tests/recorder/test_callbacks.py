@@ -1,5 +1,6 @@
 """SkillmineCallbacks turns CMBAgent's WorkflowCallbacks into a planning_and_control run with ordered nodes."""
 
+import itertools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ def test_callbacks_build_a_planning_and_control_run(recorder, url, fetch):
         ("agent", "researcher", "completed", 2), ("terminator", "system", "completed", 3)]
     ids = [n["id"] for n in nodes]
     edges = fetch(url, "SELECT from_node_id, to_node_id FROM dag_edges ORDER BY id")
-    assert [(e["from_node_id"], e["to_node_id"]) for e in edges] == list(zip(ids, ids[1:]))
+    assert [(e["from_node_id"], e["to_node_id"]) for e in edges] == list(itertools.pairwise(ids))
 
     events = fetch(url, "SELECT id, event_type, event_subtype, agent_name, node_id, parent_event_id, depth, status, "
                         "run_id FROM execution_events ORDER BY execution_order")

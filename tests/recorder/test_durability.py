@@ -129,13 +129,12 @@ def test_sqlite_database_blocked_then_back_within_a_run(tmp_path, fetch, setting
     url = f"sqlite:///{blocker / 'capture.db'}"
     capture.configure(settings_for(url))
     try:
-        with capture.run("outage") as run:
-            with capture.span("agent_call", agent_name="a") as top:
-                ids = [capture.record_event("info", "trace", meta={"i": i}) for i in range(400)]
-                assert capture.flush(5)
-                assert capture.stats()["spooled"] > 0 and capture.stats()["written"] == 0
-                blocker.unlink()
-                ids += [capture.record_event("info", "trace", meta={"i": i}) for i in range(400, 800)]
+        with capture.run("outage") as run, capture.span("agent_call", agent_name="a") as top:
+            ids = [capture.record_event("info", "trace", meta={"i": i}) for i in range(400)]
+            assert capture.flush(5)
+            assert capture.stats()["spooled"] > 0 and capture.stats()["written"] == 0
+            blocker.unlink()
+            ids += [capture.record_event("info", "trace", meta={"i": i}) for i in range(400, 800)]
         deadline = time.monotonic() + 15
         while capture.stats()["spool_pending"] and time.monotonic() < deadline:
             capture.flush(5)

@@ -12,12 +12,11 @@ FAKE_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234"
 def workflow() -> int:
     """A tiny workflow whose result must not depend on capture."""
     total = 0
-    with capture.run("workflow", task="add numbers"):
-        with capture.span("agent_call", agent_name="engineer"):
-            for i in range(10):
-                with capture.span("tool_call", agent_name="engineer", inputs={"i": i}):
-                    total += i
-            capture.record_event("not_a_real_type", agent_name="engineer")  # a bad record
+    with capture.run("workflow", task="add numbers"), capture.span("agent_call", agent_name="engineer"):
+        for i in range(10):
+            with capture.span("tool_call", agent_name="engineer", inputs={"i": i}):
+                total += i
+        capture.record_event("not_a_real_type", agent_name="engineer")  # a bad record
     return total
 
 

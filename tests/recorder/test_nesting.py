@@ -88,14 +88,13 @@ def test_sampling_at_zero_keeps_agent_calls_handoffs_and_errors(store_url, setti
     upgrade(store_url)
     capture.configure(settings_for(store_url, sample_rate=0.0))
     try:
-        with capture.run("sampled"):
-            with capture.span("agent_call", agent_name="a") as agent:
-                with capture.span("tool_call") as tool:
-                    assert tool.id is None
-                    kept_error = capture.record_event("error", "runtime_error", status="failed")
-                assert capture.record_event("info", "debug") is None
-                assert capture.record_message("a", "b", "hi") is None
-                kept_handoff = capture.record_event("transfer", agent_name="a")
+        with capture.run("sampled"), capture.span("agent_call", agent_name="a") as agent:
+            with capture.span("tool_call") as tool:
+                assert tool.id is None
+                kept_error = capture.record_event("error", "runtime_error", status="failed")
+            assert capture.record_event("info", "debug") is None
+            assert capture.record_message("a", "b", "hi") is None
+            kept_handoff = capture.record_event("transfer", agent_name="a")
         assert capture.flush(5)
         rows = fetch(store_url, "SELECT id, event_type, parent_event_id FROM execution_events ORDER BY execution_order")
         assert rows == [{"id": agent.id, "event_type": "agent_call", "parent_event_id": None},

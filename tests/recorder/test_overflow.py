@@ -16,9 +16,8 @@ def test_full_queue_spills_and_nothing_is_lost(policy, tmp_path, settings_for, f
     locker = create_engine(url).connect()
     try:
         locker.exec_driver_sql("BEGIN EXCLUSIVE")  # the writer stalls on the lock, the queue fills up
-        with capture.run("overflow") as run:
-            with capture.span("agent_call", agent_name="a") as top:
-                ids = [capture.record_event("info", "trace", meta={"i": i}) for i in range(30)]
+        with capture.run("overflow") as run, capture.span("agent_call", agent_name="a") as top:
+            ids = [capture.record_event("info", "trace", meta={"i": i}) for i in range(30)]
         spilled = capture.stats()["spooled"]
         locker.rollback()
         assert capture.flush(40)
