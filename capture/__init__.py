@@ -28,18 +28,18 @@ from capture.context import bind
 from capture.settings import CaptureSettings
 
 
-def instrument(target: Any = None, **options: Any) -> Any:
-    """Hook AG2 (a class, an agent, a group chat, or everything when ``target`` is None) into capture."""
+def instrument(target: Any) -> Any:
+    """Hook an AG2 object (agent, group chat, ...) into capture; see :mod:`capture.ag2`."""
     from capture.ag2 import instrument as _instrument
 
-    return _instrument(target, **options)
+    return _instrument(target)
 
 
-def uninstrument(target: Any = None, **options: Any) -> Any:
+def uninstrument(target: Any) -> Any:
     """Undo :func:`instrument` for ``target``."""
     from capture.ag2 import uninstrument as _uninstrument
 
-    return _uninstrument(target, **options)
+    return _uninstrument(target)
 
 
 __all__ = ["CaptureSettings", "bind", "configure", "current_node_id", "current_run_id", "current_span_id", "flush",

@@ -119,3 +119,24 @@ def test_capture_off_writes_nothing(tmp_path):
         capture.shutdown()
     assert not (tmp_path / "off.db").exists()
     assert not (tmp_path / "spool").exists()
+
+
+def test_times_come_from_the_capture_clock(recorder, url, fetch):
+    from datetime import UTC, datetime
+
+    from capture.clock import SimulatedClock, use_clock
+
+    simulated = SimulatedClock(datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC))
+    with use_clock(simulated, process_wide=True), capture.run("simulated") as run:
+        with capture.span("llm_call", agent_name="engineer") as llm:
+            simulated.advance(1500)
+        simulated.advance(250)
+        capture.record_event("code_exec", "complete", agent_name="executor", duration_ms=4000)
+    assert capture.flush(5)
+    rows = fetch(url, "SELECT id, started_at, completed_at, duration_ms FROM execution_events ORDER BY execution_order")
+    as_text = [(r["id"], str(r["started_at"])[:19], str(r["completed_at"])[:19], r["duration_ms"]) for r in rows]
+    assert as_text == [(llm.id, "2025-03-01 12:00:00", "2025-03-01 12:00:01", 1500),
+                       (rows[1]["id"], "2025-03-01 11:59:57", "2025-03-01 12:00:01", 4000)]
+    runs = fetch(url, "SELECT started_at, completed_at FROM workflow_runs WHERE id = :i", i=run.id)
+    assert [(str(r["started_at"])[:19], str(r["completed_at"])[:19]) for r in runs] == \
+        [("2025-03-01 12:00:00", "2025-03-01 12:00:01")]
