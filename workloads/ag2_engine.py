@@ -22,8 +22,8 @@ from workloads import scripted_llm
 from workloads.fast_engine import MANAGER, USER, tool_call_id
 from workloads.ground_truth import GroundTruth, GroundTruthWriter
 from workloads.progress import Progress
-from workloads.simulate import SimulationSummary
 from workloads.script import RATE_LIMIT_ERROR, TOOL_EXECUTOR, NodeScript, RunScript, ToolCall, Turn
+from workloads.simulate import SimulationSummary, stored_runs
 
 EXECUTORS = ("executor", "executor_bash", "researcher_executor")
 
@@ -32,7 +32,7 @@ class ScriptedRateLimit(scripted_llm.ScriptedLLMError):
     """Raised out of a chat when the scripted model answers 429."""
 
 
-def _executor_class():  # noqa: ANN202 - built lazily so that importing this module does not import AG2
+def _executor_class():
     from autogen.coding import LocalCommandLineCodeExecutor
 
     class SimulatedDurationExecutor(LocalCommandLineCodeExecutor):
@@ -159,14 +159,14 @@ class Ag2Engine:
         work = self.root / script.work_name
         (work / "codebase").mkdir(parents=True, exist_ok=True)
         clock = SimulatedClock(script.started_at)
-        with use_clock(clock, process_wide=True):
-            with capture.run(mode=script.mode, task=script.task, run_id=script.run_id,
-                             session_id=script.session_id, meta=dict(script.config)) as run:
-                failure: str | None = None
-                for node in script.nodes:
-                    failure = self._node(node, work, clock, failure)
-                if failure:
-                    run.fail(failure)
+        with (use_clock(clock, process_wide=True),
+              capture.run(mode=script.mode, task=script.task, run_id=script.run_id, session_id=script.session_id,
+                          meta=dict(script.config)) as run):
+            failure: str | None = None
+            for node in script.nodes:
+                failure = self._node(node, work, clock, failure)
+            if failure:
+                run.fail(failure)
 
     @staticmethod
     def _node(node: NodeScript, work: Path, clock: SimulatedClock, failure: str | None) -> str | None:
@@ -195,16 +195,19 @@ class Ag2Engine:
         """Play every script and write its ground truth; then flush and stop the recorder, and settle what capture
         cannot express (runs abandoned at approval stay open)."""
         played: list[RunScript] = []
-        for script in scripts:
-            self.play(script)
-            truth = GroundTruth.from_script(script, "ag2")
-            writer.write(truth)
-            summary.count(truth)
-            played.append(script)
-            progress.update(summary.runs, int(capture.stats().get("enqueued", 0)))
-        capture.shutdown(60.0)
         store = CaptureStore.open(self.url)
         try:
+            for script in scripts:
+                if stored_runs(store, [script.run_id]):
+                    summary.already_stored += 1
+                else:
+                    self.play(script)
+                    played.append(script)
+                truth = GroundTruth.from_script(script, "ag2")
+                writer.write(truth)
+                summary.count(truth)
+                progress.update(summary.runs, int(capture.stats().get("enqueued", 0)))
+            capture.shutdown(60.0)
             _leave_abandoned_waiting(store, [s for s in played if s.status == "executing"])
             _count(store, played, summary)
         finally:

@@ -30,7 +30,7 @@ def produce_plot_function(params: dict) -> dict:
     x_min, x_max = float(params["x_min"]), float(params["x_max"])
     names = {name: getattr(math, name) for name in ("sin", "cos", "exp", "log", "tanh", "sqrt")}
     xs = [x_min + (x_max - x_min) * i / (width - 1) for i in range(width)]
-    ys = [eval(params["function"], {"__builtins__": {}}, {**names, "x": x}) for x in xs]  # noqa: S307
+    ys = [eval(params["function"], {"__builtins__": {}}, {**names, "x": x}) for x in xs]
     low, high = min(ys), max(ys)
     span = (high - low) or 1.0
     pixels = bytearray(b"\xff" * width * height)

@@ -8,7 +8,7 @@ from workloads.families import FAMILIES, MODES
 from workloads.simulate import ENGINES, simulate
 
 
-def _names(kind: str, allowed: tuple[str, ...]):  # noqa: ANN202 - an argparse type
+def _names(kind: str, allowed: tuple[str, ...]):
     def parse(text: str) -> tuple[str, ...]:
         values = tuple(v.strip() for v in text.split(",") if v.strip())
         unknown = [v for v in values if v not in allowed]

@@ -10,7 +10,7 @@ the same seed writes the same rows.
 """
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from capture.files import classify_file, file_id

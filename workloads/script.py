@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from workloads.code import BUGS, MISSING_MODULES, CodeRun, install_run, python_run
-from workloads.families import ENGINEER, FAMILIES, IDEAS, MODE_WEIGHTS, MODES, PlanStep, TaskFamily, families_for
+from workloads.families import (
+    ENGINEER,
+    FAMILIES,
+    IDEAS,
+    MODE_WEIGHTS,
+    MODES,
+    PlanStep,
+    TaskFamily,
+    families_for,
+)
 from workloads.profiles import LlmUsage, draw_code_ms, draw_tool_ms, draw_usage, lognormal
 
 TOOL_EXECUTOR = "_Group_Tool_Executor"

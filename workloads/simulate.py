@@ -6,7 +6,9 @@
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from capture import config
@@ -16,7 +18,7 @@ from workloads import fast_engine
 from workloads.families import FAMILIES, MODES
 from workloads.ground_truth import GroundTruth, GroundTruthWriter, default_path
 from workloads.progress import Progress
-from workloads.script import build_run_script
+from workloads.script import RunScript, build_run_script
 
 ENGINES = ("fast", "ag2")
 FAST_BATCH_RUNS = 200
@@ -27,6 +29,7 @@ class SimulationSummary:
     """What a simulation wrote."""
 
     runs: int = 0
+    already_stored: int = 0
     events: int = 0
     files: int = 0
     messages: int = 0
@@ -49,11 +52,13 @@ class SimulationSummary:
     def render(self) -> str:
         """A human-readable report."""
         rate = self.runs / self.seconds if self.seconds else 0.0
-        lines = [f"simulated {self.runs:,} runs with the {self.engine} engine in {self.seconds:.1f} s "
-                 f"({rate:,.0f} runs/s)",
+        lines = [(f"simulated {self.runs:,} runs with the {self.engine} engine in {self.seconds:.1f} s "
+                  f"({rate:,.0f} runs/s)"),
                  f"store: {self.url}",
                  f"written: {self.events:,} events, {self.files:,} files, {self.messages:,} messages, "
-                 f"{self.costs:,} cost records",
+                 f"{self.costs:,} cost records"
+                 + (f" ({self.already_stored:,} runs were already stored and were skipped)"
+                    if self.already_stored else ""),
                  "runs by mode / outcome:"]
         for mode, count in sorted(self.by_mode.items()):
             outcomes = ", ".join(f"{o} {n}" for (m, o), n in sorted(self.by_mode_outcome.items()) if m == mode)
@@ -108,17 +113,27 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
     return summary
 
 
-def _run_fast(store: CaptureStore, scripts, writer: GroundTruthWriter, summary: SimulationSummary,  # noqa: ANN001
-              progress: Progress) -> None:
-    batch, pending = Batch(), []
-    for script in scripts:
-        fast_engine.add_run(script, batch)
-        pending.append(GroundTruth.from_script(script, "fast"))
-        if len(pending) >= FAST_BATCH_RUNS:
-            _flush(store, batch, pending, writer, summary, progress)
-            batch, pending = Batch(), []
-    if pending:
-        _flush(store, batch, pending, writer, summary, progress)
+def _run_fast(store: CaptureStore, scripts: Iterator[RunScript], writer: GroundTruthWriter,
+              summary: SimulationSummary, progress: Progress) -> None:
+    while chunk := list(islice(scripts, FAST_BATCH_RUNS)):
+        stored = stored_runs(store, [s.run_id for s in chunk])
+        batch = Batch()
+        for script in chunk:
+            if script.run_id not in stored:
+                fast_engine.add_run(script, batch)
+        summary.already_stored += len(stored)
+        _flush(store, batch, [GroundTruth.from_script(s, "fast") for s in chunk], writer, summary, progress)
+
+
+def stored_runs(store: CaptureStore, run_ids: list[str]) -> set[str]:
+    """Which of ``run_ids`` the store already holds: a repeated simulation skips them (edges and the recorder's
+    event ids are not replay-safe)."""
+    from sqlalchemy import select
+
+    from capture.store import RUNS
+
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(run_ids))).scalars())
 
 
 def _flush(store: CaptureStore, batch: Batch, pending: list[GroundTruth], writer: GroundTruthWriter,

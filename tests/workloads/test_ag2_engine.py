@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from sim_streams import attempts, run_rows, stored_occurrences
 from sqlalchemy import create_engine, text
 
-from sim_streams import attempts, run_rows, stored_occurrences
 from workloads.families import FAMILIES, MODES
 from workloads.ground_truth import read_ground_truth
 from workloads.script import OUTCOMES
@@ -19,7 +19,7 @@ SEED, RUNS = 2, 12
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):  # noqa: ANN201 - (ag2 url, fast url, ground truth, work dir)
+def engines(tmp_path_factory):
     root = tmp_path_factory.mktemp("ag2sim")
     ag2_url, fast_url = f"sqlite:///{root / 'ag2.db'}", f"sqlite:///{root / 'fast.db'}"
     summary = simulate(runs=RUNS, seed=SEED, engine="ag2", url=ag2_url, ground_truth=root / "ag2.jsonl",

@@ -5,10 +5,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from sim_streams import attempts, stored_occurrences
 from sqlalchemy import create_engine, select, text
 
 from capture.store import EVENTS
-from sim_streams import attempts, stored_occurrences
 from workloads.artefacts import PRODUCERS
 from workloads.families import FAMILIES, MODES
 from workloads.ground_truth import read_ground_truth
@@ -20,7 +20,7 @@ EVENT_COLUMNS = ("id", "run_id", "node_id", "parent_event_id", "event_type", "ev
                  "meta", "execution_order", "depth", "status")
 
 
-def _plain(value):  # noqa: ANN001, ANN202 - any column value
+def _plain(value):
     """Backend-neutral values: UTC times without tzinfo (SQLite returns naive UTC)."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
@@ -47,7 +47,7 @@ def test_same_seed_gives_the_same_event_streams(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):  # noqa: ANN201 - (url, ground truth)
+def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim200")
     url = f"sqlite:///{root / 'capture.db'}"
     summary = simulate(runs=200, seed=42, url=url, ground_truth=root / "truth.jsonl")

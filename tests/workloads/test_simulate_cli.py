@@ -1,0 +1,76 @@
+"""``skillmine simulate``: arguments, summary, default ground-truth location, progress, repeat safety."""
+
+import io
+import json
+
+from sqlalchemy import create_engine, text
+
+from skillmine.cli import main
+from workloads.progress import Progress
+from workloads.simulate import simulate
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_writes_store_and_default_ground_truth(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SKILLMINE_HOME", str(tmp_path / "home"))
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    code = main(["simulate", "--runs", "6", "--seed", "9", "--url", url, "--modes", "one_shot",
+                 "--families", "plot_function,fit_model", "--quiet"])
+    out = capsys.readouterr().out
+    truth_path = tmp_path / "home" / "ground_truth" / "simulation-9.jsonl"
+    records = [json.loads(line) for line in truth_path.read_text().splitlines()]
+    assert code == 0
+    assert [r["index"] for r in records] == list(range(6))
+    assert {r["mode"] for r in records} == {"one_shot"}
+    assert {r["family"] for r in records} <= {"plot_function", "fit_model"}
+    assert f"ground truth: {truth_path}" in out and "simulated 6 runs with the fast engine" in out
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM workflow_runs")).scalar_one() == 6
+    engine.dispose()
+
+
+def test_cli_names_bad_input(tmp_path, capsys) -> None:
+    code = main(["simulate", "--runs", "2", "--url", f"sqlite:///{tmp_path / 'x.db'}", "--modes",
+                 "idea_generation", "--families", "plot_function", "--quiet"])
+    assert code == 2
+    assert "no family among ['plot_function'] runs in any mode of ['idea_generation']" in capsys.readouterr().err
+    assert main(["simulate", "--runs", "-1", "--quiet"]) == 2
+    assert "--runs must be >= 0, got -1" in capsys.readouterr().err
+
+
+def _counts(url: str) -> list[int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                  for t in ("execution_events", "dag_edges", "messages", "files", "cost_records")]
+    engine.dispose()
+    return counts
+
+
+def test_repeating_a_seed_adds_nothing(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    first = simulate(runs=8, seed=4, url=url, ground_truth=tmp_path / "a.jsonl")
+    before = _counts(url)
+    second = simulate(runs=8, seed=4, url=url, ground_truth=tmp_path / "b.jsonl")
+    assert before[0] == first.events and before[2:] == [first.messages, first.files, first.costs]
+    assert before[1] > 0
+    assert _counts(url) == before
+    assert (second.events, second.already_stored, second.runs) == (0, 8, 8)
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+
+
+def test_progress_only_on_a_terminal() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream, quiet in ((terminal, False), (pipe, False), (_Terminal(), True)):
+        progress = Progress(100, stream=stream, quiet=quiet)
+        progress.update(25, 5000, force=True)
+        progress.close()
+    assert pipe.getvalue() == ""
+    assert terminal.getvalue().startswith("\rruns 25/100  events 5,000 (")
+    assert "/s)  time left " in terminal.getvalue() and terminal.getvalue().endswith("\n")
+    assert Progress(100, stream=_Terminal()).line(25, 5000, 10.0) == "runs 25/100  events 5,000 (500/s)  time left 0:30 "
