@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, literal, or_, select
+from sqlalchemy import Date, DateTime, Engine, Numeric, Select, and_, func, literal, or_, select
 
 from capture.models import (
     CostRecord,
@@ -62,8 +62,16 @@ def row_dict(row: Any) -> dict[str, Any]:
 
 
 def _all(source: Any, stmt: Select) -> list[dict[str, Any]]:
+    """Rows as dicts; only time and decimal columns need converting, so only those are touched."""
+    special = [c.key for c in stmt.selected_columns if isinstance(c.type, (DateTime, Date, Numeric))]
     with engine_of(source).connect() as conn:
-        return [row_dict(r) for r in conn.execute(stmt)]
+        rows = [dict(m) for m in conn.execute(stmt).mappings()]
+    for row in rows:
+        for key in special:
+            value = row[key]
+            if value is not None:
+                row[key] = plain(value)
+    return rows
 
 
 def _event_order(stmt: Select) -> Select:
@@ -111,15 +119,18 @@ def get_child_events(source: Any, session_id: str, event_id: str) -> list[dict[s
 def get_event_tree(source: Any, session_id: str, root_event_id: str) -> list[dict[str, Any]]:
     """The root and all its descendants via a recursive CTE, ordered by ``(level, execution_order, seq)``.
 
+    Descendants are looked up within the root's run (nesting never crosses runs), which keeps the recursion
+    on the run's rows whatever the planner's statistics say.
+
     Each row carries ``level`` (0 for the root, relative to it) besides the stored ``depth``.
     """
-    tree = (select(EVENTS.c.id.label("tree_id"), literal(0).label("level"))
+    tree = (select(EVENTS.c.id.label("tree_id"), EVENTS.c.run_id.label("tree_run"), literal(0).label("level"))
             .where(EVENTS.c.id == root_event_id, EVENTS.c.session_id == session_id)
             .cte("event_tree", recursive=True))
     child = EVENTS.alias("child")
     tree = tree.union_all(
-        select(child.c.id, tree.c.level + 1)
-        .join(tree, child.c.parent_event_id == tree.c.tree_id)
+        select(child.c.id, child.c.run_id, tree.c.level + 1)
+        .join(tree, and_(child.c.parent_event_id == tree.c.tree_id, child.c.run_id == tree.c.tree_run))
         .where(child.c.session_id == session_id, tree.c.level < MAX_TREE_LEVELS)
     )
     stmt = (select(EVENTS, tree.c.level).join(tree, EVENTS.c.id == tree.c.tree_id)

@@ -162,7 +162,6 @@ def _meta_with(meta: Any, key: str, value: Any) -> str:
 
 EVENT_INSERT_ORDER: tuple[str, ...] = tuple(c.name for c in EVENTS.columns if c.name != "seq")
 _TIME_COLUMNS = frozenset({"timestamp", "started_at", "completed_at"})
-_SQL_CACHE: dict[tuple[str, int], str] = {}
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -175,12 +174,16 @@ def _sqlite_time(value: datetime | None) -> str | None:
 def bulk_insert_events(conn: Connection, events: list[dict[str, Any]]) -> int:
     """Insert prepared events (payloads already JSON text) through the DB-API; skip ids already stored.
 
-    One ``INSERT ... ON CONFLICT (id) DO NOTHING`` executed for all rows (SQLite ``executemany``; PostgreSQL
-    multi-row ``VALUES`` chunks), bypassing per-value SQLAlchemy type processing. Returns rows inserted.
+    SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT (id) DO NOTHING``. PostgreSQL: ``COPY`` inside a
+    savepoint (the fast path); if an id is already stored (a replay) the savepoint is rolled back and the rows go
+    through ``INSERT ... ON CONFLICT (id) DO NOTHING``. Both bypass per-value SQLAlchemy type processing.
+    Returns the number of rows inserted; database integrity errors surface as SQLAlchemy ``IntegrityError``.
     """
     if not events:
         return 0
     names = EVENT_INSERT_ORDER
+    columns_sql = ", ".join(names)
+    dbapi = conn.dialect.dbapi
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         if conn.dialect.name == "sqlite":
@@ -192,26 +195,28 @@ def bulk_insert_events(conn: Connection, events: list[dict[str, Any]]) -> int:
                     if row[i] is not None:
                         row[i] = _sqlite_time(row[i])
                 rows.append(row)
-            sql = (f"INSERT INTO execution_events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            sql = (f"INSERT INTO execution_events ({columns_sql}) VALUES ({', '.join('?' * len(names))}) "
                    "ON CONFLICT (id) DO NOTHING")
             cursor.executemany(sql, rows)
             return max(cursor.rowcount, 0)
-        inserted = 0
-        per_statement = 60_000 // len(names)
-        for start in range(0, len(events), per_statement):
-            chunk = events[start:start + per_statement]
-            key = ("pg", len(chunk))
-            sql = _SQL_CACHE.get(key)
-            if sql is None:
-                one = "(" + ", ".join(["%s"] * len(names)) + ")"
-                sql = (f"INSERT INTO execution_events ({', '.join(names)}) VALUES "
-                       + ", ".join([one] * len(chunk)) + " ON CONFLICT (id) DO NOTHING")
-                if len(_SQL_CACHE) < 64:
-                    _SQL_CACHE[key] = sql
-            params = [event.get(n) for event in chunk for n in names]
-            cursor.execute(sql, params)
-            inserted += max(cursor.rowcount, 0)
-        return inserted
+        from psycopg import errors as pg_errors  # the only PostgreSQL driver we accept
+
+        rows = [[event.get(n) for n in names] for event in events]
+        cursor.execute("SAVEPOINT skillmine_copy")
+        try:
+            with cursor.copy(f"COPY execution_events ({columns_sql}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except pg_errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT skillmine_copy")
+            sql = (f"INSERT INTO execution_events ({columns_sql}) VALUES ({', '.join(['%s'] * len(names))}) "
+                   "ON CONFLICT (id) DO NOTHING")
+            cursor.executemany(sql, rows)
+            return max(cursor.rowcount, 0)
+        cursor.execute("RELEASE SAVEPOINT skillmine_copy")
+        return len(rows)
+    except dbapi.IntegrityError as exc:
+        raise IntegrityError("bulk insert into execution_events", None, exc) from exc
     finally:
         cursor.close()
 
