@@ -250,10 +250,9 @@ class Span:
         try:
             run, node_id, parent, depth = _resolve(self._parent, recorder)
             self._started = clock.now()
-            inputs = dict(self._inputs) if self._inputs is not None else None
-            meta = dict(self._meta) if self._meta is not None else None
             self.id = recorder.event(run, self._event_type, self._subtype, node_id=node_id, parent_event_id=parent,
-                                     depth=depth, agent_name=self._agent, inputs=inputs, meta=meta,
+                                     depth=depth, agent_name=self._agent, inputs=_snapshot(self._inputs),
+                                     meta=_snapshot(self._meta),
                                      status="running", started_at=self._started)
             self._state = state = SpanState(self.id, run, node_id, depth)
             recorder.open_spans[self.id] = state
@@ -288,7 +287,7 @@ class Span:
                 "event_subtype": "error" if failed else "complete", "completed_at": ended,
                 "duration_ms": int((ended - self._started).total_seconds() * 1000)}
             if self._outputs is not None:
-                changes["outputs"] = dict(self._outputs) if isinstance(self._outputs, dict) else self._outputs
+                changes["outputs"] = _snapshot(self._outputs)
             if self._meta_changed:
                 changes["meta"] = self._meta
             if failed:
@@ -298,6 +297,13 @@ class Span:
         except Exception as error:  # noqa: BLE001
             recorder.error("span end", error)
         _reset((current_span_var,), (self._token,) if self._token is not None else None)
+
+
+def _snapshot(value: Any) -> Any:
+    """A shallow copy of a dict or list payload: the caller may keep mutating it after the event is queued
+    (AG2 appends to its message lists), and encoding happens later on the writer thread."""
+    kind = type(value)
+    return dict(value) if kind is dict else list(value) if kind is list else value
 
 
 def _reset(variables: tuple, tokens: tuple | None) -> None:
@@ -348,8 +354,9 @@ def record_event(event_type: str, subtype: str | None = None, *, agent_name: str
             return None
         run_state, node_id, parent, depth = _resolve(parent_event_id, recorder)
         return recorder.event(run_state, event_type, subtype, node_id=node_id, parent_event_id=parent, depth=depth,
-                              agent_name=agent_name, inputs=inputs, outputs=outputs, meta=meta, status=status,
-                              error_message=error_message, duration_ms=duration_ms)
+                              agent_name=agent_name, inputs=_snapshot(inputs), outputs=_snapshot(outputs),
+                              meta=_snapshot(meta), status=status, error_message=error_message,
+                              duration_ms=duration_ms)
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_event", exc)
         return None
@@ -369,7 +376,7 @@ def record_message(sender: str, recipient: str | None, content: Any, *, tokens: 
                                   inputs={"sender": sender, "recipient": recipient}, meta=event_meta or None)
         recorder.artefact(MESSAGE, {"run_id": run_state.id, "session_id": run_state.session_id,
                                     "event_id": event_id, "node_id": node_id, "sender": sender,
-                                    "recipient": recipient, "content": content, "timestamp": clock.now(),
+                                    "recipient": recipient, "content": _snapshot(content), "timestamp": clock.now(),
                                     "tokens": tokens, "meta": meta})
         return event_id
     except Exception as exc:  # noqa: BLE001
