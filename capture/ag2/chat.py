@@ -50,11 +50,16 @@ def chat_scope(initiator: Any, recipient: Any, message: Any, *, entry: str) -> E
     return stack
 
 
+_manager_class: list[type] = []
+
+
 def is_manager(agent: Any) -> bool:
     """Whether ``agent`` is a GroupChatManager (its ``generate_reply`` calls mark speaker transitions)."""
-    from autogen import GroupChatManager
+    if not _manager_class:
+        from autogen import GroupChatManager
 
-    return isinstance(agent, GroupChatManager)
+        _manager_class.append(GroupChatManager)
+    return isinstance(agent, _manager_class[0])
 
 
 def record_transition(speaker: Any, manager: Any) -> None:
