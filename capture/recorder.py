@@ -8,7 +8,8 @@ event's start and its completion into one insert when both are in the batch, enc
 (:func:`capture.payload.encode_payload`) and masks secrets (:mod:`capture.redaction`), then calls
 :meth:`CaptureStore.write_batch`. A batch the database cannot take (down, locked, disk error) goes to the
 :class:`~capture.spool.Spool`, which is replayed, oldest first, before anything newer is written once writes
-succeed again. A :class:`~capture.records.BadRecord` costs only the bad row: the rest of the batch is written.
+succeed again. A :class:`~capture.records.BadRecord`, or a value the database refuses (integrity or data error),
+costs only its own row: the rest of the batch is written.
 
 Exit: ``atexit`` and a chained SIGTERM handler flush everything queued (to the database or the spool) before the
 process ends. Nothing here ever raises into the caller: failures are counted in :meth:`Recorder.stats` and logged
@@ -46,6 +47,15 @@ log = logging.getLogger("capture.recorder")
 RUN, NODE, EDGE, EVENT, UPDATE, FILE, MESSAGE, COST, FLUSH = range(9)
 _PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 _TEXT_FIELDS = ("error_message", "content", "task_description")
+_REFUSAL_NAMES = frozenset({"IntegrityError", "DataError"})  # DB-API 2.0 names: SQLAlchemy's and every driver's
+
+
+def _refused(exc: BaseException) -> bool:
+    """Did the database refuse the data (not the connection)? Then a retry row by row isolates the bad rows;
+    anything else (unreachable, locked, disk error) keeps the whole batch in the spool for later."""
+    return isinstance(exc, BadRecord) or any(c.__name__ in _REFUSAL_NAMES for c in type(exc).__mro__)
+
+
 BLOCK_WAIT_S = 0.05
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 EXIT_FLUSH_TIMEOUT_S = 10.0
@@ -418,7 +428,9 @@ class Recorder:
         rows = {k: batch.get(k) or [] for k in BATCH_KEYS}
         try:
             store.write_batch(Batch(**rows))
-        except BadRecord:
+        except Exception as exc:
+            if not _refused(exc):
+                raise
             self._write_one_by_one(store, rows)
         self._latencies.append((time.perf_counter() - started) * 1000)
         events = len(rows["events"])
@@ -429,7 +441,7 @@ class Recorder:
                 self._recent.popleft()
 
     def _write_one_by_one(self, store: CaptureStore, rows: dict[str, list[dict[str, Any]]]) -> None:
-        """Slow path after a BadRecord: each row in its own transaction, in dependency order.
+        """Slow path after a rejected batch: each row in its own transaction, in dependency order.
 
         If the database fails midway, only the rows not yet written propagate (to the spool) with the error.
         """
@@ -437,11 +449,11 @@ class Recorder:
             for index, row in enumerate(rows[key]):
                 try:
                     store.write_batch(Batch(**{key: [row]}))
-                except BadRecord as exc:
-                    with self._stats_lock:
-                        self._counts["bad_records"] += 1
-                    self.error("bad record", exc)
                 except Exception as exc:
+                    if _refused(exc):
+                        self._count("bad_records", 1)
+                        self.error("bad record", exc)
+                        continue
                     rest = {k: rows[k] for k in BATCH_KEYS[position + 1:]}
                     rest[key] = rows[key][index:]
                     raise _PartialWrite(rest) from exc

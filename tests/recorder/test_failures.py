@@ -130,3 +130,19 @@ def test_capture_is_cheap_when_the_writer_is_stuck(tmp_path, settings_for):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM execution_events")).scalar() == 11
     engine.dispose()
+
+
+def test_a_value_the_database_refuses_costs_only_its_row(recorder, url, store_url, fetch):
+    """PostgreSQL refuses a 300-character agent name (VARCHAR(100)); SQLite stores it. Either way the rest of the
+    batch lands and later events are written straight to the database, not stuck behind a poison batch."""
+    with capture.run("long names"):
+        good = capture.record_event("info", "trace", agent_name="engineer")
+        long = capture.record_event("info", "trace", agent_name="x" * 300)
+    assert capture.flush(5)
+    later = capture.record_event("info", "trace", agent_name="later")
+    assert capture.flush(5)
+    stats = capture.stats()
+    stored = {r["id"] for r in fetch(url, "SELECT id FROM execution_events")}
+    refused = store_url.startswith("postgresql")
+    assert stored == ({good, later} if refused else {good, long, later})
+    assert (stats["bad_records"], stats["spooled"], stats["spool_pending"]) == (1 if refused else 0, 0, 0)
