@@ -28,10 +28,6 @@ from workloads.simulate import SimulationSummary, stored_runs
 EXECUTORS = ("executor", "executor_bash", "researcher_executor")
 
 
-class ScriptedRateLimit(scripted_llm.ScriptedLLMError):
-    """Raised out of a chat when the scripted model answers 429."""
-
-
 def _executor_class():
     from autogen.coding import LocalCommandLineCodeExecutor
 
@@ -139,8 +135,6 @@ class _NodeChat:
         try:
             with IOStream.set_default(_SilentStream()):
                 self.user.initiate_chat(self.manager, message=self.node.description, clear_history=True)
-        except scripted_llm.ScriptedLLMError as exc:
-            raise ScriptedRateLimit(str(exc)) from None
         finally:
             capture.uninstrument(self.manager)
 
@@ -185,7 +179,7 @@ class Ag2Engine:
             if node.turns:
                 try:
                     _NodeChat(node, work, clock).play()
-                except ScriptedRateLimit as exc:
+                except scripted_llm.ScriptedLLMError as exc:  # the script's 429 ends this node and the run
                     handle.fail(str(exc))
                     return f"rate limit in {node.name}"
         return None

@@ -110,6 +110,14 @@ MODES = ("one_shot", "planning_and_control", "idea_generation", "human_in_the_lo
 MODE_WEIGHTS = {"one_shot": 0.35, "planning_and_control": 0.35, "idea_generation": 0.15, "human_in_the_loop": 0.15}
 
 
+def usable_modes(modes: tuple[str, ...], families: tuple[str, ...]) -> list[str]:
+    """The modes in which at least one of ``families`` runs; a clear error when there is none."""
+    usable = [m for m in modes if families_for(m, families)]
+    if not usable:
+        raise ValueError(f"no family among {list(families)} runs in any mode of {list(modes)}")
+    return usable
+
+
 def families_for(mode: str, allowed: tuple[str, ...]) -> list[TaskFamily]:
     """Families that can run in ``mode`` (idea generation runs the ideas family; the others run the rest)."""
     return [FAMILIES[name] for name in allowed

@@ -7,6 +7,7 @@ written to a capture-store table.
 """
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,20 +53,24 @@ def default_path(seed: int) -> Path:
 
 
 class GroundTruthWriter:
-    """Appends records to a JSON-lines file (created with its folder; an existing file is replaced)."""
+    """Writes records to ``<path>.partial``; a complete simulation replaces ``path`` with it (an interrupted one
+    leaves the partial file and any previous ``path`` untouched)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = self.path.open("w", encoding="utf-8")
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._handle: IO[str] = self.partial.open("w", encoding="utf-8")
 
     def write(self, record: GroundTruth) -> None:
         """Write one record."""
         self._handle.write(json.dumps(asdict(record), sort_keys=True) + "\n")
 
-    def close(self) -> None:
-        """Flush and close the file."""
+    def close(self, *, complete: bool = True) -> None:
+        """Close the file; when ``complete``, move it into place."""
         self._handle.close()
+        if complete:
+            os.replace(self.partial, self.path)
 
 
 def read_ground_truth(path: str | Path) -> list[GroundTruth]:

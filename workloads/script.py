@@ -20,6 +20,7 @@ from workloads.families import (
     PlanStep,
     TaskFamily,
     families_for,
+    usable_modes,
 )
 from workloads.profiles import LlmUsage, draw_code_ms, draw_tool_ms, draw_usage, lognormal
 
@@ -288,9 +289,7 @@ def build_run_script(seed: int, index: int, *, modes: tuple[str, ...] = MODES,
                      families: tuple[str, ...] = tuple(FAMILIES)) -> RunScript:
     """The script of run ``index`` of the simulation seeded ``seed``, restricted to ``modes`` and ``families``."""
     d = _Draw(seed, index)
-    usable = [m for m in modes if families_for(m, families)]
-    if not usable:
-        raise ValueError(f"no family among {list(families)} runs in any mode of {list(modes)}")
+    usable = usable_modes(modes, families)
     mode = d.rng.choices(usable, weights=[MODE_WEIGHTS[m] for m in usable])[0]
     family = d.rng.choice(families_for(mode, families))
     params = family.make_params(d.rng)

@@ -15,7 +15,7 @@ from capture import config
 from capture.migrate import upgrade
 from capture.store import Batch, CaptureStore
 from workloads import fast_engine
-from workloads.families import FAMILIES, MODES
+from workloads.families import FAMILIES, MODES, usable_modes
 from workloads.ground_truth import GroundTruth, GroundTruthWriter, default_path
 from workloads.progress import Progress
 from workloads.script import RunScript, build_run_script
@@ -86,6 +86,7 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
     _check_choice("engine", (engine,), ENGINES)
     _check_choice("mode(s)", tuple(modes), MODES)
     _check_choice("family(ies)", tuple(families), tuple(FAMILIES))
+    usable_modes(tuple(modes), tuple(families))
     url = url or config.database_url()
     if migrate:
         upgrade(url)
@@ -95,6 +96,7 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
     writer = GroundTruthWriter(summary.ground_truth_path)
     progress = Progress(runs, quiet=quiet)
     started = time.perf_counter()
+    completed = False
     try:
         scripts = (build_run_script(seed, i, modes=tuple(modes), families=tuple(families)) for i in range(runs))
         if engine == "fast":
@@ -104,11 +106,12 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
 
             root = Path(work_dir) if work_dir else config.home() / "simulation" / str(seed)
             Ag2Engine(url, root).run_all(scripts, writer, summary, progress)
+        completed = True
     finally:
         summary.seconds = time.perf_counter() - started
         progress.update(summary.runs, summary.events, force=True)
         progress.close()
-        writer.close()
+        writer.close(complete=completed)
         store.close()
     return summary
 

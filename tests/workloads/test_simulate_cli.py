@@ -39,6 +39,7 @@ def test_cli_names_bad_input(tmp_path, capsys) -> None:
                  "idea_generation", "--families", "plot_function", "--quiet"])
     assert code == 2
     assert "no family among ['plot_function'] runs in any mode of ['idea_generation']" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
     assert main(["simulate", "--runs", "-1", "--quiet"]) == 2
     assert "--runs must be >= 0, got -1" in capsys.readouterr().err
 
@@ -74,3 +75,16 @@ def test_progress_only_on_a_terminal() -> None:
     assert terminal.getvalue().startswith("\rruns 25/100  events 5,000 (")
     assert "/s)  time left " in terminal.getvalue() and terminal.getvalue().endswith("\n")
     assert Progress(100, stream=_Terminal()).line(25, 5000, 10.0) == "runs 25/100  events 5,000 (500/s)  time left 0:30 "
+
+
+def test_an_interrupted_simulation_keeps_the_previous_ground_truth(tmp_path) -> None:
+    from workloads.ground_truth import GroundTruth, GroundTruthWriter, read_ground_truth
+    from workloads.script import build_run_script
+
+    path = tmp_path / "truth.jsonl"
+    simulate(runs=3, seed=1, url=f"sqlite:///{tmp_path / 'c.db'}", ground_truth=path)
+    writer = GroundTruthWriter(path)
+    writer.write(GroundTruth.from_script(build_run_script(1, 7), "fast"))
+    writer.close(complete=False)
+    assert [t.index for t in read_ground_truth(path)] == [0, 1, 2]
+    assert [t.index for t in read_ground_truth(writer.partial)] == [7]
