@@ -13,6 +13,11 @@ Granularity (which event types become tokens):
 
 Call-like events may be recorded as a ``start`` and a later ``complete``/``error`` event; one
 token is emitted per call (the start), and the completion only updates its outcome marker.
+
+Plumbing agents (chat manager, tool executor, user proxy) are not steps: their tool and code executions are
+attributed to the calling agent (``roles.attribute_callers``), and an agent's ``agent_call`` immediately followed
+by its own tool call or code execution is absorbed into that one step (``control`` asking for ``record_status``
+is the single step ``tool_call:control:record_status``).
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from .roles import attribute_callers
 
 GRANULARITIES = ("coarse", "standard", "fine")
 
@@ -136,7 +143,7 @@ def token_events(
     """(token, source event) pairs for the events of ONE run or node, in execution order."""
     out: list[list[Any]] = []
     pending: dict[tuple[str, str, str | None], list[int]] = defaultdict(list)
-    for ev in order_events(events):
+    for ev in attribute_callers(order_events(events)):
         tok = event_token(ev, granularity)
         if tok is None:
             continue
@@ -155,7 +162,22 @@ def token_events(
                 out[idx][1] = {**out[idx][1], **{k: v for k, v in ev.items() if v is not None}}
                 continue
         out.append([tok, ev])
-    return [(t, e) for t, e in out]
+    return _absorb_own_calls([(t, e) for t, e in out])
+
+
+_ACTING = ("tool_call:", "code_exec:")
+
+
+def _absorb_own_calls(pairs: list[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Drop an ``agent_call:X`` token directly followed by a tool call or code execution of the same agent X."""
+    kept = []
+    for i, (tok, ev) in enumerate(pairs):
+        if tok.startswith("agent_call:") and i + 1 < len(pairs):
+            nxt = pairs[i + 1][0]
+            if nxt.startswith(_ACTING) and parse_token(nxt)[1] == tok.split(":", 1)[1]:
+                continue
+        kept.append((tok, ev))
+    return kept
 
 
 def run_token_events(
