@@ -34,6 +34,7 @@ from typing import Any
 
 from capture import clock
 from capture.context import RunState, SpanState
+from capture.db import StoreError
 from capture.payload import dumps, encode_payload
 from capture.records import BadRecord
 from capture.redaction import Redactor
@@ -47,13 +48,22 @@ log = logging.getLogger("capture.recorder")
 RUN, NODE, EDGE, EVENT, UPDATE, FILE, MESSAGE, COST, FLUSH = range(9)
 _PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 _TEXT_FIELDS = ("error_message", "content", "task_description")
-_REFUSAL_NAMES = frozenset({"IntegrityError", "DataError"})  # DB-API 2.0 names: SQLAlchemy's and every driver's
+# DB-API 2.0 exception names, shared by SQLAlchemy's wrappers and every driver's own exceptions.
+_REFUSAL_NAMES = frozenset({"IntegrityError", "DataError"})
+_UNAVAILABLE_NAMES = frozenset({"OperationalError", "InterfaceError", "DatabaseError", "InternalError",
+                                "ProgrammingError", "NotSupportedError", "SQLAlchemyError"})
 
 
 def _refused(exc: BaseException) -> bool:
-    """Did the database refuse the data (not the connection)? Then a retry row by row isolates the bad rows;
-    anything else (unreachable, locked, disk error) keeps the whole batch in the spool for later."""
-    return isinstance(exc, BadRecord) or any(c.__name__ in _REFUSAL_NAMES for c in type(exc).__mro__)
+    """Was it the data, not the database? Then a retry row by row isolates the bad rows (a value the database
+    refuses, or one that trips the store's own code). The database being unreachable, locked, out of disk or not
+    migrated keeps the whole batch in the spool for later."""
+    if isinstance(exc, BadRecord):
+        return True
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & _REFUSAL_NAMES:
+        return True
+    return not (isinstance(exc, (OSError, StoreError)) or names & _UNAVAILABLE_NAMES)
 
 
 BLOCK_WAIT_S = 0.05

@@ -146,3 +146,38 @@ def test_a_value_the_database_refuses_costs_only_its_row(recorder, url, store_ur
     refused = store_url.startswith("postgresql")
     assert stored == ({good, later} if refused else {good, long, later})
     assert (stats["bad_records"], stats["spooled"], stats["spool_pending"]) == (1 if refused else 0, 0, 0)
+
+
+def test_refusals_are_told_apart_from_an_unavailable_database(tmp_path):
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from capture.db import SchemaOutOfDate, StoreUnreachable
+    from capture.records import BadRecord
+    from capture.recorder import _refused
+
+    def raised(url: str, sql: str) -> BaseException:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)"))
+                conn.execute(text(sql))
+        except Exception as exc:  # noqa: BLE001 - the point is the exception
+            return exc
+        finally:
+            engine.dispose()
+        raise AssertionError("no exception")
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    duplicate = raised(url, "INSERT INTO t (id) VALUES (1), (1)")
+    missing = raised(f"sqlite:///{tmp_path / 'no' / 'dir' / 'x.db'}", "SELECT 1")
+    assert isinstance(duplicate, IntegrityError) and isinstance(missing, OperationalError)
+    refused = [duplicate, BadRecord("event x: bad"), psycopg.errors.StringDataRightTruncation("too long"),
+               sqlite3.IntegrityError("raw driver"), ValueError("cannot convert float NaN to integer")]
+    unavailable = [missing, StoreUnreachable("down"), SchemaOutOfDate("old"), OSError("disk I/O error"),
+                   psycopg.OperationalError("connection refused"), sqlite3.OperationalError("database is locked")]
+    assert [_refused(e) for e in refused] == [True] * len(refused)
+    assert [_refused(e) for e in unavailable] == [False] * len(unavailable)
