@@ -156,8 +156,8 @@ def test_refusals_are_told_apart_from_an_unavailable_database(tmp_path):
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from capture.db import SchemaOutOfDate, StoreUnreachable
-    from capture.records import BadRecord
     from capture.recorder import _refused
+    from capture.records import BadRecord
 
     def raised(url: str, sql: str) -> BaseException:
         engine = create_engine(url)
