@@ -119,18 +119,17 @@ def get_child_events(source: Any, session_id: str, event_id: str) -> list[dict[s
 def get_event_tree(source: Any, session_id: str, root_event_id: str) -> list[dict[str, Any]]:
     """The root and all its descendants via a recursive CTE, ordered by ``(level, execution_order, seq)``.
 
-    Descendants are looked up within the root's run (nesting never crosses runs), which keeps the recursion
-    on the run's rows whatever the planner's statistics say.
+    Each step looks children up through ``idx_events_parent``.
 
     Each row carries ``level`` (0 for the root, relative to it) besides the stored ``depth``.
     """
-    tree = (select(EVENTS.c.id.label("tree_id"), EVENTS.c.run_id.label("tree_run"), literal(0).label("level"))
+    tree = (select(EVENTS.c.id.label("tree_id"), literal(0).label("level"))
             .where(EVENTS.c.id == root_event_id, EVENTS.c.session_id == session_id)
             .cte("event_tree", recursive=True))
     child = EVENTS.alias("child")
     tree = tree.union_all(
-        select(child.c.id, child.c.run_id, tree.c.level + 1)
-        .join(tree, and_(child.c.parent_event_id == tree.c.tree_id, child.c.run_id == tree.c.tree_run))
+        select(child.c.id, tree.c.level + 1)
+        .join(tree, child.c.parent_event_id == tree.c.tree_id)
         .where(child.c.session_id == session_id, tree.c.level < MAX_TREE_LEVELS)
     )
     stmt = (select(EVENTS, tree.c.level).join(tree, EVENTS.c.id == tree.c.tree_id)
