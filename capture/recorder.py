@@ -616,7 +616,12 @@ class Recorder:
     # -- health ---------------------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Counters and health: queue depth, enqueued/written/spooled/replayed, latency percentiles, rate."""
+        """Counters and health, in recorder items (a span is two: start and completion).
+
+        ``written`` went straight to the database, ``spooled`` to the spool (``replayed`` of those reached the
+        database later, ``spool_pending`` have not yet), ``bad_records`` were refused row by row, ``dropped`` were
+        lost because even the spool failed (disk full); ``capture_rate`` is the share of enqueued items not lost.
+        """
         with self._stats_lock:
             counts = dict(self._counts)
         depth = sum(1 for kind, _ in list(self._q) if kind != FLUSH)
