@@ -50,12 +50,22 @@ def _wrap_prepare(pattern: Any, original: Any) -> Any:
     return prepare_group_chat
 
 
+def _check(target: Any) -> None:
+    if not (hasattr(target, "register_hook") or _is_pattern(target) or hasattr(target, "speaker_selection_method")):
+        raise TypeError(f"capture.instrument() needs an AG2 agent, a list of agents, a GroupChatManager, a GroupChat "
+                        f"or a group-chat pattern; got {type(target).__name__}: {target!r:.80}")
+
+
 def instrument(target: Any) -> Any:
-    """Capture everything ``target`` does from now on; returns ``target``."""
+    """Capture everything ``target`` does from now on; returns ``target``.
+
+    Chats started by an instrumented agent also instrument their recipient (undone with the initiator).
+    """
     if isinstance(target, (list, tuple)):
         for item in target:
             instrument(item)
         return target
+    _check(target)
     if _is_pattern(target):
         if patching.activate(target):
             patching.patch(target, "prepare_group_chat", lambda original: _wrap_prepare(target, original))
@@ -82,6 +92,7 @@ def uninstrument(target: Any) -> Any:
         for item in target:
             uninstrument(item)
         return target
+    _check(target)
     if hasattr(target, "speaker_selection_method"):
         for agent in target.agents:
             uninstrument_agent(agent)

@@ -97,7 +97,7 @@ def run_research_group(work_dir: Path, method: str, setup: Setup = None) -> tupl
     return result, manager, chat, agents
 
 
-def handoff_pattern(setup: Setup = None) -> tuple[Any, Any, Any, list[ConversableAgent]]:
+def build_handoff_pattern() -> tuple[DefaultPattern, list[ConversableAgent]]:
     """A DefaultPattern exercising every handoff kind once, in this order:
 
     triage --LLM condition--> researcher --ReplyResult--> writer --context condition--> reviewer
@@ -129,6 +129,12 @@ def handoff_pattern(setup: Setup = None) -> tuple[Any, Any, Any, list[Conversabl
     closer.handoffs.set_after_work(TerminateTarget())
     agents = [triage, researcher, writer, reviewer, closer]
     pattern = DefaultPattern(initial_agent=triage, agents=agents, context_variables=ContextVariables({"found": False}))
+    return pattern, agents
+
+
+def handoff_pattern(setup: Setup = None) -> tuple[Any, Any, Any, list[ConversableAgent]]:
+    """Run :func:`build_handoff_pattern` with ``initiate_group_chat``."""
+    pattern, agents = build_handoff_pattern()
     if setup is not None:
         setup(pattern)
     result, context, last = initiate_group_chat(pattern=pattern, messages="Find H0.", max_rounds=12)
