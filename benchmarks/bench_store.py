@@ -24,15 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.orm import Session as OrmSession  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session as OrmSession
 
-from capture import queries  # noqa: E402
-from capture.migrate import upgrade  # noqa: E402
-from capture.models import ExecutionEvent  # noqa: E402
-from capture.store import Batch, CaptureStore  # noqa: E402
-from capture.summary import compute_node_summary  # noqa: E402
+from capture import queries
+from capture.migrate import upgrade
+from capture.models import ExecutionEvent
+from capture.store import Batch, CaptureStore
+from capture.summary import compute_node_summary
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AGENTS = ("planner", "engineer", "executor", "researcher", "control", "terminator")
@@ -106,7 +106,7 @@ def make_run(session_id: str, run_id: str, n_events: int, *, seed: int = 7, node
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def bench_write_batch(store: CaptureStore, n_events: int, batch_size: int = 500) -> float:
@@ -183,7 +183,7 @@ def run_backend(label: str, url: str, n_events: int, baseline_events: int) -> di
     return {"label": label, "rate": max(rates), "rates": rates, "baseline": baseline, "reads": reads}
 
 
-def pg_database(base: str):  # noqa: ANN201 - context manager
+def pg_database(base: str):
     from contextlib import contextmanager
 
     @contextmanager

@@ -152,7 +152,7 @@ def file_provenance(source: Any, session_id: str, *, path: str | None = None, co
     out = []
     with engine_of(source).connect() as conn:
         for row in conn.execute(stmt):
-            m = row._mapping  # noqa: SLF001
+            m = row._mapping
             file_row = {c.name: plain(m[c]) for c in FILES.c}
             event = None if file_row["event_id"] is None else {
                 "id": file_row["event_id"], "event_type": m["ev_type"], "event_subtype": m["ev_subtype"],

@@ -57,7 +57,7 @@ def plain(value: Any) -> Any:
 
 def row_dict(row: Any) -> dict[str, Any]:
     """A result row as a plain dict."""
-    mapping: Mapping[str, Any] = row._mapping  # noqa: SLF001 - public Row API
+    mapping: Mapping[str, Any] = row._mapping
     return {key: plain(value) for key, value in mapping.items()}
 
 
@@ -175,7 +175,7 @@ def get_event_statistics(source: Any, session_id: str, run_id: str) -> dict[str,
 # -- artefacts --------------------------------------------------------------------------------------------
 
 
-def _in_session(table, session_id: str):  # noqa: ANN001, ANN202 - Table, clause
+def _in_session(table, session_id: str):
     """Artefact rows of a session (their own ``session_id`` may be NULL in imported data: use the run's)."""
     return or_(table.c.session_id == session_id,
                and_(table.c.session_id.is_(None),

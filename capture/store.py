@@ -23,6 +23,7 @@ from capture.db import make_engine, ping, require_current_schema
 from capture.models import CostRecord, DagEdge, DagNode, ExecutionEvent, File, Message, Session, WorkflowRun
 from capture.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
 from capture.records import (
+    EDGE_COLUMNS,
     BadRecord,
     new_id,
     prepare_cost,
@@ -32,7 +33,6 @@ from capture.records import (
     prepare_message,
     prepare_node,
     prepare_run,
-    EDGE_COLUMNS,
 )
 
 SESSIONS: Table = Session.__table__
@@ -80,7 +80,7 @@ class BatchResult:
     repaired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _dialect_insert(conn: Connection, table: Table):  # noqa: ANN202 - dialect-specific Insert
+def _dialect_insert(conn: Connection, table: Table):
     return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
 
 
@@ -92,7 +92,7 @@ def _group_by_keys(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list
     return groups
 
 
-def _existing(conn: Connection, column, values: Iterable[Any]) -> set[Any]:  # noqa: ANN001
+def _existing(conn: Connection, column, values: Iterable[Any]) -> set[Any]:
     wanted = list({v for v in values if v is not None})
     found: set[Any] = set()
     for start in range(0, len(wanted), 900):
@@ -132,7 +132,7 @@ class _WriteContext:
         self.result = BatchResult()
         self.learned: dict[str, set[str]] = {"sessions": set(), "runs": set(), "nodes": set(), "events": set()}
 
-    def known(self, conn: Connection, kind: str, column, ids: Iterable[Any]) -> set[Any]:  # noqa: ANN001
+    def known(self, conn: Connection, kind: str, column, ids: Iterable[Any]) -> set[Any]:
         """Which of ``ids`` exist: learned in this batch, remembered, or found by one query."""
         wanted = {i for i in ids if i is not None}
         if not wanted:

@@ -49,7 +49,7 @@ def agent_call_count(source: Any, session_id: str, run_id: str, agent_name: str)
         return int(conn.execute(stmt).scalar_one())
 
 
-def _is_failure():  # noqa: ANN202 - SQL clause
+def _is_failure():
     return or_(EVENTS.c.status == "failed", EVENTS.c.event_type == "error", EVENTS.c.event_subtype == "error")
 
 

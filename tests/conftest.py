@@ -57,7 +57,7 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """An empty database URL on each backend (not migrated)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'capture.db'}"
@@ -65,7 +65,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
 
 
 @pytest.fixture
-def store(store_url: str):  # noqa: ANN201 - CaptureStore
+def store(store_url: str):
     """A migrated capture store on each backend."""
     from capture.migrate import upgrade
     from capture.store import CaptureStore

@@ -81,7 +81,7 @@ def test_nested_tree_depth_0_1_2(store):
 def test_files_and_messages_linked_by_event(store):
     s, r = _session_run(store)
     store.upsert_node(id="n1", run_id=r, session_id=s, node_type="agent", agent="engineer")
-    root, tool, fgen = _nested(store, s, r)
+    root, _tool, fgen = _nested(store, s, r)
     store.write_batch(Batch(
         files=[{"id": "f1", "run_id": r, "session_id": s, "event_id": fgen, "node_id": "n1",
                 "file_path": "data/plot.png", "file_type": "plot", "generating_agent": "engineer"}],
@@ -153,7 +153,7 @@ def test_session_isolation(store):
 def test_cascade_delete_of_a_run(store):
     s, r = _session_run(store)
     store.upsert_node(id="n1", run_id=r, session_id=s)
-    root, tool, fgen = _nested(store, s, r)
+    root, _tool, fgen = _nested(store, s, r)
     store.write_batch(Batch(
         files=[{"id": "f1", "run_id": r, "session_id": s, "event_id": fgen, "node_id": "n1", "file_path": "a.csv"}],
         messages=[{"run_id": r, "session_id": s, "event_id": root, "node_id": "n1", "content": "x"}],
@@ -170,7 +170,7 @@ def test_cascade_delete_of_a_run(store):
 
 def test_deleting_a_parent_event_unlinks_children(store):
     s, r = _session_run(store)
-    root, tool, fgen = _nested(store, s, r)
+    root, tool, _fgen = _nested(store, s, r)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM execution_events WHERE id = :i"), {"i": root})
     assert queries.get_event(store, s, tool)["parent_event_id"] is None
@@ -178,12 +178,11 @@ def test_deleting_a_parent_event_unlinks_children(store):
 
 def test_foreign_keys_enforced_even_on_sqlite(store):
     _session_run(store)
-    with pytest.raises(Exception) as info:
-        with store.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO execution_events (id, run_id, session_id, event_type, timestamp, execution_order,"
-                " depth, status) VALUES ('e-bad', 'no-such-run', 's1', 'info', '2026-01-01 00:00:00', 0, 0,"
-                " 'completed')"))
+    with pytest.raises(Exception) as info, store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO execution_events (id, run_id, session_id, event_type, timestamp, execution_order,"
+            " depth, status) VALUES ('e-bad', 'no-such-run', 's1', 'info', '2026-01-01 00:00:00', 0, 0,"
+            " 'completed')"))
     assert "foreign key" in str(info.value).lower()
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM execution_events")).scalar() == 0

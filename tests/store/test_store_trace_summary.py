@@ -10,7 +10,13 @@ from capture.files import classify_file, file_provenance, register_file, sha256_
 from capture.records import BadRecord
 from capture.store import Batch
 from capture.summary import compute_node_summary, summarise_node, summarise_run_nodes
-from capture.trace import agent_call_count, failure_chain, file_generated_by, flatten_flow, node_execution_flow
+from capture.trace import (
+    agent_call_count,
+    failure_chain,
+    file_generated_by,
+    flatten_flow,
+    node_execution_flow,
+)
 
 T0 = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 S, R = "sess", "run-1"
