@@ -1,5 +1,6 @@
 """Legacy code execution with a failing block, the threaded pattern runner, and bad input to instrument()."""
 
+import asyncio
 import json
 
 import pytest
@@ -44,6 +45,31 @@ def test_threaded_pattern_runner_is_captured(stored) -> None:
     assert [h for h in handoffs if h != "speaker_selection"] == [
         "llm_condition", "reply_result", "context_condition", "after_work", "after_work"]
     assert len(stored.events("tool_call")) == 2
+
+
+def test_async_pattern_runner_is_captured(stored) -> None:
+    from autogen.agentchat import a_initiate_group_chat
+
+    pattern, _ = build_handoff_pattern()
+    capture.instrument(pattern)
+    result, _, _ = asyncio.run(a_initiate_group_chat(pattern=pattern, messages="Find H0.", max_rounds=12))
+    speakers = [e["agent_name"] for e in stored.events("agent_call") if e["depth"] == 1]
+    assert speakers == [m["name"] for m in result.chat_history[1:]]
+    assert [e["event_subtype"] for e in stored.events("handoff") if e["event_subtype"] != "speaker_selection"] == [
+        "llm_condition", "reply_result", "context_condition", "after_work", "after_work"]
+    assert sum(c["cost_usd"] for c in stored.table("cost_records")) == pytest.approx(0.017)
+
+
+def test_uninstrumented_pattern_records_nothing(stored) -> None:
+    from autogen.agentchat import initiate_group_chat
+
+    pattern, agents = build_handoff_pattern()
+    capture.instrument(pattern)
+    capture.uninstrument(pattern)
+    result, _, _ = initiate_group_chat(pattern=pattern, messages="Find H0.", max_rounds=12)
+    assert [m.get("name") for m in result.chat_history][-1] == "closer"
+    assert stored.events() == [] and stored.table("cost_records") == []
+    assert all("generate_reply" not in agent.__dict__ for agent in agents)
 
 
 @pytest.mark.parametrize("bad", [None, "planner", 42])
