@@ -48,6 +48,8 @@ def test_job_mines_a_simulated_workload_and_a_rerun_changes_nothing(tmp_path: Pa
             assert again["raw_agent_events"]["rows_inserted"] == 0
             assert again["raw_agent_events"]["dagster/row_count"] == summary.events
             assert again["event_sequences"]["rows_inserted"] == 0
+            assert (again["sequence_clusters"]["clustering"], again["sequence_clusters"]["runs_assigned"]) == (
+                "incremental", 0)
             assert again["skill_library_release"]["release"] == 1
             assert again["skill_library_release"]["created"] is False
             assert again["skill_library_release"]["skills_unchanged"] == published
@@ -81,3 +83,22 @@ def test_min_support_threshold_keeps_rare_templates_out(tmp_path: Path):
     assert meta["skill_templates"]["below_support"] == meta["skill_templates"]["dagster/row_count"]
     assert meta["skill_library_release"]["release"] == 0
     assert checks(result)["release_verifies"] is True
+
+
+def test_few_new_runs_are_assigned_to_existing_clusters(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    simulate(runs=40, seed=21, url=url, ground_truth=tmp_path / "truth.jsonl")
+    store = open_store(url)
+    try:
+        with dg.instance_for_test() as instance:
+            first = materialisations(run_job(store, tmp_path, instance))
+            simulate(runs=1, seed=22, url=url, ground_truth=tmp_path / "more.jsonl")
+            second = materialisations(run_job(store, tmp_path, instance))
+    finally:
+        store.close()
+    assert first["sequence_clusters"]["clustering"] == "full"
+    assert (second["sequence_clusters"]["clustering"], second["sequence_clusters"]["runs_assigned"]) == (
+        "incremental", 1)
+    assert second["sequence_clusters"]["dagster/row_count"] == 41
+    assert second["sequence_clusters"]["n_clusters"] == first["sequence_clusters"]["n_clusters"]
+    assert second["event_sequences"]["rows_inserted"] == 1

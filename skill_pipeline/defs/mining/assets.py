@@ -9,12 +9,13 @@ import json
 from collections import Counter
 
 import dagster as dg
+from pydantic import Field
 
 from capture.vocabulary import EVENT_TYPES
 from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
 from skill_pipeline.lib import candidates, loaders, pattern_json, warehouse
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
-from skill_pipeline.mining.clustering import ClusterResult, cluster_sequences
+from skill_pipeline.mining.clustering import ClusterResult, cluster_sequences, normalized_distance, reduce_sequence
 from skill_pipeline.mining.outcomes import analyse_outcomes
 from skill_pipeline.mining.patterns import describe_pattern, mine_patterns
 from skill_pipeline.mining.templates import build_skill_candidate, template_statistics
@@ -26,7 +27,8 @@ OPEN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval"
 RUN_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "last_seq": "BIGINT", "n_events": "INTEGER",
                         "n_tokens": "INTEGER", "tokens": "VARCHAR"}
 NODE_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "node_id": "VARCHAR", "n_tokens": "INTEGER", "tokens": "VARCHAR"}
-RUN_CLUSTER_COLUMNS = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR", "distance": "DOUBLE"}
+RUN_CLUSTER_COLUMNS = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR", "distance": "DOUBLE",
+                       "last_seq": "BIGINT"}
 CLUSTER_COLUMNS = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHAR", "representative": "VARCHAR"}
 PATTERN_COLUMNS = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER", "description": "VARCHAR",
                    "pattern": "VARCHAR"}
@@ -105,58 +107,107 @@ def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
         **dirty, "preview": dg.MetadataValue.md(preview)})
 
 
-def _load_sequences(con) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
-    rows = con.execute("SELECT run_id, tokens FROM run_sequences WHERE n_tokens > 0 ORDER BY run_id").fetchall()
-    return [r[0] for r in rows], [json.loads(r[1]) for r in rows]
+class ClusterConfig(dg.Config):
+    """When to re-cluster from scratch instead of assigning new runs to the existing medoids."""
+
+    full_recluster: bool = Field(default=False, description="always cluster every run from scratch")
+    recluster_share: float = Field(default=0.05, description="re-cluster when new or changed runs exceed this "
+                                                             "share of the clustered runs")
+
+
+def _load_sequences(con) -> tuple[list[str], list[list[str]], list[int]]:  # noqa: ANN001
+    rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences WHERE n_tokens > 0 ORDER BY run_id"
+                       ).fetchall()
+    return [r[0] for r in rows], [json.loads(r[1]) for r in rows], [r[2] for r in rows]
+
+
+def _has_table(con, name: str) -> bool:  # noqa: ANN001
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+
+
+def _assign_to_medoids(con, run_ids: list[str], sequences: list[list[str]],  # noqa: ANN001
+                       changed: set[str], previous: dict[str, tuple[str, float]]) -> tuple[list[str], list[float]]:
+    """Labels and distances: previous ones for unchanged runs, the nearest existing medoid for the others."""
+    medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
+    labels, distances = [], []
+    for rid, tokens in zip(run_ids, sequences, strict=True):
+        if rid in changed:
+            reduced = reduce_sequence(tokens)
+            distance, cluster = min((normalized_distance(reduced, m), c) for c, m in medoids.items())
+        else:
+            cluster, distance = previous[rid]
+        labels.append(cluster)
+        distances.append(distance)
+    return labels, distances
 
 
 @dg.asset(**_spec_kwargs("Runs grouped by similar token sequences: variant dedup, repeat collapsing, "
-                         "edit-distance HAC on a sample, medoid assignment. Cluster ids are content hashes.",
+                         "edit-distance HAC on a sample, medoid assignment. Cluster ids are content hashes. When "
+                         "few runs are new, they are assigned to the existing medoids instead.",
                          "event_sequences"))
-def sequence_clusters(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
+def sequence_clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse_db: WarehouseResource,
                       mining_settings: MiningSettings) -> dg.MaterializeResult:
     with warehouse_db.connection() as con:
-        run_ids, sequences = _load_sequences(con)
+        run_ids, sequences, last_seqs = _load_sequences(con)
         all_runs = con.execute("SELECT count(*) FROM run_sequences").fetchone()[0]
-        result = cluster_sequences(sequences, sample_size=mining_settings.sample_size,
-                                   min_cluster_size=mining_settings.support())
+        previous = ({r: (c, d, q) for r, c, d, q in con.execute(
+            "SELECT run_id, cluster_id, distance, last_seq FROM run_clusters").fetchall()}
+            if _has_table(con, "run_clusters") and _has_table(con, "clusters") else {})
+        changed = {r for r, q in zip(run_ids, last_seqs, strict=True) if r not in previous or previous[r][2] != q}
+        incremental = (bool(previous) and not config.full_recluster
+                       and len(changed) <= config.recluster_share * len(previous))
+        if incremental:
+            labels, distances = _assign_to_medoids(con, run_ids, sequences, changed,
+                                                   {r: (c, d) for r, (c, d, _) in previous.items()})
+            silhouette = con.execute("SELECT silhouette FROM clustering_quality").fetchone()[0]
+            sizes = Counter(labels)
+            kept = con.execute("SELECT cluster_id, medoid, representative FROM clusters").fetchall()
+            cluster_rows = sorted(((c, sizes.get(c, 0), m, rep) for c, m, rep in kept), key=lambda r: (-r[1], r[0]))
+            quality = {"n_variants": len({tuple(x) for x in sequences}), "n_reduced_variants": None,
+                       "threshold": None}
+        else:
+            result = cluster_sequences(sequences, sample_size=mining_settings.sample_size,
+                                       min_cluster_size=mining_settings.support())
+            labels, distances, silhouette = result.labels, [float(d) for d in result.distances], result.silhouette
+            cluster_rows = [(c, result.sizes[c], json.dumps(result.medoids[c]), json.dumps(result.representatives[c]))
+                            for c in result.cluster_ids]
+            quality = result.quality()
         warehouse.replace_table(con, "run_clusters", RUN_CLUSTER_COLUMNS,
-                                ((rid, i, result.labels[i], float(result.distances[i]))
-                                 for i, rid in enumerate(run_ids)), _scratch(warehouse_db))
-        warehouse.replace_table(con, "clusters", CLUSTER_COLUMNS,
-                                ((c, result.sizes[c], json.dumps(result.medoids[c]),
-                                  json.dumps(result.representatives[c])) for c in result.cluster_ids),
+                                ((rid, i, labels[i], distances[i], last_seqs[i]) for i, rid in enumerate(run_ids)),
                                 _scratch(warehouse_db))
+        warehouse.replace_table(con, "clusters", CLUSTER_COLUMNS, cluster_rows, _scratch(warehouse_db))
         coverage = len(run_ids) / all_runs if all_runs else 0.0
         warehouse.replace_table(con, "clustering_quality", QUALITY_COLUMNS,
-                                [(result.silhouette, len(result.cluster_ids), len(run_ids), coverage)],
-                                _scratch(warehouse_db))
-    quality = result.quality()
-    sizes = [result.sizes[c] for c in result.cluster_ids]
-    context.log.info(f"{len(result.cluster_ids)} clusters over {len(run_ids)} runs, silhouette {result.silhouette}")
+                                [(silhouette, len(cluster_rows), len(run_ids), coverage)], _scratch(warehouse_db))
+    sizes = [r[1] for r in cluster_rows]
+    context.log.info(f"{len(cluster_rows)} clusters over {len(run_ids)} runs "
+                     f"({'assigned ' + str(len(changed)) + ' new runs to existing medoids' if incremental else 'full'}"
+                     f"), silhouette {silhouette}")
+    optional = {k: dg.MetadataValue.float(float(quality[k])) for k in ("threshold",) if quality[k] is not None}
     return dg.MaterializeResult(metadata={
         **table_metadata(len(run_ids), RUN_CLUSTER_COLUMNS),
-        "n_clusters": len(result.cluster_ids),
-        "silhouette": dg.MetadataValue.float(float(result.silhouette if result.silhouette is not None else 0.0)),
-        "silhouette_defined": result.silhouette is not None,
+        "n_clusters": len(cluster_rows),
+        "silhouette": dg.MetadataValue.float(float(silhouette if silhouette is not None else 0.0)),
+        "silhouette_defined": silhouette is not None,
         "coverage": dg.MetadataValue.float(round(coverage, 4)),
         "runs_skipped_empty": int(all_runs - len(run_ids)),
-        "n_variants": quality["n_variants"], "n_reduced_variants": quality["n_reduced_variants"],
-        "threshold": dg.MetadataValue.float(float(quality["threshold"])),
-        "mean_distance_to_medoid": dg.MetadataValue.float(float(quality["mean_distance_to_medoid"])),
+        "clustering": "incremental" if incremental else "full", "runs_assigned": len(changed),
+        "n_variants": quality["n_variants"], **optional,
+        "mean_distance_to_medoid": dg.MetadataValue.float(float(sum(distances) / len(distances)) if distances
+                                                          else 0.0),
         "cluster_sizes": dg.MetadataValue.md(bar_chart_markdown(
-            "Cluster sizes (runs)", result.cluster_ids[:20], sizes[:20], fmt="{:.0f}"))})
+            "Cluster sizes (runs)", [r[0] for r in cluster_rows][:20], sizes[:20], fmt="{:.0f}"))})
 
 
 @dg.asset(**_spec_kwargs("Consensus step sequence per cluster, with optional steps and repeat blocks "
                          "(e.g. the engineer → executor retry loop).", "sequence_clusters"))
 def skill_patterns(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
     with warehouse_db.connection() as con:
-        run_ids, sequences = _load_sequences(con)
+        run_ids, sequences, _ = _load_sequences(con)
         labels = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
         medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
-        cluster_ids = [r[0] for r in con.execute("SELECT cluster_id FROM clusters ORDER BY size DESC, cluster_id")
-                       .fetchall()]
+        cluster_ids = [r[0] for r in con.execute("SELECT cluster_id FROM clusters WHERE size > 0 "
+                                                 "ORDER BY size DESC, cluster_id").fetchall()]
         grouping = ClusterResult(labels=[labels[r] for r in run_ids], cluster_ids=cluster_ids, medoids=medoids,
                                  representatives={}, sizes={}, distances=[], threshold=0.0, silhouette=None,
                                  n_inputs=len(run_ids), n_variants=0, n_reduced_variants=0, sample_size=0, rounds=0)
