@@ -114,13 +114,13 @@ def bench_write_batch(store: CaptureStore, n_events: int, batch_size: int = 500)
     nodes, events, _ = make_run(session_id, run_id, n_events, nodes=20)
     store.write_batch(Batch(runs=[{"id": run_id, "session_id": session_id, "mode": "planning_and_control"}],
                             nodes=nodes))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     inserted = 0
     for start in range(0, len(events), batch_size):
         inserted += store.write_batch(Batch(events=events[start:start + batch_size])).events_inserted
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert inserted == n_events, (inserted, n_events)
-    return n_events / elapsed
+    return n_events / elapsed, n_events / cpu
 
 
 def bench_orm_baseline(store: CaptureStore, n_events: int) -> float:
@@ -176,11 +176,14 @@ def run_backend(label: str, url: str, n_events: int, baseline_events: int) -> di
     store = CaptureStore.open(url)
     try:
         baseline = bench_orm_baseline(store, baseline_events)
-        rates = [bench_write_batch(store, n_events) for _ in range(3)]
+        passes = [bench_write_batch(store, n_events) for _ in range(3)]
+        rates = [wall for wall, _ in passes]
+        cpu_rate = max(cpu for _, cpu in passes)
         reads = bench_reads(store)
     finally:
         store.close()
-    return {"label": label, "rate": max(rates), "rates": rates, "baseline": baseline, "reads": reads}
+    return {"label": label, "rate": max(rates), "rates": rates, "cpu_rate": cpu_rate, "baseline": baseline,
+            "reads": reads}
 
 
 def pg_database(base: str):
@@ -220,7 +223,8 @@ def main() -> int:
     for r in results:
         print(f"  {r['label']:<11} {r['rate']:>10,.0f} events/s  (passes: "
               f"{', '.join(f'{x:,.0f}' for x in r['rates'])})  baseline {r['baseline']:>8,.0f} events/s  "
-              f"ratio x{r['rate'] / r['baseline']:.0f}")
+              f"ratio x{r['rate'] / r['baseline']:.0f}; per client CPU-second {r['cpu_rate']:,.0f}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("read latency on a 5,000-event run, 50 repeats: p50 / p95 ms")
     for r in results:
         for name, (p50, p95) in r["reads"].items():
