@@ -9,6 +9,7 @@ from collections.abc import Sequence
 PARTS = (
     "capture.cli",
     "capture.importers.cli",
+    "capture.trace_api.cli",
     "workloads.cli",
     "skill_library.cli",
     "skill_pipeline.cli",
