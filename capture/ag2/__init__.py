@@ -13,7 +13,7 @@ from capture.ag2 import patching
 from capture.ag2.agent import adopt_child, children_of, instrument_agent, uninstrument_agent
 from capture.ag2.guarded import attempt
 
-__all__ = ["instrument", "uninstrument", "is_instrumented", "failure_count"]
+__all__ = ["failure_count", "instrument", "is_instrumented", "uninstrument"]
 
 failure_count = patching.failure_count
 

@@ -7,14 +7,24 @@ returned (or raised); the capture around it is guarded (:mod:`capture.ag2.guarde
 import functools
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from types import TracebackType
 from typing import Any
 
 import capture
 from capture.ag2 import patching
 from capture.ag2.chat import chat_scope, is_manager, record_transition
 from capture.ag2.guarded import Guarded, attempt, excerpt, message_text, name_of
-from capture.ag2.threads import ReplyFrame, adopt, hand_over, open_reply, pop_reply, push_reply, snapshot, stashed
+from capture.ag2.threads import (
+    ReplyFrame,
+    adopt,
+    hand_over,
+    open_reply,
+    pop_reply,
+    push_reply,
+    snapshot,
+    stashed,
+)
 from capture.ag2.workdir import changes, scan
 from capture.context import current_run_var
 
@@ -49,10 +59,11 @@ class ReplyScope:
     def __init__(self, agent: Any, sender: Any, messages: Any) -> None:
         self.agent, self.sender, self.messages = agent, sender, messages
         self.frame: ReplyFrame | None = None
+        self.stack: ExitStack | None = None
+        self.guard: Guarded | None = None
 
     def __enter__(self) -> ReplyFrame | None:
         agent, sender = self.agent, self.sender
-        self.stack = None
         try:
             if current_run_var.get() is None:
                 self.stack = chat_scope(sender, agent, _last_message(self.messages), entry="generate_reply")
@@ -85,14 +96,15 @@ class ReplyScope:
                                 completion_tokens=frame.completion_tokens, cost_usd=frame.cost_usd,
                                 model=frame.models[-1])
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
         if self.frame is not None:
             pop_reply(self.agent, self.frame)
             if exc is not None:
                 attempt("reply.error", capture.record_event, "error", "agent_call", agent_name=self.agent.name,
                         error_message=f"{type(exc).__name__}: {exc}", status="failed",
                         parent_event_id=self.frame.span.id)
-        if getattr(self, "guard", None) is not None:
+        if self.guard is not None:
             self.guard.__exit__(exc_type, exc, tb)
         if self.stack is not None:
             try:
@@ -230,12 +242,11 @@ def _wrap_execute_function(agent: Any, original: Any) -> Any:
     def execute_function(*args: Any, **kwargs: Any) -> Any:
         if not patching.is_active(agent):
             return original(*args, **kwargs)
-        with adopt(stashed(agent)):
-            with Guarded("tool", lambda: capture.span("tool_call", agent_name=agent.name,
-                                                      inputs=_tool_inputs(args, kwargs))) as span:
-                result = original(*args, **kwargs)
-                if span is not None:
-                    attempt("tool.finish", _finish_tool, agent, span, result)
+        with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
+                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
+            result = original(*args, **kwargs)
+            if span is not None:
+                attempt("tool.finish", _finish_tool, agent, span, result)
         return result
 
     return execute_function
@@ -246,12 +257,11 @@ def _wrap_a_execute_function(agent: Any, original: Any) -> Any:
     async def a_execute_function(*args: Any, **kwargs: Any) -> Any:
         if not patching.is_active(agent):
             return await original(*args, **kwargs)
-        with adopt(stashed(agent)):
-            with Guarded("tool", lambda: capture.span("tool_call", agent_name=agent.name,
-                                                      inputs=_tool_inputs(args, kwargs))) as span:
-                result = await original(*args, **kwargs)
-                if span is not None:
-                    attempt("tool.finish", _finish_tool, agent, span, result)
+        with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
+                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
+            result = await original(*args, **kwargs)
+            if span is not None:
+                attempt("tool.finish", _finish_tool, agent, span, result)
         return result
 
     return a_execute_function

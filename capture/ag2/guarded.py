@@ -3,6 +3,7 @@
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any
 
 from capture.ag2.patching import capture_failed
@@ -13,7 +14,7 @@ EXCERPT_CHARS = 2000
 class Guarded:
     """Enter ``factory()`` (a capture context manager); failures are counted, the wrapped call always runs."""
 
-    __slots__ = ("where", "factory", "cm", "value")
+    __slots__ = ("cm", "factory", "value", "where")
 
     def __init__(self, where: str, factory: Callable[[], AbstractContextManager[Any]]) -> None:
         self.where, self.factory, self.cm, self.value = where, factory, None, None
@@ -27,7 +28,8 @@ class Guarded:
             capture_failed(self.where, exc)
         return self.value
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
         if self.cm is not None:
             try:
                 self.cm.__exit__(exc_type, exc, tb)

@@ -2,20 +2,35 @@
 
 import asyncio
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from autogen import ConversableAgent, GroupChat, GroupChatManager, register_function
 from autogen.agentchat import initiate_group_chat
-from autogen.agentchat.group import (AgentTarget, ContextExpression, ContextVariables, ExpressionContextCondition,
-                                     OnCondition, OnContextCondition, ReplyResult, StringLLMCondition,
-                                     TerminateTarget)
+from autogen.agentchat.group import (
+    AgentTarget,
+    ContextExpression,
+    ContextVariables,
+    ExpressionContextCondition,
+    OnCondition,
+    OnContextCondition,
+    ReplyResult,
+    StringLLMCondition,
+    TerminateTarget,
+)
 from autogen.agentchat.group.patterns import DefaultPattern
 from autogen.coding import LocalCommandLineCodeExecutor
 
-from workloads.scripted_llm import (Script, ToolCall, Turn, scripted_llm_config, scripted_selection, transfer_to,
-                                    use_script)
+from workloads.scripted_llm import (
+    Script,
+    ToolCall,
+    Turn,
+    scripted_llm_config,
+    scripted_selection,
+    transfer_to,
+    use_script,
+)
 
 logging.getLogger("autogen.oai.client").setLevel(logging.WARNING)
 
@@ -74,7 +89,7 @@ def research_group(work_dir: Path, method: str) -> tuple[GroupChatManager, Group
     order = iter(["planner", "engineer", "executor", "planner"])
     selection: Any = method
     if method == "custom":
-        selection = lambda last, chat: chat.agent_by_name(next(order))  # noqa: E731
+        selection = lambda last, chat: chat.agent_by_name(next(order))
     chat = GroupChat(agents=agents, messages=[], max_round=6, speaker_selection_method=selection,
                      allow_repeat_speaker=False if method == "auto" else None)
     if method == "auto":

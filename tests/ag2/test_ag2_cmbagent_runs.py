@@ -43,9 +43,9 @@ def check_control_step(stored, node: dict, step: int, result) -> None:
 
 
 def test_one_shot_run(stored, tmp_path) -> None:
-    with capture.run("one_shot engineer", mode="one_shot", task="Tabulate squares."):
-        with capture.node("execute", agent="engineer"):
-            result, _ = control_chat(tmp_path / "work", 1, capture.instrument)
+    with (capture.run("one_shot engineer", mode="one_shot", task="Tabulate squares."),
+          capture.node("execute", agent="engineer")):
+        result, _ = control_chat(tmp_path / "work", 1, capture.instrument)
     (run,) = stored.table("workflow_runs")
     assert (run["mode"], run["status"], run["task_description"]) == ("one_shot", "completed", "Tabulate squares.")
     (node,) = stored.table("dag_nodes")

@@ -29,7 +29,7 @@ def walk(children: dict, parent: str | None = None) -> list[dict]:
 @pytest.mark.parametrize("method", ["auto", "round_robin", "custom"])
 def test_group_chat_transitions_messages_code_and_files(stored, tmp_path, method) -> None:
     work = tmp_path / "work"
-    _, manager, chat, agents = run_research_group(work, method, capture.instrument)
+    _, _, chat, agents = run_research_group(work, method, capture.instrument)
     events = stored.events()
     index = {e["id"]: e for e in events}
 
@@ -76,7 +76,7 @@ def test_group_chat_transitions_messages_code_and_files(stored, tmp_path, method
 
 
 def test_pattern_records_every_handoff_kind(stored) -> None:
-    result, _, _, agents = handoff_pattern(capture.instrument)
+    result, _, _, _ = handoff_pattern(capture.instrument)
     events = stored.events()
     handoffs = [(e["event_subtype"], json.loads(e["inputs"])["from"], json.loads(e["inputs"])["to"])
                 for e in events if e["event_type"] == "handoff"]

@@ -3,11 +3,18 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from ag2_scenarios import handoff_pattern, run_research_group, two_agent_tool_chat
 
 from capture.clock import SimulatedClock, use_clock
-from ag2_scenarios import handoff_pattern, run_research_group, two_agent_tool_chat
-from workloads.scripted_llm import (Script, ScriptedLLMError, ScriptExhausted, ToolCall, Turn, scripted_llm_config,
-                                    transfer_to)
+from workloads.scripted_llm import (
+    Script,
+    ScriptedLLMError,
+    ScriptExhausted,
+    ToolCall,
+    Turn,
+    scripted_llm_config,
+    transfer_to,
+)
 
 
 def test_tool_chat_replays_script_with_exact_usage_and_cost() -> None:

@@ -18,7 +18,7 @@ def by_id(events: list[dict]) -> dict[str, dict]:
 
 
 def test_tool_chat_is_captured_completely(stored) -> None:
-    result, assistant, user = two_agent_tool_chat(capture.instrument)
+    result, assistant, _ = two_agent_tool_chat(capture.instrument)
     events = stored.events()
     index = by_id(events)
     runs = stored.table("workflow_runs")
@@ -82,7 +82,7 @@ def test_llm_failure_marks_spans_failed_and_propagates(stored) -> None:
     failed = [(e["event_type"], e["event_subtype"], e["status"]) for e in events if e["status"] == "failed"]
     assert failed == [("agent_call", "error", "failed"), ("llm_call", "error", "failed"),
                       ("error", "llm_call", "failed"), ("error", "agent_call", "failed")]
-    assert "429 rate limited" in [e for e in events if e["event_type"] == "llm_call"][0]["error_message"]
+    assert "429 rate limited" in next(e for e in events if e["event_type"] == "llm_call")["error_message"]
     assert [r["status"] for r in stored.table("workflow_runs")] == ["failed"]
 
 
