@@ -19,6 +19,16 @@ COSTS: Table = CostRecord.__table__
 SESSIONS: Table = Session.__table__
 DEFAULT_RUN_LIMIT = 50
 MAX_RUN_LIMIT = 1000
+# What a waterfall row or a tree entry needs: the reference's tree entry (id, event_type, agent_name,
+# execution_order, depth, parent_event_id) plus timing and status. Payloads come from /api/events/{id}.
+LIGHT_FIELDS = ("id", "seq", "parent_event_id", "node_id", "event_type", "event_subtype", "agent_name", "status",
+                "execution_order", "depth", "timestamp", "started_at", "completed_at", "duration_ms",
+                "error_message")
+
+
+def light(event: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """The event without its payloads (inputs, outputs, meta)."""
+    return {k: event[k] for k in (*LIGHT_FIELDS, *extra)}
 
 
 class NotFound(LookupError):
@@ -140,12 +150,15 @@ class TraceReader:
                 "statistics": queries.get_event_statistics(self.engine, sid, run_id), "max_seq": int(max_seq)}
 
     def run_events(self, run_id: str, session_id: str | None = None, *, event_type: str | None = None,
-                   agent_name: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """A run's events in execution order (ties by ``seq``), optionally by type and agent."""
+                   agent_name: str | None = None, limit: int | None = None, payloads: bool = True
+                   ) -> dict[str, Any]:
+        """A run's events in execution order (ties by ``seq``), optionally by type and agent; without
+        ``payloads`` each event is :func:`light` (what the timeline draws)."""
         sid = self._session_of(RUNS, "run", run_id, session_id)
         events = queries.list_events_for_run(self.engine, sid, run_id, event_type=event_type,
                                              agent_name=agent_name, limit=limit)
-        return {"run_id": run_id, "total_events": len(events), "events": events}
+        return {"run_id": run_id, "total_events": len(events),
+                "events": events if payloads else [light(e) for e in events]}
 
     def failure(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:
         """The events that led to the run's first failure (``failure`` is ``None`` if nothing failed)."""
@@ -182,9 +195,10 @@ class TraceReader:
                 "messages": queries.messages_for_event(self.engine, sid, event_id)}
 
     def event_tree(self, event_id: str, session_id: str | None = None) -> dict[str, Any]:
-        """``{root_event_id, total_events, tree[]}``: the event and its descendants (recursive CTE)."""
+        """``{root_event_id, total_events, tree[]}``: the event and its descendants (recursive CTE), each entry
+        :func:`light` plus ``level`` (0 for the root)."""
         sid = self._session_of(EVENTS, "event", event_id, session_id)
-        tree = queries.get_event_tree(self.engine, sid, event_id)
+        tree = [light(e, "level") for e in queries.get_event_tree(self.engine, sid, event_id)]
         return {"root_event_id": event_id, "total_events": len(tree), "tree": tree}
 
     def provenance(self, path: str | None, session_id: str | None = None, *,

@@ -4,7 +4,7 @@ Routes (all ``GET``; every ``/api`` route takes ``session_id=`` to restrict look
 
 - ``/`` and ``/runs/{id}`` — the timeline page (one self-contained HTML file)
 - ``/api/runs?limit=`` — recent runs; ``/api/runs/{id}`` — run, nodes, files, statistics, highest seq
-- ``/api/runs/{id}/events?event_type=&agent_name=&limit=``; ``/api/runs/{id}/failure``
+- ``/api/runs/{id}/events?event_type=&agent_name=&limit=&payloads=false``; ``/api/runs/{id}/failure``
 - ``/api/runs/{id}/stream?after_seq=`` — Server-Sent Events (``Last-Event-ID`` header wins over ``after_seq``)
 - ``/api/nodes/{id}/events?event_type=``, ``/api/nodes/{id}/execution-summary``, ``/api/nodes/{id}/files``
 - ``/api/events/{id}`` (event, files, messages), ``/api/events/{id}/tree``
@@ -68,6 +68,7 @@ class TraceRequestHandler(BaseHTTPRequestHandler):
     """One request: route, answer JSON (or HTML, or an event stream), map errors to status codes."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     server: "TraceServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -137,11 +138,15 @@ class TraceRequestHandler(BaseHTTPRequestHandler):
     def run(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
         return self.reader.run(m[1], q.get("session_id"))
 
-    @route(r"/api/runs/([^/]+)/events", "event_type", "agent_name", "limit")
+    @route(r"/api/runs/([^/]+)/events", "event_type", "agent_name", "limit", "payloads")
     def run_events(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
+        payloads = q.get("payloads", "true")
+        if payloads not in {"true", "false"}:
+            raise BadParameter("payloads", payloads, "true or false")
         return self.reader.run_events(m[1], q.get("session_id"), event_type=_event_type(q),
                                       agent_name=q.get("agent_name") or None,
-                                      limit=parse_int("limit", q.get("limit"), None, minimum=1))
+                                      limit=parse_int("limit", q.get("limit"), None, minimum=1),
+                                      payloads=payloads == "true")
 
     @route(r"/api/runs/([^/]+)/failure")
     def failure(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:

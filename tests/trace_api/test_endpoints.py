@@ -7,6 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 FIG_HASH = "ab" * 32
+LIGHT_KEYS = {"id", "seq", "parent_event_id", "node_id", "event_type", "event_subtype", "agent_name", "status",
+              "execution_order", "depth", "timestamp", "started_at", "completed_at", "duration_ms", "error_message"}
 EVENT_KEYS = {"seq", "id", "run_id", "node_id", "step_id", "session_id", "parent_event_id", "event_type",
               "event_subtype", "agent_name", "agent_role", "timestamp", "started_at", "completed_at", "duration_ms",
               "inputs", "outputs", "error_message", "meta", "execution_order", "depth", "status"}
@@ -52,6 +54,9 @@ def test_run_events_are_ordered_and_filterable(server, get):
     assert ids("agent_name=executor") == ["e5", "e6"]
     assert ids("event_type=code_exec&agent_name=executor") == ["e6"]
     assert ids("limit=2") == ["e1", "e2"]
+    light = get(server.url + "/api/runs/run-1/events?payloads=false")[1]["events"]
+    assert set(light[0]) == LIGHT_KEYS and [e["id"] for e in light] == ["e1", "e2", "e3", "e4", "e5", "e6"]
+    assert light[5]["error_message"] == "ZeroDivisionError: division by zero"
 
 
 def test_node_events_files_and_summary_have_the_reference_shapes(server, get):
@@ -83,6 +88,8 @@ def test_event_tree_and_event_details(server, get):
     assert status == 200 and (body["root_event_id"], body["total_events"]) == ("e1", 4)
     assert [(e["id"], e["level"], e["depth"], e["parent_event_id"]) for e in body["tree"]] == [
         ("e1", 0, 0, None), ("e2", 1, 1, "e1"), ("e3", 1, 1, "e1"), ("e4", 2, 2, "e3")]
+    assert set(body["tree"][0]) == LIGHT_KEYS | {"level"}
+    assert (body["tree"][1]["event_type"], body["tree"][1]["duration_ms"]) == ("llm_call", 1000)
 
     status, detail = get(server.url + "/api/events/e1")
     assert status == 200 and detail["event"]["inputs"] == {"task": "plot a power spectrum"}
@@ -139,6 +146,7 @@ def test_unknown_route_is_404(server, get):
     ("/api/runs?limit=0", "limit"),
     ("/api/runs/run-1/events?event_type=bogus", "event_type"),
     ("/api/runs/run-1/events?colour=red", "colour"),
+    ("/api/runs/run-1/events?payloads=maybe", "payloads"),
     ("/api/files/provenance", "path"),
     ("/api/runs/run-1/stream?after_seq=-1", "after_seq"),
 ])

@@ -1,0 +1,202 @@
+"""Trace API benchmark: HTTP latency of the read endpoints and SSE delivery lag on a 5,000-event run.
+
+Run: ``.venv/bin/python benchmarks/bench_trace_api.py`` (a temporary SQLite store; ``--url`` for another
+migrated store, e.g. a scratch PostgreSQL database). Measures, over HTTP on loopback against a running
+:class:`~capture.trace_api.server.TraceServer` (keep-alive connection, JSON parsed by the client):
+
+- p50/p95 of ``GET /api/runs/{id}``, ``/api/events/{id}/tree`` (an agent call's subtree and the whole run's root
+  tree), ``/api/nodes/{id}/execution-summary`` and ``/api/runs/{id}/events`` (all 5,000 events), each against a
+  baseline measured in the same run: the same :class:`~capture.trace_api.reader.TraceReader` call in-process
+  (so the difference is the HTTP + JSON overhead);
+- SSE delivery lag: an event is written with ``CaptureStore.write_batch`` every 50 ms while a client follows the
+  run's stream; lag = client receive time - time ``write_batch`` returned (target < 100 ms + poll interval).
+"""
+
+import argparse
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from capture.migrate import upgrade  # noqa: E402
+from capture.store import Batch, CaptureStore  # noqa: E402
+from capture.trace_api.reader import TraceReader, open_read_only  # noqa: E402
+from capture.trace_api.server import TraceServer  # noqa: E402
+from capture.trace_api.stream import POLL_INTERVAL_S  # noqa: E402
+
+TARGET_MS = 500.0
+AIM_MS = 50.0
+SESSION, RUN = "bench", "bench-run"
+CHILD_KINDS = ("llm_call", "tool_call", "code_exec", "file_gen", "message")
+
+
+def build_run(store: CaptureStore, total: int, per_node: int) -> tuple[str, str, str]:
+    """Write a run of ``total`` events: a root agent_call, then nodes of one agent_call with nested children.
+
+    Returns (root event id, one node's agent_call id, that node's id).
+    """
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    root = str(uuid.uuid4())
+    nodes, events = [], [{"id": root, "run_id": RUN, "session_id": SESSION, "event_type": "agent_call",
+                          "agent_name": "control", "execution_order": 0, "timestamp": t0, "started_at": t0}]
+    order, node_index = 1, 0
+    while len(events) < total:
+        node_id, call = f"node-{node_index}", str(uuid.uuid4())
+        nodes.append({"id": node_id, "run_id": RUN, "session_id": SESSION, "agent": "engineer",
+                      "order_index": node_index, "meta": {"id": f"step_{node_index}"}})
+        start = t0 + timedelta(seconds=order)
+        events.append({"id": call, "run_id": RUN, "session_id": SESSION, "node_id": node_id,
+                       "parent_event_id": root, "depth": 1, "event_type": "agent_call", "agent_name": "engineer",
+                       "execution_order": order, "started_at": start, "completed_at": start + timedelta(seconds=30),
+                       "duration_ms": 30_000, "inputs": {"task": "compute the CMB power spectrum " * 4}})
+        order += 1
+        parent = call
+        for i in range(min(per_node - 1, total - len(events))):
+            kind = CHILD_KINDS[i % len(CHILD_KINDS)]
+            at = start + timedelta(milliseconds=250 * i)
+            ident = str(uuid.uuid4())
+            events.append({"id": ident, "run_id": RUN, "session_id": SESSION, "node_id": node_id,
+                           "parent_event_id": parent, "depth": 2 if parent == call else 3, "event_type": kind,
+                           "agent_name": "executor" if kind == "code_exec" else "engineer",
+                           "execution_order": order, "started_at": at, "completed_at": at + timedelta(milliseconds=200), "duration_ms": 200,
+                           "status": "failed" if i % 97 == 13 else "completed",
+                           "inputs": {"args": {"code": "import numpy as np\n" * 5}},
+                           "outputs": {"result": "ok " * 30},
+                           "meta": {"total_tokens": 420, "cost_usd": 0.0021} if kind == "llm_call" else None})
+            parent = ident if kind == "tool_call" else call
+            order += 1
+        node_index += 1
+    store.write_batch(Batch(runs=[{"id": RUN, "session_id": SESSION, "mode": "planning_and_control",
+                                   "status": "executing", "started_at": t0}], nodes=nodes))
+    for i in range(0, len(events), 500):
+        store.write_batch(Batch(events=events[i:i + 500]))
+    return root, events[1]["id"], "node-0"
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def time_http(conn: http.client.HTTPConnection, path: str, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        json.loads(body)
+        out.append((time.perf_counter() - start) * 1000)
+        if response.status != 200:
+            raise SystemExit(f"GET {path}: HTTP {response.status}: {body[:200]!r}")
+    return out
+
+
+def time_direct(call: Any, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def sse_lag(server: TraceServer, store: CaptureStore, count: int, after_seq: int) -> list[float]:
+    """Write ``count`` events 50 ms apart while following the stream; lag per event in ms."""
+    written: dict[str, float] = {}
+    received: dict[str, float] = {}
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    conn.request("GET", f"/api/runs/{RUN}/stream?after_seq={after_seq}")
+    response = conn.getresponse()
+
+    def read() -> None:
+        for raw in response:
+            line = raw.decode()
+            if line.startswith("data: ") and '"event_captured"' in line:
+                received[json.loads(line[6:])["data"]["event_id"]] = time.perf_counter()
+                if len(received) == count:
+                    return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.3)
+    for i in range(count):
+        ident = f"live-{i}"
+        store.write_batch(Batch(events=[{"id": ident, "run_id": RUN, "session_id": SESSION,
+                                         "event_type": "info", "execution_order": 100_000 + i}]))
+        written[ident] = time.perf_counter()
+        time.sleep(0.05)
+    reader.join(timeout=10)
+    conn.close()
+    missing = set(written) - set(received)
+    if missing:
+        raise SystemExit(f"SSE lost {len(missing)} of {count} events")
+    return [(received[k] - written[k]) * 1000 for k in written]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a migrated, empty store (default: a temporary SQLite file)")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--per-node", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--live", type=int, default=100, help="events written while streaming")
+    args = parser.parse_args()
+
+    url = args.url or f"sqlite:///{tempfile.mkdtemp(prefix='bench-trace-')}/capture.db"
+    upgrade(url)
+    store = CaptureStore.open(url)
+    started = time.perf_counter()
+    root, call, node = build_run(store, args.events, args.per_node)
+    build_s = time.perf_counter() - started
+    engine = open_read_only(url)
+    server = TraceServer(engine, "127.0.0.1", 0).start()
+    reader = TraceReader(engine)
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    cases = [
+        ("GET /api/runs/{id}", f"/api/runs/{RUN}", lambda: reader.run(RUN)),
+        ("GET /api/events/{id}/tree (agent call, 100)", f"/api/events/{call}/tree", lambda: reader.event_tree(call)),
+        ("GET /api/events/{id}/tree (run root, all)", f"/api/events/{root}/tree", lambda: reader.event_tree(root)),
+        ("GET /api/nodes/{id}/execution-summary", f"/api/nodes/{node}/execution-summary",
+         lambda: reader.node_summary(node)),
+        ("GET /api/runs/{id}/events (all)", f"/api/runs/{RUN}/events", lambda: reader.run_events(RUN)),
+        ("GET /api/runs/{id}/events?payloads=false (timeline)", f"/api/runs/{RUN}/events?payloads=false",
+         lambda: reader.run_events(RUN, payloads=False)),
+        ("GET /api/runs/{id}/events?event_type=code_exec", f"/api/runs/{RUN}/events?event_type=code_exec",
+         lambda: reader.run_events(RUN, event_type="code_exec")),
+    ]
+    dialect = engine.dialect.name
+    print(f"store: {dialect}  events: {args.events}  build: {build_s:.1f} s  repeats: {args.repeats}  "
+          f"HTTP: keep-alive on loopback, body parsed by the client\n")
+    print("| endpoint | HTTP p50 ms | HTTP p95 ms | direct call p50 ms | direct p95 ms | HTTP/direct (p50) "
+          "| p95 / 500 ms target |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, path, call_direct in cases:
+        time_http(conn, path, 2)
+        http_p50, http_p95 = percentiles(time_http(conn, path, args.repeats))
+        direct_p50, direct_p95 = percentiles(time_direct(call_direct, args.repeats))
+        print(f"| {label} | {http_p50:.1f} | {http_p95:.1f} | {direct_p50:.1f} | {direct_p95:.1f} | "
+              f"{http_p50 / direct_p50:.2f}x | {http_p95 / TARGET_MS:.3f} |")
+    conn.close()
+    max_seq = reader.run(RUN)["max_seq"]
+    lag_p50, lag_p95 = percentiles(sse_lag(server, store, args.live, max_seq))
+    target = 100 + POLL_INTERVAL_S * 1000
+    print(f"\nSSE delivery lag ({args.live} events written 50 ms apart, poll interval "
+          f"{POLL_INTERVAL_S * 1000:.0f} ms): p50 {lag_p50:.1f} ms  p95 {lag_p95:.1f} ms  "
+          f"target {target:.0f} ms  p95/target {lag_p95 / target:.2f}")
+    server.stop()
+    engine.dispose()
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
