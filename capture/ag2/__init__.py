@@ -12,6 +12,7 @@ from typing import Any
 from capture.ag2 import patching
 from capture.ag2.agent import adopt_child, children_of, instrument_agent, uninstrument_agent
 from capture.ag2.guarded import attempt
+from capture.ag2.selection import instrument_selection
 
 __all__ = ["failure_count", "instrument", "is_instrumented", "uninstrument"]
 
@@ -83,6 +84,7 @@ def instrument(target: Any) -> Any:
         for agent in groupchat.agents:
             instrument_agent(agent)
             adopt_child(target, agent)
+        instrument_selection(target)
     return target
 
 

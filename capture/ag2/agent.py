@@ -28,18 +28,20 @@ from capture.ag2.threads import (
 from capture.ag2.workdir import changes, scan
 from capture.context import current_run_var
 
-_children: "weakref.WeakKeyDictionary[Any, weakref.WeakSet[Any]]" = weakref.WeakKeyDictionary()
+_children: "weakref.WeakKeyDictionary[Any, list[weakref.ref]]" = weakref.WeakKeyDictionary()
 _send_hooks: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def adopt_child(owner: Any, child: Any) -> None:
     """Remember that ``child`` (a client, executor or temporary agent) was instrumented on behalf of ``owner``."""
-    _children.setdefault(owner, weakref.WeakSet()).add(child)
+    _children.setdefault(owner, []).append(weakref.ref(child))
 
 
 def children_of(owner: Any) -> list[Any]:
-    """What was instrumented on behalf of ``owner`` (undone with it)."""
-    return list(_children.pop(owner, ()))
+    """What was instrumented on behalf of ``owner`` (undone with it), once each."""
+    alive = [ref() for ref in _children.pop(owner, ())]
+    unique = {id(child): child for child in alive if child is not None}
+    return list(unique.values())
 
 
 def _arg(args: tuple, kwargs: dict, index: int, name: str) -> Any:

@@ -14,30 +14,40 @@ from typing import Any
 log = logging.getLogger("capture.ag2")
 
 _MISSING = object()
-_patches: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
-_active: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Keyed by id() with a weak reference that removes the entry when the object dies: AG2 objects such as GroupChat
+# (a dataclass) are unhashable.
+_patches: dict[int, dict[str, Any]] = {}
+_active: dict[int, weakref.ref] = {}
 _lock = threading.Lock()
 _failures = {"count": 0, "warned": False}
 
 
 def is_active(obj: Any) -> bool:
     """Whether ``obj`` is currently instrumented."""
-    return obj in _active
+    ref = _active.get(id(obj))
+    return ref is not None and ref() is obj
+
+
+def _forget(key: int) -> None:
+    with _lock:
+        _active.pop(key, None)
+        _patches.pop(key, None)
 
 
 def activate(obj: Any) -> bool:
     """Mark ``obj`` instrumented; False when it already was (instrumenting twice is a no-op)."""
+    key = id(obj)
     with _lock:
-        if obj in _active:
+        if is_active(obj):
             return False
-        _active.add(obj)
+        _active[key] = weakref.ref(obj, lambda _, key=key: _forget(key))
         return True
 
 
 def patch(obj: Any, name: str, make_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Shadow ``obj.name`` with ``make_wrapper(original)``, remembering what the instance held before."""
     original = getattr(obj, name)
-    saved = _patches.setdefault(obj, {})
+    saved = _patches.setdefault(id(obj), {})
     if name not in saved:
         saved[name] = obj.__dict__.get(name, _MISSING)
     setattr(obj, name, make_wrapper(original))
@@ -46,9 +56,10 @@ def patch(obj: Any, name: str, make_wrapper: Callable[[Callable[..., Any]], Call
 def restore(obj: Any) -> bool:
     """Undo every patch on ``obj`` and mark it uninstrumented; False when it was not instrumented."""
     with _lock:
-        was_active = obj in _active
-        _active.discard(obj)
-    for name, previous in _patches.pop(obj, {}).items():
+        was_active = is_active(obj)
+        _active.pop(id(obj), None)
+        saved = _patches.pop(id(obj), {})
+    for name, previous in saved.items():
         if previous is _MISSING:
             obj.__dict__.pop(name, None)
         else:

@@ -73,8 +73,10 @@ def two_agent_tool_chat(setup: Setup = None) -> tuple[Any, ConversableAgent, Con
     return result, assistant, user
 
 
-def research_group(work_dir: Path, method: str) -> tuple[GroupChatManager, GroupChat, list[ConversableAgent]]:
-    """planner → engineer (writes code) → executor (runs it, writing result.txt) → planner (TERMINATE)."""
+def research_group(work_dir: Path, method: str) -> tuple[GroupChatManager, GroupChat, list[ConversableAgent],
+                                                         Script | None]:
+    """planner → engineer (writes code) → executor (runs it, writing result.txt) → planner (TERMINATE); with
+    ``auto`` selection also the selector's script."""
     planner = llm_agent("planner", Script([
         Turn("Plan: write 42 to result.txt.", prompt_tokens=40, completion_tokens=9, cost_usd=0.004),
         Turn("Done. TERMINATE", prompt_tokens=90, completion_tokens=3, cost_usd=0.006),
@@ -92,24 +94,23 @@ def research_group(work_dir: Path, method: str) -> tuple[GroupChatManager, Group
         selection = lambda last, chat: chat.agent_by_name(next(order))
     chat = GroupChat(agents=agents, messages=[], max_round=6, speaker_selection_method=selection,
                      allow_repeat_speaker=False if method == "auto" else None)
-    if method == "auto":
-        scripted_selection(chat, ["planner", "engineer", "executor", "planner"])
+    selector = scripted_selection(chat, ["planner", "engineer", "executor", "planner"]) if method == "auto" else None
     manager = GroupChatManager(groupchat=chat, llm_config=False if method != "auto" else scripted_llm_config(),
                                is_termination_msg=terminates)
-    return manager, chat, agents
+    return manager, chat, agents, selector
 
 
-def run_research_group(work_dir: Path, method: str, setup: Setup = None) -> tuple[Any, GroupChatManager, GroupChat,
-                                                                                  list]:
+def run_research_group(work_dir: Path, method: str, setup: Setup = None) -> tuple[Any, GroupChat, list,
+                                                                                  Script | None]:
     """Start the research group chat from the executor (it plays the user proxy that posts the task)."""
-    manager, chat, agents = research_group(work_dir, method)
+    manager, chat, agents, selector = research_group(work_dir, method)
     if setup is not None:
         setup(manager)
     executor = agents[2]
     if method == "round_robin":
         chat.agents[:] = [agents[2], agents[0], agents[1]]
     result = executor.initiate_chat(manager, message="Compute the answer and save it.", silent=True)
-    return result, manager, chat, agents
+    return result, chat, agents, selector
 
 
 def build_handoff_pattern() -> tuple[DefaultPattern, list[ConversableAgent]]:

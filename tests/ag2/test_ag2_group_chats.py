@@ -29,7 +29,7 @@ def walk(children: dict, parent: str | None = None) -> list[dict]:
 @pytest.mark.parametrize("method", ["auto", "round_robin", "custom"])
 def test_group_chat_transitions_messages_code_and_files(stored, tmp_path, method) -> None:
     work = tmp_path / "work"
-    _, _, chat, agents = run_research_group(work, method, capture.instrument)
+    _, chat, agents, selector = run_research_group(work, method, capture.instrument)
     events = stored.events()
     index = {e["id"]: e for e in events}
 
@@ -69,10 +69,30 @@ def test_group_chat_transitions_messages_code_and_files(stored, tmp_path, method
         assert sum(c["cost_usd"] for c in mine) == pytest.approx(usage.get("total_cost", 0.0))
         assert sum(c["prompt_tokens"] for c in mine) == sum(
             v["prompt_tokens"] for k, v in usage.items() if isinstance(v, dict))
-    assert sum(c["cost_usd"] for c in costs) == pytest.approx(0.022)
+    assert sum(c["cost_usd"] for c in costs if c["agent_name"] in participants) == pytest.approx(0.022)
+    selection = [c for c in costs if c["agent_name"] == "speaker_selection_agent"]
+    expected = [r.cost for r in selector.responses] if selector else []
+    assert [c["cost_usd"] for c in selection] == pytest.approx(expected)
+    assert len(selection) == (4 if method == "auto" else 0)
+    selection_calls = [e for e in events if e["event_type"] == "llm_call" and e["agent_name"] not in participants]
+    assert {index[e["parent_event_id"]]["agent_name"] for e in selection_calls} == (
+        {"chat_manager"} if method == "auto" else set())
     (termination,) = [e for e in events if e["event_type"] == "info"]
     assert json.loads(termination["outputs"])["reason"] == (
         "Termination message condition on the GroupChatManager 'chat_manager' met")
+
+
+def test_uninstrumented_manager_records_nothing(stored, tmp_path) -> None:
+    def instrument_then_undo(manager) -> None:
+        capture.instrument(manager)
+        capture.instrument(manager)
+        capture.uninstrument(manager)
+
+    _, chat, agents, _ = run_research_group(tmp_path, "auto", instrument_then_undo)
+    assert [m["name"] for m in chat.messages] == ["executor", "planner", "engineer", "executor", "planner"]
+    assert stored.events() == [] and stored.table("cost_records") == []
+    assert "_create_internal_agents" not in chat.__dict__
+    assert not any("generate_reply" in agent.__dict__ for agent in agents)
 
 
 def test_pattern_records_every_handoff_kind(stored) -> None:

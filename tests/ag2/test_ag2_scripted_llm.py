@@ -38,10 +38,14 @@ def test_latency_advances_an_active_simulated_clock() -> None:
 
 @pytest.mark.parametrize("method", ["auto", "round_robin", "custom"])
 def test_group_chat_follows_the_scripted_order_and_runs_code(tmp_path, method) -> None:
-    _, _, chat, _ = run_research_group(tmp_path, method)
+    _, chat, _, selector = run_research_group(tmp_path, method)
     assert [m["name"] for m in chat.messages] == ["executor", "planner", "engineer", "executor", "planner"]
     assert chat.messages[3]["content"].startswith("exitcode: 0 (execution succeeded)")
     assert (tmp_path / "result.txt").read_text() == "42"
+    if method == "auto":
+        assert (selector.remaining, len(selector.responses)) == (0, 4)
+    else:
+        assert selector is None
 
 
 def test_pattern_transfer_turns_pick_generated_tools() -> None:
