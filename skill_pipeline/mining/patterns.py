@@ -122,22 +122,30 @@ def mine_pattern(
     min_insert_share: float = 0.2,
     min_repeat_share: float = 0.05,
     max_block: int = 16,
+    core: Sequence[bool] | None = None,
 ) -> Pattern:
-    """The consensus pattern of one cluster's member sequences (original tokens)."""
+    """The consensus pattern of one cluster's member sequences (original tokens).
+
+    ``core`` (per member) marks the members whose runs define the steps (e.g. the successful ones): the medoid
+    and step frequencies come from them, while similarities, fits and repeat counts cover every member.
+    """
     n = len(sequences)
     canon = [tuple(canonical_sequence(s)) for s in sequences]
     variants = Counter(canon)
+    in_core = list(core) if core is not None and any(core) else [True] * n
+    core_w = Counter(v for v, c in zip(canon, in_core) if c)
     uniq = sorted(variants)
     collapsed = {v: collapse_repeats(list(v), max_block) for v in uniq}
     red_w: Counter[tuple[str, ...]] = Counter()
     for v in uniq:
-        red_w[tuple(collapsed[v][0])] += variants[v]
+        if core_w[v]:
+            red_w[tuple(collapsed[v][0])] += core_w[v]
     if medoid is None:
         reds = sorted(red_w)
         medoid = _medoid_of(reds, [red_w[r] for r in reds]) if reds else ()
     M = list(medoid)
-    total = float(n) or 1.0
-    vocab = {t: i for i, t in enumerate(sorted(set(M) | {t for r in red_w for t in r}))}
+    total = float(sum(in_core)) or 1.0
+    vocab = {t: i for i, t in enumerate(sorted(set(M) | {t for c in collapsed.values() for t in c[0]}))}
     (m_str,), _ = encode([M], vocab)
 
     present = np.zeros(len(M))
@@ -161,12 +169,12 @@ def mine_pattern(
             elif tag in ("insert", "replace"):
                 for off, j in enumerate(range(j1, j2)):
                     key = (i1, red[j])
-                    if key not in seen_ins:
+                    if key not in seen_ins and core_w[v]:
                         seen_ins.add(key)
-                        ins_count[key] += w
+                        ins_count[key] += core_w[v]
                         ins_offset[key].append(off)
         for i in matched:
-            present[i] += w
+            present[i] += core_w[v]
         member_blocks: dict[tuple[int, int], int] = {}
         for s, e, c in spans:
             mapped = [to_m[j] for j in range(s, e) if to_m[j] is not None]

@@ -87,3 +87,32 @@ def interval_coverage(intervals: Sequence[Sequence[float]], true_rates: Sequence
         return 0.0
     hits = sum(1 for (lo, hi), r in zip(intervals, true_rates) if lo <= r <= hi)
     return hits / len(intervals)
+
+
+def script_step_tokens(nodes: Sequence[Any]) -> list[str]:
+    """The step tokens a scripted run should yield (a simulator ``RunScript.nodes``: ``approval`` and ``turns``
+    of ``agent`` / ``executes`` / ``code``): plumbing turns are the calling agent's tool step, an agent's turn
+    followed by its own code execution is that execution, repeated blocks collapsed. Duck-typed so the miner's
+    package never imports the simulator."""
+    from .clustering import collapse_repeats
+    from .roles import is_plumbing
+
+    tokens: list[str] = []
+    for node in nodes:
+        if getattr(node, "approval", None):
+            tokens.append("approval_requested:admin")
+        previous = None
+        for turn in node.turns:
+            if turn.executes is not None:
+                caller = previous if is_plumbing(turn.agent) and previous else turn.agent
+                if tokens and tokens[-1] == f"agent_call:{caller}":
+                    tokens.pop()
+                tokens.append(f"tool_call:{caller}:{turn.executes.name}")
+            elif turn.code is not None:
+                if tokens and tokens[-1] == f"agent_call:{turn.agent}":
+                    tokens.pop()
+                tokens.append(f"code_exec:{turn.agent}")
+            elif not is_plumbing(turn.agent):
+                tokens.append(f"agent_call:{turn.agent}")
+            previous = turn.agent
+    return collapse_repeats(tokens)[0]

@@ -24,9 +24,9 @@ from scipy.spatial.distance import squareform
 PLACEHOLDERS = ("<str>", "<path>", "<expr>", "<num>")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
 _PATH = re.compile(r"(?:[\w.~-]*[/\\])+[\w.-]+|\b[\w-]+\.[A-Za-z][A-Za-z0-9]{0,5}\b")
-_CALL = r"[A-Za-z_]\w*\((?:[^()]|\([^()]*\))*\)"
-_OPERAND = rf"(?:{_CALL}|\((?:[^()]|\([^()]*\))*\)|[A-Za-z_]\w*|\d+(?:\.\d+)?)"
-_EXPR = re.compile(rf"-?{_OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{_OPERAND})+|{_CALL}")
+CALL = r"[A-Za-z_]\w*\((?:[^()]|\([^()]*\))*\)"
+OPERAND = rf"(?:{CALL}|\((?:[^()]|\([^()]*\))*\)|[A-Za-z_]\w*|\d+(?:\.\d+)?)"
+EXPRESSION = re.compile(rf"-?{OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{OPERAND})+|{CALL}")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:st|nd|rd|th|%)?(?![\w])")
 _WORD = re.compile(r"<(?:str|path|expr|num)>|[A-Za-z][A-Za-z'-]*")
 
@@ -36,7 +36,7 @@ def normalise_description(text: str) -> str:
     ``"Plot <expr> over [<num>, <num>] and save as <path>"``."""
     out = _QUOTED.sub(" <str> ", text or "")
     out = _PATH.sub(" <path> ", out)
-    out = _EXPR.sub(" <expr> ", out)
+    out = EXPRESSION.sub(" <expr> ", out)
     out = _NUMBER.sub(" <num> ", out)
     return re.sub(r"\s+", " ", out).strip()
 

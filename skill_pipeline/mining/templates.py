@@ -22,7 +22,10 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
 from .clustering import encode
-from .patterns import Pattern, describe_pattern, step_label
+from .naming import skill_name, skill_title
+from .patterns import Pattern, describe_pattern
+from .roles import step_action
+from .task_families import EXPRESSION
 from .stats import (
     failure_hotspots,
     last_step_before_failure,
@@ -37,6 +40,7 @@ from .tokens import canonical_sequence, token_events
 _WORD_RX = re.compile(
     r"(?:[A-Za-z_~][\w\-~]*)?(?:[/\\][\w\-.]+)+"  # paths with a separator
     r"|[A-Za-z_][\w\-]*\.[A-Za-z][A-Za-z0-9]{0,5}\b"  # file.ext
+    rf"|{EXPRESSION.pattern}"  # math expressions (sin(x), x**3 - 2*x): one token, so one slot value
     r"|(?<![\w)\]])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"  # numbers (signed when not after a word)
     r"|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
     r"|\w+"
@@ -66,7 +70,7 @@ def _join(tokens: Sequence[tuple[str, bool]]) -> str:
 @dataclass
 class Slot:
     name: str
-    kind: str  # integer | number | file_path | enum | string
+    kind: str  # integer | number | file_path | expression | enum | string
     required: bool
     default: Any
     examples: list[Any]
@@ -116,6 +120,8 @@ def infer_kind(values: Sequence[str], max_enum: int = 5) -> str:
         return "number"
     if all(_PATH_RX.match(v) and not _NUM_RX.match(v) for v in vals):
         return "file_path"
+    if all(EXPRESSION.fullmatch(v) for v in vals):
+        return "expression"
     distinct = set(vals)
     if len(distinct) <= max_enum and len(distinct) < len(vals):
         return "enum"
@@ -202,7 +208,7 @@ def extract_task_template(
     names: list[str] = []
     kinds = [infer_kind(v) for v in slot_values]
     for si, (a, b) in enumerate(slot_pos):
-        names.append(_slot_name(ref, a, b, kinds[si], slot_pos, kinds, si))
+        names.append(_slot_name(ref, a, b, kinds[si]))
     seen: Counter[str] = Counter()
     for i, nm in enumerate(names):
         seen[nm] += 1
@@ -229,30 +235,57 @@ def extract_task_template(
     return TaskTemplate(out, slots, values, run_ids[ref_i])
 
 
-def _slot_name(ref, a, b, kind, slot_pos, kinds, si) -> str:
-    if kind == "file_path":
-        return "file_name"
-    base = None
-    for k in range(a, max(-1, a - 4), -1):
-        if k < 0:
+_ARTICLES = frozenset({"a", "an", "the"})
+_WRITE_VERBS = frozenset({"save", "write", "store", "export", "dump", "summarise", "summarize", "report"})
+_PREPOSITION_NAMES = {"about": "topic", "on": "topic", "for": "target", "with": "method", "from": "source",
+                      "of": "subject", "by": "method", "into": "target"}
+_CONTENT = re.compile(r"^[A-Za-z][A-Za-z_]+$")
+
+
+def _is_content(word: str) -> bool:
+    return bool(_CONTENT.match(word)) and word.lower() not in _STOP
+
+
+def _clause_words(ref: Sequence[tuple[str, bool]], a: int) -> list[str]:
+    """Lower-case words of the reference from the start of the clause holding position ``a`` up to ``a``."""
+    words: list[str] = []
+    for k in range(a, -1, -1):
+        w = ref[k][0].lower()
+        if w == "and":
             break
-        w = ref[k][0]
-        if re.match(r"^[A-Za-z][A-Za-z_]+$", w) and w.lower() not in _STOP:
-            base = _snake(w)
-            break
-    # [a, b] ranges: two numeric slots separated by one comma, inside brackets
-    if kind in ("integer", "number"):
-        if a >= 0 and ref[a][0] in "[(" and b < len(ref) and ref[b][0] == ",":
-            return f"{base or 'x'}_min" if base is None else f"{base}_min"
-        if a >= 0 and ref[a][0] == "," and b < len(ref) and ref[b][0] in "])":
-            return f"{base}_max" if base and base not in ("x",) else "x_max"
-    if base is None:
-        for k in range(b, min(len(ref), b + 3)):
-            w = ref[k][0]
-            if re.match(r"^[A-Za-z][A-Za-z_]+$", w) and w.lower() not in _STOP:
-                base = _snake(w)
-                break
-    return base or kind
+        words.append(w)
+    return words[::-1]
+
+
+def _slot_name(ref: Sequence[tuple[str, bool]], a: int, b: int, kind: str) -> str:
+    """A slot's name from its surroundings in the reference description (``a``/``b``: constant anchors)."""
+    prev = ref[a][0] if a >= 0 else ""
+    nxt = ref[b][0] if b < len(ref) else ""
+    clause = _clause_words(ref, a) if a >= 0 else []
+    if kind == "file_path":  # "... and save it to {output_file}" vs "Fit a model to {input_file}"
+        return "output_file" if any(w in _WRITE_VERBS for w in clause) else "input_file"
+    if kind in ("integer", "number"):  # [a, b] ranges: two numeric slots separated by one comma, in brackets
+        if prev in ("[", "(") and nxt == ",":
+            return "x_min"
+        if prev == "," and nxt in ("]", ")"):
+            return "x_max"
+        if _is_content(nxt):  # "{n_papers} recent papers on": a count of the noun before the preposition
+            noun = nxt
+            for k in range(b, len(ref)):
+                w = ref[k][0]
+                if not _is_content(w) or w.lower() in _PREPOSITION_NAMES:
+                    break
+                noun = w
+            return "n_" + _snake(noun)
+    if kind == "expression":  # "Plot {expression} over"
+        return kind
+    if prev.lower() in _PREPOSITION_NAMES:  # "about {topic}"
+        return _PREPOSITION_NAMES[prev.lower()]
+    if _is_content(prev) and len(clause) > 1:  # "column {column}" (not the clause's leading verb)
+        return _snake(prev)
+    if prev.lower() in _ARTICLES:
+        return _snake(nxt) if _is_content(nxt) else "quantity"  # "a {model} model", "the {quantity} of"
+    return kind
 
 
 def tool_argument_slots(
@@ -405,10 +438,8 @@ def build_skill_candidate(
     main_agents = [a for a, _ in sorted(agents.items(), key=lambda kv: (-kv[1], kv[0]))
                    if a not in generic and not a.endswith("_response_formatter") and not a.endswith("_nest")]
     tools = sorted({s.tool for s in pattern.steps if s.tool and not s.optional})
-    words = [w for w, _ in tokenize_text(re.sub(r"\{[^}]*\}", " ", task.template))
-             if re.match(r"^[A-Za-z]{3,}$", w) and w.lower() not in _STOP][:3]
-    name_parts = [w.lower() for w in words] + main_agents[:1] + ([expected[0]["file_type"]] if expected else [])
-    name = _snake("_".join(name_parts)) or f"skill_{pattern.cluster_id}"
+    title = skill_title(task.template, {sl.name: sl.kind for sl in task.slots})
+    name = skill_name(mode, title, main_agents[0] if main_agents else f"skill_{pattern.cluster_id}")
     all_slots = task.slots + arg_slots
     steps = []
     for st in pattern.steps:
@@ -416,10 +447,10 @@ def build_skill_candidate(
         step_outputs = []
         if st.event_type == "code_exec":
             step_outputs = [o["file_type"] for o in expected]
-        steps.append({"agent": st.agent, "action": step_label(st), "tool": st.tool, "event_type": st.event_type,
+        steps.append({"agent": st.agent, "action": step_action(st.event_type, st.agent, st.tool), "tool": st.tool,
+                      "token": st.token, "event_type": st.event_type,
                       "optional": st.optional, "repeat": blk, "expected_outputs": step_outputs,
                       "frequency": st.frequency})
-    title = (task.template[:80] or name.replace("_", " ")).strip()
     return {
         "name": name,
         "title": title,

@@ -24,14 +24,15 @@ DESCS = {
 
 def test_task_template_slots_types_and_constants():
     t = extract_task_template(DESCS)
-    assert t.template == "Plot {plot}(x) over [{x_min}, {x_max}] and save it as {file_name}"
+    assert t.template == "Plot {expression} over [{x_min}, {x_max}] and save it as {output_file}"
     kinds = {s.name: s.kind for s in t.slots}
-    assert kinds == {"plot": "enum", "x_min": "integer", "x_max": "number", "file_name": "file_path"}
+    assert kinds == {"expression": "expression", "x_min": "integer", "x_max": "number", "output_file": "file_path"}
     slots = {s.name: s for s in t.slots}
-    assert slots["plot"].enum == ["cos", "sin", "tan"] and slots["plot"].default == "sin"
+    assert slots["expression"].examples == ["sin(x)", "cos(x)", "tan(x)"]
+    assert slots["expression"].default == "sin(x)"
     assert slots["x_min"].default == 0 and all(s.required for s in t.slots)
-    assert t.values["r2"] == {"plot": "cos", "x_min": "-5", "x_max": "5", "file_name": "cosine.png"}
-    assert t.render(plot="exp", x_min=1, x_max=2, file_name="e.png") == \
+    assert t.values["r2"] == {"expression": "cos(x)", "x_min": "-5", "x_max": "5", "output_file": "cosine.png"}
+    assert t.render(expression="exp(x)", x_min=1, x_max=2, output_file="e.png") == \
         "Plot exp(x) over [1, 2] and save it as e.png"
 
 
@@ -105,9 +106,10 @@ def test_build_skill_candidate_end_to_end():
     skill = build_skill_candidate(pattern, runs, events, files)
     assert set(skill) >= {"name", "title", "description", "category", "tags", "task_template", "steps",
                           "parameters", "expected_outputs", "statistics", "provenance"}
-    assert skill["category"] == "one_shot" and skill["name"].startswith("plot")
-    assert skill["task_template"].startswith("Plot {plot}(x)")
-    assert skill["parameters"]["file_name"]["format"] == "file_path"
+    assert skill["category"] == "one_shot" and skill["name"] == "one_shot_plot_expression"
+    assert skill["title"] == "Plot an expression over a range"
+    assert skill["task_template"].startswith("Plot {expression} over")
+    assert skill["parameters"]["output_file"]["format"] == "file_path"
     assert "record_status_step" in skill["parameters"]  # varying tool argument
     assert "record_status_status" not in skill["parameters"]  # constant argument
     st = skill["statistics"]
@@ -124,3 +126,6 @@ def test_build_skill_candidate_end_to_end():
         skill["provenance"]["cluster_id"] == "c123"
     eng = [s for s in skill["steps"] if s["agent"] == "engineer"]
     assert eng and eng[0]["repeat"] == {"min": 1, "max": 2, "until": "success"}
+    assert [(s["agent"], s["action"], s["tool"]) for s in skill["steps"] if not s["optional"]] == [
+        ("engineer", "write code", None), ("executor", "execute code", None),
+        ("control", "record status", "record_status"), ("terminator", "terminate", None)]

@@ -1,0 +1,81 @@
+"""Human names for mined skills, from the task template's constant words.
+
+``"Plot {function} over [{x_min}, {x_max}] and save the figure as {file_name}"`` gives the title
+``"Plot a function over a range"`` and, in one_shot mode, the name ``one_shot_plot_function``: the title is the
+template's main clause with each slot replaced by what it stands for; the name is the mode, the title's verb and
+the last word before its first preposition (the object of the verb).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_RANGE = re.compile(r"[\[(]\s*\{[^}]+\}\s*,\s*\{[^}]+\}\s*[\])]")
+_ARTICLES = frozenset({"a", "an", "the"})
+_PREPOSITIONS = frozenset({"over", "to", "of", "on", "in", "about", "for", "from", "with", "into", "as", "at",
+                           "by", "under", "between", "using"})
+_COUNT_KINDS = frozenset({"integer", "number"})
+
+
+def _article(words: str) -> str:
+    return ("an " if words[:1].lower() in "aeiou" else "a ") + words
+
+
+def _slot_words(name: str) -> str:
+    words = [w for w in name.split("_") if w and w not in ("n", "num", "name")]
+    return " ".join(words) or name
+
+
+def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_chars: int = 80) -> str:
+    """The template's main clause (up to ' and ') in words: slots become 'a <what>', '[{a}, {b}]' 'a range',
+    counts before a noun disappear, and a slot right after its own name ('column {column}') reads 'a column'."""
+    kinds = slot_kinds or {}
+    clause = re.split(r"\s+and\s+", template.strip(), maxsplit=1)[0]
+    clause = _RANGE.sub("a range", clause)
+    words = clause.split()
+    out: list[str] = []
+    for i, word in enumerate(words):
+        slot = _SLOT.fullmatch(word.strip(".,;:"))
+        if not slot:
+            out.append(word)
+            continue
+        name = slot.group(1)
+        what = _slot_words(name)
+        prev = out[-1].lower() if out else ""
+        nxt = words[i + 1].lower().strip(".,;:") if i + 1 < len(words) else ""
+        if kinds.get(name) in _COUNT_KINDS or nxt == what.split()[-1]:
+            continue  # "{n_papers} recent papers" -> "recent papers"; "a {model} model" -> "a model"
+        if prev == what.split()[-1]:  # "column {column}" -> "a column"
+            out[-1] = _article(prev)
+        elif prev in _ARTICLES:
+            out.append(what)  # "the {statistic}" -> "the statistic"
+        else:
+            out.append(_article(what))
+    title = re.sub(r"\s+", " ", " ".join(out)).strip(" ,.;:")
+    title = re.sub(r"\b(a|an|the) (a|an|the)\b", r"\1", title)
+    return (title[:1].upper() + title[1:])[:max_chars]
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
+
+
+def skill_name(mode: str | None, title: str, fallback: str) -> str:
+    """``<mode>_<verb>_<object>`` from the title (``one_shot_plot_function``); ``<mode>_<fallback>`` without
+    a usable title."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9]*", title)
+    while words and words[0].lower() in _ARTICLES:
+        words.pop(0)
+    parts: list[str] = []
+    if words:
+        head = []
+        for w in words[1:]:
+            if w.lower() in _PREPOSITIONS:
+                break
+            head.append(w)
+        obj = [w for w in head if w.lower() not in _ARTICLES][-1:]
+        parts = [words[0], *obj]
+    prefix = _snake(mode or "")
+    body = _snake("_".join(parts)) or _snake(fallback)
+    return "_".join(p for p in (prefix, body) if p) or "skill"
