@@ -27,11 +27,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.migrate import upgrade  # noqa: E402
-from capture.store import Batch, CaptureStore  # noqa: E402
-from capture.trace_api.reader import TraceReader, open_read_only  # noqa: E402
-from capture.trace_api.server import TraceServer  # noqa: E402
-from capture.trace_api.stream import POLL_INTERVAL_S  # noqa: E402
+from capture.migrate import upgrade
+from capture.store import Batch, CaptureStore
+from capture.trace_api.reader import TraceReader, open_read_only
+from capture.trace_api.server import TraceServer
+from capture.trace_api.stream import POLL_INTERVAL_S
 
 TARGET_MS = 500.0
 AIM_MS = 50.0
@@ -84,7 +84,7 @@ def build_run(store: CaptureStore, total: int, per_node: int) -> tuple[str, str,
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def time_http(conn: http.client.HTTPConnection, path: str, repeats: int) -> list[float]:

@@ -51,10 +51,10 @@ class BadParameter(ValueError):
 def _read_only(engine: Engine) -> Engine:
     """Make every pooled connection refuse writes, so the API can never hold a write lock."""
     if engine.dialect.name == "sqlite":
-        def on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+        def on_connect(dbapi_connection, _record) -> None:
             dbapi_connection.execute("PRAGMA query_only=ON")
     else:
-        def on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+        def on_connect(dbapi_connection, _record) -> None:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             dbapi_connection.commit()

@@ -71,11 +71,11 @@ class TraceRequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     server: "TraceServer"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         try:
             query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

@@ -50,8 +50,8 @@ def render_tree(tree: dict[str, Any]) -> str:
     files_by_event: dict[str, list[dict[str, Any]]] = {}
     for f in tree["files"]:
         files_by_event.setdefault(f["event_id"], []).append(f)
-    lines = [f"run {run['id']}  session {run['session_id']}  mode {run['mode'] or '-'}  status {run['status']}  "
-             f"events {stats['total_events']}  agents {', '.join(stats['agents_involved']) or '-'}"]
+    lines = [(f"run {run['id']}  session {run['session_id']}  mode {run['mode'] or '-'}  status {run['status']}  "
+              f"events {stats['total_events']}  agents {', '.join(stats['agents_involved']) or '-'}")]
     for group in tree["tree"]:
         node = group["node"]
         if node is None:

@@ -41,7 +41,7 @@ def event(id_: str, order: int, etype: str, agent: str, start: float, end: float
     row = {"id": id_, "run_id": RUN, "session_id": SESSION, "event_type": etype, "agent_name": agent,
            "execution_order": order, "timestamp": at(start), "started_at": at(start)}
     if end is not None:
-        row.update(completed_at=at(end), duration_ms=int(round((end - start) * 1000)))
+        row.update(completed_at=at(end), duration_ms=round((end - start) * 1000))
     row.update(kw)
     return row
 
@@ -110,7 +110,7 @@ def serve() -> Iterator[Callable[..., TraceServer]]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:  # noqa: ANN001
+def sqlite_url(tmp_path) -> str:
     url = f"sqlite:///{tmp_path / 'capture.db'}"
     upgrade(url)
     return url

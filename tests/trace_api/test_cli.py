@@ -24,8 +24,8 @@ def test_show_prints_the_event_tree(sqlite_url, writer, capsys):
         "      file_gen  engineer  completed  -> plots/fig.png (plot)",
         "node step_2  agent  executor  failed",
         "  agent_call/complete  executor  3.00 s  completed",
-        "    code_exec/error  executor  2.00 s  FAILED: ZeroDivisionError: division by zero"
-        "  -> codebase/analysis.py (code)",
+        ("    code_exec/error  executor  2.00 s  FAILED: ZeroDivisionError: division by zero"
+         "  -> codebase/analysis.py (code)"),
     ]
 
 

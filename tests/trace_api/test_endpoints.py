@@ -49,7 +49,7 @@ def test_run_events_are_ordered_and_filterable(server, get):
     assert [e["id"] for e in body["events"]] == ["e1", "e2", "e3", "e4", "e5", "e6"]
     assert set(body["events"][0]) == EVENT_KEYS
     assert body["events"][5]["error_message"] == "ZeroDivisionError: division by zero"
-    ids = lambda query: [e["id"] for e in get(server.url + "/api/runs/run-1/events?" + query)[1]["events"]]  # noqa: E731
+    ids = lambda query: [e["id"] for e in get(server.url + "/api/runs/run-1/events?" + query)[1]["events"]]
     assert ids("event_type=agent_call") == ["e1", "e5"]
     assert ids("agent_name=executor") == ["e5", "e6"]
     assert ids("event_type=code_exec&agent_name=executor") == ["e6"]

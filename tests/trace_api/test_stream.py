@@ -10,7 +10,7 @@ from capture.store import Batch
 T = datetime(2026, 3, 1, 9, 0, 10, tzinfo=UTC)
 
 
-def new_event(id_: str, order: int, **kw):  # noqa: ANN201
+def new_event(id_: str, order: int, **kw):
     return {"id": id_, "run_id": "run-1", "session_id": "sess-a", "event_type": "agent_call",
             "agent_name": "engineer", "execution_order": order, "timestamp": T, "node_id": "n-exe", **kw}
 

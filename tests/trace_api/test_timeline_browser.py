@@ -6,15 +6,15 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from chromium_devtools import Browser, chromium_path
 
 from capture.store import Batch
-from chromium_devtools import Browser, chromium_path
 
 ROW_IDS = "[...document.querySelectorAll('.row')].map(r => r.dataset.id)"
 
 
 @pytest.fixture
-def browser(tmp_path):  # noqa: ANN201
+def browser(tmp_path):
     binary = chromium_path()
     if binary is None:
         if os.environ.get("CI", "").lower() == "true":
