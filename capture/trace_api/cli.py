@@ -35,10 +35,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         engine = open_read_only(args.url)
-        server = TraceServer(engine, args.host, args.port, verbose=args.verbose)
     except StoreError as exc:
         return _fail(exc)
+    try:
+        server = TraceServer(engine, args.host, args.port, verbose=args.verbose)
     except OSError as exc:
+        engine.dispose()
         return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     print(f"trace API and timeline at {server.url}/ (Ctrl-C stops)", flush=True)
     try:

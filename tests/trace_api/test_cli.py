@@ -2,8 +2,16 @@
 
 import argparse
 import json
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
 
 from capture.trace_api import cli
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*argv: str) -> int:
@@ -49,3 +57,30 @@ def test_show_on_an_unmigrated_store_explains(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     assert run_cli("trace", "show", "run-1", "--url", url) == 2
     assert "run `skillmine db upgrade`" in capsys.readouterr().err
+
+
+SERVE_SCRIPT = ("import argparse, sys\nfrom capture.trace_api import cli\n"
+                "parser = argparse.ArgumentParser()\ncli.register(parser.add_subparsers())\n"
+                "args = parser.parse_args(sys.argv[1:])\nsys.exit(args.handler(args))\n")
+
+
+def test_serve_answers_until_interrupted(sqlite_url, writer):
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, "trace", "serve", "--port", "0", "--url", sqlite_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/", line)[1]
+        with urllib.request.urlopen(url + "/api/runs", timeout=10) as response:
+            assert [r["id"] for r in json.loads(response.read())["runs"]] == ["run-1", "run-2"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_names_a_busy_port(sqlite_url, writer, server, capsys):
+    port = server.server_address[1]
+    assert run_cli("trace", "serve", "--port", str(port), "--url", sqlite_url) == 2
+    assert capsys.readouterr().err.startswith(f"skillmine trace: cannot listen on 127.0.0.1:{port}: ")
