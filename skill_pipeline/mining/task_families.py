@@ -34,10 +34,10 @@ _WORD = re.compile(r"<(?:str|path|expr|num)>|[A-Za-z][A-Za-z'-]*")
 def normalise_description(text: str) -> str:
     """The description with typed placeholders: ``"Plot sin(x) over [-3, 5] and save as data/p.png"`` ->
     ``"Plot <expr> over [<num>, <num>] and save as <path>"``."""
-    out = _QUOTED.sub(" <str> ", text or "")
-    out = _PATH.sub(" <path> ", out)
-    out = EXPRESSION.sub(" <expr> ", out)
-    out = _NUMBER.sub(" <num> ", out)
+    out = _QUOTED.sub("<str>", text or "")
+    out = _PATH.sub("<path>", out)
+    out = EXPRESSION.sub("<expr>", out)
+    out = _NUMBER.sub("<num>", out)
     return re.sub(r"\s+", " ", out).strip()
 
 

@@ -25,7 +25,6 @@ from .clustering import encode
 from .naming import skill_name, skill_title
 from .patterns import Pattern, describe_pattern
 from .roles import step_action
-from .task_families import EXPRESSION
 from .stats import (
     failure_hotspots,
     last_step_before_failure,
@@ -35,6 +34,7 @@ from .stats import (
     run_duration_s,
     wilson_interval,
 )
+from .task_families import EXPRESSION
 from .tokens import canonical_sequence, token_events
 
 _WORD_RX = re.compile(

@@ -1,0 +1,112 @@
+"""Skill groups (behaviour x task family x mode), plumbing agents, naming: hand-made data with known answers."""
+import random
+
+from skill_pipeline.mining.naming import skill_name, skill_title
+from skill_pipeline.mining.roles import step_action
+from skill_pipeline.mining.skill_groups import group_runs, labels_of
+from skill_pipeline.mining.skills import mine_skills
+from skill_pipeline.mining.task_families import constant_words, normalise_description
+from skill_pipeline.mining.tokens import token_events
+
+ENGINEER_PATH = ["agent_call:engineer", "agent_call:engineer_response_formatter", "code_exec:executor:ok",
+                 "tool_call:control:record_status", "tool_call:terminator:terminate_session"]
+FAMILIES = {
+    "plot": lambda r: f"Plot {r.choice(['sin(x)', 'cos(x)', 'x**2 - 1'])} over [{r.randint(-5, 0)}, "
+                      f"{r.randint(1, 9)}] and save the figure as data/p_{r.randint(0, 999)}.png",
+    "fit": lambda r: f"Fit a {r.choice(['linear', 'quadratic'])} model to data/m_{r.randint(0, 999)}.csv "
+                     f"and write the fitted parameters to data/f_{r.randint(0, 999)}.txt",
+    "stat": lambda r: f"Compute the {r.choice(['mean', 'median'])} of column {r.choice(['flux', 'mass'])} in "
+                      f"data/c_{r.randint(0, 999)}.csv and save it to data/s_{r.randint(0, 999)}.txt",
+}
+
+
+def _runs(n_per_family: int = 8, seed: int = 3) -> tuple[dict, dict, dict, dict]:
+    rng = random.Random(seed)
+    seqs, descs, modes, runs = {}, {}, {}, {}
+    for family, make in sorted(FAMILIES.items()):
+        for i in range(n_per_family):
+            rid = f"{family}-{i:02d}"
+            seqs[rid], descs[rid], modes[rid] = list(ENGINEER_PATH), make(rng), "one_shot"
+            runs[rid] = {"run_id": rid, "mode": "one_shot", "status": "completed", "task_description": descs[rid]}
+    return seqs, descs, modes, runs
+
+
+def test_one_behaviour_with_three_task_families_splits_into_three_templates():
+    seqs, descs, modes, runs = _runs()
+    groups = group_runs(seqs, descs, modes, {r: "success" for r in seqs})
+    assert sorted(sorted({r.split("-")[0] for r in g.run_ids}) for g in groups) == [["fit"], ["plot"], ["stat"]]
+    assert all(g.size == 8 and g.mode == "one_shot" for g in groups)
+    skills = {s["name"]: s for s in mine_skills(groups, seqs, runs, {})}
+    assert sorted(skills) == ["one_shot_compute_quantity", "one_shot_fit_model", "one_shot_plot_expression"]
+    assert skills["one_shot_plot_expression"]["task_template"] == \
+        "Plot {expression} over [{x_min}, {x_max}] and save the figure as {output_file}"
+    assert skills["one_shot_fit_model"]["task_template"] == \
+        "Fit a {model} model to {input_file} and write the fitted parameters to {output_file}"
+    assert skills["one_shot_compute_quantity"]["task_template"] == \
+        "Compute the {quantity} of column {column} in {input_file} and save it to {output_file}"
+    assert skills["one_shot_fit_model"]["title"] == "Fit a model to an input file"
+    assert [s["action"] for s in skills["one_shot_plot_expression"]["steps"]] == [
+        "write code", "format code", "execute code", "record status", "terminate"]
+
+
+def test_modes_split_and_failed_runs_fold_into_their_skill():
+    seqs, descs, modes, runs = _runs()
+    outcomes = {r: "success" for r in seqs}
+    for i in range(3):  # planning_and_control plot runs: a different skill of the same family
+        rid = f"pc-{i}"
+        seqs[rid] = ["agent_call:planner", "tool_call:plan_recorder:record_plan", *ENGINEER_PATH]
+        descs[rid], modes[rid], outcomes[rid] = f"Plot sin(x) over [0, {i + 2}] and save the figure as d/q{i}.png", \
+            "planning_and_control", "success"
+    for i in range(2):  # rate-limited one_shot fit runs cut after the engineer: fold into the fit skill
+        rid = f"fit-cut-{i}"
+        seqs[rid], descs[rid], modes[rid], outcomes[rid] = ["agent_call:engineer"], \
+            f"Fit a linear model to data/x{i}.csv and write the fitted parameters to data/y{i}.txt", "one_shot", "failure"
+    labels = labels_of(group_runs(seqs, descs, modes, outcomes, min_group_size=3))
+    assert labels["fit-cut-0"] == labels["fit-cut-1"] == labels["fit-00"]
+    assert labels["pc-0"] == labels["pc-2"] != labels["plot-00"]
+    assert len(set(labels.values())) == 4
+
+
+def test_group_ids_and_names_are_deterministic_and_order_free():
+    seqs, descs, modes, _ = _runs()
+    first = [(g.group_id, g.run_ids) for g in group_runs(seqs, descs, modes)]
+    reordered = {k: seqs[k] for k in sorted(seqs, reverse=True)}
+    again = [(g.group_id, g.run_ids) for g in group_runs(reordered, dict(reversed(descs.items())), modes)]
+    assert first == again and all(gid.startswith("g") and len(gid) == 13 for gid, _ in first)
+    title = skill_title("Summarise {n_papers} recent papers on {topic} in {report_file}", {"n_papers": "integer"})
+    assert title == "Summarise recent papers on a topic in a report file"
+    assert skill_name("planning_and_control", title, "researcher") == "planning_and_control_summarise_papers"
+    assert skill_name("one_shot", "", "researcher") == "one_shot_researcher"
+
+
+def test_description_normalisation():
+    text = "Plot exp(-x**2) over [-3, 5.5] and save 'fig one' as data/plot_ab12.png"
+    assert normalise_description(text) == "Plot <expr> over [<num>, <num>] and save <str> as <path>"
+    assert constant_words("Compute the 90th percentile of column flux in cat.csv") == {
+        "compute", "the", "percentile", "of", "column", "flux", "in"}
+
+
+def _ev(order, etype, agent, subtype=None, **kw):
+    return {"run_id": "r", "seq": order, "execution_order": order, "event_type": etype, "event_subtype": subtype,
+            "agent_name": agent, "status": "completed", "meta": {}, "inputs": {}, **kw}
+
+
+def test_plumbing_agents_dropped_and_tools_attributed_to_the_caller():
+    events = [
+        _ev(1, "agent_call", "chat_manager", "start"),
+        _ev(2, "agent_call", "control", "start"), _ev(3, "llm_call", "control"),
+        _ev(4, "agent_call", "_Group_Tool_Executor", "start"),
+        _ev(5, "tool_call", "_Group_Tool_Executor", "start", inputs={"name": "record_status"}),
+        _ev(6, "agent_call", "engineer", "start"),
+        _ev(7, "agent_call", "executor", "start"), _ev(8, "code_exec", "executor", meta={"exit_code": 0}),
+        _ev(9, "agent_call", "_Group_Tool_Executor", "start"),
+        _ev(10, "tool_call", "_Group_Tool_Executor", "start", inputs={"name": "terminate_session"},
+            meta={"caller": "terminator"}),
+        _ev(11, "agent_call", "_User", "start"),
+    ]
+    assert [t for t, _ in token_events(events)] == [
+        "tool_call:control:record_status", "agent_call:engineer", "code_exec:executor:ok",
+        "tool_call:terminator:terminate_session"]
+    assert step_action("tool_call", "control", "record_status") == "record status"
+    assert step_action("agent_call", "planner_response_formatter") == "format plan"
+    assert step_action("agent_call", "my_agent") == "act as my agent"
