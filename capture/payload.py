@@ -129,6 +129,9 @@ def _clip(value: Any, limit: int) -> Any:
     return {"__truncated__": True, "original_bytes": len(text.encode("utf-8")), "preview": text[:limit]}
 
 
+_FAST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_payload_json(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str | None:
     """:func:`encode_payload` followed by :func:`dumps`, fast when ``value`` is already plain JSON data.
 
@@ -138,7 +141,7 @@ def encode_payload_json(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) 
     if value is None:
         return None
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _FAST_ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError):
         return dumps(encode_payload(value, max_bytes))
     if len(text) <= max_bytes // 4 or len(text.encode("utf-8")) <= max_bytes:
