@@ -33,22 +33,22 @@ from sqlalchemy import create_engine, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capture.models import ExecutionEvent, WorkflowRun  # noqa: E402
-from skill_pipeline.mining.baseline import auto_discover_skills, baseline_sequences, extract_agent_pattern  # noqa: E402
-from skill_pipeline.mining.quality import (  # noqa: E402
+from capture.models import ExecutionEvent, WorkflowRun
+from skill_pipeline.mining.baseline import auto_discover_skills, baseline_sequences, extract_agent_pattern
+from skill_pipeline.mining.quality import (
     adjusted_rand,
     interval_coverage,
     script_step_tokens,
     slot_scores,
     step_precision_recall,
 )
-from skill_pipeline.mining.skill_groups import group_runs, labels_of  # noqa: E402
-from skill_pipeline.mining.skills import mine_skills  # noqa: E402
-from skill_pipeline.mining.stats import outcome  # noqa: E402
-from skill_pipeline.mining.tokens import token_events  # noqa: E402
-from workloads.ground_truth import read_ground_truth  # noqa: E402
-from workloads.script import build_run_script  # noqa: E402
-from workloads.simulate import simulate  # noqa: E402
+from skill_pipeline.mining.skill_groups import group_runs, labels_of
+from skill_pipeline.mining.skills import mine_skills
+from skill_pipeline.mining.stats import outcome
+from skill_pipeline.mining.tokens import token_events
+from workloads.ground_truth import read_ground_truth
+from workloads.script import build_run_script
+from workloads.simulate import simulate
 
 EVENT_COLUMNS = ("seq", "run_id", "node_id", "event_type", "event_subtype", "agent_name", "status",
                  "execution_order", "inputs", "meta", "duration_ms")
@@ -150,19 +150,19 @@ def render(q: dict[str, Any], command: str) -> str:
     lines = [
         f"`{command}`",
         "",
-        f"{q['runs']:,} fast-engine runs ({q['events']:,} step-relevant events), {q['true_groups']} true (mode, "
+        (f"{q['runs']:,} fast-engine runs ({q['events']:,} step-relevant events), {q['true_groups']} true (mode, "
         f"template) groups; mining (tokens, groups, patterns, templates, statistics) {q['mine_s']:.1f} s, "
-        f"baseline {q['baseline_s']:.1f} s.",
+        f"baseline {q['baseline_s']:.1f} s."),
         "",
         "| figure | skillmine | MARS baseline (auto_discover_skills) | target |",
         "|---|---|---|---|",
-        f"| ARI run -> skill vs (mode, template_id) | {q['ari']:.3f} ({q['groups']} groups) | "
-        f"{q['baseline_ari']:.3f} ({q['baseline_groups']} groups) | >= 0.95 |",
-        f"| step precision / recall vs scripted success path | {q['step_precision']:.3f} / {q['step_recall']:.3f} "
+        (f"| ARI run -> skill vs (mode, template_id) | {q['ari']:.3f} ({q['groups']} groups) | "
+        f"{q['baseline_ari']:.3f} ({q['baseline_groups']} groups) | >= 0.95 |"),
+        (f"| step precision / recall vs scripted success path | {q['step_precision']:.3f} / {q['step_recall']:.3f} "
         f"(min recall {q['min_step_recall']:.2f}) | {q['baseline_step_precision']:.3f} / "
-        f"{q['baseline_step_recall']:.3f} | >= 0.95 |",
-        f"| parameter slot P / R / F1 | {q['slot_precision']:.3f} / {q['slot_recall']:.3f} / {q['slot_f1']:.3f} | "
-        "n/a (no parameters) | F1 >= 0.90 |",
+        f"{q['baseline_step_recall']:.3f} | >= 0.95 |"),
+        (f"| parameter slot P / R / F1 | {q['slot_precision']:.3f} / {q['slot_recall']:.3f} / {q['slot_f1']:.3f} | "
+        "n/a (no parameters) | F1 >= 0.90 |"),
         f"| Wilson 95% intervals containing the true success rate | {q['interval_coverage']:.1%} | n/a | 100% |",
         f"| ARI ratio skillmine / baseline | {ratio:.2f}x | | |",
         "",

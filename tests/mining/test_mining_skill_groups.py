@@ -50,7 +50,7 @@ def test_one_behaviour_with_three_task_families_splits_into_three_templates():
 
 
 def test_modes_split_and_failed_runs_fold_into_their_skill():
-    seqs, descs, modes, runs = _runs()
+    seqs, descs, modes, _ = _runs()
     outcomes = {r: "success" for r in seqs}
     for i in range(3):  # planning_and_control plot runs: a different skill of the same family
         rid = f"pc-{i}"
