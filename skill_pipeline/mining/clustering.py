@@ -34,15 +34,19 @@ T = TypeVar("T")
 # --- sequence helpers ----------------------------------------------------------------------
 
 def _copy_len(cur: Sequence[T], blk: Sequence[T], j: int, b: int, tol: int) -> int:
-    """Length of a copy of ``blk`` starting at ``j`` (exact, or within ``tol`` edits; 0 = none)."""
+    """Length of a copy of ``blk`` starting at ``j`` (exact, or within ``tol`` edits; 0 = none).
+
+    An approximate copy may miss or reorder the block's steps but not bring a step the block lacks: collapsing
+    it would drop that step (e.g. the ideas saver that only the last maker round calls)."""
     n = len(cur)
     if j + b <= n and list(cur[j : j + b]) == list(blk):
         return b
     if tol <= 0 or cur[j] != blk[0]:
         return 0
     best, best_d = 0, tol + 1
+    known = set(blk)
     for bl in (b, b - 1, b + 1):
-        if bl < 2 or j + bl > n:
+        if bl < 2 or j + bl > n or not known.issuperset(cur[j : j + bl]):
             continue
         d = Levenshtein.distance(list(blk), list(cur[j : j + bl]), score_cutoff=tol)
         if d < best_d:

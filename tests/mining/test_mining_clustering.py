@@ -12,9 +12,12 @@ from skill_pipeline.mining.synthetic import generate_synthetic_sequences
 def test_collapse_repeats_exact_and_noisy():
     assert collapse_repeats(list("abxbxbxc")) == (list("abxc"), [(1, 3, 3)])
     assert collapse_repeats(list("abc")) == (list("abc"), [])
-    # a noisy second copy of a 5-token block still collapses
-    red, spans = collapse_repeats(list("aEFXCREFqXCRz"))
+    # a second copy of a 5-token block missing one step still collapses
+    red, spans = collapse_repeats(list("aEFXCREFCRz"))
     assert red == list("aEFXCRz") and spans == [(1, 6, 2)]
+    # a copy bringing a step the block lacks does not swallow it (the step survives outside the collapsed copy)
+    assert collapse_repeats(list("aEFXCREFqXCRz")) == (list("aEFXCREFqXCRz"), [])
+    assert collapse_repeats(list("aEFXCREFXCqz")) == (list("aEFXCRqz"), [(1, 6, 2)])
 
 
 def test_retry_and_installer_variants_reduce_close_to_clean_run():
