@@ -46,6 +46,8 @@ def _wrap_prepare(pattern: Any, original: Any) -> Any:
         if patching.is_active(pattern):
             for agent in _agents_in(result):
                 attempt("pattern.prepare", instrument_agent, agent, owner=pattern)
+                if getattr(agent, "groupchat", None) is not None:
+                    attempt("pattern.selection", instrument_selection, agent)
         return result
 
     return prepare_group_chat
