@@ -83,6 +83,12 @@ def to_library_candidate(mined: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def with_statistics(candidate: dict[str, Any], stats: dict[str, Any], source_runs: list[str]) -> dict[str, Any]:
+    """A copy of a library candidate with statistics and source runs replaced (e.g. over every member run)."""
+    return {**candidate, "statistics": _statistics(stats),
+            "provenance": {**candidate["provenance"], "source_runs": list(source_runs)}}
+
+
 def library_errors(candidate: dict[str, Any]) -> list[str]:
     """Schema errors of a candidate as the library would publish it ([] when it validates)."""
     doc = with_defaults(candidate)

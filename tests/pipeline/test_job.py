@@ -50,6 +50,7 @@ def test_job_mines_a_simulated_workload_and_a_rerun_changes_nothing(tmp_path: Pa
             assert again["event_sequences"]["rows_inserted"] == 0
             assert (again["sequence_clusters"]["clustering"], again["sequence_clusters"]["runs_assigned"]) == (
                 "incremental", 0)
+            assert again["skill_templates"]["slot_inference_reused"] == again["skill_templates"]["dagster/row_count"]
             assert again["skill_library_release"]["release"] == 1
             assert again["skill_library_release"]["created"] is False
             assert again["skill_library_release"]["skills_unchanged"] == published

@@ -5,6 +5,7 @@ Each asset reads its inputs from the warehouse (inside the run only), calls the 
 figures so the UI never needs the warehouse.
 """
 
+import hashlib
 import json
 from collections import Counter
 
@@ -14,6 +15,7 @@ from pydantic import Field
 from capture.vocabulary import EVENT_TYPES
 from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
 from skill_pipeline.lib import candidates, loaders, pattern_json, warehouse
+from skill_pipeline.lib import slot_values as slot_values_of
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
 from skill_pipeline.mining.clustering import ClusterResult, cluster_sequences, normalized_distance, reduce_sequence
 from skill_pipeline.mining.outcomes import analyse_outcomes
@@ -33,11 +35,12 @@ CLUSTER_COLUMNS = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHA
 PATTERN_COLUMNS = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER", "description": "VARCHAR",
                    "pattern": "VARCHAR"}
 TEMPLATE_COLUMNS = {"cluster_id": "VARCHAR", "name": "VARCHAR", "support": "INTEGER", "success_rate": "DOUBLE",
-                    "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR", "slot_values": "VARCHAR"}
+                    "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR", "slot_values": "VARCHAR",
+                    "cache_key": "VARCHAR", "sampled_slot_values": "VARCHAR"}
 QUALITY_COLUMNS = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER", "coverage": "DOUBLE"}
 OUTCOME_COLUMNS = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR", "cluster_id": "VARCHAR"}
 # Member runs whose full events feed slot inference per template; statistics always use every member.
-TEMPLATE_EVENT_RUNS = 2000
+TEMPLATE_SAMPLE_RUNS = 200
 
 
 def _spec_kwargs(description: str, *deps: str) -> dict:
@@ -224,26 +227,46 @@ def skill_patterns(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
         "preview": dg.MetadataValue.md("**Top patterns**\n\n" + preview)})
 
 
-def _template_row(cluster_id: str, pattern_text: str, runs: dict, con, min_support: int,  # noqa: ANN001
-                  full_sequences: dict[str, list[str]], granularity: str) -> tuple:
+def _cache_key(pattern, sample_runs: list[str], last_seq: dict[str, int]) -> str:  # noqa: ANN001
+    """What slot inference depends on: the pattern's step structure and the sampled runs (with their last seq)."""
+    shape = [[s.token, s.optional, s.block] for s in pattern.steps]
+    blocks = [[b.start, b.end, b.min, b.max, b.until] for b in pattern.blocks]
+    text = json.dumps([shape, blocks, [[r, last_seq.get(r)] for r in sample_runs]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict[str, tuple]) -> tuple:
+    """One skill_templates row. Slot inference uses the ``TEMPLATE_SAMPLE_RUNS`` oldest members (so new runs
+    rarely change it, and it is reused from the previous materialisation while its inputs are unchanged);
+    statistics always cover every member."""
+    con, runs, first_seq = context["con"], context["runs"], context["first_seq"]
     pattern = pattern_json.loads(pattern_text)
     member_runs = [r[0] for r in con.execute("SELECT run_id FROM run_clusters WHERE cluster_id = ? ORDER BY ordinal",
                                              [cluster_id]).fetchall()]
     members = [runs[r] for r in member_runs]
-    positions = list(range(len(members)))[:TEMPLATE_EVENT_RUNS]
-    sample = pattern_json.subset(pattern, positions)
-    sample_runs = [members[i] for i in positions]
-    events = dict(loaders.events_by_run(con, [r["run_id"] for r in sample_runs], payloads=True))
-    mined = build_skill_candidate(sample, sample_runs, events,
-                                  loaders.files(con, [r["run_id"] for r in sample_runs]), granularity=granularity)
-    mined["statistics"] = template_statistics(pattern, members, {}, full_sequences)
-    mined["provenance"]["source_runs"] = sorted(member_runs)
-    candidate = candidates.to_library_candidate(mined)
+    positions = sorted(sorted(range(len(members)), key=lambda i: (first_seq[member_runs[i]], member_runs[i]))
+                       [:TEMPLATE_SAMPLE_RUNS])
+    sample_ids = [member_runs[i] for i in positions]
+    key = _cache_key(pattern, sample_ids, context["last_seq"])
+    if key in cache:
+        candidate, sampled_values = cache[key]
+    else:
+        sample_runs = [members[i] for i in positions]
+        events = dict(loaders.events_by_run(con, sample_ids, payloads=True))
+        mined = build_skill_candidate(pattern_json.subset(pattern, positions), sample_runs, events,
+                                      loaders.files(con, sample_ids), granularity=context["granularity"])
+        candidate, sampled_values = candidates.to_library_candidate(mined), mined.get("slot_values") or {}
+    stats = template_statistics(pattern, members, {}, context["full_sequences"])
+    candidate = candidates.with_statistics(candidate, stats, sorted(member_runs))
+    slot_values = {r: sampled_values.get(r) or slot_values_of.values_from_task(candidate["task_template"],
+                                                                                 runs[r]["task_description"])
+                   for r in sorted(member_runs)}
     errors = candidates.library_errors(candidate)
-    rate = mined["statistics"]["success_rate"]
-    publishable = not errors and len(members) >= min_support and rate is not None
+    rate = stats["success_rate"]
+    publishable = not errors and len(members) >= context["min_support"] and rate is not None
     return (cluster_id, candidate["name"], len(members), rate, publishable, "; ".join(errors),
-            json.dumps(candidate, sort_keys=True), json.dumps(mined.get("slot_values") or {}, sort_keys=True))
+            json.dumps(candidate, sort_keys=True), json.dumps(slot_values, sort_keys=True), key,
+            json.dumps(sampled_values, sort_keys=True))
 
 
 @dg.asset(**_spec_kwargs("Parameterised skill templates (task template with typed slots, steps, expected "
@@ -254,21 +277,30 @@ def skill_templates(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
                     mining_settings: MiningSettings) -> dg.MaterializeResult:
     min_support = mining_settings.support()
     with warehouse_db.connection() as con:
-        runs = loaders.runs(con)
-        full = {r: json.loads(t) for r, t in con.execute("SELECT run_id, tokens FROM run_sequences").fetchall()}
+        cache = ({key: (json.loads(doc), json.loads(sampled)) for key, doc, sampled in con.execute(
+            "SELECT cache_key, candidate, sampled_slot_values FROM skill_templates").fetchall()}
+            if _has_table(con, "skill_templates") and "cache_key" in {
+                r[0] for r in con.execute("DESCRIBE skill_templates").fetchall()} else {})
+        shared = {"con": con, "runs": loaders.runs(con), "min_support": min_support,
+                  "granularity": mining_settings.token_granularity(),
+                  "first_seq": dict(con.execute("SELECT run_id, min(seq) FROM events GROUP BY run_id").fetchall()),
+                  "last_seq": dict(con.execute("SELECT run_id, last_seq FROM run_sequences").fetchall()),
+                  "full_sequences": {r: json.loads(t) for r, t in con.execute(
+                      "SELECT run_id, tokens FROM run_sequences").fetchall()}}
         patterns = con.execute("SELECT cluster_id, pattern FROM patterns ORDER BY support DESC, cluster_id").fetchall()
-        rows = [_template_row(cid, text, runs, con, min_support, full, mining_settings.token_granularity())
-                for cid, text in patterns]
+        rows = [_template_row(cid, text, shared, cache) for cid, text in patterns]
         warehouse.replace_table(con, "skill_templates", TEMPLATE_COLUMNS, rows, _scratch(warehouse_db))
     publishable = [r for r in rows if r[4]]
+    reused = sum(1 for r in rows if r[8] in cache)
     preview = markdown_table(["name", "runs", "success", "publishable", "task template"],
                              [(r[1], r[2], r[3], r[4], json.loads(r[6])["task_template"]) for r in rows[:10]])
     rated = [r for r in rows if r[3] is not None][:20]
-    context.log.info(f"{len(rows)} templates, {len(publishable)} publishable (support >= {min_support})")
+    context.log.info(f"{len(rows)} templates ({reused} reused), {len(publishable)} publishable "
+                     f"(support >= {min_support})")
     return dg.MaterializeResult(metadata={
         **table_metadata(len(rows), TEMPLATE_COLUMNS),
         "publishable": len(publishable), "below_support": sum(1 for r in rows if r[2] < min_support),
-        "invalid": sum(1 for r in rows if r[5]), "min_support": min_support,
+        "invalid": sum(1 for r in rows if r[5]), "min_support": min_support, "slot_inference_reused": reused,
         "preview": dg.MetadataValue.md("**Templates**\n\n" + preview),
         "success_rates": dg.MetadataValue.md(bar_chart_markdown(
             "Success rate per template", [r[1] for r in rated], [r[3] for r in rated], max_value=1.0,
