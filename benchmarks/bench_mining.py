@@ -34,25 +34,25 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capture.store import CaptureStore  # noqa: E402
-from skill_pipeline.definitions import defs  # noqa: E402
-from skill_pipeline.lib import loaders  # noqa: E402
-from skill_pipeline.mining.baseline import auto_discover_skills, baseline_sequences, extract_agent_pattern  # noqa: E402
-from skill_pipeline.mining.clustering import reduce_sequence  # noqa: E402
-from skill_pipeline.mining.quality import (  # noqa: E402
+from capture.store import CaptureStore
+from skill_pipeline.definitions import defs
+from skill_pipeline.lib import loaders
+from skill_pipeline.mining.baseline import auto_discover_skills, baseline_sequences, extract_agent_pattern
+from skill_pipeline.mining.clustering import reduce_sequence
+from skill_pipeline.mining.quality import (
     clustering_scores,
     interval_coverage,
     slot_scores,
     step_precision_recall,
 )
-from skill_pipeline.resources import (  # noqa: E402
+from skill_pipeline.resources import (
     EventStoreResource,
     MiningSettings,
     SkillLibraryResource,
     WarehouseResource,
 )
-from workloads.families import FAMILIES  # noqa: E402
-from workloads.ground_truth import read_ground_truth  # noqa: E402
+from workloads.families import FAMILIES
+from workloads.ground_truth import read_ground_truth
 
 # The generating model's failure probability (workloads/script.py::_draw_outcome): a rate-limit failure ends
 # 6% of engineer-family runs and 8% of the others; every other finished run completes.
@@ -211,34 +211,33 @@ def scale(runs: int, seed: int, granularity: str, work: Path) -> dict[str, Any]:
 
 def render(quality: dict[str, Any], big: dict[str, Any] | None, command: str) -> str:
     q = quality
-    lines = [
-        f"`{command}`",
-        "",
-        f"Quality: {q['runs']:,} simulated runs ({q['events']:,} events), {q['true_groups']} true (mode, template) "
-        f"groups; job {q['full_s']:.1f} s end to end.",
-        "",
-        "| figure | skillmine | MARS baseline | target |",
-        "|---|---|---|---|",
-        f"| clustering ARI vs (mode, template) | {q['ari']:.3f} ({q['clusters']} clusters) | {q['baseline_ari']:.3f} "
-        f"({q['baseline_groups']} groups) | >= 0.95 |",
-        f"| clustering ARI vs template only | {q['ari_template_only']:.3f} | | |",
-        f"| template step precision / recall | {q['step_precision']:.3f} / {q['step_recall']:.3f} "
-        f"({q['templates']} templates) | {q['baseline_step_precision']:.3f} / {q['baseline_step_recall']:.3f} "
-        "| >= 0.95 |",
-        f"| parameter slot P / R / F1 | {q['slot_precision']:.3f} / {q['slot_recall']:.3f} / {q['slot_f1']:.3f} "
-        "| n/a (no per-run values) | F1 >= 0.90 |",
-        f"| Wilson 95% interval covers the true success rate | {q['wilson_coverage']:.1%} | n/a (fixed 1.0) | |",
-        f"| ratio ARI skillmine / baseline | {q['ari'] / q['baseline_ari'] if q['baseline_ari'] else float('inf'):.2f}x"
-        " | | |",
-        "",
-        f"Incremental: +{q['incremental_runs']} runs ({q['incremental_events']:,} new events) re-mined in "
-        f"{q['incremental_s']:.1f} s = {q['incremental_ratio']:.1%} of the full run (target <= 10%).",
+    ratio = q["ari"] / q["baseline_ari"] if q["baseline_ari"] else float("inf")
+    rows = [
+        ("clustering ARI vs (mode, template)", f"{q['ari']:.3f} ({q['clusters']} clusters)",
+         f"{q['baseline_ari']:.3f} ({q['baseline_groups']} groups)", ">= 0.95"),
+        ("clustering ARI vs template only", f"{q['ari_template_only']:.3f}", "", ""),
+        ("template step precision / recall",
+         f"{q['step_precision']:.3f} / {q['step_recall']:.3f} ({q['templates']} templates)",
+         f"{q['baseline_step_precision']:.3f} / {q['baseline_step_recall']:.3f}", ">= 0.95"),
+        ("parameter slot P / R / F1", f"{q['slot_precision']:.3f} / {q['slot_recall']:.3f} / {q['slot_f1']:.3f}",
+         "n/a (no per-run values)", "F1 >= 0.90"),
+        ("Wilson 95% interval covers the true success rate", f"{q['wilson_coverage']:.1%}", "n/a (fixed 1.0)", ""),
+        ("ratio ARI skillmine / baseline", f"{ratio:.2f}x", "", ""),
     ]
+    lines = [f"`{command}`", "",
+             (f"Quality: {q['runs']:,} simulated runs ({q['events']:,} events), {q['true_groups']} true "
+              f"(mode, template) groups; job {q['full_s']:.1f} s end to end."), "",
+             "| figure | skillmine | MARS baseline | target |", "|---|---|---|---|",
+             *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
+             (f"Incremental: +{q['incremental_runs']} runs ({q['incremental_events']:,} new events) re-mined in "
+              f"{q['incremental_s']:.1f} s = {q['incremental_ratio']:.1%} of the full run (target <= 10%)."),
+             "", f"Step seconds, full run: {q['full_steps']}", "",
+             f"Step seconds, incremental run: {q['incremental_steps']}"]
     if big:
-        lines += ["", f"Scale: {big['runs']:,} runs ({big['events']:,} events) extracted and mined end to end in "
-                      f"{big['pipeline_s']:.1f} s ({big['events_per_s']:,.0f} events/s), peak RSS "
-                      f"{big['peak_rss_mb']:,.0f} MB (targets: <= 300 s for 100,000 runs, <= 4096 MB); "
-                      f"{big['clusters']} clusters, {big['published']} skills published."]
+        lines += ["", (f"Scale: {big['runs']:,} runs ({big['events']:,} events) extracted and mined end to end in "
+                       f"{big['pipeline_s']:.1f} s ({big['events_per_s']:,.0f} events/s), peak RSS "
+                       f"{big['peak_rss_mb']:,.0f} MB (targets: <= 300 s for 100,000 runs, <= 4096 MB); "
+                       f"{big['clusters']} clusters, {big['published']} skills published. Steps: {big['steps']}")]
     return "\n".join(lines)
 
 

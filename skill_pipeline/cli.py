@@ -82,8 +82,9 @@ def _ui(args: argparse.Namespace) -> int:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     cmd = [_dagster_executable(), "dev", *_code_target(), "-h", args.host, "-p", str(args.port)]
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl-C stops it", flush=True)
-    proc = subprocess.Popen(cmd, env=env, cwd=PACKAGE_DIR.parent, preexec_fn=_restore_sigint,
-                            start_new_session=True)
+    # preexec_fn must run between fork and exec to reset the inherited signal dispositions (dagster.md §8).
+    proc = subprocess.Popen(cmd, env=env, cwd=PACKAGE_DIR.parent, start_new_session=True,
+                            preexec_fn=_restore_sigint)  # noqa: PLW1509
 
     def _terminate(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

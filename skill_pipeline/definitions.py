@@ -13,7 +13,12 @@ from skill_pipeline.defs.library import assets as library_assets
 from skill_pipeline.defs.library import checks as library_checks
 from skill_pipeline.defs.mining import assets as mining_assets
 from skill_pipeline.defs.mining import checks as mining_checks
-from skill_pipeline.resources import EventStoreResource, MiningSettings, SkillLibraryResource, WarehouseResource
+from skill_pipeline.resources import (
+    EventStoreResource,
+    MiningSettings,
+    SkillLibraryResource,
+    WarehouseResource,
+)
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:

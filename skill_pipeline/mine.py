@@ -43,15 +43,15 @@ def summary(result: dg.ExecuteInProcessResult, library_path: Path) -> str:
     failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     lines = [
         f"mining run {result.run_id}: {'succeeded' if result.success else 'FAILED'}",
-        f"  events: {events.get('rows_inserted', 0):,} new, {events.get('dagster/row_count', 0):,} in the warehouse "
-        f"(HWM {events.get('hwm', 0):,})",
-        f"  clusters: {clusters.get('n_clusters', 0)} (silhouette {clusters.get('silhouette', 0.0):.3f}, "
-        f"coverage {clusters.get('coverage', 0.0):.1%}); overall success rate "
-        f"{outcomes.get('success_rate', 0.0):.1%}",
-        f"  templates: {templates.get('dagster/row_count', 0)} mined, {templates.get('publishable', 0)} publishable "
-        f"(support >= {templates.get('min_support', '?')})",
-        f"  library release {release.get('release', 0)} ({'new' if release.get('created') else 'unchanged'}): "
-        f"{changes}",
+        (f"  events: {events.get('rows_inserted', 0):,} new, {events.get('dagster/row_count', 0):,} in the "
+         f"warehouse (HWM {events.get('hwm', 0):,})"),
+        (f"  clusters: {clusters.get('n_clusters', 0)} (silhouette {clusters.get('silhouette', 0.0):.3f}, "
+         f"coverage {clusters.get('coverage', 0.0):.1%}); overall success rate "
+         f"{outcomes.get('success_rate', 0.0):.1%}"),
+        (f"  templates: {templates.get('dagster/row_count', 0)} mined, {templates.get('publishable', 0)} "
+         f"publishable (support >= {templates.get('min_support', '?')})"),
+        (f"  library release {release.get('release', 0)} ({'new' if release.get('created') else 'unchanged'}): "
+         f"{changes}"),
         f"  library: {library_path}",
         "  UI: run `skillmine ui` and open http://127.0.0.1:3000 (runs of `skillmine mine` are listed there)",
     ]
@@ -63,7 +63,12 @@ def summary(result: dg.ExecuteInProcessResult, library_path: Path) -> str:
 def mine_now(options: MineOptions, *, home: Path, out: TextIO = sys.stdout) -> int:
     """Run the job; returns a process exit code (0 ok, 1 run failed, 2 bad configuration)."""
     from skill_pipeline.definitions import defs
-    from skill_pipeline.resources import EventStoreResource, MiningSettings, SkillLibraryResource, WarehouseResource
+    from skill_pipeline.resources import (
+        EventStoreResource,
+        MiningSettings,
+        SkillLibraryResource,
+        WarehouseResource,
+    )
 
     store_resource = EventStoreResource(database_url=options.url)
     try:

@@ -12,7 +12,6 @@ Every location comes from explicit resource config or, when left unset, from ``S
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import dagster as dg
 import duckdb
@@ -27,7 +26,7 @@ from skill_pipeline.lib import extraction, warehouse
 class EventStoreResource(dg.ConfigurableResource):
     """Read access to the capture store (SQLite or PostgreSQL); the URL must name its driver."""
 
-    database_url: Optional[str] = Field(
+    database_url: str | None = Field(
         default=None, description="SQLAlchemy URL with driver; default SKILLMINE_DATABASE_URL or SQLite in "
                                   "SKILLMINE_HOME")
 
@@ -52,7 +51,7 @@ class EventStoreResource(dg.ConfigurableResource):
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file; opened only inside runs, closed in ``finally``, lock errors retried."""
 
-    path: Optional[str] = Field(default=None, description="DuckDB file; default SKILLMINE_WAREHOUSE or "
+    path: str | None = Field(default=None, description="DuckDB file; default SKILLMINE_WAREHOUSE or "
                                                            "$SKILLMINE_HOME/warehouse.duckdb")
     lock_attempts: int = Field(default=8, description="connection attempts while another process holds the lock")
 
@@ -68,7 +67,7 @@ class WarehouseResource(dg.ConfigurableResource):
 class SkillLibraryResource(dg.ConfigurableResource):
     """Where releases of the skill library are published."""
 
-    path: Optional[str] = Field(default=None, description="library directory; default SKILLMINE_LIBRARY or "
+    path: str | None = Field(default=None, description="library directory; default SKILLMINE_LIBRARY or "
                                                            "$SKILLMINE_HOME/library")
 
     def resolved_path(self) -> Path:
@@ -94,11 +93,11 @@ def _env_float(name: str, default: float) -> float:
 class MiningSettings(dg.ConfigurableResource):
     """Thresholds of the mining and publishing steps (unset fields fall back to SKILLMINE_* variables)."""
 
-    min_support: Optional[int] = Field(default=None, description="runs a template needs before it is published "
+    min_support: int | None = Field(default=None, description="runs a template needs before it is published "
                                                                  "(SKILLMINE_MIN_SUPPORT, default 5)")
-    min_silhouette: Optional[float] = Field(default=None, description="clustering quality the check requires "
+    min_silhouette: float | None = Field(default=None, description="clustering quality the check requires "
                                                                       "(SKILLMINE_MIN_SILHOUETTE, default 0.15)")
-    granularity: Optional[str] = Field(default=None, description="token granularity coarse|standard|fine "
+    granularity: str | None = Field(default=None, description="token granularity coarse|standard|fine "
                                                                  "(SKILLMINE_GRANULARITY, default standard)")
     sample_size: int = Field(default=2000, description="sequences clustered exactly before medoid assignment")
 

@@ -38,7 +38,7 @@ def bar_chart_png(values: Sequence[float], *, width: int = 360, bar_height: int 
     for row in range(height):
         pixels[row][0] = AXIS
     for i, value in enumerate(values):
-        length = int(round((width - 2) * max(0.0, min(float(value), top)) / top))
+        length = round((width - 2) * max(0.0, min(float(value), top)) / top)
         colour = PALETTE[i % len(PALETTE)]
         y0 = gap + i * (bar_height + gap)
         for y in range(y0, y0 + bar_height):

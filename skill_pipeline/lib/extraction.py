@@ -137,7 +137,7 @@ def _event_row(row: Any, payload_chars: int, counts: _Counts) -> list[Any]:
             (inputs or "")[:payload_chars] or None, (outputs or "")[:payload_chars] or None, truncated]
 
 
-def _event_query(start_after: int, payload_chars: int):  # noqa: ANN202 - SQLAlchemy Select
+def _event_query(start_after: int, payload_chars: int):
     """Events above ``start_after``; payload text is cut in SQL, so a huge payload never reaches Python whole
     (one character more than kept, to tell that it was cut)."""
     cols = [EVENTS.c[name] for name in ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id",
@@ -156,7 +156,7 @@ def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[st
         yield values[start:start + size]
 
 
-def _lenient_connection(engine: Engine):  # noqa: ANN202 - SQLAlchemy Connection
+def _lenient_connection(engine: Engine):
     """A source connection that streams results and, on SQLite, decodes non-UTF-8 text instead of failing."""
     conn = engine.connect()
     if engine.dialect.name == "sqlite":

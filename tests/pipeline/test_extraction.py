@@ -8,8 +8,9 @@ from sqlalchemy import insert
 
 from capture.models import ExecutionEvent
 from capture.records import prepare_event
-from capture.store import Batch, CaptureStore
+from capture.store import CaptureStore
 from skill_pipeline.lib import extraction
+
 from .workload import write_runs
 
 EVENTS = ExecutionEvent.__table__

@@ -12,7 +12,7 @@ from skill_pipeline.resources import EventStoreResource
 from .workload import write_runs
 
 
-def _tick(store: CaptureStore, instance: dg.DagsterInstance, cursor: str | None):  # noqa: ANN202
+def _tick(store: CaptureStore, instance: dg.DagsterInstance, cursor: str | None):
     resource = EventStoreResource(database_url=store.engine.url.render_as_string(False))
     with dg.build_sensor_context(instance=instance, cursor=cursor,
                                  resources={"event_store": resource}) as context:

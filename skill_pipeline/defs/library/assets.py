@@ -10,7 +10,6 @@ from skill_pipeline.defs.common import OWNERS, table_metadata
 from skill_pipeline.lib.charts import markdown_table
 from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
 
-
 RELEASE_COLUMNS = {"name": "string", "version": "semver", "support": "integer", "success_rate": "number",
                    "task_template": "string"}
 

@@ -17,9 +17,9 @@ from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
 from skill_pipeline.lib import candidates, loaders, pattern_json, warehouse
 from skill_pipeline.lib import slot_values as slot_values_of
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
-from skill_pipeline.mining.clustering import ClusterResult, cluster_sequences, normalized_distance, reduce_sequence
+from skill_pipeline.mining.clustering import cluster_sequences, normalized_distance, reduce_sequence
 from skill_pipeline.mining.outcomes import analyse_outcomes
-from skill_pipeline.mining.patterns import describe_pattern, mine_patterns
+from skill_pipeline.mining.patterns import describe_pattern, mine_pattern
 from skill_pipeline.mining.templates import build_skill_candidate, template_statistics
 from skill_pipeline.mining.tokens import node_sequences, token_events
 from skill_pipeline.resources import MiningSettings, WarehouseResource
@@ -48,11 +48,11 @@ def _spec_kwargs(description: str, *deps: str) -> dict:
             "deps": list(deps), "pool": DUCKDB_POOL}
 
 
-def _scratch(warehouse_db: WarehouseResource):  # noqa: ANN202 - Path
+def _scratch(warehouse_db: WarehouseResource):
     return warehouse_db.resolved_path().parent
 
 
-def _dirty_counts(con) -> dict[str, int]:  # noqa: ANN001 - DuckDB connection
+def _dirty_counts(con) -> dict[str, int]:
     known = ", ".join(f"'{t}'" for t in sorted(EVENT_TYPES))
     open_marks = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     return dict(zip(
@@ -118,17 +118,17 @@ class ClusterConfig(dg.Config):
                                                              "share of the clustered runs")
 
 
-def _load_sequences(con) -> tuple[list[str], list[list[str]], list[int]]:  # noqa: ANN001
+def _load_sequences(con) -> tuple[list[str], list[list[str]], list[int]]:
     rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences WHERE n_tokens > 0 ORDER BY run_id"
                        ).fetchall()
     return [r[0] for r in rows], [json.loads(r[1]) for r in rows], [r[2] for r in rows]
 
 
-def _has_table(con, name: str) -> bool:  # noqa: ANN001
+def _has_table(con, name: str) -> bool:
     return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
 
 
-def _assign_to_medoids(con, run_ids: list[str], sequences: list[list[str]],  # noqa: ANN001
+def _assign_to_medoids(con, run_ids: list[str], sequences: list[list[str]],
                        changed: set[str], previous: dict[str, tuple[str, float]]) -> tuple[list[str], list[float]]:
     """Labels and distances: previous ones for unchanged runs, the nearest existing medoid for the others."""
     medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
@@ -211,10 +211,13 @@ def skill_patterns(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
         medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
         cluster_ids = [r[0] for r in con.execute("SELECT cluster_id FROM clusters WHERE size > 0 "
                                                  "ORDER BY size DESC, cluster_id").fetchall()]
-        grouping = ClusterResult(labels=[labels[r] for r in run_ids], cluster_ids=cluster_ids, medoids=medoids,
-                                 representatives={}, sizes={}, distances=[], threshold=0.0, silhouette=None,
-                                 n_inputs=len(run_ids), n_variants=0, n_reduced_variants=0, sample_size=0, rounds=0)
-        patterns = mine_patterns(sequences, grouping)
+        members: dict[str, list[int]] = {c: [] for c in cluster_ids}
+        for i, run_id in enumerate(run_ids):
+            members[labels[run_id]].append(i)
+        patterns = {}
+        for cid in cluster_ids:
+            patterns[cid] = mine_pattern([sequences[i] for i in members[cid]], medoids[cid], cluster_id=cid)
+            patterns[cid].member_indices = members[cid]
         rows = [(cid, p.support, len(p.steps), describe_pattern(p), pattern_json.dumps(p))
                 for cid, p in patterns.items()]
         warehouse.replace_table(con, "patterns", PATTERN_COLUMNS, rows, _scratch(warehouse_db))
@@ -227,7 +230,7 @@ def skill_patterns(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
         "preview": dg.MetadataValue.md("**Top patterns**\n\n" + preview)})
 
 
-def _cache_key(pattern, sample_runs: list[str], last_seq: dict[str, int]) -> str:  # noqa: ANN001
+def _cache_key(pattern, sample_runs: list[str], last_seq: dict[str, int]) -> str:
     """What slot inference depends on: the pattern's step structure and the sampled runs (with their last seq)."""
     shape = [[s.token, s.optional, s.block] for s in pattern.steps]
     blocks = [[b.start, b.end, b.min, b.max, b.until] for b in pattern.blocks]
