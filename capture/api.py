@@ -27,7 +27,7 @@ from capture.context import (
     current_span_id,
     current_span_var,
 )
-from capture.recorder import COST, FILE, MESSAGE, Recorder
+from capture.recorder import COST, FILE, Recorder, stamp
 from capture.settings import CaptureSettings
 
 log = logging.getLogger("capture")
@@ -245,17 +245,16 @@ class Span:
 
     def __enter__(self) -> Self:
         recorder = self._recorder
-        if not recorder.enabled or recorder.sampled_out(self._event_type):
+        if not recorder.enabled or (recorder.sampling and recorder.sampled_out(self._event_type)):
             return self
         try:
             run, node_id, parent, depth = _resolve(self._parent, recorder)
-            self._started = clock.now()
-            self.id = recorder.event(run, self._event_type, self._subtype, node_id=node_id, parent_event_id=parent,
-                                     depth=depth, agent_name=self._agent, inputs=_snapshot(self._inputs),
-                                     meta=_snapshot(self._meta),
-                                     status="running", started_at=self._started)
-            self._state = state = SpanState(self.id, run, node_id, depth)
-            recorder.open_spans[self.id] = state
+            self._started = started = stamp()
+            self.id = eid = recorder.event(run, self._event_type, self._subtype, node_id, parent, depth, self._agent,
+                                           _snapshot(self._inputs), None, _snapshot(self._meta), "running", None,
+                                           None, started)
+            self._state = state = SpanState(eid, run, node_id, depth)
+            recorder.open_spans[eid] = state
             self._token = current_span_var.set(state)
         except Exception as exc:  # noqa: BLE001
             recorder.error("span start", exc)
@@ -280,23 +279,19 @@ class Span:
             return
         recorder = self._recorder
         try:
-            ended = clock.now()
             failed = exc is not None or self._failed is not None
-            changes: dict[str, Any] = {
-                "id": self.id, "status": "failed" if failed else "completed",
-                "event_subtype": "error" if failed else "complete", "completed_at": ended,
-                "duration_ms": int((ended - self._started).total_seconds() * 1000)}
-            if self._outputs is not None:
-                changes["outputs"] = _snapshot(self._outputs)
-            if self._meta_changed:
-                changes["meta"] = self._meta
-            if failed:
-                changes["error_message"] = self._failed if exc is None else f"{type(exc).__name__}: {exc}"
-            recorder.update_event(changes)
+            recorder.end_span(self.id, self._started, failed, _snapshot(self._outputs),
+                              self._meta if self._meta_changed else None,
+                              (self._failed if exc is None else f"{type(exc).__name__}: {exc}") if failed else None)
             recorder.open_spans.pop(self.id, None)
         except Exception as error:  # noqa: BLE001
             recorder.error("span end", error)
-        _reset((current_span_var,), (self._token,) if self._token is not None else None)
+        token = self._token
+        if token is not None:
+            try:
+                current_span_var.reset(token)
+            except ValueError:  # exited in another context than it was entered in
+                _reset((current_span_var,), (token,))
 
 
 def _snapshot(value: Any) -> Any:
@@ -337,7 +332,7 @@ def span(event_type: str, *, agent_name: str | None = None, inputs: dict | None 
 
     ``parent_event_id`` makes the parent explicit (for threads that did not inherit the context).
     """
-    return Span(get_recorder(), event_type, agent_name, inputs, meta, subtype_start, parent_event_id)
+    return Span(_recorder or get_recorder(), event_type, agent_name, inputs, meta, subtype_start, parent_event_id)
 
 
 def record_event(event_type: str, subtype: str | None = None, *, agent_name: str | None = None,
@@ -348,15 +343,13 @@ def record_event(event_type: str, subtype: str | None = None, *, agent_name: str
 
     Returns its id, or ``None`` when sampled out, capture is off or capture failed.
     """
-    recorder = get_recorder()
+    recorder = _recorder or get_recorder()
     try:
-        if not recorder.enabled or recorder.sampled_out(event_type):
+        if not recorder.enabled or (recorder.sampling and recorder.sampled_out(event_type)):
             return None
         run_state, node_id, parent, depth = _resolve(parent_event_id, recorder)
-        return recorder.event(run_state, event_type, subtype, node_id=node_id, parent_event_id=parent, depth=depth,
-                              agent_name=agent_name, inputs=_snapshot(inputs), outputs=_snapshot(outputs),
-                              meta=_snapshot(meta), status=status, error_message=error_message,
-                              duration_ms=duration_ms)
+        return recorder.event(run_state, event_type, subtype, node_id, parent, depth, agent_name, _snapshot(inputs),
+                              _snapshot(outputs), _snapshot(meta), status, error_message, duration_ms, stamp())
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_event", exc)
         return None
@@ -365,20 +358,13 @@ def record_event(event_type: str, subtype: str | None = None, *, agent_name: str
 def record_message(sender: str, recipient: str | None, content: Any, *, tokens: int | None = None,
                    silent: bool = False, meta: dict | None = None) -> str | None:
     """A ``message`` event (subtype ``send``, or ``broadcast`` when silent) plus its ``messages`` row."""
-    recorder = get_recorder()
+    recorder = _recorder or get_recorder()
     try:
-        if not recorder.enabled or recorder.sampled_out("message"):
+        if not recorder.enabled or (recorder.sampling and recorder.sampled_out("message")):
             return None
         run_state, node_id, parent, depth = _resolve(None, recorder)
-        event_meta = {**(meta or {}), **({"tokens": tokens} if tokens is not None else {})}
-        event_id = recorder.event(run_state, "message", "broadcast" if silent else "send", node_id=node_id,
-                                  parent_event_id=parent, depth=depth, agent_name=sender,
-                                  inputs={"sender": sender, "recipient": recipient}, meta=event_meta or None)
-        recorder.artefact(MESSAGE, {"run_id": run_state.id, "session_id": run_state.session_id,
-                                    "event_id": event_id, "node_id": node_id, "sender": sender,
-                                    "recipient": recipient, "content": _snapshot(content), "timestamp": clock.now(),
-                                    "tokens": tokens, "meta": meta})
-        return event_id
+        return recorder.message(run_state, node_id, parent, depth, sender, recipient, _snapshot(content), tokens,
+                                silent, _snapshot(meta))
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_message", exc)
         return None
@@ -401,8 +387,8 @@ def record_file(path: str | Path, *, event_id: str | None = None, root: str | Pa
         run_state, node_id, parent, depth = _resolve(event_id, recorder)
         rel = stored_path(path, root)
         real = Path(path) if root is None or Path(path).is_absolute() else Path(root) / path
-        gen_id = recorder.event(run_state, "file_gen", operation, node_id=node_id, parent_event_id=parent,
-                                depth=depth, agent_name=agent_name, inputs={"path": rel})
+        gen_id = recorder.event(run_state, "file_gen", operation, node_id, parent, depth, agent_name,
+                                {"path": rel}, None, None, "completed", None, None, stamp())
         recorder.artefact(FILE, {"id": file_id(run_state.id, rel), "run_id": run_state.id,
                                  "session_id": run_state.session_id, "event_id": gen_id, "node_id": node_id,
                                  "file_path": rel, "generating_agent": agent_name, "created_at": clock.now(),

@@ -38,14 +38,17 @@ class RunState:
         return next(self.order)
 
 
-@dataclass(frozen=True, eq=False)
 class SpanState:
-    """An open span: what its children need to know."""
+    """An open span: what its children need to know (a plain slotted class: built on every span, so it must be
+    cheaper than a frozen dataclass; treat it as read-only)."""
 
-    id: str
-    run: RunState
-    node_id: str | None
-    depth: int
+    __slots__ = ("depth", "id", "node_id", "run")
+
+    def __init__(self, id: str, run: RunState, node_id: str | None, depth: int) -> None:  # noqa: A002
+        self.id = id
+        self.run = run
+        self.node_id = node_id
+        self.depth = depth
 
 
 current_run_var: ContextVar[RunState | None] = ContextVar("skillmine_run", default=None)

@@ -1,7 +1,9 @@
 """The recorder: a cheap hot path in front of a background writer thread, a spool and the capture store.
 
-Hot path (the agent's thread): build a small ``(kind, row)`` tuple and append it to a bounded in-memory deque.
-Nothing is encoded, redacted or written there.
+Hot path (the agent's thread): append one ``(kind, fields)`` tuple to a bounded in-memory deque. Events, span
+completions and messages travel as flat tuples with a raw timestamp (:func:`stamp`: ``time.time_ns()``, or the
+simulated clock's datetime when one is active); their row dicts, datetimes and ``messages`` rows are built on the
+writer thread. Nothing is encoded, redacted or written on the caller's thread.
 
 Writer (one daemon thread): every ``flush_interval_s`` or ``batch_size`` items it drains the deque, coalesces an
 event's start and its completion into one insert when both are in the batch, encodes payloads
@@ -27,7 +29,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,11 @@ from capture.vocabulary import NEVER_SAMPLED, normalise_event
 
 log = logging.getLogger("capture.recorder")
 
-RUN, NODE, EDGE, EVENT, UPDATE, FILE, MESSAGE, COST, FLUSH = range(9)
+# Queue item kinds. EVENT, END and MESSAGE carry the tuples documented at Recorder.event/end_span/message; the
+# others carry row dicts (column names of capture.models).
+RUN, NODE, EDGE, EVENT, END, FILE, MESSAGE, COST, FLUSH = range(9)
+_FINISHED = frozenset({"completed", "failed"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 _TEXT_FIELDS = ("error_message", "content", "task_description")
 # DB-API 2.0 exception names, shared by SQLAlchemy's wrappers and every driver's own exceptions.
@@ -103,6 +109,32 @@ def new_id() -> str:
     return IDS.new()
 
 
+# The real clock is the common case; reading the clock module's two slots directly avoids a datetime per event.
+_REAL_NOW = clock._real_now  # noqa: SLF001
+_CLOCK_VAR = clock._clock  # noqa: SLF001
+_PROCESS_CLOCK = clock._process_clock  # noqa: SLF001
+
+
+def stamp() -> int | datetime:
+    """Now, cheaply: ``time.time_ns()`` on the real clock, the simulated clock's datetime when one is active
+    (see :mod:`capture.clock`); :func:`as_datetime` turns either into a UTC datetime on the writer thread."""
+    if _CLOCK_VAR.get() is _REAL_NOW and _PROCESS_CLOCK[0] is _REAL_NOW:
+        return time.time_ns()
+    return clock.now()
+
+
+def as_datetime(value: int | datetime) -> datetime:
+    """A :func:`stamp` as a timezone-aware UTC datetime (microsecond precision, like ``datetime.now``)."""
+    return _EPOCH + timedelta(microseconds=value // 1000) if type(value) is int else value
+
+
+def elapsed_ms(started: int | datetime, ended: int | datetime) -> int:
+    """Whole milliseconds between two stamps."""
+    if type(started) is int and type(ended) is int:
+        return (ended - started) // 1_000_000
+    return int((as_datetime(ended) - as_datetime(started)).total_seconds() * 1000)
+
+
 class Recorder:
     """One per process (see :func:`capture.api.configure`); thread-safe."""
 
@@ -114,6 +146,7 @@ class Recorder:
         self._limit = int(self.settings.queue_size)
         self._batch = int(self.settings.batch_size)
         self._sample_rate = float(self.settings.sample_rate)
+        self.sampling = self._sample_rate < 1.0  # callers skip sampled_out() entirely when False
         self._redactor = Redactor(self.settings.redact_patterns)
         self._store = store
         self._owns_store = store is None
@@ -244,31 +277,35 @@ class Recorder:
         self.put(NODE, {"id": node_id, "run_id": run.id, "session_id": run.session_id, "status": status,
                         "meta": {**meta, "completed_at": clock.now().isoformat()}})
 
-    def event(self, run: RunState, event_type: str, subtype: str | None, *, node_id: str | None,
-              parent_event_id: str | None, depth: int, agent_name: str | None = None, inputs: Any = None,
-              outputs: Any = None, meta: Any = None, status: str = "completed", error_message: str | None = None,
-              duration_ms: float | None = None, event_id: str | None = None,
-              started_at: datetime | None = None) -> str:
-        """Enqueue one event row; returns its id."""
-        eid = event_id or new_id()
-        now = started_at or clock.now()
-        finished = status in ("completed", "failed")
-        begun = now - timedelta(milliseconds=duration_ms) if duration_ms is not None and finished else now
-        self.put(EVENT, {
-            "id": eid, "run_id": run.id, "session_id": run.session_id, "node_id": node_id,
-            "parent_event_id": parent_event_id, "event_type": event_type, "event_subtype": subtype,
-            "agent_name": agent_name, "timestamp": begun, "started_at": begun,
-            "completed_at": now if finished else None,
-            "duration_ms": duration_ms, "inputs": inputs, "outputs": outputs, "meta": meta,
-            "error_message": error_message, "execution_order": run.next_order(), "depth": depth, "status": status})
+    def event(self, run: RunState, event_type: str, subtype: str | None, node_id: str | None,
+              parent_event_id: str | None, depth: int, agent_name: str | None, inputs: Any, outputs: Any, meta: Any,
+              status: str, error_message: str | None, duration_ms: float | None, at: int | datetime) -> str:
+        """Enqueue one event (positional, it is the hot path); returns its new id.
+
+        ``at`` is a :func:`stamp`: the start of a running span, else the event's end (a finished event with a
+        ``duration_ms`` began that much earlier). The row is built by :meth:`_event_row` on the writer thread.
+        """
+        eid = IDS.new()
+        self.put(EVENT, (eid, run, node_id, parent_event_id, depth, next(run.order), event_type, subtype, agent_name,
+                         inputs, outputs, meta, status, error_message, duration_ms, at))
         return eid
 
-    def update_event(self, changes: dict[str, Any]) -> None:
-        """Enqueue a lifecycle update of an event (``changes`` holds ``id`` and the changed columns)."""
-        self.put(UPDATE, changes)
+    def end_span(self, event_id: str, started: int | datetime, failed: bool, outputs: Any, meta: Any,
+                 error_message: str | None) -> None:
+        """Enqueue a span's completion (``outputs``/``meta`` ``None``: unchanged); merged into its start row when
+        both are in one batch, else written as an update of the stored event."""
+        self.put(END, (event_id, started, stamp(), failed, outputs, meta, error_message))
+
+    def message(self, run: RunState, node_id: str | None, parent_event_id: str | None, depth: int, sender: str,
+                recipient: str | None, content: Any, tokens: int | None, silent: bool, meta: Any) -> str:
+        """Enqueue a ``message`` event and its ``messages`` row as one item; returns the event id."""
+        eid = IDS.new()
+        self.put(MESSAGE, (eid, run, node_id, parent_event_id, depth, next(run.order), sender, recipient, content,
+                           tokens, silent, meta, stamp()))
+        return eid
 
     def artefact(self, kind: int, row: dict[str, Any]) -> None:
-        """Enqueue a ``files`` (``FILE``), ``messages`` (``MESSAGE``) or ``cost_records`` (``COST``) row."""
+        """Enqueue a ``files`` (``FILE``) or ``cost_records`` (``COST``) row."""
         self.put(kind, row)
 
     # -- failures --------------------------------------------------------------------------------------------
@@ -476,12 +513,18 @@ class Recorder:
         events: dict[str, dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
         lists: dict[int, list[dict[str, Any]]] = {EDGE: [], FILE: [], MESSAGE: [], COST: []}
+        messages = lists[MESSAGE]
         for kind, row in items:
             if kind == EVENT:
-                events[row["id"]] = row
-            elif kind == UPDATE:
-                target = events.get(row["id"])
-                (target if target is not None else updates.setdefault(row["id"], {})).update(row)
+                events[row[0]] = _event_row(row)
+            elif kind == END:
+                changes = _end_changes(row)
+                target = events.get(row[0])
+                (target if target is not None else updates.setdefault(row[0], {})).update(changes)
+            elif kind == MESSAGE:
+                event, message = _message_rows(row)
+                events[event["id"]] = event
+                messages.append(message)
             elif kind == RUN:
                 runs.setdefault(row["id"], {}).update(row)
             elif kind == NODE:
@@ -640,6 +683,51 @@ class Recorder:
             "capture_rate": 1.0 if not enqueued else round((enqueued - lost) / enqueued, 6),
             "database_available": time.monotonic() >= self._down_until and not self._spool.pending_records,
         }
+
+
+def _event_row(item: tuple) -> dict[str, Any]:
+    """The ``execution_events`` row of an :meth:`Recorder.event` tuple."""
+    (eid, run, node_id, parent, depth, order, event_type, subtype, agent_name, inputs, outputs, meta, status,
+     error_message, duration_ms, at) = item
+    now = as_datetime(at)
+    finished = status in _FINISHED
+    begun = now - timedelta(milliseconds=duration_ms) if duration_ms is not None and finished else now
+    return {"id": eid, "run_id": run.id, "session_id": run.session_id, "node_id": node_id,
+            "parent_event_id": parent, "event_type": event_type, "event_subtype": subtype, "agent_name": agent_name,
+            "timestamp": begun, "started_at": begun, "completed_at": now if finished else None,
+            "duration_ms": duration_ms, "inputs": inputs, "outputs": outputs, "meta": meta,
+            "error_message": error_message, "execution_order": order, "depth": depth, "status": status}
+
+
+def _end_changes(item: tuple) -> dict[str, Any]:
+    """The lifecycle columns of a span's completion (an :meth:`Recorder.end_span` tuple)."""
+    eid, started, ended, failed, outputs, meta, error_message = item
+    changes: dict[str, Any] = {"id": eid, "status": "failed" if failed else "completed",
+                               "event_subtype": "error" if failed else "complete", "completed_at": as_datetime(ended),
+                               "duration_ms": elapsed_ms(started, ended)}
+    if outputs is not None:
+        changes["outputs"] = outputs
+    if meta is not None:
+        changes["meta"] = meta
+    if failed:
+        changes["error_message"] = error_message
+    return changes
+
+
+def _message_rows(item: tuple) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``message`` event and the ``messages`` row of a :meth:`Recorder.message` tuple."""
+    eid, run, node_id, parent, depth, order, sender, recipient, content, tokens, silent, meta, at = item
+    now = as_datetime(at)
+    event_meta = {**(meta or {}), **({"tokens": tokens} if tokens is not None else {})}
+    event = {"id": eid, "run_id": run.id, "session_id": run.session_id, "node_id": node_id, "parent_event_id": parent,
+             "event_type": "message", "event_subtype": "broadcast" if silent else "send", "agent_name": sender,
+             "timestamp": now, "started_at": now, "completed_at": now, "duration_ms": None,
+             "inputs": {"sender": sender, "recipient": recipient}, "outputs": None, "meta": event_meta or None,
+             "error_message": None, "execution_order": order, "depth": depth, "status": "completed"}
+    message = {"run_id": run.id, "session_id": run.session_id, "event_id": eid, "node_id": node_id, "sender": sender,
+               "recipient": recipient, "content": content, "timestamp": now, "tokens": tokens,
+               "meta": meta}
+    return event, message
 
 
 def _after_fork_hook(ref: "weakref.ref[Recorder]") -> Any:

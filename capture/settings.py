@@ -37,7 +37,7 @@ class CaptureSettings:
     sample_rate: float = 1.0
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     redact_patterns: tuple[str, ...] = ()
-    batch_size: int = 500
+    batch_size: int = 2000
     flush_interval_s: float = 0.2
     queue_size: int = 100_000
     full_policy: str = "spill"

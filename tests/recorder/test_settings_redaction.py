@@ -29,7 +29,7 @@ def test_settings_defaults_live_in_the_data_directory(monkeypatch, tmp_path):
     assert settings.spool_dir == Path(tmp_path) / "spool"
     assert (settings.enabled, settings.sample_rate, settings.max_payload_bytes, settings.batch_size,
             settings.flush_interval_s, settings.queue_size, settings.full_policy) == \
-        (True, 1.0, 65536, 500, 0.2, 100_000, "spill")
+        (True, 1.0, 65536, 2000, 0.2, 100_000, "spill")
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
