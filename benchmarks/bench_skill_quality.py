@@ -147,8 +147,9 @@ def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
         "model_interval_coverage": interval_coverage(intervals, model_rates),
         "mine_s": mine_seconds, "baseline_s": base_seconds,
         "skills": [{"name": s["name"], "title": s["title"], "task_template": s["task_template"],
-                    "runs": s["statistics"]["support"], "success_ci95": s["statistics"]["success_rate_ci95"]}
-                   for s in skills],
+                    "runs": s["statistics"]["support"], "successes": s["statistics"]["successes"],
+                    "success_ci95": s["statistics"]["success_rate_ci95"], "step_recall": round(pr["recall"], 3)}
+                   for s, pr in zip(skills, steps, strict=True)],
     }
 
 

@@ -56,7 +56,8 @@ def group_runs(
     modes_by_run: Mapping[str, str | None] | None = None,
     outcomes_by_run: Mapping[str, str] | None = None,
     *,
-    min_group_size: int = 5,
+    min_group_size: int = 2,
+    min_family_size: int = 1,
     variant_distance: float = 0.5,
     sample_size: int = 2000,
 ) -> list[SkillGroup]:
@@ -64,6 +65,9 @@ def group_runs(
 
     ``descriptions_by_run``: task description per run (missing: empty); ``modes_by_run``: captured mode (missing:
     'unknown'); ``outcomes_by_run``: 'success' / 'failure' / 'unfinished' (``stats.outcome``; missing: success).
+    ``min_group_size``: successful runs a behaviour cell needs to stand as a skill of its own;
+    ``min_family_size``: runs a task family needs not to join its nearest family (1: a lone task stays apart
+    rather than blurring another family's template).
     Groups come largest first, ties by id.
     """
     modes = modes_by_run or {}
@@ -74,14 +78,14 @@ def group_runs(
     groups: list[SkillGroup] = []
     for mode, run_ids in sorted(by_mode.items()):
         groups += _mode_groups(mode, run_ids, sequences_by_run, descriptions_by_run, outcomes,
-                               min_group_size, variant_distance, sample_size)
+                               min_group_size, min_family_size, variant_distance, sample_size)
     groups.sort(key=lambda g: (-g.size, g.group_id))
     return groups
 
 
 def _mode_groups(mode: str, run_ids: list[str], sequences: Mapping[str, Sequence[str]],
                  descriptions: Mapping[str, str], outcomes: Mapping[str, str], min_group_size: int,
-                 variant_distance: float, sample_size: int) -> list[SkillGroup]:
+                 min_family_size: int, variant_distance: float, sample_size: int) -> list[SkillGroup]:
     with_tokens = [r for r in run_ids if sequences[r]]
     behaviour: dict[str, str | None] = dict.fromkeys(run_ids)
     medoids: dict[str | None, list[str]] = {None: []}
@@ -90,7 +94,7 @@ def _mode_groups(mode: str, run_ids: list[str], sequences: Mapping[str, Sequence
                                    min_cluster_size=min_group_size)
         behaviour.update(zip(with_tokens, result.labels))
         medoids.update(result.medoids)
-    families = task_families({r: descriptions.get(r) or "" for r in run_ids}, min_group_size=min_group_size)
+    families = task_families({r: descriptions.get(r) or "" for r in run_ids}, min_group_size=min_family_size)
     cells: dict[str, dict[str | None, list[str]]] = defaultdict(lambda: defaultdict(list))
     for r in run_ids:
         cells[families.labels[r]][behaviour[r]].append(r)

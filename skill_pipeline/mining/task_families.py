@@ -84,7 +84,7 @@ def _family_id(words: list[str]) -> str:
 
 
 def task_families(
-    descriptions: Mapping[str, str], *, min_group_size: int = 5, min_split_distance: float = 0.6,
+    descriptions: Mapping[str, str], *, min_group_size: int = 1, min_split_distance: float = 0.6,
     min_gap: float = 0.1, max_shapes: int = 2000, signature_share: float = 0.8,
 ) -> FamilyResult:
     """Task family per run (run_id -> description). Deterministic: ids are hashes of the family's words."""

@@ -156,7 +156,9 @@ def _reference(descs: Sequence[list[tuple[str, bool]]], max_sample: int = 200) -
 def extract_task_template(
     descriptions: Mapping[str, str], *, constant_share: float = 0.8, min_gap_share: float = 0.2
 ) -> TaskTemplate:
-    """Parameterised task template from the task descriptions of one cluster's runs (run_id -> text)."""
+    """Parameterised task template from the task descriptions of one cluster's runs (run_id -> text).
+
+    With a single run, its numbers, file paths and math expressions become the slots."""
     run_ids = sorted(descriptions)
     if not run_ids:
         return TaskTemplate("", [], {})
@@ -178,7 +180,10 @@ def extract_task_template(
         maps.append(mp)
         for i in mp:
             matched_cnt[i] += 1
-    constant = [i for i in range(len(ref)) if matched_cnt[i] >= constant_share * n]
+    if n == 1:  # one example: its numbers, paths and expressions are the parameters
+        constant = [i for i in range(len(ref)) if infer_kind([ref[i][0]]) not in _VALUE_KINDS]
+    else:
+        constant = [i for i in range(len(ref)) if matched_cnt[i] >= constant_share * n]
     anchors = [-1] + constant + [len(ref)]
     pieces: list[tuple[str, Any]] = []  # ("text", (tokens)) or ("slot", index into slots)
     slot_values: list[list[str]] = []
@@ -197,7 +202,7 @@ def extract_task_template(
                 continue
             vals.append(_join([(t, sp) for t, sp in d[lo + 1 : hi]]).strip())
         if b - a > 1 or sum(v != "" for v in vals) >= min_gap_share * n:
-            if len(set(vals)) <= 1 and complete:
+            if len(set(vals)) <= 1 and complete and n > 1:
                 for k in range(a + 1, b):  # identical everywhere: keep as text
                     pieces.append(("text", ref[k]))
                 continue
@@ -236,6 +241,7 @@ def extract_task_template(
 
 
 _ARTICLES = frozenset({"a", "an", "the"})
+_VALUE_KINDS = frozenset({"integer", "number", "file_path", "expression"})
 _WRITE_VERBS = frozenset({"save", "write", "store", "export", "dump", "summarise", "summarize", "report"})
 _PREPOSITION_NAMES = {"about": "topic", "on": "topic", "for": "target", "with": "method", "from": "source",
                       "of": "subject", "by": "method", "into": "target"}

@@ -110,3 +110,16 @@ def test_plumbing_agents_dropped_and_tools_attributed_to_the_caller():
     assert step_action("tool_call", "control", "record_status") == "record status"
     assert step_action("agent_call", "planner_response_formatter") == "format plan"
     assert step_action("agent_call", "my_agent") == "act as my agent"
+
+
+def test_a_lone_task_keeps_its_own_group_with_typed_slots():
+    seqs, descs, modes, runs = _runs(n_per_family=4)
+    for rid in [r for r in seqs if r.startswith("plot-") and r != "plot-00"] + [r for r in seqs if r.startswith("stat")]:
+        del seqs[rid], descs[rid], modes[rid], runs[rid]
+    groups = group_runs(seqs, descs, modes)
+    assert sorted(g.size for g in groups) == [1, 4]
+    lone = next(g for g in groups if g.size == 1)
+    skill = mine_skills([lone], seqs, runs, {})[0]
+    assert skill["task_template"] == "Plot {expression} over [{x_min}, {x_max}] and save the figure as {output_file}"
+    assert skill["name"] == "one_shot_plot_expression"
+    assert set(skill["slot_values"]["plot-00"]) == {"expression", "x_min", "x_max", "output_file"}
