@@ -101,6 +101,10 @@ class TraceReader:
             raise NotFound(kind, ident, session_id)
         return found[0]
 
+    def run_session(self, run_id: str, session_id: str | None = None) -> str:
+        """The session of a run (:class:`NotFound` if it is missing or in another session)."""
+        return self._session_of(RUNS, "run", run_id, session_id)
+
     def sessions(self) -> list[str]:
         """Ids of every session the store has."""
         with self.engine.connect() as conn:

@@ -182,7 +182,7 @@ class TraceRequestHandler(BaseHTTPRequestHandler):
     @route(r"/api/runs/([^/]+)/stream", "after_seq")
     def stream(self, m: re.Match, q: dict[str, str]) -> None:
         run_id = m[1]
-        self.reader.run(run_id, q.get("session_id"))  # 404 before the stream starts
+        self.reader.run_session(run_id, q.get("session_id"))  # 404 before the stream starts
         resume = self.headers.get("Last-Event-ID")
         after = parse_int("Last-Event-ID" if resume else "after_seq", resume or q.get("after_seq"), 0)
         follower = RunFollower(self.server.engine, run_id, after)
