@@ -101,7 +101,7 @@ def _mode_groups(mode: str, run_ids: list[str], sequences: Mapping[str, Sequence
     groups = []
     for fid, by_behaviour in sorted(cells.items()):
         wins = {b: sum(outcomes.get(r, "success") == "success" for r in runs) for b, runs in by_behaviour.items()}
-        order = sorted(by_behaviour, key=lambda b: (-wins[b], -len(by_behaviour[b]), b or ""))
+        order = sorted(by_behaviour, key=lambda b: (b is None, -wins[b], -len(by_behaviour[b]), b or ""))
         kept: list[str | None] = []
         members: dict[str | None, list[str]] = {}
         for b in order:

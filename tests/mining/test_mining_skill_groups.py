@@ -123,3 +123,10 @@ def test_a_lone_task_keeps_its_own_group_with_typed_slots():
     assert skill["task_template"] == "Plot {expression} over [{x_min}, {x_max}] and save the figure as {output_file}"
     assert skill["name"] == "one_shot_plot_expression"
     assert set(skill["slot_values"]["plot-00"]) == {"expression", "x_min", "x_max", "output_file"}
+
+
+def test_runs_without_tokens_mode_or_description_still_get_a_group():
+    groups = group_runs({"a": [], "b": ["agent_call:x"], "c": ["agent_call:x"]}, {"a": "Do it", "b": "Do it"},
+                        None, {"a": "success", "b": "failure", "c": "failure"})
+    assert [(g.run_ids, g.mode, g.medoid) for g in groups] == [(["a", "b"], "unknown", ["agent_call:x"]),
+                                                               (["c"], "unknown", ["agent_call:x"])]
