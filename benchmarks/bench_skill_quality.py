@@ -2,7 +2,7 @@
 
 One command::
 
-    .venv/bin/python benchmarks/bench_skill_quality.py --runs 2000 [--seed 1] [--record]
+    .venv/bin/python benchmarks/bench_skill_quality.py --runs 2000 [--ag2-runs 30] [--seed 1] [--record]
 
 A fast-engine simulation (realistic outcome mix) is written to a temporary SQLite store; the pure mining core
 (``skill_groups.group_runs`` -> ``skills.mine_skills``) mines it; the MARS baseline (``auto_discover_skills``
@@ -13,7 +13,10 @@ over ``event_type:agent`` tokens) groups the same runs in the same process. Scor
   derived from the simulator's script (``quality.script_step_tokens``);
 * parameter-slot precision / recall / F1 of each run's slot values against its true params;
 * Wilson 95% interval coverage of the true success rate (share of completed runs among the group's finished
-  runs, per ground truth).
+  runs, per ground truth) and of the generating model's success probability.
+
+``--ag2-runs`` repeats the scoring on real AG2-engine runs (real agents, scripted model clients), the scale at which
+``skillmine quickstart`` first showed one_shot task families collapsing into one skill.
 
 The ground truth is read only here and in tests, never by the miner.
 """
@@ -153,12 +156,10 @@ def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
     }
 
 
-def render(q: dict[str, Any], command: str) -> str:
+def render(q: dict[str, Any], engine: str) -> str:
     ratio = q["ari"] / q["baseline_ari"] if q["baseline_ari"] > 0 else float("inf")
     lines = [
-        f"`{command}`",
-        "",
-        (f"{q['runs']:,} fast-engine runs ({q['events']:,} step-relevant events), {q['true_groups']} true (mode, "
+        (f"{q['runs']:,} {engine}-engine runs ({q['events']:,} step-relevant events), {q['true_groups']} true (mode, "
         f"template) groups; mining (tokens, groups, patterns, templates, statistics) {q['mine_s']:.1f} s, "
         f"baseline {q['baseline_s']:.1f} s."),
         "",
@@ -203,14 +204,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ag2-runs", type=int, default=0,
+                        help="also score this many real AG2-engine runs (the quickstart's scale; 0 = skip)")
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
     command = "python benchmarks/bench_skill_quality.py " + " ".join(sys.argv[1:])
+    engines = [("fast", args.runs)] + ([("ag2", args.ag2_runs)] if args.ag2_runs else [])
+    parts, figures = [f"`{command}`"], {}
     with tempfile.TemporaryDirectory(prefix="bench-skill-quality-") as tmp:
-        url, truth = f"sqlite:///{Path(tmp) / 'capture.db'}", Path(tmp) / "truth.jsonl"
-        simulate(runs=args.runs, seed=args.seed, engine="fast", url=url, ground_truth=truth)
-        figures = evaluate(url, truth)
-    text = render(figures, command)
+        for engine, runs in engines:
+            url, truth = f"sqlite:///{Path(tmp) / f'{engine}.db'}", Path(tmp) / f"{engine}-truth.jsonl"
+            simulate(runs=runs, seed=args.seed, engine=engine, url=url, ground_truth=truth,
+                     work_dir=Path(tmp) / "ag2-work")
+            figures[engine] = evaluate(url, truth)
+            parts.append(render(figures[engine], engine))
+    text = "\n\n".join(parts)
     print(text)
     print(json.dumps(figures, indent=1, default=str))
     if args.record:
