@@ -10,12 +10,13 @@ and flush interval larger than a run), which isolates the work done on the agent
 Each cycle is four rounds: planner (LLM) -> engineer (LLM, proposes a tool call) -> executor (runs it) -> reviewer
 (LLM). Agents are rebuilt outside the timed region before every run; only ``initiate_chat`` is timed. The capture
 writer drains to SQLite in the background and is flushed (untimed) after each captured run, so no backlog carries
-over. Per-event hot-path cost = (capture run time - paired off run time) / events recorded in that run.
+over. Per-event hot-path cost = (capture run time - paired off run time) / ``execution_events`` rows that run stored.
 """
 
 import argparse
 import logging
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -86,7 +87,7 @@ def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, int]:
         deferred = {"batch_size": 10**6, "flush_interval_s": 3600.0} if mode == "capture_hot" else {}
         capture.configure(database_url=f"sqlite:///{tmp / 'capture.db'}", spool_dir=tmp / "spool", **deferred)
         capture.instrument([user, manager])
-        before = capture.stats()["enqueued"]
+        before = stored_events(tmp)
     if mode == "ag2_sqlite":
         runtime_logging.start(config={"dbname": str(tmp / "ag2.db")})
     with IOStream.set_default(Quiet()):
@@ -97,11 +98,17 @@ def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, int]:
     if mode == "ag2_sqlite":
         runtime_logging.stop()
     if captured:
-        events = capture.stats()["enqueued"] - before
         capture.uninstrument([user, manager])
         if not capture.flush(60.0) or capture.stats()["errors"] or capture.stats()["dropped"]:
             raise RuntimeError(f"capture lost or failed events: {capture.stats()}")
+        events = stored_events(tmp) - before
     return elapsed, events
+
+
+def stored_events(tmp: Path) -> int:
+    """``execution_events`` rows in the capture database (a span's start and completion are one row)."""
+    with sqlite3.connect(tmp / "capture.db") as db:
+        return db.execute("SELECT count(*) FROM execution_events").fetchone()[0]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -98,7 +98,7 @@ class _Ids:
         self.counter = itertools.count(1)
 
     def new(self) -> str:
-        return self.prefix + format(next(self.counter), "012x")
+        return f"{self.prefix}{next(self.counter):012x}"
 
 
 IDS = _Ids()
@@ -145,6 +145,7 @@ class Recorder:
         self._q: deque[tuple[int, Any]] = deque()
         self._limit = int(self.settings.queue_size)
         self._batch = int(self.settings.batch_size)
+        self._wake_depth = self._batch - 1  # put() wakes the writer when its append makes a full batch
         self._sample_rate = float(self.settings.sample_rate)
         self.sampling = self._sample_rate < 1.0  # callers skip sampled_out() entirely when False
         self._redactor = Redactor(self.settings.redact_patterns)
@@ -182,11 +183,12 @@ class Recorder:
     def put(self, kind: int, row: Any) -> None:
         """Enqueue one record (the hot path)."""
         q = self._q
-        if len(q) >= self._limit:
+        depth = len(q)
+        if depth >= self._limit:
             self._overflow(kind, row)
             return
         q.append((kind, row))
-        if not self._woken and len(q) >= self._batch:
+        if depth >= self._wake_depth and not self._woken:
             self._woken = True
             self._wake.set()
 

@@ -338,15 +338,20 @@ def _send_hook(agent: Any) -> Any:
     def process_message_before_send(sender: Any = None, message: Any = None, recipient: Any = None,
                                     silent: bool = False) -> Any:
         if patching.is_active(agent):
-            broadcast = bool(silent) and is_manager(sender)
-            meta: dict[str, Any] = {"silent": bool(silent)}
-            if isinstance(message, dict):
-                if message.get("tool_calls"):
-                    meta["tool_call_ids"] = [c.get("id") for c in message["tool_calls"]]
-                if message.get("role"):
-                    meta["role"] = message["role"]
-            attempt("message", capture.record_message, name_of(sender), name_of(recipient),
-                    message_text(message), silent=broadcast, meta=meta)
+            try:  # inline rather than attempt(): this runs for every message, silent broadcasts included
+                quiet = bool(silent)
+                meta: dict[str, Any] = {"silent": quiet}
+                if isinstance(message, dict):
+                    calls = message.get("tool_calls")
+                    if calls:
+                        meta["tool_call_ids"] = [c.get("id") for c in calls]
+                    role = message.get("role")
+                    if role:
+                        meta["role"] = role
+                capture.record_message(name_of(sender), name_of(recipient), message_text(message),
+                                       silent=quiet and is_manager(sender), meta=meta)
+            except Exception as exc:  # noqa: BLE001 - capture must never break the run
+                patching.capture_failed("message", exc)
         return message
 
     return process_message_before_send
