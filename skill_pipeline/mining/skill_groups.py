@@ -21,8 +21,8 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .clustering import cluster_sequences, normalized_distance
-from .task_families import task_families
+from .clustering import cluster_sequences, normalized_distance, reduce_sequence
+from .task_families import constant_words, task_families
 
 UNKNOWN_MODE = "unknown"
 
@@ -124,3 +124,25 @@ def _mode_groups(mode: str, run_ids: list[str], sequences: Mapping[str, Sequence
 def labels_of(groups: Sequence[SkillGroup]) -> dict[str, str]:
     """run_id -> group id."""
     return {r: g.group_id for g in groups for r in g.run_ids}
+
+
+def assign_to_groups(groups: Sequence[SkillGroup], tokens: Sequence[str], description: str,
+                     mode: str | None) -> tuple[str, float] | None:
+    """The existing group a new run belongs to, and its behaviour distance to that group's medoid (incremental
+    mining between full re-groupings): same mode, the family whose constant words overlap the run's most
+    (Jaccard), then the nearest behaviour medoid. None when no group has the run's mode."""
+    same_mode = [g for g in groups if g.mode == str(mode or UNKNOWN_MODE)]
+    if not same_mode:
+        return None
+    words = constant_words(description or "")
+
+    def overlap(g: SkillGroup) -> float:
+        family = set(g.family_words)
+        union = words | family
+        return len(words & family) / len(union) if union else 1.0
+
+    best = max(overlap(g) for g in same_mode)
+    reduced = reduce_sequence(tokens)
+    distance, group_id = min((normalized_distance(reduced, g.medoid), g.group_id)
+                             for g in same_mode if overlap(g) == best)
+    return group_id, float(distance)

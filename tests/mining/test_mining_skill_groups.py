@@ -3,7 +3,7 @@ import random
 
 from skill_pipeline.mining.naming import skill_name, skill_title
 from skill_pipeline.mining.roles import step_action
-from skill_pipeline.mining.skill_groups import group_runs, labels_of
+from skill_pipeline.mining.skill_groups import assign_to_groups, group_runs, labels_of
 from skill_pipeline.mining.skills import mine_skills
 from skill_pipeline.mining.task_families import constant_words, normalise_description
 from skill_pipeline.mining.tokens import token_events
@@ -130,3 +130,14 @@ def test_runs_without_tokens_mode_or_description_still_get_a_group():
                         None, {"a": "success", "b": "failure", "c": "failure"})
     assert [(g.run_ids, g.mode, g.medoid) for g in groups] == [(["a", "b"], "unknown", ["agent_call:x"]),
                                                                (["c"], "unknown", ["agent_call:x"])]
+
+
+def test_new_runs_are_assigned_to_their_mode_family_and_behaviour():
+    seqs, descs, modes, _ = _runs()
+    groups = group_runs(seqs, descs, modes)
+    fit = next(g for g in groups if "fitted" in g.family_words)
+    new_fit = "Fit a quadratic model to data/new.csv and write the fitted parameters to data/out.txt"
+    assert assign_to_groups(groups, ENGINEER_PATH, new_fit, "one_shot") == (fit.group_id, 0.0)
+    group_id, distance = assign_to_groups(groups, ["agent_call:engineer"], new_fit, "one_shot")
+    assert group_id == fit.group_id and distance == 0.8
+    assert assign_to_groups(groups, ENGINEER_PATH, new_fit, "planning_and_control") is None
