@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from capture.context import RunState, SpanState, current_node_var, current_run_var, current_span_var
 
@@ -26,9 +26,8 @@ class ChatState:
 chat_var: ContextVar[ChatState | None] = ContextVar("skillmine_ag2_chat", default=None)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """The capture context of one moment."""
+class Snapshot(NamedTuple):
+    """The capture context of one moment (a named tuple: one is taken per reply, cheaper than a frozen dataclass)."""
 
     run: RunState | None
     node_id: str | None
@@ -36,7 +35,7 @@ class Snapshot:
     chat: ChatState | None
 
 
-@dataclass
+@dataclass(eq=False)
 class ReplyFrame:
     """An open ``agent_call``: its span, its context and the LLM usage summed into it."""
 
@@ -54,7 +53,9 @@ def snapshot() -> Snapshot:
     return Snapshot(current_run_var.get(), current_node_var.get(), current_span_var.get(), chat_var.get())
 
 
-_open_replies: "weakref.WeakKeyDictionary[Any, list[ReplyFrame]]" = weakref.WeakKeyDictionary()
+# Keyed by id(agent): a weak-keyed dict costs a new weakref per look-up, and an agent's entry is removed when its
+# last open reply closes (replies always close, see ReplyScope.__exit__), so no id can outlive its agent here.
+_open_replies: dict[int, list[ReplyFrame]] = {}
 _handed_over: "weakref.WeakKeyDictionary[Any, Snapshot]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
@@ -62,20 +63,22 @@ _lock = threading.Lock()
 def push_reply(agent: Any, frame: ReplyFrame) -> None:
     """Register ``frame`` as ``agent``'s innermost open reply."""
     with _lock:
-        _open_replies.setdefault(agent, []).append(frame)
+        _open_replies.setdefault(id(agent), []).append(frame)
 
 
 def pop_reply(agent: Any, frame: ReplyFrame) -> None:
     """Forget ``frame`` (whatever its position: concurrent async replies may close out of order)."""
     with _lock:
-        frames = _open_replies.get(agent)
+        frames = _open_replies.get(id(agent))
         if frames and frame in frames:
             frames.remove(frame)
+            if not frames:
+                del _open_replies[id(agent)]
 
 
 def open_reply(agent: Any) -> ReplyFrame | None:
     """``agent``'s innermost open reply, if any."""
-    frames = _open_replies.get(agent) if agent is not None else None
+    frames = _open_replies.get(id(agent)) if agent is not None else None
     return frames[-1] if frames else None
 
 
