@@ -178,8 +178,9 @@ def render(q: dict[str, Any], engine: str) -> str:
         f"{q['model_interval_coverage']:.1%} | n/a | ~95% |"),
         f"| ARI ratio skillmine / baseline | {ratio:.2f}x | | |",
         "",
-        ("Step recall below 1 comes from idea_generation: its runs do 2-3 maker/critic rounds, the scripted success "
-        "path used as truth has a fixed number, the mined pattern keeps the varying round optional."),
+        "Skills with step recall below 1 (their successful runs / runs): " + ("; ".join(
+            f"`{s['name']}` {s['step_recall']:.2f} ({s['successes']}/{s['runs']})"
+            for s in q["skills"] if s["step_recall"] < 1) or "none"),
         "",
         "Skills: " + "; ".join(f"`{s['name']}` ({s['runs']})" for s in q["skills"]),
     ]
