@@ -94,7 +94,7 @@ def _mode_groups(mode: str, run_ids: list[str], sequences: Mapping[str, Sequence
                                    min_cluster_size=min_group_size)
         behaviour.update(zip(with_tokens, result.labels))
         medoids.update(result.medoids)
-    families = task_families({r: descriptions.get(r) or "" for r in run_ids}, min_group_size=min_family_size)
+    families = task_families({r: str(descriptions.get(r) or "") for r in run_ids}, min_group_size=min_family_size)
     cells: dict[str, dict[str | None, list[str]]] = defaultdict(lambda: defaultdict(list))
     for r in run_ids:
         cells[families.labels[r]][behaviour[r]].append(r)
