@@ -54,13 +54,16 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str | None = Field(default=None, description="DuckDB file; default SKILLMINE_WAREHOUSE or "
                                                            "$SKILLMINE_HOME/warehouse.duckdb")
     lock_attempts: int = Field(default=8, description="connection attempts while another process holds the lock")
+    memory_limit: str = Field(default=warehouse.DEFAULT_MEMORY_LIMIT,
+                              description="DuckDB buffer memory cap (spills to disk beyond it), e.g. '1GB'")
 
     def resolved_path(self) -> Path:
         return Path(self.path or config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.resolved_path(), attempts=self.lock_attempts) as con:
+        with warehouse.connect(self.resolved_path(), attempts=self.lock_attempts,
+                               memory_limit=self.memory_limit) as con:
             yield con
 
 

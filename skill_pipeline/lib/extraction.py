@@ -191,8 +191,8 @@ def _open_runs(path: Path) -> list[str]:
                                           list(OPEN_RUN_STATUSES)).fetchall()]
 
 
-def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000,
-            payload_chars: int = 2048) -> ExtractionResult:
+def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000, payload_chars: int = 2048,
+            memory_limit: str = warehouse.DEFAULT_MEMORY_LIMIT) -> ExtractionResult:
     """Bring the warehouse up to date with the capture store (see the module docstring)."""
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
@@ -214,7 +214,7 @@ def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000,
             _read_runs(conn, result.touched_runs, spools)
         result.events_read = spools["events"].rows
         result.truncated_payloads, result.undecodable_payloads = counts.truncated, counts.undecodable
-        with warehouse.connect(path) as con:
+        with warehouse.connect(path, memory_limit=memory_limit) as con:
             con.execute("BEGIN")
             result.events_inserted = warehouse.load_spool(con, spools["events"], replace=False)
             result.runs_inserted = warehouse.load_spool(con, spools["runs"], replace=True)

@@ -45,6 +45,7 @@ EXTRACT_TABLES: dict[str, dict[str, str]] = {
 }
 PRIMARY_KEYS = {"events": "seq", "runs": "id", "nodes": "id", "files": "id"}
 
+DEFAULT_MEMORY_LIMIT = "1GB"
 LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
 
 
@@ -69,8 +70,11 @@ def _is_lock_error(exc: Exception) -> bool:
 
 @contextmanager
 def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: int = 8,
-            first_delay_s: float = 0.25) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (creating its tables), retrying lock errors with exponential backoff; always close."""
+            first_delay_s: float = 0.25, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating its tables), retrying lock errors with exponential backoff; always close.
+
+    ``memory_limit`` caps DuckDB's buffer memory (it spills to disk beyond it); by default DuckDB would take up to
+    80% of the machine's RAM for a bulk load."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     delay = first_delay_s
@@ -87,6 +91,8 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: 
             delay *= 2
     try:
         con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute("SET preserve_insertion_order = false")
         if not read_only:
             for statement in ddl():
                 con.execute(statement)

@@ -40,7 +40,7 @@ def extracted_tables(context: dg.AssetExecutionContext, config: ExtractConfig, e
     """Read the capture store above HWM - overlap, then write the four tables in one DuckDB transaction."""
     with event_store.engine() as engine:
         result = extraction.extract(engine, warehouse_db.resolved_path(), overlap=config.overlap,
-                                    payload_chars=config.payload_chars)
+                                    payload_chars=config.payload_chars, memory_limit=warehouse_db.memory_limit)
     context.log.info(f"extracted {result.events_inserted} new events (read {result.events_read}), "
                      f"HWM {result.previous_hwm} -> {result.hwm}")
     with warehouse_db.connection() as con:
