@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/bench_recorder.py [--events 100000]``
 
-1. Hot path: the caller-side cost of ``capture.record_event`` and of a ``capture.span`` (enter + exit), measured
+1. Hot path: the caller-side cost of ``capture.record_event``, of a ``capture.span`` (enter + exit) and of
+   ``capture.record_message`` (a ``message`` event plus its ``messages`` row), measured
    call by call while the writer thread drains into SQLite, against a baseline measured in the same run: one
    synchronous ``CaptureStore.write_batch`` per event (what a logger that commits every row costs, like AG2's
    runtime SQLite logger).
@@ -31,7 +32,7 @@ def _pct(values: list[float], q: float) -> float:
 def hot_path(n: int) -> dict[str, list[float]]:
     """Per-call costs in microseconds."""
     clock = time.perf_counter_ns
-    event_costs, span_costs = [], []
+    event_costs, span_costs, message_costs = [], [], []
     meta = {"tool": "run_code", "attempt": 1}
     with capture.run("bench-hot"):
         for i in range(n):
@@ -42,9 +43,12 @@ def hot_path(n: int) -> dict[str, list[float]]:
             with capture.span("tool_call", agent_name="engineer", inputs=meta):
                 pass
             span_costs.append((clock() - start) / 1000)
+            start = clock()
+            capture.record_message("planner", "engineer", "Plan step 2: run the fit.", silent=True, meta=meta)
+            message_costs.append((clock() - start) / 1000)
             if i % 1000 == 999:
                 time.sleep(0.002)  # a workflow does other work between events; lets the writer run
-    return {"record_event": event_costs, "span": span_costs}
+    return {"record_event": event_costs, "span": span_costs, "record_message": message_costs}
 
 
 def baseline_sync(store: CaptureStore, n: int) -> list[float]:
@@ -111,7 +115,7 @@ def main() -> None:
     base_median = statistics.median(base)
     print(f"hot path, {args.hot} calls each (us):")
     for name, costs in hot.items():
-        print(f"  {name:<13} median {statistics.median(costs):6.2f}  p99 {_pct(costs, 0.99):7.2f}  "
+        print(f"  {name:<14} median {statistics.median(costs):6.2f}  p99 {_pct(costs, 0.99):7.2f}  "
               f"max {max(costs):9.1f}")
     print(f"  baseline: synchronous committed insert per event, {args.baseline} events: median {base_median:.1f}  "
           f"p99 {_pct(base, 0.99):.1f}")

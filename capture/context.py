@@ -44,7 +44,7 @@ class SpanState:
 
     __slots__ = ("depth", "id", "node_id", "run")
 
-    def __init__(self, id: str, run: RunState, node_id: str | None, depth: int) -> None:  # noqa: A002
+    def __init__(self, id: str, run: RunState, node_id: str | None, depth: int) -> None:
         self.id = id
         self.run = run
         self.node_id = node_id

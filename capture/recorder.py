@@ -110,9 +110,9 @@ def new_id() -> str:
 
 
 # The real clock is the common case; reading the clock module's two slots directly avoids a datetime per event.
-_REAL_NOW = clock._real_now  # noqa: SLF001
-_CLOCK_VAR = clock._clock  # noqa: SLF001
-_PROCESS_CLOCK = clock._process_clock  # noqa: SLF001
+_REAL_NOW = clock._real_now
+_CLOCK_VAR = clock._clock
+_PROCESS_CLOCK = clock._process_clock
 
 
 def stamp() -> int | datetime:

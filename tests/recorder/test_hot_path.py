@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import capture
 from capture.clock import SimulatedClock, use_clock
 from capture.recorder import as_datetime, elapsed_ms, new_id, stamp
+
 from .conftest import settle
 
 
@@ -62,11 +63,10 @@ def test_stamps_convert_exactly_and_follow_a_simulated_clock():
 
 
 def test_span_completed_in_a_later_batch_keeps_its_real_times(recorder, url, fetch):
-    with capture.run("real clock"):
-        with capture.span("tool_call", agent_name="executor") as span:
-            assert capture.flush(5)  # the start row is written alone; the completion becomes an update
-            time.sleep(0.06)
-            span.set_outputs({"result": "ok"})
+    with capture.run("real clock"), capture.span("tool_call", agent_name="executor") as span:
+        assert capture.flush(5)  # the start row is written alone; the completion becomes an update
+        time.sleep(0.06)
+        span.set_outputs({"result": "ok"})
     assert settle()
     [row] = fetch(url, "SELECT started_at, completed_at, duration_ms, status, event_subtype, outputs "
                        "FROM execution_events WHERE id = :i", i=span.id)
