@@ -191,14 +191,17 @@ def record(text: str) -> None:
     """Replace (or append) this benchmark's section of RESULTS.md; other sections are left alone."""
     path = ROOT / "benchmarks" / "RESULTS.md"
     content = path.read_text() if path.exists() else "# Benchmark results\n"
+    path.write_text(with_section(content, text))
+
+
+def with_section(content: str, text: str) -> str:
+    """``content`` with this benchmark's section set to ``text`` (appended when absent)."""
     section = f"{SECTION}\n\n{text}\n"
     start = content.find(SECTION)
     if start == -1:
-        content = content.rstrip("\n") + "\n\n" + section
-    else:
-        end = content.find("\n## ", start + len(SECTION))
-        content = content[:start] + section + (content[end + 1:] if end != -1 else "")
-    path.write_text(content)
+        return content.rstrip("\n") + "\n\n" + section
+    end = content.find("\n## ", start + len(SECTION))
+    return content[:start] + section + ("\n" + content[end + 1:] if end != -1 else "")
 
 
 def main() -> int:
