@@ -147,10 +147,12 @@ def _wrap_a_generate_reply(agent: Any, original: Any) -> Any:
 # -- LLM calls (llm_call) -------------------------------------------------------------------------------------
 
 
-def _usage_key(summary: Any) -> tuple:
+def _usage_key(summary: Any) -> dict:
+    """A detached copy of a client's usage summary (two levels: totals and per-model dicts), compared with ``==``
+    before and after a call: unchanged usage means the response came from AG2's cache."""
     if not summary:
-        return ()
-    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in summary.items()))
+        return {}
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in summary.items()}
 
 
 def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:

@@ -7,10 +7,9 @@ open replies (and of its last activity); a wrapper entered with no run adopts it
 
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, NamedTuple
 
 from capture.context import RunState, SpanState, current_node_var, current_run_var, current_span_var
@@ -100,18 +99,36 @@ def stashed(agent: Any) -> Snapshot | None:
     return frame.snapshot if frame is not None else None
 
 
-@contextmanager
-def adopt(snap: Snapshot | None) -> Iterator[bool]:
-    """Enter ``snap`` when this thread has no run of its own; yields whether it did."""
-    if snap is None or snap.run is None or current_run_var.get() is not None:
-        yield False
-        return
-    tokens = (current_run_var.set(snap.run), current_node_var.set(snap.node_id), current_span_var.set(snap.span),
-              chat_var.set(snap.chat))
-    try:
-        yield True
-    finally:
-        chat_var.reset(tokens[3])
-        current_span_var.reset(tokens[2])
-        current_node_var.reset(tokens[1])
-        current_run_var.reset(tokens[0])
+class _Adopted:
+    """The context manager behind :func:`adopt` (a slotted class: it wraps every LLM and tool call, and a
+    generator-based context manager costs several times more)."""
+
+    __slots__ = ("snap", "tokens")
+
+    def __init__(self, snap: Snapshot | None) -> None:
+        self.snap = snap
+        self.tokens: tuple[Token, Token, Token, Token] | None = None
+
+    def __enter__(self) -> bool:
+        snap = self.snap
+        if snap is None or snap.run is None or current_run_var.get() is not None:
+            return False
+        self.tokens = (current_run_var.set(snap.run), current_node_var.set(snap.node_id),
+                       current_span_var.set(snap.span), chat_var.set(snap.chat))
+        return True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        tokens = self.tokens
+        if tokens is not None:
+            self.tokens = None
+            chat_var.reset(tokens[3])
+            current_span_var.reset(tokens[2])
+            current_node_var.reset(tokens[1])
+            current_run_var.reset(tokens[0])
+        return False
+
+
+def adopt(snap: Snapshot | None) -> _Adopted:
+    """Enter ``snap`` when this thread has no run of its own; ``with`` gives whether it did."""
+    return _Adopted(snap)
