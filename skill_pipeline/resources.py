@@ -6,7 +6,7 @@ Every location comes from explicit resource config or, when left unset, from ``S
 * ``SKILLMINE_DATABASE_URL`` - capture store URL with an explicit driver (default: SQLite in ``SKILLMINE_HOME``)
 * ``SKILLMINE_WAREHOUSE`` - DuckDB file (default ``$SKILLMINE_HOME/warehouse.duckdb``)
 * ``SKILLMINE_LIBRARY`` - skill library directory (default ``$SKILLMINE_HOME/library``)
-* ``SKILLMINE_MIN_SUPPORT``, ``SKILLMINE_MIN_SILHOUETTE``, ``SKILLMINE_GRANULARITY`` - mining thresholds
+* ``SKILLMINE_MIN_SUPPORT``, ``SKILLMINE_MAX_MEDOID_DISTANCE``, ``SKILLMINE_GRANULARITY`` - mining thresholds
 """
 
 from collections.abc import Iterator
@@ -98,8 +98,9 @@ class MiningSettings(dg.ConfigurableResource):
 
     min_support: int | None = Field(default=None, description="runs a template needs before it is published "
                                                                  "(SKILLMINE_MIN_SUPPORT, default 5)")
-    min_silhouette: float | None = Field(default=None, description="clustering quality the check requires "
-                                                                      "(SKILLMINE_MIN_SILHOUETTE, default 0.15)")
+    max_medoid_distance: float | None = Field(
+        default=None, description="largest mean edit distance of runs to their group's behaviour medoid the "
+                                  "clustering check accepts (SKILLMINE_MAX_MEDOID_DISTANCE, default 0.35)")
     granularity: str | None = Field(default=None, description="token granularity coarse|standard|fine "
                                                                  "(SKILLMINE_GRANULARITY, default standard)")
     sample_size: int = Field(default=2000, description="sequences clustered exactly before medoid assignment")
@@ -107,8 +108,9 @@ class MiningSettings(dg.ConfigurableResource):
     def support(self) -> int:
         return self.min_support if self.min_support is not None else _env_int("MIN_SUPPORT", 5)
 
-    def silhouette(self) -> float:
-        return self.min_silhouette if self.min_silhouette is not None else _env_float("MIN_SILHOUETTE", 0.15)
+    def medoid_distance(self) -> float:
+        return (self.max_medoid_distance if self.max_medoid_distance is not None
+                else _env_float("MAX_MEDOID_DISTANCE", 0.35))
 
     def token_granularity(self) -> str:
         return self.granularity or config.env("GRANULARITY", "standard")

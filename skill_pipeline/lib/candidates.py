@@ -79,7 +79,9 @@ def to_library_candidate(mined: dict[str, Any]) -> dict[str, Any]:
                        for name, p in (mined.get("parameters") or {}).items()},
         "statistics": _statistics(mined["statistics"]),
         "provenance": {"source_runs": list(provenance.get("source_runs") or []),
-                       "cluster_id": provenance.get("cluster_id"), "extraction_method": "automatic"},
+                       "cluster_id": provenance.get("group_id") or provenance.get("cluster_id"),
+                       **({"group_id": provenance["group_id"]} if provenance.get("group_id") else {}),
+                       "extraction_method": "automatic"},
     }
 
 

@@ -5,22 +5,28 @@ Each asset reads its inputs from the warehouse (inside the run only), calls the 
 figures so the UI never needs the warehouse.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter
 
 import dagster as dg
+import numpy as np
 from pydantic import Field
+from sklearn.metrics import silhouette_score
 
 from capture.vocabulary import EVENT_TYPES
 from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
 from skill_pipeline.lib import candidates, loaders, pattern_json, warehouse
 from skill_pipeline.lib import slot_values as slot_values_of
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
-from skill_pipeline.mining.clustering import cluster_sequences, normalized_distance, reduce_sequence
+from skill_pipeline.mining.clustering import normalized_distance, reduce_sequence
 from skill_pipeline.mining.outcomes import analyse_outcomes
-from skill_pipeline.mining.patterns import describe_pattern, mine_pattern
-from skill_pipeline.mining.templates import build_skill_candidate, template_statistics
+from skill_pipeline.mining.patterns import describe_pattern
+from skill_pipeline.mining.skill_groups import SkillGroup, assign_to_groups, group_runs
+from skill_pipeline.mining.skills import group_pattern, group_skill, unique_names
+from skill_pipeline.mining.stats import outcome
+from skill_pipeline.mining.templates import template_statistics
 from skill_pipeline.mining.tokens import node_sequences, token_events
 from skill_pipeline.resources import MiningSettings, WarehouseResource
 
@@ -31,13 +37,14 @@ RUN_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "last_seq": "BIGINT", "n_events": "
 NODE_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "node_id": "VARCHAR", "n_tokens": "INTEGER", "tokens": "VARCHAR"}
 RUN_CLUSTER_COLUMNS = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR", "distance": "DOUBLE",
                        "last_seq": "BIGINT"}
-CLUSTER_COLUMNS = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHAR", "representative": "VARCHAR"}
+CLUSTER_COLUMNS = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHAR", "group_json": "VARCHAR"}
 PATTERN_COLUMNS = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER", "description": "VARCHAR",
                    "pattern": "VARCHAR"}
 TEMPLATE_COLUMNS = {"cluster_id": "VARCHAR", "name": "VARCHAR", "support": "INTEGER", "success_rate": "DOUBLE",
                     "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR", "slot_values": "VARCHAR",
                     "cache_key": "VARCHAR", "sampled_slot_values": "VARCHAR"}
-QUALITY_COLUMNS = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER", "coverage": "DOUBLE"}
+QUALITY_COLUMNS = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER", "coverage": "DOUBLE",
+                   "mean_distance_to_medoid": "DOUBLE"}
 OUTCOME_COLUMNS = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR", "cluster_id": "VARCHAR"}
 # Member runs whose full events feed slot inference per template; statistics always use every member.
 TEMPLATE_SAMPLE_RUNS = 200
@@ -111,16 +118,15 @@ def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
 
 
 class ClusterConfig(dg.Config):
-    """When to re-cluster from scratch instead of assigning new runs to the existing medoids."""
+    """When to re-group from scratch instead of assigning new runs to the existing skill groups."""
 
-    full_recluster: bool = Field(default=False, description="always cluster every run from scratch")
-    recluster_share: float = Field(default=0.05, description="re-cluster when new or changed runs exceed this "
-                                                             "share of the clustered runs")
+    full_recluster: bool = Field(default=False, description="always group every run from scratch")
+    recluster_share: float = Field(default=0.05, description="re-group when new or changed runs exceed this "
+                                                             "share of the grouped runs")
 
 
 def _load_sequences(con) -> tuple[list[str], list[list[str]], list[int]]:
-    rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences WHERE n_tokens > 0 ORDER BY run_id"
-                       ).fetchall()
+    rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences ORDER BY run_id").fetchall()
     return [r[0] for r in rows], [json.loads(r[1]) for r in rows], [r[2] for r in rows]
 
 
@@ -128,100 +134,117 @@ def _has_table(con, name: str) -> bool:
     return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
 
 
-def _assign_to_medoids(con, run_ids: list[str], sequences: list[list[str]],
-                       changed: set[str], previous: dict[str, tuple[str, float]]) -> tuple[list[str], list[float]]:
-    """Labels and distances: previous ones for unchanged runs, the nearest existing medoid for the others."""
-    medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
-    labels, distances = [], []
-    for rid, tokens in zip(run_ids, sequences, strict=True):
-        if rid in changed:
-            reduced = reduce_sequence(tokens)
-            distance, cluster = min((normalized_distance(reduced, m), c) for c, m in medoids.items())
-        else:
-            cluster, distance = previous[rid]
-        labels.append(cluster)
-        distances.append(distance)
-    return labels, distances
+def load_groups(con) -> list[SkillGroup]:
+    """The skill groups stored by ``sequence_clusters`` (largest first)."""
+    return [SkillGroup(**json.loads(g)) for (g,) in con.execute(
+        "SELECT group_json FROM clusters ORDER BY size DESC, cluster_id").fetchall()]
 
 
-@dg.asset(**_spec_kwargs("Runs grouped by similar token sequences: variant dedup, repeat collapsing, "
-                         "edit-distance HAC on a sample, medoid assignment. Cluster ids are content hashes. When "
-                         "few runs are new, they are assigned to the existing medoids instead.",
-                         "event_sequences"))
+def _assign_new_runs(groups: list[SkillGroup], changed: list[str], sequences: dict[str, list[str]],
+                     runs: dict[str, dict]) -> tuple[list[SkillGroup], dict[str, float], int]:
+    """Existing groups with changed runs moved to the group ``assign_to_groups`` picks (runs of an unseen mode
+    stay ungrouped until the next full grouping)."""
+    moved = set(changed)
+    members = {g.group_id: [r for r in g.run_ids if r not in moved] for g in groups}
+    distances, unassigned = {}, 0
+    for run_id in changed:
+        run = runs.get(run_id, {})
+        found = assign_to_groups(groups, sequences[run_id], run.get("task_description", ""), run.get("mode"))
+        if found is None:
+            unassigned += 1
+            continue
+        members[found[0]].append(run_id)
+        distances[run_id] = found[1]
+    updated = [dataclasses.replace(g, run_ids=sorted(members[g.group_id])) for g in groups]
+    return [g for g in updated if g.run_ids], distances, unassigned
+
+
+def _silhouette(groups: list[SkillGroup], sequences: dict[str, list[str]], sample: int = 400) -> float | None:
+    """Silhouette of the grouping on the behaviour edit distance, over a deterministic sample of runs."""
+    labelled = sorted((r, g.group_id) for g in groups for r in g.run_ids if sequences.get(r))
+    if len({g for _, g in labelled}) < 2:
+        return None
+    step = max(1, len(labelled) // sample)
+    chosen = labelled[::step][:sample]
+    if len({g for _, g in chosen}) < 2:
+        return None
+    reduced = [reduce_sequence(sequences[r]) for r, _ in chosen]
+    matrix = np.array([[normalized_distance(a, b) for b in reduced] for a in reduced])
+    return float(silhouette_score(matrix, [g for _, g in chosen], metric="precomputed"))
+
+
+@dg.asset(**_spec_kwargs("Skill groups: runs split by mode, then by behaviour (token-sequence clustering) and task "
+                         "family (task description words); group ids are content hashes. When few runs are new, "
+                         "they are assigned to the existing groups instead.", "event_sequences"))
 def sequence_clusters(context: dg.AssetExecutionContext, config: ClusterConfig, warehouse_db: WarehouseResource,
                       mining_settings: MiningSettings) -> dg.MaterializeResult:
     with warehouse_db.connection() as con:
-        run_ids, sequences, last_seqs = _load_sequences(con)
-        all_runs = con.execute("SELECT count(*) FROM run_sequences").fetchone()[0]
-        previous = ({r: (c, d, q) for r, c, d, q in con.execute(
-            "SELECT run_id, cluster_id, distance, last_seq FROM run_clusters").fetchall()}
-            if _has_table(con, "run_clusters") and _has_table(con, "clusters") else {})
-        changed = {r for r, q in zip(run_ids, last_seqs, strict=True) if r not in previous or previous[r][2] != q}
+        run_ids, token_lists, last_seqs = _load_sequences(con)
+        sequences = dict(zip(run_ids, token_lists, strict=True))
+        runs = loaders.runs(con)
+        previous = ({r: q for r, q in con.execute("SELECT run_id, last_seq FROM run_clusters").fetchall()}
+                    if _has_table(con, "run_clusters") and _has_table(con, "clusters") and "group_json" in {
+                        r[0] for r in con.execute("DESCRIBE clusters").fetchall()} else {})
+        changed = [r for r, q in zip(run_ids, last_seqs, strict=True) if previous.get(r, -1) != q]
         incremental = (bool(previous) and not config.full_recluster
                        and len(changed) <= config.recluster_share * len(previous))
+        unassigned = 0
         if incremental:
-            labels, distances = _assign_to_medoids(con, run_ids, sequences, changed,
-                                                   {r: (c, d) for r, (c, d, _) in previous.items()})
-            silhouette = con.execute("SELECT silhouette FROM clustering_quality").fetchone()[0]
-            sizes = Counter(labels)
-            kept = con.execute("SELECT cluster_id, medoid, representative FROM clusters").fetchall()
-            cluster_rows = sorted(((c, sizes.get(c, 0), m, rep) for c, m, rep in kept), key=lambda r: (-r[1], r[0]))
-            quality = {"n_variants": len({tuple(x) for x in sequences}), "n_reduced_variants": None,
-                       "threshold": None}
+            groups, distances, unassigned = _assign_new_runs(load_groups(con), changed, sequences, runs)
+            old = dict(con.execute("SELECT run_id, distance FROM run_clusters").fetchall())
+            distances = {**old, **distances}
         else:
-            result = cluster_sequences(sequences, sample_size=mining_settings.sample_size,
-                                       min_cluster_size=mining_settings.support())
-            labels, distances, silhouette = result.labels, [float(d) for d in result.distances], result.silhouette
-            cluster_rows = [(c, result.sizes[c], json.dumps(result.medoids[c]), json.dumps(result.representatives[c]))
-                            for c in result.cluster_ids]
-            quality = result.quality()
+            groups = group_runs(sequences, {r: runs.get(r, {}).get("task_description", "") for r in run_ids},
+                                {r: runs.get(r, {}).get("mode") for r in run_ids},
+                                {r: outcome(runs.get(r, {})) for r in run_ids},
+                                sample_size=mining_settings.sample_size)
+            medoid_of = {g.group_id: g.medoid for g in groups}
+            distances = {r: normalized_distance(reduce_sequence(sequences[r]), medoid_of[g.group_id])
+                         for g in groups for r in g.run_ids}
+        group_of = {r: g.group_id for g in groups for r in g.run_ids}
+        last_seq = dict(zip(run_ids, last_seqs, strict=True))
+        grouped = [r for r in run_ids if r in group_of]
         warehouse.replace_table(con, "run_clusters", RUN_CLUSTER_COLUMNS,
-                                ((rid, i, labels[i], distances[i], last_seqs[i]) for i, rid in enumerate(run_ids)),
-                                _scratch(warehouse_db))
+                                ((r, i, group_of[r], float(distances.get(r, 0.0)), last_seq[r])
+                                 for i, r in enumerate(grouped)), _scratch(warehouse_db))
+        cluster_rows = [(g.group_id, g.size, json.dumps(g.medoid), json.dumps(dataclasses.asdict(g)))
+                        for g in groups]
         warehouse.replace_table(con, "clusters", CLUSTER_COLUMNS, cluster_rows, _scratch(warehouse_db))
-        coverage = len(run_ids) / all_runs if all_runs else 0.0
+        silhouette = _silhouette(groups, sequences)
+        coverage = len(grouped) / len(run_ids) if run_ids else 0.0
+        cohesion = sum(distances.get(r, 0.0) for r in grouped) / len(grouped) if grouped else 0.0
         warehouse.replace_table(con, "clustering_quality", QUALITY_COLUMNS,
-                                [(silhouette, len(cluster_rows), len(run_ids), coverage)], _scratch(warehouse_db))
-    sizes = [r[1] for r in cluster_rows]
-    context.log.info(f"{len(cluster_rows)} clusters over {len(run_ids)} runs "
-                     f"({'assigned ' + str(len(changed)) + ' new runs to existing medoids' if incremental else 'full'}"
-                     f"), silhouette {silhouette}")
-    optional = {k: dg.MetadataValue.float(float(quality[k])) for k in ("threshold",) if quality[k] is not None}
+                                [(silhouette, len(groups), len(grouped), coverage, cohesion)], _scratch(warehouse_db))
+    sizes = [g.size for g in groups]
+    context.log.info(f"{len(groups)} skill groups over {len(grouped)} runs "
+                     f"({'assigned ' + str(len(changed)) + ' new runs' if incremental else 'full grouping'})")
     return dg.MaterializeResult(metadata={
-        **table_metadata(len(run_ids), RUN_CLUSTER_COLUMNS),
-        "n_clusters": len(cluster_rows),
+        **table_metadata(len(grouped), RUN_CLUSTER_COLUMNS),
+        "n_clusters": len(groups),
         "silhouette": dg.MetadataValue.float(float(silhouette if silhouette is not None else 0.0)),
         "silhouette_defined": silhouette is not None,
         "coverage": dg.MetadataValue.float(round(coverage, 4)),
-        "runs_skipped_empty": int(all_runs - len(run_ids)),
-        "clustering": "incremental" if incremental else "full", "runs_assigned": len(changed),
-        "n_variants": quality["n_variants"], **optional,
-        "mean_distance_to_medoid": dg.MetadataValue.float(float(sum(distances) / len(distances)) if distances
-                                                          else 0.0),
+        "runs_skipped_empty": sum(1 for t in token_lists if not t), "runs_ungrouped": len(run_ids) - len(grouped),
+        "clustering": "incremental" if incremental else "full", "runs_assigned": len(changed) - unassigned,
+        "modes": len({g.mode for g in groups}), "task_families": len({(g.mode, g.family_id) for g in groups}),
+        "mean_distance_to_medoid": dg.MetadataValue.float(round(cohesion, 4)),
         "cluster_sizes": dg.MetadataValue.md(bar_chart_markdown(
-            "Cluster sizes (runs)", [r[0] for r in cluster_rows][:20], sizes[:20], fmt="{:.0f}"))})
+            "Skill group sizes (runs)", [f"{g.mode}: {' '.join(g.family_words[:4])}" for g in groups][:20],
+            sizes[:20], fmt="{:.0f}"))})
 
 
 @dg.asset(**_spec_kwargs("Consensus step sequence per cluster, with optional steps and repeat blocks "
                          "(e.g. the engineer → executor retry loop).", "sequence_clusters"))
 def skill_patterns(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
     with warehouse_db.connection() as con:
-        run_ids, sequences, _ = _load_sequences(con)
-        labels = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
-        medoids = {c: json.loads(m) for c, m in con.execute("SELECT cluster_id, medoid FROM clusters").fetchall()}
-        cluster_ids = [r[0] for r in con.execute("SELECT cluster_id FROM clusters WHERE size > 0 "
-                                                 "ORDER BY size DESC, cluster_id").fetchall()]
-        members: dict[str, list[int]] = {c: [] for c in cluster_ids}
-        for i, run_id in enumerate(run_ids):
-            members[labels[run_id]].append(i)
-        patterns = {}
-        for cid in cluster_ids:
-            patterns[cid] = mine_pattern([sequences[i] for i in members[cid]], medoids[cid], cluster_id=cid)
-            patterns[cid].member_indices = members[cid]
+        run_ids, token_lists, _ = _load_sequences(con)
+        sequences = dict(zip(run_ids, token_lists, strict=True))
+        runs = loaders.runs(con)
+        patterns = {g.group_id: group_pattern(g, sequences, runs) for g in load_groups(con)}
         rows = [(cid, p.support, len(p.steps), describe_pattern(p), pattern_json.dumps(p))
                 for cid, p in patterns.items()]
         warehouse.replace_table(con, "patterns", PATTERN_COLUMNS, rows, _scratch(warehouse_db))
-    preview = markdown_table(["cluster", "runs", "steps", "pattern"], [r[:4] for r in rows[:10]])
+    preview = markdown_table(["group", "runs", "steps", "pattern"], [r[:4] for r in rows[:10]])
     context.log.info(f"{len(rows)} patterns")
     return dg.MaterializeResult(metadata={
         **table_metadata(len(rows), PATTERN_COLUMNS),
@@ -244,8 +267,8 @@ def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict
     statistics always cover every member."""
     con, runs, first_seq = context["con"], context["runs"], context["first_seq"]
     pattern = pattern_json.loads(pattern_text)
-    member_runs = [r[0] for r in con.execute("SELECT run_id FROM run_clusters WHERE cluster_id = ? ORDER BY ordinal",
-                                             [cluster_id]).fetchall()]
+    group = context["groups"][cluster_id]
+    member_runs = group.run_ids  # the pattern's member order
     members = [runs[r] for r in member_runs]
     positions = sorted(sorted(range(len(members)), key=lambda i: (first_seq[member_runs[i]], member_runs[i]))
                        [:TEMPLATE_SAMPLE_RUNS])
@@ -254,10 +277,10 @@ def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict
     if key in cache:
         candidate, sampled_values = cache[key]
     else:
-        sample_runs = [members[i] for i in positions]
         events = dict(loaders.events_by_run(con, sample_ids, payloads=True))
-        mined = build_skill_candidate(pattern_json.subset(pattern, positions), sample_runs, events,
-                                      loaders.files(con, sample_ids), granularity=context["granularity"])
+        sample_group = dataclasses.replace(group, run_ids=sample_ids)
+        mined = group_skill(sample_group, pattern_json.subset(pattern, positions), runs, events,
+                            loaders.files(con, sample_ids), granularity=context["granularity"])
         candidate, sampled_values = candidates.to_library_candidate(mined), mined.get("slot_values") or {}
     stats = template_statistics(pattern, members, {}, context["full_sequences"])
     candidate = candidates.with_statistics(candidate, stats, sorted(member_runs))
@@ -270,6 +293,13 @@ def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict
     return (cluster_id, candidate["name"], len(members), rate, publishable, "; ".join(errors),
             json.dumps(candidate, sort_keys=True), json.dumps(slot_values, sort_keys=True), key,
             json.dumps(sampled_values, sort_keys=True))
+
+
+def _unique_names(rows: list[tuple]) -> list[tuple]:
+    """Rows with candidate names made unique (``skills.unique_names``: a repeated name gets its group id)."""
+    docs = [json.loads(r[6]) for r in rows]
+    unique_names(docs)
+    return [(r[0], d["name"], *r[2:6], json.dumps(d, sort_keys=True), *r[7:]) for r, d in zip(rows, docs, strict=True)]
 
 
 @dg.asset(**_spec_kwargs("Parameterised skill templates (task template with typed slots, steps, expected "
@@ -285,13 +315,14 @@ def skill_templates(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
             if _has_table(con, "skill_templates") and "cache_key" in {
                 r[0] for r in con.execute("DESCRIBE skill_templates").fetchall()} else {})
         shared = {"con": con, "runs": loaders.runs(con), "min_support": min_support,
+                  "groups": {g.group_id: g for g in load_groups(con)},
                   "granularity": mining_settings.token_granularity(),
                   "first_seq": dict(con.execute("SELECT run_id, min(seq) FROM events GROUP BY run_id").fetchall()),
                   "last_seq": dict(con.execute("SELECT run_id, last_seq FROM run_sequences").fetchall()),
                   "full_sequences": {r: json.loads(t) for r, t in con.execute(
                       "SELECT run_id, tokens FROM run_sequences").fetchall()}}
         patterns = con.execute("SELECT cluster_id, pattern FROM patterns ORDER BY support DESC, cluster_id").fetchall()
-        rows = [_template_row(cid, text, shared, cache) for cid, text in patterns]
+        rows = _unique_names([_template_row(cid, text, shared, cache) for cid, text in patterns])
         warehouse.replace_table(con, "skill_templates", TEMPLATE_COLUMNS, rows, _scratch(warehouse_db))
     publishable = [r for r in rows if r[4]]
     reused = sum(1 for r in rows if r[8] in cache)

@@ -19,18 +19,19 @@ def every_run_has_a_sequence(warehouse_db: WarehouseResource) -> dg.AssetCheckRe
 
 
 @dg.asset_check(asset="sequence_clusters", blocking=True,
-                description="Count-weighted silhouette of the clustering is at least the configured minimum "
-                            "(a single cluster has no silhouette and passes when it holds every run).")
+                description="Skill groups are cohesive: the mean normalised edit distance of runs to their group's "
+                            "behaviour medoid is at most the configured maximum. Silhouette is reported too; groups "
+                            "that share a behaviour but differ in task family make it low by design.")
 def clustering_quality(warehouse_db: WarehouseResource, mining_settings: MiningSettings) -> dg.AssetCheckResult:
     with warehouse_db.connection() as con:
-        silhouette, n_clusters, runs = con.execute(
-            "SELECT silhouette, n_clusters, runs FROM clustering_quality").fetchone()
-    figure = {"silhouette": silhouette, "n_clusters": n_clusters, "runs": runs}
-    minimum = mining_settings.silhouette()
-    passed = figure["n_clusters"] <= 1 or (figure["silhouette"] is not None and figure["silhouette"] >= minimum)
-    return dg.AssetCheckResult(passed=passed, metadata={
-        "silhouette": float(figure["silhouette"] if figure["silhouette"] is not None else 0.0),
-        "min_silhouette": minimum, "n_clusters": figure["n_clusters"], "runs": figure["runs"]})
+        silhouette, n_clusters, runs, coverage, distance = con.execute(
+            "SELECT silhouette, n_clusters, runs, coverage, mean_distance_to_medoid FROM clustering_quality"
+        ).fetchone()
+    maximum = mining_settings.medoid_distance()
+    return dg.AssetCheckResult(passed=distance <= maximum, metadata={
+        "mean_distance_to_medoid": float(distance), "max_medoid_distance": maximum,
+        "silhouette": float(silhouette if silhouette is not None else 0.0), "n_clusters": n_clusters,
+        "runs": runs, "coverage": float(coverage)})
 
 
 @dg.asset_check(asset="skill_templates", blocking=True,
