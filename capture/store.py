@@ -332,11 +332,8 @@ class CaptureStore:
         wanted.discard(None)
         missing = wanted - ctx.known(conn, "sessions", SESSIONS.c.id, wanted)
         if missing:
-            now = datetime.now(UTC)
-            conn.execute(insert(SESSIONS), [{"id": s, "name": s, "created_at": now, "status": "active"}
-                                            for s in sorted(missing)])
+            self._create_sessions(conn, missing, ctx)
             ctx.result.repaired["sessions_created"] += len(missing)
-            ctx.learned["sessions"].update(missing)
 
     def _ensure_runs(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
         sessions: dict[str, str] = {}
@@ -352,15 +349,20 @@ class CaptureStore:
             orphan_sessions = {sessions[r] for r in missing} - ctx.known(conn, "sessions", SESSIONS.c.id,
                                                                          {sessions[r] for r in missing})
             if orphan_sessions:
-                now = datetime.now(UTC)
-                conn.execute(insert(SESSIONS), [{"id": s, "name": s, "created_at": now, "status": "active"}
-                                                for s in sorted(orphan_sessions)])
-                ctx.learned["sessions"].update(orphan_sessions)
-            conn.execute(insert(RUNS), [
+                self._create_sessions(conn, orphan_sessions, ctx)
+            conn.execute(_dialect_insert(conn, RUNS).on_conflict_do_nothing(index_elements=["id"]), [
                 {"id": run, "session_id": sessions[run], "status": "executing", "is_branch": False,
                  "branch_depth": 0, "meta": {"auto_created": True}} for run in sorted(missing)])
             ctx.result.repaired["runs_created"] += len(missing)
             ctx.learned["runs"].update(missing)
+
+    @staticmethod
+    def _create_sessions(conn: Connection, sessions: set[str], ctx: "_WriteContext") -> None:
+        """Create sessions that another writer may be creating at the same moment (conflicts are fine)."""
+        now = datetime.now(UTC)
+        conn.execute(_dialect_insert(conn, SESSIONS).on_conflict_do_nothing(index_elements=["id"]),
+                     [{"id": s, "name": s, "created_at": now, "status": "active"} for s in sorted(sessions)])
+        ctx.learned["sessions"].update(sessions)
 
     def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         for keys, group in _group_by_keys(rows).items():
