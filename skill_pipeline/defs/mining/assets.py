@@ -47,7 +47,7 @@ QUALITY_COLUMNS = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INT
                    "mean_distance_to_medoid": "DOUBLE"}
 OUTCOME_COLUMNS = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR", "cluster_id": "VARCHAR"}
 # Member runs whose full events feed slot inference per template; statistics always use every member.
-TEMPLATE_SAMPLE_RUNS = 200
+TEMPLATE_SAMPLE_RUNS = 100
 
 
 def _spec_kwargs(description: str, *deps: str) -> dict:
