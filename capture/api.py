@@ -96,7 +96,22 @@ def _resolve(parent_event_id: str | None, recorder: Recorder) -> tuple[RunState,
     return run, current_node_id(), None, 0
 
 
-class RunHandle:
+class _Handle:
+    """What run and node handles share: a failure mark and metadata added while they are open."""
+
+    _failed: str | None
+    _meta: dict[str, Any]
+
+    def fail(self, message: str) -> None:
+        """Mark it failed without raising."""
+        self._failed = message
+
+    def set_meta(self, **values: Any) -> None:
+        """Add to its ``meta``."""
+        self._meta.update(values)
+
+
+class RunHandle(_Handle):
     """An open run: ``id``, ``session_id``; ``fail(message)`` and ``set_meta(**kw)`` before it closes."""
 
     def __init__(self, recorder: Recorder, kwargs: dict[str, Any]) -> None:
@@ -128,14 +143,6 @@ class RunHandle:
             recorder.error("run start", exc)
         return self
 
-    def fail(self, message: str) -> None:
-        """Mark the run failed without raising."""
-        self._failed = message
-
-    def set_meta(self, **values: Any) -> None:
-        """Add to the run's ``meta``."""
-        self._meta.update(values)
-
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._state is None:
@@ -153,7 +160,7 @@ class RunHandle:
         _reset((current_run_var, current_node_var, current_span_var), self._tokens)
 
 
-class NodeHandle:
+class NodeHandle(_Handle):
     """An open DAG node: ``id``; ``fail(message)`` and ``set_meta(**kw)`` before it closes."""
 
     def __init__(self, recorder: Recorder, name: str, kwargs: dict[str, Any]) -> None:
@@ -180,14 +187,6 @@ class NodeHandle:
         except Exception as exc:  # noqa: BLE001
             recorder.error("node start", exc)
         return self
-
-    def fail(self, message: str) -> None:
-        """Mark the node failed without raising."""
-        self._failed = message
-
-    def set_meta(self, **values: Any) -> None:
-        """Add to the node's ``meta``."""
-        self._meta.update(values)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
