@@ -243,19 +243,24 @@ def render(quality: dict[str, Any], big: dict[str, Any] | None, command: str) ->
     return "\n".join(lines)
 
 
+NOTES = "Notes (Mining pipeline"
+
+
 def record(text: str) -> None:
-    """Replace the '## Mining pipeline (issue 6)' section of RESULTS.md (other sections are left alone)."""
+    """Replace the figures of the '## Mining pipeline (issue 6)' section of RESULTS.md; its hand-written
+    'Notes (Mining pipeline ...' paragraph and the other sections are left alone."""
     path = ROOT / "benchmarks" / "RESULTS.md"
     heading = "## Mining pipeline (issue 6)"
     content = path.read_text() if path.exists() else "# Benchmark results\n"
     start = content.find(heading)
-    section = f"{heading}\n\n{text}\n"
     if start == -1:
-        content = content.rstrip("\n") + "\n\n" + section
-    else:
-        end = content.find("\n## ", start + len(heading))
-        content = content[:start] + section + (content[end + 1:] if end != -1 else "")
-    path.write_text(content)
+        path.write_text(content.rstrip("\n") + f"\n\n{heading}\n\n{text}\n")
+        return
+    end = content.find("\n## ", start + len(heading))
+    old = content[start:end if end != -1 else len(content)]
+    notes = old[old.find(NOTES):].rstrip("\n") + "\n" if NOTES in old else ""
+    section = f"{heading}\n\n{text}\n" + (f"\n{notes}" if notes else "")
+    path.write_text(content[:start] + section + ("\n" + content[end + 1:] if end != -1 else ""))
 
 
 def main() -> int:
