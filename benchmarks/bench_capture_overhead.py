@@ -25,14 +25,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from autogen import ConversableAgent, GroupChat, GroupChatManager, register_function, runtime_logging
 from autogen.io import IOStream
 
 import capture
 from capture.migrate import upgrade
-from workloads.scripted_llm import Script, ToolCall, Turn, scripted_llm_config, use_script
+from workloads.scripted_llm import Script, SilentStream, ToolCall, Turn, scripted_llm_config, use_script
 
 logging.getLogger("autogen.oai.client").setLevel(logging.WARNING)
 ORDER = ["planner", "engineer", "executor", "reviewer"]
@@ -66,19 +65,6 @@ def build(cycles: int) -> tuple[ConversableAgent, GroupChatManager]:
     return user, manager
 
 
-class Quiet:
-    """An IOStream that discards output, so console printing is not part of what is measured."""
-
-    def print(self, *objects: Any, sep: str = " ", end: str = "\n", flush: bool = False) -> None:
-        return None
-
-    def send(self, message: Any) -> None:
-        return None
-
-    def input(self, prompt: str = "", *, password: bool = False) -> str:
-        return ""
-
-
 MODES = ("off", "capture", "capture_hot", "ag2_sqlite")
 
 
@@ -93,7 +79,7 @@ def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
         before = stored_events(tmp)
     if mode == "ag2_sqlite":
         runtime_logging.start(config={"dbname": str(tmp / "ag2.db")})
-    with IOStream.set_default(Quiet()):
+    with IOStream.set_default(SilentStream()):
         started, cpu_started = time.perf_counter(), time.thread_time()
         user.initiate_chat(manager, message="Start.", silent=True)
         elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started

@@ -46,19 +46,6 @@ def _executor_class():
     return SimulatedDurationExecutor
 
 
-class _SilentStream:
-    """An AG2 IOStream that prints nothing (a thousand chats would flood the terminal)."""
-
-    def print(self, *objects: Any, sep: str = " ", end: str = "\n", flush: bool = False) -> None:
-        return None
-
-    def send(self, message: Any) -> None:
-        return None
-
-    def input(self, prompt: str = "", *, password: bool = False) -> str:
-        return ""
-
-
 def _scripted_turn(turn: Turn, call_id: str) -> scripted_llm.Turn:
     u = turn.usage
     calls = ()
@@ -133,7 +120,7 @@ class _NodeChat:
 
         capture.instrument(self.manager)
         try:
-            with IOStream.set_default(_SilentStream()):
+            with IOStream.set_default(scripted_llm.SilentStream()):
                 self.user.initiate_chat(self.manager, message=self.node.description, clear_history=True)
         finally:
             capture.uninstrument(self.manager)

@@ -24,6 +24,20 @@ CLIENT_CLASS_NAME = "ScriptedLLM"
 SELECTOR_CLASS_NAME = "ScriptedSelector"
 
 
+class SilentStream:
+    """An AG2 IOStream that prints nothing: a thousand scripted chats would flood the terminal, and console
+    printing is not part of what a benchmark should measure."""
+
+    def print(self, *objects: Any, sep: str = " ", end: str = "\n", flush: bool = False) -> None:
+        return None
+
+    def send(self, message: Any) -> None:
+        return None
+
+    def input(self, prompt: str = "", *, password: bool = False) -> str:
+        return ""
+
+
 class ScriptExhausted(RuntimeError):
     """The agent asked the scripted model for more turns than the script holds."""
 
