@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Engine, Numeric, Select, and_, func, literal, or_, select
+from sqlalchemy import Date, DateTime, Engine, Numeric, Select, Table, and_, func, literal, or_, select
 
 from capture.models import (
     CostRecord,
@@ -182,32 +182,31 @@ def _in_session(table, session_id: str):
                     table.c.run_id.in_(select(RUNS.c.id).where(RUNS.c.session_id == session_id))))
 
 
+def _linked(source: Any, session_id: str, table: Table, column: str, value: str) -> list[dict[str, Any]]:
+    """Rows of ``table`` (messages or files) linked to one event or node, oldest first."""
+    order = (table.c.timestamp, table.c.id) if table is MESSAGES else (table.c.created_at, table.c.file_path)
+    stmt = select(table).where(table.c[column] == value, _in_session(table, session_id)).order_by(*order)
+    return _all(source, stmt)
+
+
 def messages_for_event(source: Any, session_id: str, event_id: str) -> list[dict[str, Any]]:
     """Messages linked to an event, oldest first."""
-    stmt = (select(MESSAGES).where(MESSAGES.c.event_id == event_id, _in_session(MESSAGES, session_id))
-            .order_by(MESSAGES.c.timestamp, MESSAGES.c.id))
-    return _all(source, stmt)
+    return _linked(source, session_id, MESSAGES, "event_id", event_id)
 
 
 def messages_for_node(source: Any, session_id: str, node_id: str) -> list[dict[str, Any]]:
     """Messages linked to a node, oldest first."""
-    stmt = (select(MESSAGES).where(MESSAGES.c.node_id == node_id, _in_session(MESSAGES, session_id))
-            .order_by(MESSAGES.c.timestamp, MESSAGES.c.id))
-    return _all(source, stmt)
+    return _linked(source, session_id, MESSAGES, "node_id", node_id)
 
 
 def files_for_node(source: Any, session_id: str, node_id: str) -> list[dict[str, Any]]:
     """Files linked to a node, oldest first."""
-    stmt = (select(FILES).where(FILES.c.node_id == node_id, _in_session(FILES, session_id))
-            .order_by(FILES.c.created_at, FILES.c.file_path))
-    return _all(source, stmt)
+    return _linked(source, session_id, FILES, "node_id", node_id)
 
 
 def files_for_event(source: Any, session_id: str, event_id: str) -> list[dict[str, Any]]:
     """Files linked to an event, oldest first."""
-    stmt = (select(FILES).where(FILES.c.event_id == event_id, _in_session(FILES, session_id))
-            .order_by(FILES.c.created_at, FILES.c.file_path))
-    return _all(source, stmt)
+    return _linked(source, session_id, FILES, "event_id", event_id)
 
 
 def files_for_run(source: Any, session_id: str, run_id: str, *, file_type: str | None = None
