@@ -15,6 +15,7 @@ from capture.api import (
     flush,
     get_recorder,
     node,
+    record_broadcast,
     record_cost,
     record_event,
     record_file,
@@ -43,5 +44,5 @@ def uninstrument(target: Any) -> Any:
 
 
 __all__ = ["CaptureSettings", "bind", "configure", "current_node_id", "current_run_id", "current_span_id", "flush",
-           "get_recorder", "instrument", "node", "record_cost", "record_event", "record_file", "record_message",
-           "run", "shutdown", "span", "stats", "uninstrument"]
+           "get_recorder", "instrument", "node", "record_broadcast", "record_cost", "record_event", "record_file",
+           "record_message", "run", "shutdown", "span", "stats", "uninstrument"]

@@ -357,6 +357,22 @@ def record_event(event_type: str, subtype: str | None = None, *, agent_name: str
 def record_message(sender: str, recipient: str | None, content: Any, *, tokens: int | None = None,
                    silent: bool = False, meta: dict | None = None) -> str | None:
     """A ``message`` event (subtype ``send``, or ``broadcast`` when silent) plus its ``messages`` row."""
+    return _message(sender, recipient, content, tokens, silent, meta)
+
+
+def record_broadcast(sender: str, recipients: list[str], content: Any, *, tokens: int | None = None,
+                     meta: dict | None = None) -> str | None:
+    """One silent group fan-out: a single ``message``/``broadcast`` event whose ``inputs`` list the recipients,
+    plus one ``messages`` row (``recipient``: the names joined with ", ", cut to the column's width;
+    ``meta.recipients``: the full list). Recording one row per recipient instead multiplies a group chat's
+    events by its size."""
+    return _message(sender, list(recipients), content, tokens, True, meta)
+
+
+def _message(sender: str, recipient: str | list[str] | None, content: Any, tokens: int | None,
+             silent: bool, meta: dict | None) -> str | None:
+    """Enqueue a message for :func:`record_message` / :func:`record_broadcast` (a list of recipients: a
+    broadcast)."""
     recorder = _recorder or get_recorder()
     try:
         if not recorder.enabled or (recorder.sampling and recorder.sampled_out("message")):
@@ -440,5 +456,5 @@ def stats() -> dict[str, Any]:
 
 
 __all__ = ["NodeHandle", "RunHandle", "Span", "configure", "current_node_id", "current_run_id", "current_span_id",
-           "flush", "get_recorder", "node", "record_cost", "record_event", "record_file", "record_message", "run",
-           "shutdown", "span", "stats"]
+           "flush", "get_recorder", "node", "record_broadcast", "record_cost", "record_event", "record_file",
+           "record_message", "run", "shutdown", "span", "stats"]

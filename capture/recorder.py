@@ -38,7 +38,7 @@ from capture import clock
 from capture.context import RunState, SpanState
 from capture.db import StoreError
 from capture.payload import dumps, encode_payload
-from capture.records import BadRecord
+from capture.records import BadRecord, message_addressing
 from capture.redaction import Redactor
 from capture.settings import CaptureSettings
 from capture.spool import BATCH_KEYS, Spool, batch_size
@@ -299,8 +299,10 @@ class Recorder:
         self.put(END, (event_id, started, stamp(), failed, outputs, meta, error_message))
 
     def message(self, run: RunState, node_id: str | None, parent_event_id: str | None, depth: int, sender: str,
-                recipient: str | None, content: Any, tokens: int | None, silent: bool, meta: Any) -> str:
-        """Enqueue a ``message`` event and its ``messages`` row as one item; returns the event id."""
+                recipient: str | list[str] | None, content: Any, tokens: int | None, silent: bool, meta: Any) -> str:
+        """Enqueue a ``message`` event and its ``messages`` row as one item; returns the event id.
+
+        A list of recipients is one silent group fan-out (a ``broadcast``, see :func:`_message_rows`)."""
         eid = IDS.new()
         self.put(MESSAGE, (eid, run, node_id, parent_event_id, depth, next(run.order), sender, recipient, content,
                            tokens, silent, meta, stamp()))
@@ -717,14 +719,19 @@ def _end_changes(item: tuple) -> dict[str, Any]:
 
 
 def _message_rows(item: tuple) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``message`` event and the ``messages`` row of a :meth:`Recorder.message` tuple."""
+    """The ``message`` event and the ``messages`` row of a :meth:`Recorder.message` tuple.
+
+    A list of recipients (a group fan-out) becomes one ``broadcast`` event with ``inputs.recipients``; its
+    ``messages`` row holds the names joined (cut to the column) and the full list in ``meta.recipients``."""
     eid, run, node_id, parent, depth, order, sender, recipient, content, tokens, silent, meta, at = item
     now = as_datetime(at)
     event_meta = {**(meta or {}), **({"tokens": tokens} if tokens is not None else {})}
+    subtype = "broadcast" if silent or type(recipient) is list else "send"
+    inputs, recipient, meta = message_addressing(sender, recipient, meta)
     event = {"id": eid, "run_id": run.id, "session_id": run.session_id, "node_id": node_id, "parent_event_id": parent,
-             "event_type": "message", "event_subtype": "broadcast" if silent else "send", "agent_name": sender,
+             "event_type": "message", "event_subtype": subtype, "agent_name": sender,
              "timestamp": now, "started_at": now, "completed_at": now, "duration_ms": None,
-             "inputs": {"sender": sender, "recipient": recipient}, "outputs": None, "meta": event_meta or None,
+             "inputs": inputs, "outputs": None, "meta": event_meta or None,
              "error_message": None, "execution_order": order, "depth": depth, "status": "completed"}
     message = {"run_id": run.id, "session_id": run.session_id, "event_id": eid, "node_id": node_id, "sender": sender,
                "recipient": recipient, "content": content, "timestamp": now, "tokens": tokens,

@@ -1,5 +1,6 @@
 """Nothing is lost on SIGTERM or a database outage; after SIGKILL the spool replays at the next start."""
 
+import json
 import os
 import signal
 import subprocess
@@ -123,10 +124,23 @@ def test_sigkill_loses_at_most_one_flush_interval_and_spool_replays_at_next_star
           f"spool; lost {lost} ({lost / measured * 1000:.0f} ms of events; flush interval {interval * 1000:.0f} ms)")
 
 
-def test_sqlite_database_blocked_then_back_within_a_run(tmp_path, fetch, settings_for):
+def blocked_sqlite(tmp_path: Path) -> tuple[Path, str]:
+    """A SQLite URL the recorder cannot write to (its directory is a file) until ``blocker`` is removed."""
     blocker = tmp_path / "db"
     blocker.write_text("not a directory")
-    url = f"sqlite:///{blocker / 'capture.db'}"
+    return blocker, f"sqlite:///{blocker / 'capture.db'}"
+
+
+def replay_spool(seconds: float = 15) -> None:
+    """Flush until the recorder has replayed its spool (or ``seconds`` passed)."""
+    deadline = time.monotonic() + seconds
+    while capture.stats()["spool_pending"] and time.monotonic() < deadline:
+        capture.flush(5)
+        time.sleep(0.05)
+
+
+def test_sqlite_database_blocked_then_back_within_a_run(tmp_path, fetch, settings_for):
+    blocker, url = blocked_sqlite(tmp_path)
     capture.configure(settings_for(url))
     try:
         with capture.run("outage") as run, capture.span("agent_call", agent_name="a") as top:
@@ -135,10 +149,7 @@ def test_sqlite_database_blocked_then_back_within_a_run(tmp_path, fetch, setting
             assert capture.stats()["spooled"] > 0 and capture.stats()["written"] == 0
             blocker.unlink()
             ids += [capture.record_event("info", "trace", meta={"i": i}) for i in range(400, 800)]
-        deadline = time.monotonic() + 15
-        while capture.stats()["spool_pending"] and time.monotonic() < deadline:
-            capture.flush(5)
-            time.sleep(0.05)
+        replay_spool()
         assert capture.flush(5)
         stats = capture.stats()
     finally:
@@ -149,6 +160,28 @@ def test_sqlite_database_blocked_then_back_within_a_run(tmp_path, fetch, setting
     assert fetch(url, "SELECT status FROM execution_events WHERE id = :i", i=top.id) == [{"status": "completed"}]
     assert fetch(url, "SELECT status FROM workflow_runs WHERE id = :i", i=run.id) == [{"status": "completed"}]
     assert stats["replayed"] > 0 and stats["dropped"] == 0 and stats["spool_pending"] == 0
+
+
+def test_a_broadcast_spooled_while_the_database_is_down_replays_with_its_recipients(tmp_path, fetch, settings_for):
+    blocker, url = blocked_sqlite(tmp_path)
+    capture.configure(settings_for(url))
+    try:
+        with capture.run("outage"):
+            eid = capture.record_broadcast("chat_manager", ["planner", "engineer"], "round 1", meta={"role": "user"})
+            assert capture.flush(5) and capture.stats()["spool_pending"] > 0
+            spooled = "".join(path.read_text() for path in (tmp_path / "spool").glob("spool-*.jsonl"))
+            assert spooled.count('"recipients":["planner","engineer"]') == 2  # the event's inputs, the row's meta
+            blocker.unlink()
+        replay_spool()
+        assert capture.stats()["replayed"] > 0 and capture.stats()["spool_pending"] == 0
+    finally:
+        capture.shutdown()
+    [event] = fetch(url, "SELECT event_subtype, inputs FROM execution_events WHERE id = :i", i=eid)
+    assert event["event_subtype"] == "broadcast"
+    assert json.loads(event["inputs"]) == {"sender": "chat_manager", "recipients": ["planner", "engineer"]}
+    [message] = fetch(url, "SELECT recipient, meta FROM messages WHERE event_id = :i", i=eid)
+    assert message["recipient"] == "planner, engineer"
+    assert json.loads(message["meta"]) == {"role": "user", "recipients": ["planner", "engineer"]}
 
 
 @pytest.mark.postgres
@@ -176,10 +209,7 @@ def test_postgres_outage_mid_run_nothing_lost_nothing_duplicated(pg_url, tmp_pat
                 assert capture.stats()["spooled"] >= 300
                 allow(True)
                 after = [capture.record_event("info", "trace", meta={"i": i}) for i in range(300)]
-        deadline = time.monotonic() + 20
-        while capture.stats()["spool_pending"] and time.monotonic() < deadline:
-            capture.flush(5)
-            time.sleep(0.1)
+        replay_spool(20)
         assert capture.flush(5)
     finally:
         capture.shutdown()

@@ -1,5 +1,6 @@
 """The cheap hot path: fast ids, raw time stamps converted on the writer, one queue item per message."""
 
+import json
 import multiprocessing
 import threading
 import time
@@ -95,3 +96,28 @@ def test_a_message_is_one_queue_item_and_lands_as_its_event_and_messages_row(rec
     assert (message["run_id"], message["sender"], message["recipient"], message["content"], message["tokens"]) == \
         (run.id, "planner", "engineer", "the plan", 7)
     assert str(message["timestamp"])[:19] == "2025-03-01 12:00:00"
+
+
+def test_a_broadcast_is_one_event_and_one_messages_row_listing_every_recipient(recorder, url, fetch):
+    recipients = [f"researcher_with_a_long_name_{i}" for i in range(6)]  # joined, they overflow the 100-char column
+    with capture.run("group") as run:
+        before = capture.stats()["enqueued"]
+        eid = capture.record_broadcast("chat_manager", recipients, "round 1", meta={"role": "user"})
+        assert capture.stats()["enqueued"] == before + 1
+    assert settle()
+    [event] = fetch(url, "SELECT event_type, event_subtype, agent_name, inputs, meta FROM execution_events "
+                         "WHERE run_id = :r AND event_type = 'message'", r=run.id)
+    assert (event["event_type"], event["event_subtype"], event["agent_name"]) == ("message", "broadcast",
+                                                                                  "chat_manager")
+    assert _json(event["inputs"]) == {"sender": "chat_manager", "recipients": recipients}
+    assert _json(event["meta"]) == {"role": "user"}
+    [message] = fetch(url, "SELECT event_id, sender, recipient, content, meta FROM messages WHERE run_id = :r",
+                      r=run.id)
+    assert (message["event_id"], message["sender"], message["content"]) == (eid, "chat_manager", "round 1")
+    assert message["recipient"] == ", ".join(recipients)[:100] and len(message["recipient"]) == 100
+    assert _json(message["meta"]) == {"role": "user", "recipients": recipients}
+
+
+def _json(value):
+    """A JSON column as read with plain SQL: text on SQLite, already decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
