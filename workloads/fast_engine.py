@@ -4,9 +4,9 @@ It writes what capturing the AG2 engine's play of the same script records (``cap
 GroupChat per node), in the same order, nesting, times and statuses: ``_User``'s opening message and the
 ``chat_manager`` reply that runs the chat; per turn a speaker handoff, the speaker's ``agent_call`` with its
 ``llm_call`` (tokens, cost), ``tool_call`` or ``code_exec`` and their ``file_gen`` events, its message and the
-manager's silent broadcasts; the chat's termination; approvals for human-in-the-loop; a 429 as failed spans plus
-``error`` events. Only payload texts differ (real tracebacks name real paths). Ids derive from the run id, so
-the same seed writes the same rows.
+manager's silent broadcast of it (one event listing its recipients); the chat's termination; approvals for
+human-in-the-loop; a 429 as failed spans plus ``error`` events. Only payload texts differ (real tracebacks name
+real paths). Ids derive from the run id, so the same seed writes the same rows.
 """
 
 import hashlib
@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from capture.files import classify_file, file_id
+from capture.records import message_addressing
 from capture.store import Batch
 from workloads.script import RATE_LIMIT_ERROR, NodeScript, RunScript, Turn
 
@@ -71,13 +72,16 @@ class _RunRows:
         if error:
             row["error_message"] = error
 
-    def message(self, node: NodeScript, parent: dict[str, Any] | None, sender: str, recipient: str, content: str,
-                meta: dict[str, Any], *, broadcast: bool = False) -> None:
-        event = self.event(node, "message", "broadcast" if broadcast else "send", sender, parent=parent,
-                           inputs={"sender": sender, "recipient": recipient}, meta=meta)
+    def message(self, node: NodeScript, parent: dict[str, Any] | None, sender: str, recipient: str | list[str],
+                content: str, meta: dict[str, Any]) -> None:
+        """A ``message`` event and its ``messages`` row; a list of recipients is a group manager's silent round
+        fan-out, one ``broadcast`` (as capture records it)."""
+        inputs, column, row_meta = message_addressing(sender, recipient, meta)
+        event = self.event(node, "message", "broadcast" if isinstance(recipient, list) else "send", sender,
+                           parent=parent, inputs=inputs, meta=meta)
         self.batch.messages.append({"run_id": self.s.run_id, "session_id": self.s.session_id, "event_id": event["id"],
-                                    "node_id": node.node_id, "sender": sender, "recipient": recipient,
-                                    "content": content, "timestamp": self.now, "tokens": None, "meta": meta})
+                                    "node_id": node.node_id, "sender": sender, "recipient": column,
+                                    "content": content, "timestamp": self.now, "tokens": None, "meta": row_meta})
 
     def write_files(self, node: NodeScript, parent: dict[str, Any], agent: str, files: dict[str, bytes]) -> None:
         for path in sorted(files):
@@ -157,9 +161,7 @@ def _chat(rows: _RunRows, node: NodeScript) -> None:
     speaker, content, llm_turns = USER, node.description, 0
     broadcast = {"silent": True, "role": "user"}
     for history, turn in enumerate(node.turns, start=2):
-        for agent in agents:
-            if agent != speaker:
-                rows.message(node, manager, MANAGER, agent, content, broadcast, broadcast=True)
+        rows.message(node, manager, MANAGER, [a for a in agents if a != speaker], content, broadcast)
         llm_turns += turn.usage is not None
         sent = _turn(rows, node, manager, turn, speaker, history, llm_turns, content)
         if sent is None:
@@ -169,9 +171,7 @@ def _chat(rows: _RunRows, node: NodeScript) -> None:
             return
         speaker, content = turn.agent, turn.content
         broadcast = {"role": "user", **sent, "silent": True}
-    for agent in agents:
-        if agent != speaker:
-            rows.message(node, manager, MANAGER, agent, content, broadcast, broadcast=True)
+    rows.message(node, manager, MANAGER, [a for a in agents if a != speaker], content, broadcast)
     rows.event(node, "info", "termination", MANAGER, parent=manager,
                outputs={"reason": "No next speaker selected"}, meta={"recipient": speaker})
     rows.end(manager, outputs={"reply": None, "replied": False})

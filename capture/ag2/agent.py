@@ -14,6 +14,7 @@ from typing import Any
 import capture
 from capture.ag2 import patching
 from capture.ag2.chat import chat_scope, is_manager, record_transition
+from capture.ag2.fanout import FanOut
 from capture.ag2.guarded import Guarded, attempt, excerpt, message_text, name_of
 from capture.ag2.threads import (
     ReplyFrame,
@@ -337,11 +338,18 @@ def _instrument_executor(agent: Any) -> None:
 
 
 def _send_hook(agent: Any) -> Any:
+    """The ``process_message_before_send`` hook of ``agent``: one ``message`` event per send, except a group
+    manager's round fan-out, which is one ``broadcast`` listing its recipients (:mod:`capture.ag2.fanout`)."""
+    fan_out = FanOut() if is_manager(agent) else None
+
     def process_message_before_send(sender: Any = None, message: Any = None, recipient: Any = None,
                                     silent: bool = False) -> Any:
         if patching.is_active(agent):
-            try:  # inline rather than attempt(): this runs for every message, silent broadcasts included
+            try:  # inline rather than attempt(): this runs for every message
                 quiet = bool(silent)
+                fanning = quiet and fan_out is not None
+                if fanning and fan_out.continues(message, recipient):
+                    return message
                 meta: dict[str, Any] = {"silent": quiet}
                 if isinstance(message, dict):
                     calls = message.get("tool_calls")
@@ -350,8 +358,12 @@ def _send_hook(agent: Any) -> Any:
                     role = message.get("role")
                     if role:
                         meta["role"] = role
-                capture.record_message(name_of(sender), name_of(recipient), message_text(message),
-                                       silent=quiet and is_manager(sender), meta=meta)
+                recipients = fan_out.opens(agent, message, recipient) if fanning else None
+                if recipients is not None:
+                    capture.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta)
+                else:
+                    capture.record_message(name_of(sender), name_of(recipient), message_text(message),
+                                           silent=quiet and is_manager(sender), meta=meta)
             except Exception as exc:  # noqa: BLE001 - capture must never break the run
                 patching.capture_failed("message", exc)
         return message

@@ -113,6 +113,18 @@ def run_research_group(work_dir: Path, method: str, setup: Setup = None) -> tupl
     return result, chat, agents, selector
 
 
+def relay_group(**chat_options: Any) -> tuple[GroupChatManager, GroupChat]:
+    """Three rounds in round-robin order: ``starter`` opens, ``b`` tells a secret, ``c`` ends the chat."""
+    starter = ConversableAgent("starter", llm_config=False, human_input_mode="NEVER")
+    b = llm_agent("b", Script([Turn("b: the secret is 42.", prompt_tokens=10, completion_tokens=6, cost_usd=0.001)],
+                              name="b"))
+    c = llm_agent("c", Script([Turn("c: noted. TERMINATE", prompt_tokens=14, completion_tokens=4, cost_usd=0.001)],
+                              name="c"))
+    chat = GroupChat(agents=[starter, b, c], messages=[], max_round=5, speaker_selection_method="round_robin",
+                     **chat_options)
+    return GroupChatManager(groupchat=chat, llm_config=False, is_termination_msg=terminates), chat
+
+
 def build_handoff_pattern() -> tuple[DefaultPattern, list[ConversableAgent]]:
     """A DefaultPattern exercising every handoff kind once, in this order:
 

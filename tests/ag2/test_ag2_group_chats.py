@@ -5,9 +5,11 @@ import hashlib
 import json
 
 import pytest
-from ag2_scenarios import async_tool_chat, handoff_pattern, nested_chat, run_research_group
+from ag2_scenarios import async_tool_chat, handoff_pattern, nested_chat, relay_group, run_research_group
+from autogen.io import IOStream
 
 import capture
+from workloads.scripted_llm import SilentStream
 
 
 def tree_children(events: list[dict]) -> dict[str | None, list[dict]]:
@@ -43,8 +45,19 @@ def test_group_chat_transitions_messages_code_and_files(stored, tmp_path, method
     sent = [m for m in stored.messages() if m["event_subtype"] == "send"]
     assert [(m["sender"], m["content"]) for m in sent] == [(m["name"], m["content"]) for m in chat.messages]
     assert [m["recipient"] for m in sent] == ["chat_manager"] * 5
+    # One broadcast per round (not one per recipient), listing the group's other agents in group order.
     broadcasts = [m for m in stored.messages() if m["event_subtype"] == "broadcast"]
-    assert len(broadcasts) == 5 * 2 and {m["sender"] for m in broadcasts} == {"chat_manager"}
+    group = [a.name for a in chat.agents]
+    expected = [[name for name in group if name != m["name"]] for m in chat.messages]
+    assert [(m["sender"], m["content"]) for m in broadcasts] == [("chat_manager", m["content"]) for m in chat.messages]
+    assert [json.loads(m["meta"])["recipients"] for m in broadcasts] == expected
+    assert [m["recipient"] for m in broadcasts] == [", ".join(names) for names in expected]
+    assert [json.loads(index[m["event_id"]]["inputs"]) for m in broadcasts] == [
+        {"sender": "chat_manager", "recipients": names} for names in expected]
+    # AG2 itself still delivered every round to every agent.
+    manager = next(a for a in chat.agents[0].chat_messages if a.name == "chat_manager")
+    for agent in chat.agents:
+        assert [m["content"] for m in agent.chat_messages[manager]] == [m["content"] for m in chat.messages]
 
     # The event tree (parent links, children in execution order) reconstructs the transcript's speaker order.
     flat = walk(tree_children(events))
@@ -80,6 +93,70 @@ def test_group_chat_transitions_messages_code_and_files(stored, tmp_path, method
     (termination,) = [e for e in events if e["event_type"] == "info"]
     assert json.loads(termination["outputs"])["reason"] == (
         "Termination message condition on the GroupChatManager 'chat_manager' met")
+
+
+def relay(stored, opening: str = "sync", **chat_options) -> list[tuple]:
+    """Run :func:`relay_group` under capture; (subtype, sender, recipient column, recipients, content) per message."""
+    manager, chat = relay_group(**chat_options)
+    capture.instrument(manager)
+    starter = chat.agents[0]
+    with IOStream.set_default(SilentStream()):
+        if opening == "async":
+            asyncio.run(starter.a_initiate_chat(manager, message="relay: go", silent=True))
+        elif opening == "resume":
+            last, message = manager.resume(messages=[{"content": "relay: go", "role": "user", "name": "starter"},
+                                                     {"content": "b: first pass", "role": "user", "name": "b"}])
+            last.initiate_chat(manager, message=message, clear_history=False, silent=True)
+        else:
+            starter.initiate_chat(manager, message="relay: go", silent=True)
+    return [(m["event_subtype"], m["sender"], m["recipient"], json.loads(m["meta"]).get("recipients"), m["content"])
+            for m in stored.messages()]
+
+
+ROUNDS = [("broadcast", "chat_manager", "b, c", ["b", "c"], "relay: go"),
+          ("broadcast", "chat_manager", "starter, c", ["starter", "c"], "b: the secret is 42."),
+          ("broadcast", "chat_manager", "starter, b", ["starter", "b"], "c: noted. TERMINATE")]
+
+
+@pytest.mark.parametrize("opening", ["sync", "async"])
+def test_one_broadcast_per_round_in_run_chat_and_a_run_chat(stored, opening) -> None:
+    broadcasts = [m for m in relay(stored, opening) if m[0] == "broadcast"]
+    # a_run_chat checks termination before the fan-out, run_chat after it.
+    assert broadcasts == (ROUNDS if opening == "sync" else ROUNDS[:2])
+
+
+def test_introductions_stay_per_recipient(stored) -> None:
+    intro = [m for m in relay(stored, send_introductions=True) if m[0] == "broadcast"]
+    assert [(m[2], m[3], m[4][:14]) for m in intro[:3]] == [(name, None, "Hello everyone") for name in
+                                                             ("starter", "b", "c")]
+    assert intro[3:] == ROUNDS
+
+
+def test_resumed_history_is_not_the_last_appended_message_so_it_stays_per_recipient(stored) -> None:
+    messages = [m for m in relay(stored, "resume") if m[0] == "broadcast"]
+    assert messages == [("broadcast", "chat_manager", "b", None, "relay: go"),
+                        ("broadcast", "chat_manager", "c", None, "relay: go"),
+                        ("broadcast", "chat_manager", "starter, c", ["starter", "c"], "b: first pass"),
+                        ROUNDS[2]]
+
+
+def test_a_group_with_inter_agent_guardrails_is_recorded_per_recipient(stored) -> None:
+    from autogen.agentchat.group.safeguards import apply_safeguard_policy
+
+    def mask_secrets(manager) -> None:
+        capture.instrument(manager)
+        apply_safeguard_policy(groupchat_manager=manager, policy={"inter_agent_safeguards": {"agent_transitions": [
+            {"message_source": "b", "message_destination": "c", "check_method": "regex", "pattern": "secret",
+             "action": "mask"}]}})
+
+    manager, chat = relay_group()
+    mask_secrets(manager)
+    with IOStream.set_default(SilentStream()):
+        chat.agents[0].initiate_chat(manager, message="relay: go", silent=True)
+    fan_out = [(m["recipient"], m["content"]) for m in stored.messages() if m["event_subtype"] == "broadcast"]
+    assert fan_out == [("b", "relay: go"), ("c", "relay: go"), ("starter", "b: the secret is 42."),
+                       ("c", "b: the [SENSITIVE_INFO] is 42."), ("starter", "c: noted. TERMINATE"),
+                       ("b", "c: noted. TERMINATE")]
 
 
 def test_uninstrumented_manager_records_nothing(stored, tmp_path) -> None:

@@ -16,8 +16,8 @@ def _time(value: Any) -> Any:
 
 
 def run_rows(url: str, run_id: str) -> dict[str, list[tuple]]:
-    """Events (order, type, subtype, agent, depth, parent's order, status, node, times, duration), files,
-    messages, costs, nodes and the run, with store ids replaced by positions."""
+    """Events (order, type, subtype, agent, depth, parent's order, status, node, times, duration; a message's
+    addressing inputs), files, messages, costs, nodes and the run, with store ids replaced by positions."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -38,7 +38,8 @@ def run_rows(url: str, run_id: str) -> dict[str, list[tuple]]:
     return {
         "events": [(e["execution_order"], e["event_type"], e["event_subtype"], e["agent_name"], e["depth"],
                     order.get(e["parent_event_id"]), e["status"], node_name.get(e["node_id"]), _time(e["timestamp"]),
-                    _time(e["started_at"]), _time(e["completed_at"]), e["duration_ms"]) for e in events],
+                    _time(e["started_at"]), _time(e["completed_at"]), e["duration_ms"],
+                    e["inputs"] if e["event_type"] == "message" else None) for e in events],
         "files": [(f["file_path"], f["file_type"], f["size_bytes"], f["content_hash"], f["generating_agent"],
                    order.get(f["event_id"]), node_name.get(f["node_id"]), _time(f["created_at"]), f["meta"])
                   for f in files],
