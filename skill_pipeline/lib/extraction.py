@@ -1,30 +1,31 @@
 """Incremental, idempotent extraction of the capture store into the DuckDB warehouse.
 
 The high-water mark (HWM) is ``MAX(seq)`` of the events already in DuckDB, so it is derived from the data and
-cannot drift from it. Each extraction re-reads ``seq > HWM - overlap``: a sequence value is taken at insert time
-but becomes visible only at commit, so with concurrent writers (PostgreSQL) a slow transaction can commit a seq
-below rows that were already extracted; the overlap window picks it up, and ``ON CONFLICT DO NOTHING`` makes the
-re-read rows free. Runs, nodes and files are re-synced (upserted) for every run touched by the new events and for
-runs still open in the warehouse, because a run's status changes after its events.
+cannot drift from it. Each extraction reads ``HWM - overlap < seq <= upper``, where ``upper`` is the source's
+``MAX(seq)`` when the extraction starts. A sequence value is taken at insert time but becomes visible only at
+commit, so with concurrent writers (PostgreSQL) a slow transaction can commit a seq below rows that were already
+extracted; the overlap window picks it up, and the anti-join on ``seq`` makes the re-read rows free. ``upper``
+keeps one consistent range however the read is split (SQLite commits are serial, so every row up to it is
+committed). Runs, nodes and files are re-synced (upserted) for every run touched by the new events and for runs
+still open in the warehouse, because a run's status changes after its events.
 
-The source is read first (streamed in batches into temporary CSV files, so memory stays flat); DuckDB is opened
-only for the short write. Only the columns mining needs are kept, with payloads cut to their first
-``payload_chars`` characters; payloads that are not valid UTF-8 or not valid JSON are kept as replaced text.
+Rows are never handled one by one in Python (``source_reader``): they are staged into DuckDB temp tables, and
+DuckDB derives the mined columns (tool name, exit code, file type, truncation and decoding flags) from the raw
+text in one vectorised statement. Only the columns mining needs are kept, and payloads only for the event types
+mining reads (``PAYLOAD_TYPES``), cut to their first ``payload_chars`` characters; payloads that are not valid
+UTF-8 or not valid JSON are kept as replaced text and counted.
 """
 
-import json
-import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, func, select
+from sqlalchemy import Engine, func, select
 
 from capture.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
 from skill_pipeline.lib import warehouse
+from skill_pipeline.lib.source_reader import quote, source_reader
 
 EVENTS = ExecutionEvent.__table__
 RUNS = WorkflowRun.__table__
@@ -33,9 +34,22 @@ FILES = File.__table__
 COSTS = CostRecord.__table__
 
 OPEN_RUN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval", "draft", "planning")
-TOOL_NAME_IN_TEXT = re.compile(r'"(?:tool_name|name)"\s*:\s*"([^"]{1,200})"')
 MAX_META_CHARS = 65_536  # meta holds the small fields mining reads (tool name, exit code, file type)
-IN_CHUNK = 900  # bound parameters per IN (...) list (SQLite allows 999 by default on old builds)
+IN_CHUNK = 500  # run ids inlined per statement when re-reading open runs
+PLAIN_COLUMNS = ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id", "event_type", "event_subtype",
+                 "agent_name", "agent_role", "timestamp", "duration_ms", "execution_order", "depth", "status")
+# The events as read from the source: plain columns, then the payload text (cut in SQL) for DuckDB to parse.
+RAW_EVENT_COLUMNS: dict[str, str] = {
+    **{name: warehouse.EVENT_COLUMNS[name] for name in PLAIN_COLUMNS},
+    "error_message": "VARCHAR", "inputs": "VARCHAR", "outputs": "VARCHAR", "meta": "VARCHAR",
+}
+RUN_SOURCE_COLUMNS = tuple(c for c in warehouse.RUN_COLUMNS if c not in ("cost_usd", "total_tokens"))
+TOOL_NAME_IN_TEXT = r'"(?:tool_name|name)"\s*:\s*"([^"]{1,200})"'
+# Event types whose inputs and outputs mining reads (tool arguments, execution results, failures, files,
+# approvals); the other payloads (messages, LLM and agent call texts) stay in the store, where traces read them.
+PAYLOAD_TYPES = ("tool_call", "code_exec", "error", "file_gen", "approval_requested")
+# Reading more than this share of the events table scans it with DuckDB's threads instead of SQLite's index.
+SCAN_SHARE = 0.5
 
 
 @dataclass
@@ -73,82 +87,97 @@ def warehouse_hwm(path: str | Path) -> int:
         return int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
-def _text(value: Any) -> str | None:
-    """A payload column as text; bytes that are not UTF-8 (dirty SQLite rows) are replaced, never raised."""
-    if value is None:
-        return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str)
+def _event_sql(start_after: int, upper: int, payload_chars: int) -> str:
+    """Events in ``(start_after, upper]`` (ints inlined: COPY and ``sqlite_query`` take no parameters), payloads
+    cut in SQL so a huge payload never leaves the database whole (one character more than kept, to tell that it
+    was cut). The same text runs in SQLite, PostgreSQL and DuckDB."""
+    cut = int(payload_chars) + 1
+    plain = ", ".join(f'"{name}"' for name in PLAIN_COLUMNS)
+    return (f"SELECT {plain}, substr(error_message, 1, {cut}) AS error_message, "
+            f"substr(CAST(inputs AS TEXT), 1, {cut}) AS inputs, substr(CAST(outputs AS TEXT), 1, {cut}) AS outputs, "
+            f"substr(CAST(meta AS TEXT), 1, {MAX_META_CHARS}) AS meta "
+            f"FROM {EVENTS.name} WHERE seq > {int(start_after)} AND seq <= {int(upper)}")
 
 
-def _meta_fields(raw: str | None) -> tuple[dict[str, Any], bool]:
-    """(meta dict, parsed ok) from the raw JSON text of ``meta``."""
-    if not raw:
-        return {}, True
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}, False
-    return (value, True) if isinstance(value, dict) else ({}, True)
+def _run_filter(start_after: int, upper: int, run_ids: Sequence[str] | None) -> str:
+    """The right-hand side of a run-id predicate for the runs to re-sync: those named, else those with an event
+    in the range (a semi-join; every run when the range starts at the beginning, where the semi-join would only
+    cost a full scan)."""
+    if run_ids is not None:
+        return f"IN ({', '.join(quote(r) for r in run_ids)})"
+    if start_after == 0:
+        return "IS NOT NULL"
+    return f"IN (SELECT run_id FROM {EVENTS.name} WHERE seq > {int(start_after)} AND seq <= {int(upper)})"
 
 
-def _scalar(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return str(value)[:200]
+def _run_side_sql(runs: str) -> dict[str, str]:
+    """Source SQL per warehouse table (runs with their summed cost and tokens, nodes, files) for the runs whose
+    id satisfies ``runs`` (a :func:`_run_filter`)."""
+    run_cols = ", ".join(f"r.{c}" for c in RUN_SOURCE_COLUMNS)
+    return {
+        "runs": (f"SELECT {run_cols}, coalesce(c.cost, 0) AS cost_usd, coalesce(c.tokens, 0) AS total_tokens "
+                 f"FROM {RUNS.name} r LEFT JOIN (SELECT run_id, sum(cost_usd) AS cost, sum(total_tokens) AS tokens "
+                 f"FROM {COSTS.name} WHERE run_id {runs} GROUP BY run_id) c ON c.run_id = r.id WHERE r.id {runs}"),
+        "nodes": f"SELECT {', '.join(warehouse.NODE_COLUMNS)} FROM {NODES.name} WHERE run_id {runs}",
+        "files": f"SELECT {', '.join(warehouse.FILE_COLUMNS)} FROM {FILES.name} WHERE run_id {runs}",
+    }
 
 
-def _timestamp(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+def _scalar(doc: str, key: str) -> str:
+    """A DuckDB expression: JSON text ``doc``'s top-level ``key`` as text (NULL for objects, arrays, JSON null)."""
+    path = f"'$.{key}'"
+    return (f"CASE WHEN json_type({doc}, {path}) NOT IN ('OBJECT', 'ARRAY') "
+            f"THEN left(json_extract_string({doc}, {path}), 200) END")
 
 
-class _Counts:
-    def __init__(self) -> None:
-        self.truncated = 0
-        self.undecodable = 0
+def _was_cut(payload_chars: int) -> str:
+    """A DuckDB predicate: the staged row's inputs or outputs were cut (here, or by capture's payload limit)."""
+    n = int(payload_chars)
+    return (f"(length(inputs) > {n} OR length(outputs) > {n} "
+            "OR contains(inputs, '__truncated__') OR contains(outputs, '__truncated__'))")
 
 
-def _event_row(row: Any, payload_chars: int, counts: _Counts) -> list[Any]:
-    meta_text, inputs, outputs = _text(row.meta), _text(row.inputs), _text(row.outputs)
-    meta, ok = _meta_fields(meta_text)
-    if not ok or any("\ufffd" in (t or "") for t in (meta_text, inputs, outputs)):
-        counts.undecodable += 1
-    tool = meta.get("tool_name")
-    if tool is None and row.event_type == "tool_call":
-        in_obj, whole = _meta_fields(inputs)
-        tool = in_obj.get("tool_name") or in_obj.get("name")
-        if tool is None and not whole:  # a cut payload: look for the name in the text that is left
-            found = TOOL_NAME_IN_TEXT.search(inputs or "")
-            tool = found.group(1) if found else None
-    exit_code = meta.get("exit_code")
-    if exit_code is None and row.event_type == "code_exec":
-        exit_code = _meta_fields(outputs)[0].get("exit_code")
-    truncated = any(len(t or "") > payload_chars or "__truncated__" in (t or "") for t in (inputs, outputs))
-    counts.truncated += truncated
-    return [row.seq, row.id, row.run_id, row.node_id, row.session_id, row.parent_event_id, row.event_type,
-            row.event_subtype, row.agent_name, row.agent_role, _timestamp(row.timestamp), row.duration_ms,
-            row.execution_order, row.depth, row.status, _scalar(tool), _scalar(exit_code),
-            _scalar(meta.get("file_type")), (row.error_message or "")[:payload_chars] or None,
-            (inputs or "")[:payload_chars] or None, (outputs or "")[:payload_chars] or None, truncated]
+def _derived_events_sql(staged: str, payload_chars: int) -> str:
+    """The warehouse's event columns (``warehouse.EVENT_COLUMNS``) derived from raw staged text. Payloads are kept
+    for ``PAYLOAD_TYPES``; JSON is parsed only where mining reads it: the tool of a tool call (meta, else its inputs, else a name found in cut
+    inputs), the exit code of a code execution (meta, else its outputs), the file type of a file event."""
+    n = int(payload_chars)
+    plain = ", ".join(f'"{name}"' for name in PLAIN_COLUMNS)
+    kept = ", ".join(quote(t) for t in PAYLOAD_TYPES)
+    tool_from_inputs = (f"coalesce(nullif({_scalar('i', 'tool_name')}, ''), nullif({_scalar('i', 'name')}, ''), "
+                        f"CASE WHEN i IS NULL THEN nullif(regexp_extract(inputs, {quote(TOOL_NAME_IN_TEXT)}, 1), '') "
+                        "END)")
+    return f"""
+        WITH parsed AS (
+            SELECT *, CASE WHEN event_type IN ('tool_call', 'code_exec', 'file_gen') AND json_valid(meta)
+                           THEN meta END AS m,
+                      CASE WHEN event_type = 'tool_call' AND json_valid(inputs) THEN inputs END AS i,
+                      CASE WHEN event_type = 'code_exec' AND json_valid(outputs) THEN outputs END AS o
+            FROM {staged})
+        SELECT {plain},
+               CASE WHEN event_type = 'tool_call' THEN coalesce({_scalar('m', 'tool_name')}, {tool_from_inputs}) END,
+               CASE WHEN event_type = 'code_exec'
+                    THEN coalesce({_scalar('m', 'exit_code')}, {_scalar('o', 'exit_code')}) END,
+               CASE WHEN event_type = 'file_gen' THEN {_scalar('m', 'file_type')} END,
+               nullif(left(error_message, {n}), ''),
+               CASE WHEN event_type IN ({kept}) THEN nullif(left(inputs, {n}), '') END,
+               CASE WHEN event_type IN ({kept}) THEN nullif(left(outputs, {n}), '') END,
+               coalesce({_was_cut(n)}, false)
+        FROM parsed"""
 
 
-def _event_query(start_after: int, payload_chars: int):
-    """Events above ``start_after``; payload text is cut in SQL, so a huge payload never reaches Python whole
-    (one character more than kept, to tell that it was cut)."""
-    cols = [EVENTS.c[name] for name in ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id",
-                                          "event_type", "event_subtype", "agent_name", "agent_role",
-                                          "timestamp", "duration_ms", "execution_order", "depth", "status")]
-    cut = payload_chars + 1
-    payloads = [func.substr(EVENTS.c.error_message, 1, cut).label("error_message"),
-                func.substr(cast(EVENTS.c.inputs, Text), 1, cut).label("inputs"),
-                func.substr(cast(EVENTS.c.outputs, Text), 1, cut).label("outputs"),
-                func.substr(cast(EVENTS.c.meta, Text), 1, MAX_META_CHARS).label("meta")]
-    return select(*cols, *payloads).where(EVENTS.c.seq > start_after).order_by(EVENTS.c.seq)
+def _insert_events(con: Any, payload_chars: int, result: ExtractionResult) -> None:
+    """Count what ``staged_events`` holds (read, cut, undecodable), then insert the events the warehouse does not
+    hold yet (anti-join on ``seq``: events are immutable once stored)."""
+    replaced = " OR ".join(f"contains({c}, '\ufffd')" for c in ("meta", "inputs", "outputs"))
+    read, truncated, undecodable = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {_was_cut(payload_chars)}), "
+        f"count(*) FILTER (WHERE (meta <> '' AND NOT json_valid(meta)) OR {replaced}) FROM staged_events").fetchone()
+    result.events_read, result.truncated_payloads = int(read), int(truncated)
+    result.undecodable_payloads = int(undecodable)
+    fresh = "(SELECT s.* FROM staged_events s ANTI JOIN events e ON s.seq = e.seq)"
+    result.events_inserted = int(con.execute(f"INSERT INTO events {_derived_events_sql(fresh, payload_chars)}")
+                                 .fetchone()[0])
 
 
 def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -156,30 +185,21 @@ def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[st
         yield values[start:start + size]
 
 
-def _lenient_connection(engine: Engine):
-    """A source connection that streams results and, on SQLite, decodes non-UTF-8 text instead of failing."""
-    conn = engine.connect()
-    if engine.dialect.name == "sqlite":
-        conn.connection.driver_connection.text_factory = lambda b: b.decode("utf-8", "replace")
-    return conn.execution_options(stream_results=True, yield_per=5000)
-
-
-def _read_runs(conn: Any, run_ids: Sequence[str], spools: dict[str, warehouse.CsvSpool]) -> None:
-    for chunk in _chunks(run_ids):
-        costs = {r.run_id: (r.cost, r.tokens) for r in conn.execute(
-            select(COSTS.c.run_id, func.sum(COSTS.c.cost_usd).label("cost"),
-                   func.sum(COSTS.c.total_tokens).label("tokens"))
-            .where(COSTS.c.run_id.in_(chunk)).group_by(COSTS.c.run_id))}
-        run_cols = [RUNS.c[n] for n in ("id", "session_id", "mode", "agent", "model", "status", "started_at",
-                                         "completed_at", "task_description")]
-        spools["runs"].write(
-            [*(_timestamp(v) for v in r), float(costs.get(r.id, (0, 0))[0] or 0),
-             int(costs.get(r.id, (0, 0))[1] or 0)]
-            for r in conn.execute(select(*run_cols).where(RUNS.c.id.in_(chunk))))
-        spools["nodes"].write(conn.execute(select(*[NODES.c[n] for n in warehouse.NODE_COLUMNS])
-                                           .where(NODES.c.run_id.in_(chunk))))
-        spools["files"].write(conn.execute(select(*[FILES.c[n] for n in warehouse.FILE_COLUMNS])
-                                           .where(FILES.c.run_id.in_(chunk))))
+def _stage_run_side(reader: Any, start_after: int, upper: int, reopened: Sequence[str]) -> None:
+    """Stage ``staged_runs``/``staged_nodes``/``staged_files``: the runs touched by the staged events, plus the
+    ``reopened`` ones; rows of runs without a staged event are dropped when every run was read."""
+    filters = [_run_filter(start_after, upper, None)] + [_run_filter(0, 0, c) for c in _chunks(reopened)]
+    for table, columns in (("runs", warehouse.RUN_COLUMNS), ("nodes", warehouse.NODE_COLUMNS),
+                           ("files", warehouse.FILE_COLUMNS)):
+        staged = f"staged_{table}"
+        for i, where in enumerate(filters):
+            reader.stage(staged if i == 0 else "staged_more", _run_side_sql(where)[table], columns)
+            if i:
+                reader.con.execute(f"INSERT INTO {staged} SELECT * FROM staged_more")
+        if start_after == 0:
+            key = "id" if table == "runs" else "run_id"
+            reader.con.execute(f"DELETE FROM {staged} WHERE {key} NOT IN "
+                               "(SELECT run_id FROM staged_events WHERE run_id IS NOT NULL)")
 
 
 def _open_runs(path: Path) -> list[str]:
@@ -198,33 +218,30 @@ def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000, 
         raise ValueError(f"overlap must be >= 0, got {overlap}")
     path = Path(warehouse_path)
     previous = warehouse_hwm(path)
-    reopen = _open_runs(path)
+    start_after = max(previous - overlap, 0)
+    upper = source_max_seq(source)
+    open_runs = _open_runs(path)
     result = ExtractionResult(previous_hwm=previous, hwm=previous, overlap=overlap)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".extract-", dir=path.parent) as tmp:
-        spools = {t: warehouse.CsvSpool(Path(tmp), t) for t in warehouse.EXTRACT_TABLES}
-        counts = _Counts()
-        touched: set[str] = set(reopen)
-        with _lenient_connection(source) as conn:
-            for partition in conn.execute(_event_query(max(previous - overlap, 0), payload_chars)).partitions():
-                rows = [_event_row(r, payload_chars, counts) for r in partition]
-                spools["events"].write(rows)
-                touched.update(r[2] for r in rows)
-            result.touched_runs = sorted(touched)
-            _read_runs(conn, result.touched_runs, spools)
-        result.events_read = spools["events"].rows
-        result.truncated_payloads, result.undecodable_payloads = counts.truncated, counts.undecodable
-        with warehouse.connect(path, memory_limit=memory_limit) as con:
-            con.execute("BEGIN")
-            result.events_inserted = warehouse.load_spool(con, spools["events"], replace=False)
-            result.runs_inserted = warehouse.load_spool(con, spools["runs"], replace=True)
-            warehouse.load_spool(con, spools["nodes"], replace=True)
-            warehouse.load_spool(con, spools["files"], replace=True)
-            con.execute("COMMIT")
-            result.hwm = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-            result.warehouse_counts = table_counts(con)
-        result.runs_synced, result.nodes_synced = spools["runs"].rows, spools["nodes"].rows
-        result.files_synced = spools["files"].rows
+    scan = (upper - start_after) > SCAN_SHARE * upper
+    with warehouse.connect(path, memory_limit=memory_limit) as con, \
+            warehouse.scratch_directory(path) as scratch, source_reader(con, source, scratch) as reader:
+        reader.stage("staged_events", _event_sql(start_after, upper, payload_chars), RAW_EVENT_COLUMNS,
+                     scan_table=EVENTS.name if scan else None)
+        touched = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM staged_events").fetchall()}
+        reopened = sorted(set(open_runs) - touched)
+        _stage_run_side(reader, start_after, upper, reopened)
+        result.touched_runs = sorted(r for r in touched | set(reopened) if r is not None)
+        con.execute("BEGIN")
+        _insert_events(con, payload_chars, result)
+        result.runs_inserted = warehouse.upsert_staged(con, "staged_runs", "runs")
+        warehouse.upsert_staged(con, "staged_nodes", "nodes")
+        warehouse.upsert_staged(con, "staged_files", "files")
+        con.execute("COMMIT")
+        result.runs_synced, result.nodes_synced, result.files_synced = (
+            int(con.execute(f"SELECT count(*) FROM staged_{t}").fetchone()[0]) for t in ("runs", "nodes", "files"))
+        result.hwm = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+        result.warehouse_counts = table_counts(con)
     return result
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb_extension_sqlite_scanner
 
 # Column name -> DuckDB type, per warehouse table; the order is the CSV column order.
 EVENT_COLUMNS: dict[str, str] = {
@@ -43,7 +44,9 @@ FILE_COLUMNS: dict[str, str] = {
 EXTRACT_TABLES: dict[str, dict[str, str]] = {
     "events": EVENT_COLUMNS, "runs": RUN_COLUMNS, "nodes": NODE_COLUMNS, "files": FILE_COLUMNS,
 }
-PRIMARY_KEYS = {"events": "seq", "runs": "id", "nodes": "id", "files": "id"}
+# Upserted tables. Events carry no index: they are only appended, each seq once (extraction anti-joins on seq
+# and runs are serialised), and an index would cost a fifth of a bulk load and its memory.
+PRIMARY_KEYS = {"runs": "id", "nodes": "id", "files": "id"}
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
@@ -58,9 +61,21 @@ def ddl() -> list[str]:
     statements = []
     for table, columns in EXTRACT_TABLES.items():
         cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-        extra = ', UNIQUE ("id")' if table == "events" else ""
-        statements.append(f'CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ("{PRIMARY_KEYS[table]}"){extra})')
+        key = f', PRIMARY KEY ("{PRIMARY_KEYS[table]}")' if table in PRIMARY_KEYS else ""
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{key})")
     return statements
+
+
+def load_sqlite_scanner(con: duckdb.DuckDBPyConnection) -> None:
+    """Load DuckDB's SQLite scanner from its pip package (no download: this machine has no extension repository).
+    DuckDB checks the extension's signature when loading it."""
+    binary = (Path(duckdb_extension_sqlite_scanner.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+              / "sqlite_scanner.duckdb_extension")
+    if not binary.exists():
+        raise RuntimeError(f"no SQLite scanner for DuckDB {duckdb.__version__} at {binary}; "
+                           "install the duckdb-extension-sqlite-scanner release that matches duckdb")
+    quoted = str(binary).replace("'", "''")
+    con.execute(f"LOAD '{quoted}'")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -101,6 +116,14 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: 
         con.close()
 
 
+def read_csv_sql(path: Path, columns: dict[str, str]) -> str:
+    """A ``read_csv`` table expression for a header-less CSV file with ``columns`` (empty cells are NULL)."""
+    names = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
+    quoted = str(path).replace("'", "''")
+    return (f"read_csv('{quoted}', header=false, columns={{{names}}}, quote='\"', escape='\"', "
+            f"nullstr='', auto_detect=false)")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -135,31 +158,26 @@ class CsvSpool:
         self.path.unlink(missing_ok=True)
 
     def reader_sql(self) -> str:
-        """A ``read_csv`` table expression for this spool (empty cells are NULL)."""
-        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in self.columns.items())
-        path = str(self.path).replace("'", "''")
-        return (f"read_csv('{path}', header=false, columns={{{columns}}}, quote='\"', escape='\"', "
-                f"nullstr='', auto_detect=false)")
+        """A ``read_csv`` table expression for this spool."""
+        return read_csv_sql(self.path, self.columns)
 
 
-def load_spool(con: duckdb.DuckDBPyConnection, spool: CsvSpool, *, replace: bool) -> int:
-    """Insert a spool into its table; ``replace`` upserts (runs, nodes, files), else existing keys are kept
-    (events are immutable once stored).
-
-    Returns how many rows are new (not already present by primary key).
-    """
-    spool.close()
-    if spool.rows == 0:
-        return 0
-    table, key = spool.table, PRIMARY_KEYS[spool.table]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT DISTINCT ON (\"{key}\") * FROM {spool.reader_sql()}")
-    fresh = f'SELECT s.* FROM staged s ANTI JOIN {table} t ON s."{key}" = t."{key}"'
-    new = con.execute(f"SELECT count(*) FROM ({fresh})").fetchone()[0]
-    # Keys already present are skipped by the anti-join (the primary key still guards against duplicates):
-    # DuckDB's ON CONFLICT DO NOTHING costs ~1 s per thousand rows on a table with a second unique index.
-    con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM staged" if replace else f"INSERT INTO {table} {fresh}")
-    con.execute("DROP TABLE staged")
+def upsert_staged(con: duckdb.DuckDBPyConnection, staged: str, table: str) -> int:
+    """Upsert the rows of temp table ``staged`` into ``table`` by its primary key (runs, nodes and files change
+    after they are first seen); returns how many keys are new."""
+    key = PRIMARY_KEYS[table]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE upserted AS SELECT DISTINCT ON ("{key}") * FROM {staged}')
+    new = con.execute(f'SELECT count(*) FROM upserted s ANTI JOIN {table} t ON s."{key}" = t."{key}"').fetchone()[0]
+    con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM upserted")
+    con.execute("DROP TABLE upserted")
     return int(new)
+
+
+@contextmanager
+def scratch_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary directory beside the warehouse (same disk) for bulk files, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=".extract-", dir=Path(path).parent) as tmp:
+        yield Path(tmp)
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
