@@ -17,7 +17,7 @@ from sklearn.metrics import silhouette_score
 
 from capture.vocabulary import EVENT_TYPES
 from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
-from skill_pipeline.lib import candidates, loaders, pattern_json, warehouse
+from skill_pipeline.lib import candidates, loaders, pattern_json, step_lists, warehouse
 from skill_pipeline.lib import slot_values as slot_values_of
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
 from skill_pipeline.mining.clustering import normalized_distance, reduce_sequence
@@ -27,7 +27,7 @@ from skill_pipeline.mining.skill_groups import SkillGroup, assign_to_groups, gro
 from skill_pipeline.mining.skills import group_pattern, group_skill, unique_names
 from skill_pipeline.mining.stats import outcome
 from skill_pipeline.mining.templates import template_statistics
-from skill_pipeline.mining.tokens import node_sequences, token_events
+from skill_pipeline.mining.tokens import token_events
 from skill_pipeline.resources import MiningSettings, WarehouseResource
 
 GROUP = "mining"
@@ -92,13 +92,23 @@ def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
             "SELECT * FROM run_sequences WHERE run_id NOT IN (SELECT id FROM wanted_runs)").fetchall()
         kept_nodes = [] if not has_previous else con.execute(
             "SELECT * FROM node_sequences WHERE run_id NOT IN (SELECT id FROM wanted_runs)").fetchall()
+        tokens_of: dict[bool, dict[tuple[str, str | None], list[str]]] = {False: {}, True: {}}
+        step_lists.stage_steps(con, stale, granularity)
+        for per_node, found in tokens_of.items():
+            for events, owners in step_lists.distinct_step_lists(con, per_node=per_node):
+                tokens = [t for t, _ in token_events(events, granularity)]
+                found.update((owner, tokens) for owner in owners)
         run_rows, node_rows, empty = list(kept_runs), list(kept_nodes), 0
-        for run_id, events in loaders.events_by_run(con, stale):
-            tokens = [t for t, _ in token_events(events, granularity)]
+        for run_id, last_seq, n_events in con.execute(
+                "SELECT e.run_id, max(e.seq), count(*) FROM events e JOIN wanted_runs w ON e.run_id = w.id "
+                "GROUP BY e.run_id").fetchall():
+            tokens = tokens_of[False].get((run_id, None), [])
             empty += not tokens
-            run_rows.append((run_id, max(e["seq"] for e in events), len(events), len(tokens), json.dumps(tokens)))
-            for (_, node_id), node_tokens in node_sequences(events, granularity).items():
-                node_rows.append((run_id, node_id, len(node_tokens), json.dumps(node_tokens)))
+            run_rows.append((run_id, last_seq, n_events, len(tokens), json.dumps(tokens)))
+        for run_id, node_id in con.execute("SELECT DISTINCT e.run_id, e.node_id FROM events e "
+                                           "JOIN wanted_runs w ON e.run_id = w.id").fetchall():
+            tokens = tokens_of[True].get((run_id, node_id), [])
+            node_rows.append((run_id, node_id, len(tokens), json.dumps(tokens)))
         run_rows.sort()
         node_rows.sort(key=lambda r: (r[0], r[1] or ""))
         warehouse.replace_table(con, "run_sequences", RUN_SEQUENCE_COLUMNS, run_rows, _scratch(warehouse_db))
