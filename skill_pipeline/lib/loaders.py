@@ -44,18 +44,20 @@ def stage_run_ids(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> Non
 
 
 def events_by_run(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str] | None = None, *,
-                  payloads: bool = False) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """``(run_id, events)`` for each run (all runs, or ``run_ids``), events in seq order; with ``payloads``,
-    tool-call inputs and error messages are included."""
+                  payloads: bool = False, skip_types: Sequence[str] = ()) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(run_id, events)`` for each run (all runs, or ``run_ids``), events in seq order, without events of
+    ``skip_types``; with ``payloads``, tool-call inputs and error messages are included."""
     columns = ", ".join(f'e."{c}"' for c in SLIM_EVENT_COLUMNS)
     # Only tool calls carry arguments the miners read (slot inference); other payloads stay in the warehouse.
     extra = (", CASE WHEN e.event_type = 'tool_call' THEN e.inputs END, NULL, e.error_message"
              if payloads else "")
+    where = ("WHERE e.event_type IS NULL OR e.event_type NOT IN ("
+             + ", ".join("'" + t.replace("'", "''") + "'" for t in skip_types) + ")") if skip_types else ""
     if run_ids is None:
-        cursor = con.execute(f"SELECT {columns}{extra} FROM events e ORDER BY e.run_id, e.seq")
+        cursor = con.execute(f"SELECT {columns}{extra} FROM events e {where} ORDER BY e.run_id, e.seq")
     else:
         stage_run_ids(con, run_ids)
-        cursor = con.execute(f"SELECT {columns}{extra} FROM events e JOIN wanted_runs w ON e.run_id = w.id "
+        cursor = con.execute(f"SELECT {columns}{extra} FROM events e JOIN wanted_runs w ON e.run_id = w.id {where} "
                              "ORDER BY e.run_id, e.seq")
     width = len(SLIM_EVENT_COLUMNS)
     current, bucket = None, []

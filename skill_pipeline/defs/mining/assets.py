@@ -287,7 +287,8 @@ def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict
     if key in cache:
         candidate, sampled_values = cache[key]
     else:
-        events = dict(loaders.events_by_run(con, sample_ids, payloads=True))
+        events = dict(loaders.events_by_run(con, sample_ids, payloads=True,
+                                            skip_types=step_lists.dropped_types(context["granularity"])))
         sample_group = dataclasses.replace(group, run_ids=sample_ids)
         mined = group_skill(sample_group, pattern_json.subset(pattern, positions), runs, events,
                             loaders.files(con, sample_ids), granularity=context["granularity"])
