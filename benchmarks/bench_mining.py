@@ -11,7 +11,9 @@ One command::
   generating model's success rate. The MARS stage-4 baseline (contiguous n-gram tokens + greedy 0.8 Levenshtein
   grouping) runs on the same events in the same process.
 * **Incremental**: 1% more runs are simulated and the job re-runs; its time is compared with the full run.
-* **Scale** (``--scale-runs``): the same job on a large simulation, wall time and peak RSS.
+* **Scale** (``--scale-runs``, or ``--scale-store`` for a store simulated beforehand): the same job on a large
+  simulation, wall time and peak RSS; then 1% more runs are simulated into that store and the job re-runs.
+  ``--runs 0`` skips the quality part.
 
 The ground truth is read only here, never by the miner. Simulations run in a child process so that the peak RSS
 reported (``resource.getrusage``) is the pipeline's own.
@@ -198,21 +200,28 @@ def quality_and_incremental(runs: int, seed: int, granularity: str, work: Path) 
 
 
 def scale(runs: int, seed: int, granularity: str, work: Path, store_url: str | None = None) -> dict[str, Any]:
-    """Mine a large simulation end to end (``store_url``: an existing simulated store, not simulated again)."""
+    """Mine a large simulation end to end, then add 1% more runs and mine again (``store_url``: an existing
+    simulated store, not simulated again; the 1% is appended to it)."""
     url = store_url or f"sqlite:///{work / 'capture.db'}"
     sim_seconds = 0.0 if store_url else simulate(url, runs, seed, work / "truth.jsonl")
     before = peak_rss_mb()
     seconds, meta = run_job(url, work, granularity)
-    return {"runs": meta["raw_workflow_runs"]["dagster/row_count"], "events": meta["raw_agent_events"]["dagster/row_count"],
-            "simulate_s": sim_seconds,
-            "pipeline_s": seconds, "events_per_s": meta["raw_agent_events"]["dagster/row_count"] / seconds,
-            "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "steps": meta["steps"],
-            "clusters": meta["sequence_clusters"]["n_clusters"],
-            "published": meta["skill_library_release"]["dagster/row_count"]}
+    figures = {"runs": meta["raw_workflow_runs"]["dagster/row_count"],
+               "events": meta["raw_agent_events"]["dagster/row_count"], "simulate_s": sim_seconds,
+               "pipeline_s": seconds, "events_per_s": meta["raw_agent_events"]["dagster/row_count"] / seconds,
+               "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "steps": meta["steps"],
+               "clusters": meta["sequence_clusters"]["n_clusters"],
+               "published": meta["skill_library_release"]["dagster/row_count"]}
+    extra = max(1, figures["runs"] // 100)
+    simulate(url, extra, seed + 2000 + figures["runs"], work / "truth-extra.jsonl")
+    inc_seconds, inc_meta = run_job(url, work, granularity)
+    figures.update({"incremental_runs": extra, "incremental_events": inc_meta["raw_agent_events"]["rows_inserted"],
+                    "incremental_s": inc_seconds, "incremental_ratio": inc_seconds / seconds,
+                    "incremental_steps": inc_meta["steps"], "peak_rss_mb": peak_rss_mb()})
+    return figures
 
 
-def render(quality: dict[str, Any], big: dict[str, Any] | None, command: str) -> str:
-    q = quality
+def render_quality(q: dict[str, Any]) -> list[str]:
     ratio = q["ari"] / q["baseline_ari"] if q["baseline_ari"] else float("inf")
     rows = [
         ("clustering ARI vs (mode, template)", f"{q['ari']:.3f} ({q['clusters']} clusters)",
@@ -226,20 +235,32 @@ def render(quality: dict[str, Any], big: dict[str, Any] | None, command: str) ->
         ("Wilson 95% interval covers the true success rate", f"{q['wilson_coverage']:.1%}", "n/a (fixed 1.0)", ""),
         ("ratio ARI skillmine / baseline", f"{ratio:.2f}x", "", ""),
     ]
-    lines = [f"`{command}`", "",
-             (f"Quality: {q['runs']:,} simulated runs ({q['events']:,} events), {q['true_groups']} true "
-              f"(mode, template) groups; job {q['full_s']:.1f} s end to end."), "",
-             "| figure | skillmine | MARS baseline | target |", "|---|---|---|---|",
-             *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
-             (f"Incremental: +{q['incremental_runs']} runs ({q['incremental_events']:,} new events) re-mined in "
-              f"{q['incremental_s']:.1f} s = {q['incremental_ratio']:.1%} of the full run (target <= 10%)."),
-             "", f"Step seconds, full run: {q['full_steps']}", "",
-             f"Step seconds, incremental run: {q['incremental_steps']}"]
-    if big:
-        lines += ["", (f"Scale: {big['runs']:,} runs ({big['events']:,} events) extracted and mined end to end in "
-                       f"{big['pipeline_s']:.1f} s ({big['events_per_s']:,.0f} events/s), peak RSS "
-                       f"{big['peak_rss_mb']:,.0f} MB (targets: <= 300 s for 100,000 runs, <= 4096 MB); "
-                       f"{big['clusters']} clusters, {big['published']} skills published. Steps: {big['steps']}")]
+    return [(f"Quality: {q['runs']:,} simulated runs ({q['events']:,} events), {q['true_groups']} true "
+             f"(mode, template) groups; job {q['full_s']:.1f} s end to end."), "",
+            "| figure | skillmine | MARS baseline | target |", "|---|---|---|---|",
+            *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
+            (f"Incremental: +{q['incremental_runs']} runs ({q['incremental_events']:,} new events) re-mined in "
+             f"{q['incremental_s']:.1f} s = {q['incremental_ratio']:.1%} of the full run (target <= 10%)."),
+            "", f"Step seconds, full run: {q['full_steps']}", "",
+            f"Step seconds, incremental run: {q['incremental_steps']}"]
+
+
+def render_scale(big: dict[str, Any]) -> list[str]:
+    return [(f"Scale: {big['runs']:,} runs ({big['events']:,} events) extracted and mined end to end in "
+             f"{big['pipeline_s']:.1f} s ({big['events_per_s']:,.0f} events/s), peak RSS "
+             f"{big['peak_rss_mb']:,.0f} MB (targets: <= 300 s for 100,000 runs, <= 4096 MB); "
+             f"{big['clusters']} clusters, {big['published']} skills published."), "",
+            (f"Incremental at scale: +{big['incremental_runs']:,} runs ({big['incremental_events']:,} new events) "
+             f"re-mined in {big['incremental_s']:.1f} s = {big['incremental_ratio']:.1%} of the full run "
+             "(target <= 10%)."), "",
+            f"Step seconds, full run: {big['steps']}", "",
+            f"Step seconds, incremental run: {big['incremental_steps']}"]
+
+
+def render(quality: dict[str, Any] | None, big: dict[str, Any] | None, command: str) -> str:
+    lines = [f"`{command}`"]
+    for part in ([render_quality(quality)] if quality else []) + ([render_scale(big)] if big else []):
+        lines += ["", *part]
     return "\n".join(lines)
 
 
@@ -265,7 +286,8 @@ def record(text: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2000, help="runs in the quality simulation (default 2000)")
+    parser.add_argument("--runs", type=int, default=2000,
+                        help="runs in the quality simulation (default 2000; 0 = scale figures only)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scale-runs", type=int, default=0, help="runs in the scale simulation (0 = skip)")
     parser.add_argument("--scale-store", help="mine this existing simulated store for the scale figures instead")
@@ -276,9 +298,10 @@ def main() -> int:
     command = "python benchmarks/bench_mining.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="bench-mining-", dir=args.workdir) as tmp:
         work = Path(tmp)
-        (work / "quality").mkdir()
-        quality = quality_and_incremental(args.runs, args.seed, args.granularity, work / "quality")
-        big = None
+        quality = big = None
+        if args.runs:
+            (work / "quality").mkdir()
+            quality = quality_and_incremental(args.runs, args.seed, args.granularity, work / "quality")
         if args.scale_runs or args.scale_store:
             (work / "scale").mkdir()
             big = scale(args.scale_runs, args.seed + 7, args.granularity, work / "scale", args.scale_store)
