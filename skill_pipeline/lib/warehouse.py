@@ -180,17 +180,23 @@ def scratch_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
-                  rows: Iterable[Sequence[Any]], directory: Path) -> int:
-    """Replace ``table`` with ``rows`` (a derived table rebuilt by each mining step); returns the row count."""
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], rows: Iterable[Sequence[Any]],
+                directory: Path) -> int:
+    """Append ``rows`` to the existing ``table`` through a CSV file; returns the row count."""
     spool = CsvSpool(directory, table, columns)
     try:
         spool.write(rows)
         spool.close()
-        cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-        con.execute(f"CREATE OR REPLACE TABLE {table} ({cols})")
         if spool.rows:
             con.execute(f"INSERT INTO {table} SELECT * FROM {spool.reader_sql()}")
         return spool.rows
     finally:
         spool.discard()
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
+                  rows: Iterable[Sequence[Any]], directory: Path) -> int:
+    """Replace ``table`` with ``rows`` (a derived table rebuilt by each mining step); returns the row count."""
+    cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({cols})")
+    return insert_rows(con, table, columns, rows, directory)

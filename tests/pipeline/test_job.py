@@ -103,3 +103,6 @@ def test_few_new_runs_are_assigned_to_existing_clusters(tmp_path: Path):
     assert second["sequence_clusters"]["dagster/row_count"] == 41
     assert second["sequence_clusters"]["n_clusters"] == first["sequence_clusters"]["n_clusters"]
     assert second["event_sequences"]["rows_inserted"] == 1
+    assert (second["event_sequences"]["dagster/row_count"], second["event_sequences"]["runs_kept"]) == (41, 40)
+    assert second["event_sequences"]["node_sequences"] > first["event_sequences"]["node_sequences"]
+    assert second["event_sequences"]["vocabulary_size"] >= first["event_sequences"]["vocabulary_size"] > 0

@@ -8,7 +8,6 @@ figures so the UI never needs the warehouse.
 import dataclasses
 import hashlib
 import json
-from collections import Counter
 
 import dagster as dg
 import numpy as np
@@ -87,44 +86,53 @@ def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
                      "SELECT e.run_id FROM events e LEFT JOIN run_sequences s ON s.run_id = e.run_id "
                      "GROUP BY e.run_id, s.last_seq HAVING s.last_seq IS NULL OR max(e.seq) <> s.last_seq")
         stale = [r[0] for r in con.execute(stale_sql).fetchall()]
-        loaders.stage_run_ids(con, stale)
-        kept_runs = [] if not has_previous else con.execute(
-            "SELECT * FROM run_sequences WHERE run_id NOT IN (SELECT id FROM wanted_runs)").fetchall()
-        kept_nodes = [] if not has_previous else con.execute(
-            "SELECT * FROM node_sequences WHERE run_id NOT IN (SELECT id FROM wanted_runs)").fetchall()
-        tokens_of: dict[bool, dict[tuple[str, str | None], list[str]]] = {False: {}, True: {}}
-        step_lists.stage_steps(con, stale, granularity)
-        for per_node, found in tokens_of.items():
-            for events, owners in step_lists.distinct_step_lists(con, per_node=per_node):
-                tokens = [t for t, _ in token_events(events, granularity)]
-                found.update((owner, tokens) for owner in owners)
-        run_rows, node_rows, empty = list(kept_runs), list(kept_nodes), 0
-        for run_id, last_seq, n_events in con.execute(
-                "SELECT e.run_id, max(e.seq), count(*) FROM events e JOIN wanted_runs w ON e.run_id = w.id "
-                "GROUP BY e.run_id").fetchall():
-            tokens = tokens_of[False].get((run_id, None), [])
-            empty += not tokens
-            run_rows.append((run_id, last_seq, n_events, len(tokens), json.dumps(tokens)))
-        for run_id, node_id in con.execute("SELECT DISTINCT e.run_id, e.node_id FROM events e "
-                                           "JOIN wanted_runs w ON e.run_id = w.id").fetchall():
-            tokens = tokens_of[True].get((run_id, node_id), [])
-            node_rows.append((run_id, node_id, len(tokens), json.dumps(tokens)))
-        run_rows.sort()
-        node_rows.sort(key=lambda r: (r[0], r[1] or ""))
-        warehouse.replace_table(con, "run_sequences", RUN_SEQUENCE_COLUMNS, run_rows, _scratch(warehouse_db))
-        warehouse.replace_table(con, "node_sequences", NODE_SEQUENCE_COLUMNS, node_rows, _scratch(warehouse_db))
+        step_lists.stage_steps(con, stale, granularity)  # also stages the stale ids as wanted_runs
+        run_rows, node_rows = _tokenised_rows(con, granularity)
+        scratch = _scratch(warehouse_db)
+        if has_previous:  # only the stale runs' rows change
+            for table in ("run_sequences", "node_sequences"):
+                con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM wanted_runs)")
+            warehouse.insert_rows(con, "run_sequences", RUN_SEQUENCE_COLUMNS, run_rows, scratch)
+            warehouse.insert_rows(con, "node_sequences", NODE_SEQUENCE_COLUMNS, node_rows, scratch)
+        else:
+            warehouse.replace_table(con, "run_sequences", RUN_SEQUENCE_COLUMNS, run_rows, scratch)
+            warehouse.replace_table(con, "node_sequences", NODE_SEQUENCE_COLUMNS, node_rows, scratch)
         dirty = _dirty_counts(con)
         top = con.execute("SELECT tokens, count(*) AS runs FROM run_sequences GROUP BY 1 ORDER BY 2 DESC, 1 "
                           "LIMIT 5").fetchall()
-        vocab = Counter(t for _, _, _, _, tokens in run_rows for t in json.loads(tokens))
-    context.log.info(f"{len(stale)} runs re-tokenised, {len(kept_runs)} kept")
+        total, empty, nodes, vocabulary = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE n_tokens = 0), (SELECT count(*) FROM node_sequences), "
+            "(SELECT count(DISTINCT t) FROM (SELECT unnest(json_extract_string(tokens, '$[*]')) AS t "
+            "FROM (SELECT DISTINCT tokens FROM run_sequences))) FROM run_sequences").fetchone()
+    context.log.info(f"{len(stale)} runs re-tokenised, {total - len(stale)} kept")
     preview = markdown_table(["runs", "tokens (most common run sequences)"],
                              [(n, " → ".join(json.loads(t))[:400]) for t, n in top])
     return dg.MaterializeResult(metadata={
-        **table_metadata(len(run_rows), RUN_SEQUENCE_COLUMNS),
-        "rows_inserted": len(stale), "runs_kept": len(kept_runs), "node_sequences": len(node_rows),
-        "runs_without_tokens": empty, "vocabulary_size": len(vocab), "granularity": granularity,
+        **table_metadata(int(total), RUN_SEQUENCE_COLUMNS),
+        "rows_inserted": len(stale), "runs_kept": int(total) - len(stale), "node_sequences": int(nodes),
+        "runs_without_tokens": int(empty), "vocabulary_size": int(vocabulary), "granularity": granularity,
         **dirty, "preview": dg.MetadataValue.md(preview)})
+
+
+def _tokenised_rows(con, granularity: str) -> tuple[list[tuple], list[tuple]]:
+    """run_sequences and node_sequences rows of the runs in ``wanted_runs`` (``step_lists.stage_steps`` ran):
+    each distinct step list is tokenised once."""
+    tokens_of: dict[bool, dict[tuple[str, str | None], list[str]]] = {False: {}, True: {}}
+    for per_node, found in tokens_of.items():
+        for events, owners in step_lists.distinct_step_lists(con, per_node=per_node):
+            tokens = [t for t, _ in token_events(events, granularity)]
+            found.update((owner, tokens) for owner in owners)
+    run_rows = [(run_id, last_seq, n_events, len(tokens), json.dumps(tokens))
+                for run_id, last_seq, n_events in con.execute(
+                    "SELECT e.run_id, max(e.seq), count(*) FROM events e JOIN wanted_runs w ON e.run_id = w.id "
+                    "GROUP BY e.run_id ORDER BY e.run_id").fetchall()
+                for tokens in [tokens_of[False].get((run_id, None), [])]]
+    node_rows = [(run_id, node_id, len(tokens), json.dumps(tokens))
+                 for run_id, node_id in con.execute(
+                     "SELECT DISTINCT e.run_id, e.node_id FROM events e JOIN wanted_runs w ON e.run_id = w.id "
+                     "ORDER BY e.run_id, e.node_id NULLS FIRST").fetchall()
+                 for tokens in [tokens_of[True].get((run_id, node_id), [])]]
+    return run_rows, node_rows
 
 
 class ClusterConfig(dg.Config):
