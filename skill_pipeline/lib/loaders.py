@@ -37,10 +37,18 @@ def _event(row: Sequence[Any], payload_row: Sequence[Any] | None = None) -> dict
     return event
 
 
+ID_SEPARATOR = "\x1f"
+
+
 def stage_run_ids(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> None:
-    """Put run ids in the temp table ``wanted_runs`` (joined instead of a huge IN list)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE wanted_runs AS SELECT unnest(?::VARCHAR[]) AS id",
-                [sorted(set(run_ids))])
+    """Put run ids in the temp table ``wanted_runs`` (joined instead of a huge IN list). They travel as one
+    separated string: DuckDB binds a list parameter at ~5 s per 30,000 strings, a string split in milliseconds."""
+    ids = sorted(set(run_ids))
+    if any(ID_SEPARATOR in i for i in ids):
+        con.execute("CREATE OR REPLACE TEMP TABLE wanted_runs AS SELECT unnest(?::VARCHAR[]) AS id", [ids])
+        return
+    con.execute("CREATE OR REPLACE TEMP TABLE wanted_runs AS "
+                "SELECT unnest(string_split(?, chr(31))) AS id WHERE ? > 0", [ID_SEPARATOR.join(ids), len(ids)])
 
 
 def events_by_run(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str] | None = None, *,

@@ -1,8 +1,8 @@
 """The warehouse's events as *distinct step lists*, so each distinct run (or node) shape is tokenised once.
 
 Tokenising every event of every run in Python would cost seconds per million events; but runs that follow the
-same skill record the same steps, so DuckDB orders and groups the events and Python tokenises each distinct list
-once. Only what tokenising reads is kept: event types that never become a token at the granularity are dropped
+same skill record the same steps, so DuckDB filters, numbers and sorts the steps, and Python tokenises each
+distinct list once. Only what tokenising reads is kept: event types that never become a token at the granularity are dropped
 (after the ordering, which they can take part in), and each step keeps the fields ``mining.tokens`` reads.
 
 Ordering reproduces ``mining.tokens.order_events``: by ``execution_order``, an event without one inheriting the
@@ -20,7 +20,7 @@ from skill_pipeline.mining.tokens import event_token
 
 STEP_FIELDS = ("event_type", "event_subtype", "agent_name", "status", "tool_name", "exit_code", "file_type")
 META_FIELDS = ("tool_name", "exit_code", "file_type")
-FIELD_SEP, STEP_SEP, NULL_MARK = "\x1f", "\x1e", "\x15"
+FETCH_ROWS = 100_000
 
 
 def dropped_types(granularity: str) -> list[str]:
@@ -55,27 +55,39 @@ def stage_steps(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str], granular
 def distinct_step_lists(con: duckdb.DuckDBPyConnection, *, per_node: bool
                         ) -> Iterator[tuple[list[dict[str, Any]], list[tuple[str, str | None]]]]:
     """``(step list, [(run_id, node_id), ...])`` for each distinct ordered step list in ``steps``, per run
-    (node_id None) or per (run, node). Steps are event dicts as ``mining.tokens`` reads them. A list travels as
-    one string (fields and steps joined by control characters, NULL as its own mark): DuckDB groups strings
-    several times faster than lists of structs."""
-    order, keys = ("node_order", "run_id, node_id") if per_node else ("run_order", "run_id")
-    step = f" || '{FIELD_SEP}' || ".join(f"coalesce({f}, '{NULL_MARK}')" for f in STEP_FIELDS)
-    node = "node_id" if per_node else "NULL::VARCHAR"
-    cursor = con.execute(f"""
-        SELECT steps, list(run_id), list({node}) FROM (
-            SELECT run_id, {node} AS node_id, string_agg({step}, '{STEP_SEP}' ORDER BY {order} NULLS FIRST, seq) AS steps
-            FROM steps GROUP BY {keys})
-        GROUP BY steps""")
-    while rows := cursor.fetchmany(1000):
-        for steps, run_ids, node_ids in rows:
-            yield _events(steps), list(zip(run_ids, node_ids, strict=True))
+    (node_id None) or per (run, node). Steps are event dicts as ``mining.tokens`` reads them.
+
+    Each distinct step is numbered in DuckDB, which then sorts (spilling to disk if it must) the small
+    ``(owner, number)`` rows; Python cuts the sorted stream into lists and keeps one per distinct shape. (An
+    ordered ``list()`` aggregate would do it in SQL, but holds every group's rows in memory.)"""
+    fields = ", ".join(STEP_FIELDS)
+    same = " AND ".join(f"s.{f} IS NOT DISTINCT FROM k.{f}" for f in STEP_FIELDS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE step_kinds AS "
+                f"SELECT row_number() OVER () AS kind, * FROM (SELECT DISTINCT {fields} FROM steps)")
+    kinds = {row[0]: row[1:] for row in con.execute(f"SELECT kind, {fields} FROM step_kinds").fetchall()}
+    node, order = ("s.node_id", "s.node_id, s.node_order") if per_node else ("NULL", "s.run_order")
+    cursor = con.execute(f"SELECT s.run_id, {node}, k.kind FROM steps s JOIN step_kinds k ON {same} "
+                         f"ORDER BY s.run_id, {order} NULLS FIRST, s.seq")
+    owners: dict[tuple[int, ...], list[tuple[str, str | None]]] = {}
+    current, numbers = None, []
+    while rows := cursor.fetchmany(FETCH_ROWS):
+        for run_id, node_id, kind in rows:
+            if (run_id, node_id) != current:
+                if numbers:
+                    owners.setdefault(tuple(numbers), []).append(current)
+                current, numbers = (run_id, node_id), []
+            numbers.append(kind)
+    if numbers:
+        owners.setdefault(tuple(numbers), []).append(current)
+    for shape, found in owners.items():
+        yield _events([kinds[n] for n in shape]), found
 
 
-def _events(steps: str) -> list[dict[str, Any]]:
-    """A step-list string as ordered event dicts (seq and execution_order are the position)."""
+def _events(steps: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Step rows (``STEP_FIELDS``) as ordered event dicts (seq and execution_order are the position)."""
     out = []
-    for i, step in enumerate(steps.split(STEP_SEP)):
-        values = dict(zip(STEP_FIELDS, (None if v == NULL_MARK else v for v in step.split(FIELD_SEP)), strict=True))
+    for i, step in enumerate(steps):
+        values = dict(zip(STEP_FIELDS, step, strict=True))
         event = {f: values[f] for f in STEP_FIELDS if f not in META_FIELDS}
         event["meta"] = {f: values[f] for f in META_FIELDS if values[f] is not None}
         event["seq"] = event["execution_order"] = i

@@ -1,10 +1,12 @@
-"""Distinct step lists reproduce Python's tokenisation exactly, including inherited orders and dropped types."""
+"""Distinct step lists reproduce Python's tokenisation exactly, including inherited orders and dropped types;
+run ids reach DuckDB exactly, whatever they contain."""
 
 from pathlib import Path
 
 import pytest
 
 from skill_pipeline.lib import step_lists, warehouse
+from skill_pipeline.lib.loaders import stage_run_ids
 from skill_pipeline.mining.tokens import GRANULARITIES, node_sequences, run_sequences, token_events
 
 COLUMNS = list(warehouse.EVENT_COLUMNS)
@@ -58,3 +60,10 @@ def test_step_lists_tokenise_like_python(tmp_path: Path, granularity: str):
         node_sequences(events, granularity)
     assert shapes == 2  # runs a and b share one list; c is its own
     assert expected_runs["a"]  # the comparison is not between empty sequences
+
+
+@pytest.mark.parametrize("ids", [[], ["b", "a", "b"], ["with\x1fseparator", "plain"]])
+def test_run_ids_are_staged_exactly(tmp_path: Path, ids: list[str]):
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        stage_run_ids(con, ids)
+        assert [r[0] for r in con.execute("SELECT id FROM wanted_runs ORDER BY id").fetchall()] == sorted(set(ids))
