@@ -237,6 +237,8 @@ def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000, 
         result.runs_inserted = warehouse.upsert_staged(con, "staged_runs", "runs")
         warehouse.upsert_staged(con, "staged_nodes", "nodes")
         warehouse.upsert_staged(con, "staged_files", "files")
+        con.execute("INSERT INTO extractions SELECT now(), ?, ?, ?, (SELECT coalesce(max(seq), 0) FROM events), ?, ?",
+                    [previous, start_after, upper, result.events_read, result.events_inserted])
         con.execute("COMMIT")
         result.runs_synced, result.nodes_synced, result.files_synced = (
             int(con.execute(f"SELECT count(*) FROM staged_{t}").fetchone()[0]) for t in ("runs", "nodes", "files"))
@@ -248,6 +250,12 @@ def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000, 
 def table_counts(con: Any, tables: Iterable[str] = tuple(warehouse.EXTRACT_TABLES)) -> dict[str, int]:
     """Row count per warehouse table."""
     return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+
+
+def last_range_start(con: Any) -> int:
+    """Where the latest extraction's read range started (0 before any): events above it are its hand-off."""
+    row = con.execute("SELECT start_after FROM extractions ORDER BY extracted_at DESC LIMIT 1").fetchone()
+    return int(row[0]) if row else 0
 
 
 def source_count_upto(source: Engine, hwm: int) -> int:

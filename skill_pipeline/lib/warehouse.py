@@ -56,10 +56,17 @@ class WarehouseLocked(RuntimeError):
     """Another process held the DuckDB file for longer than the retry budget."""
 
 
+# One row per extraction: the seq range it read, so checks can verify that hand-off without rescanning the table.
+EXTRACTION_LOG_COLUMNS: dict[str, str] = {
+    "extracted_at": "TIMESTAMPTZ", "previous_hwm": "BIGINT", "start_after": "BIGINT", "upper": "BIGINT",
+    "hwm": "BIGINT", "events_read": "BIGINT", "events_inserted": "BIGINT",
+}
+
+
 def ddl() -> list[str]:
-    """CREATE statements for the extraction tables (idempotent)."""
+    """CREATE statements for the extraction tables and the extraction log (idempotent)."""
     statements = []
-    for table, columns in EXTRACT_TABLES.items():
+    for table, columns in {**EXTRACT_TABLES, "extractions": EXTRACTION_LOG_COLUMNS}.items():
         cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
         key = f', PRIMARY KEY ("{PRIMARY_KEYS[table]}")' if table in PRIMARY_KEYS else ""
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{key})")

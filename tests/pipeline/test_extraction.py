@@ -9,7 +9,9 @@ from sqlalchemy import insert
 from capture.models import ExecutionEvent
 from capture.records import prepare_event
 from capture.store import CaptureStore
+from skill_pipeline.defs.extract.checks import events_have_no_orphans
 from skill_pipeline.lib import extraction
+from skill_pipeline.resources import WarehouseResource
 
 from .workload import write_runs
 
@@ -129,3 +131,20 @@ def test_concurrent_writers_and_extractions_lose_and_duplicate_nothing(pg_store:
     assert _count(wh, "SELECT count(*) FROM events") == total
     assert _count(wh, "SELECT count(DISTINCT id) FROM events") == total
     assert _count(wh, "SELECT count(*) FROM runs") == 18
+
+
+def test_orphan_check_covers_the_latest_hand_off(sqlite_store: CaptureStore, tmp_path: Path):
+    write_runs(sqlite_store, 3, seed=6)
+    wh = tmp_path / "w.duckdb"
+    first = extraction.extract(sqlite_store.engine, wh, overlap=10)
+    resource = WarehouseResource(path=str(wh))
+    assert events_have_no_orphans(warehouse_db=resource).passed
+    with duckdb.connect(str(wh)) as con:  # an event whose parent never arrived, above the hand-off's start
+        con.execute("INSERT INTO events (seq, id, run_id, parent_event_id, event_type, payload_truncated) "
+                    "VALUES (?, 'orphan', 'r', 'never-stored', 'info', false)", [first.hwm + 1])
+    result = events_have_no_orphans(warehouse_db=resource)
+    assert (result.passed, result.metadata["orphan_events"].value, result.metadata["sample"].value) == (
+        False, 1, "orphan")
+    with duckdb.connect(str(wh)) as con:
+        log = con.execute("SELECT previous_hwm, start_after, hwm, events_inserted FROM extractions").fetchall()
+    assert log == [(0, 0, first.hwm, first.hwm)]
