@@ -145,7 +145,8 @@ class ClusterConfig(dg.Config):
 
 def _load_sequences(con) -> tuple[list[str], list[list[str]], list[int]]:
     rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences ORDER BY run_id").fetchall()
-    return [r[0] for r in rows], [json.loads(r[1]) for r in rows], [r[2] for r in rows]
+    parsed = loaders.token_lists((r[0], r[1]) for r in rows)
+    return [r[0] for r in rows], [parsed[r[0]] for r in rows], [r[2] for r in rows]
 
 
 def _has_table(con, name: str) -> bool:
@@ -281,8 +282,9 @@ def _cache_key(pattern, sample_runs: list[str], last_seq: dict[str, int]) -> str
 
 def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict[str, tuple]) -> tuple:
     """One skill_templates row. Slot inference uses the ``TEMPLATE_SAMPLE_RUNS`` oldest members (so new runs
-    rarely change it, and it is reused from the previous materialisation while its inputs are unchanged);
-    statistics always cover every member."""
+    rarely change it, and it is reused from the previous materialisation while its inputs are unchanged), and
+    those runs are the skill's ``provenance.source_runs``: a published document stays small and stable however
+    many runs a skill has. Statistics always cover every member (``statistics.support`` counts them)."""
     con, runs, first_seq = context["con"], context["runs"], context["first_seq"]
     pattern = pattern_json.loads(pattern_text)
     group = context["groups"][cluster_id]
@@ -302,7 +304,7 @@ def _template_row(cluster_id: str, pattern_text: str, context: dict, cache: dict
                             loaders.files(con, sample_ids), granularity=context["granularity"])
         candidate, sampled_values = candidates.to_library_candidate(mined), mined.get("slot_values") or {}
     stats = template_statistics(pattern, members, {}, context["full_sequences"])
-    candidate = candidates.with_statistics(candidate, stats, sorted(member_runs))
+    candidate = candidates.with_statistics(candidate, stats, sorted(sample_ids))
     slot_values = {r: sampled_values.get(r) or slot_values_of.values_from_task(candidate["task_template"],
                                                                                  runs[r]["task_description"])
                    for r in sorted(member_runs)}
@@ -338,8 +340,8 @@ def skill_templates(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
                   "granularity": mining_settings.token_granularity(),
                   "first_seq": dict(con.execute("SELECT run_id, min(seq) FROM events GROUP BY run_id").fetchall()),
                   "last_seq": dict(con.execute("SELECT run_id, last_seq FROM run_sequences").fetchall()),
-                  "full_sequences": {r: json.loads(t) for r, t in con.execute(
-                      "SELECT run_id, tokens FROM run_sequences").fetchall()}}
+                  "full_sequences": loaders.token_lists(con.execute(
+                      "SELECT run_id, tokens FROM run_sequences").fetchall())}
         patterns = con.execute("SELECT cluster_id, pattern FROM patterns ORDER BY support DESC, cluster_id").fetchall()
         rows = _unique_names([_template_row(cid, text, shared, cache) for cid, text in patterns])
         warehouse.replace_table(con, "skill_templates", TEMPLATE_COLUMNS, rows, _scratch(warehouse_db))
@@ -366,7 +368,7 @@ def skill_templates(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
 def run_outcomes(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
     with warehouse_db.connection() as con:
         runs = list(loaders.runs(con).values())
-        sequences = {r: json.loads(t) for r, t in con.execute("SELECT run_id, tokens FROM run_sequences").fetchall()}
+        sequences = loaders.token_lists(con.execute("SELECT run_id, tokens FROM run_sequences").fetchall())
         cluster_of = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
         analysis = analyse_outcomes(runs, sequences, cluster_of)
         warehouse.replace_table(con, "run_outcomes", OUTCOME_COLUMNS,
