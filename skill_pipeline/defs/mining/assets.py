@@ -32,7 +32,8 @@ from skill_pipeline.resources import MiningSettings, WarehouseResource
 GROUP = "mining"
 OPEN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval")
 RUN_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "last_seq": "BIGINT", "n_events": "INTEGER",
-                        "n_tokens": "INTEGER", "tokens": "VARCHAR"}
+                        "n_tokens": "INTEGER", "tokens": "VARCHAR", "unknown_types": "INTEGER",
+                        "events_without_node": "INTEGER", "unknown_agents": "INTEGER", "order_gaps": "BOOLEAN"}
 NODE_SEQUENCE_COLUMNS = {"run_id": "VARCHAR", "node_id": "VARCHAR", "n_tokens": "INTEGER", "tokens": "VARCHAR"}
 RUN_CLUSTER_COLUMNS = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR", "distance": "DOUBLE",
                        "last_seq": "BIGINT"}
@@ -59,18 +60,16 @@ def _scratch(warehouse_db: WarehouseResource):
 
 
 def _dirty_counts(con) -> dict[str, int]:
-    known = ", ".join(f"'{t}'" for t in sorted(EVENT_TYPES))
+    """Dirty-data totals, summed from the per-run counts kept in ``run_sequences`` (each run's events are
+    counted once, when they are tokenised), plus the runs still open."""
     open_marks = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     return dict(zip(
         ("unknown_event_types", "events_without_node", "unknown_or_system_agents", "runs_with_order_gaps",
          "runs_stuck_open"),
-        (int(v) for v in con.execute(f"""
-            SELECT (SELECT count(*) FROM events WHERE event_type NOT IN ({known})),
-                   (SELECT count(*) FROM events WHERE node_id IS NULL),
-                   (SELECT count(*) FROM events WHERE agent_name IS NULL OR lower(agent_name) IN ('unknown', 'system')),
-                   (SELECT count(*) FROM (SELECT run_id FROM events GROUP BY run_id
-                        HAVING max(execution_order) - min(execution_order) + 1 > count(DISTINCT execution_order))),
-                   (SELECT count(*) FROM runs WHERE status IN ({open_marks}))""").fetchone()), strict=True))
+        (int(v or 0) for v in con.execute(f"""
+            SELECT sum(unknown_types), sum(events_without_node), sum(unknown_agents), count(*) FILTER (order_gaps),
+                   (SELECT count(*) FROM runs WHERE status IN ({open_marks}))
+            FROM run_sequences""").fetchone()), strict=True))
 
 
 @dg.asset(**_spec_kwargs("Token sequence per run (and per DAG node): one token per step, e.g. "
@@ -80,8 +79,9 @@ def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
                     mining_settings: MiningSettings) -> dg.MaterializeResult:
     granularity = mining_settings.token_granularity()
     with warehouse_db.connection() as con:
-        has_previous = con.execute("SELECT count(*) FROM information_schema.tables "
-                                   "WHERE table_name = 'run_sequences'").fetchone()[0] > 0
+        has_previous = [r[0] for r in con.execute(  # a table of an older layout is rebuilt
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'run_sequences' "
+            "ORDER BY ordinal_position").fetchall()] == list(RUN_SEQUENCE_COLUMNS)
         stale_sql = ("SELECT e.run_id FROM events e GROUP BY e.run_id" if not has_previous else
                      "SELECT e.run_id FROM events e LEFT JOIN run_sequences s ON s.run_id = e.run_id "
                      "GROUP BY e.run_id, s.last_seq HAVING s.last_seq IS NULL OR max(e.seq) <> s.last_seq")
@@ -116,16 +116,22 @@ def event_sequences(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
 
 def _tokenised_rows(con, granularity: str) -> tuple[list[tuple], list[tuple]]:
     """run_sequences and node_sequences rows of the runs in ``wanted_runs`` (``step_lists.stage_steps`` ran):
-    each distinct step list is tokenised once."""
+    each distinct step list is tokenised once; run rows carry the run's dirty-data counts."""
     tokens_of: dict[bool, dict[tuple[str, str | None], list[str]]] = {False: {}, True: {}}
     for per_node, found in tokens_of.items():
         for events, owners in step_lists.distinct_step_lists(con, per_node=per_node):
             tokens = [t for t, _ in token_events(events, granularity)]
             found.update((owner, tokens) for owner in owners)
-    run_rows = [(run_id, last_seq, n_events, len(tokens), json.dumps(tokens))
-                for run_id, last_seq, n_events in con.execute(
-                    "SELECT e.run_id, max(e.seq), count(*) FROM events e JOIN wanted_runs w ON e.run_id = w.id "
-                    "GROUP BY e.run_id ORDER BY e.run_id").fetchall()
+    known = ", ".join(f"'{t}'" for t in sorted(EVENT_TYPES))
+    run_rows = [(run_id, last_seq, n_events, len(tokens), json.dumps(tokens), *dirty)
+                for run_id, last_seq, n_events, *dirty in con.execute(f"""
+                    SELECT e.run_id, max(e.seq), count(*),
+                           count(*) FILTER (WHERE e.event_type IS NULL OR e.event_type NOT IN ({known})),
+                           count(*) FILTER (WHERE e.node_id IS NULL),
+                           count(*) FILTER (WHERE e.agent_name IS NULL OR lower(e.agent_name) IN ('unknown', 'system')),
+                           coalesce(max(e.execution_order) - min(e.execution_order) + 1
+                                    > count(DISTINCT e.execution_order), false)
+                    FROM events e JOIN wanted_runs w ON e.run_id = w.id GROUP BY e.run_id ORDER BY e.run_id""").fetchall()
                 for tokens in [tokens_of[False].get((run_id, None), [])]]
     node_rows = [(run_id, node_id, len(tokens), json.dumps(tokens))
                  for run_id, node_id in con.execute(
