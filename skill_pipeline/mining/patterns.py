@@ -22,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
 from .clustering import ClusterResult, collapse_repeats, encode
-from .tokens import canonical_sequence, parse_token
+from .tokens import canonical_sequence, canonical_tuple, parse_token
 
 
 @dataclass
@@ -130,7 +130,7 @@ def mine_pattern(
     and step frequencies come from them, while similarities, fits and repeat counts cover every member.
     """
     n = len(sequences)
-    canon = [tuple(canonical_sequence(s)) for s in sequences]
+    canon = [canonical_tuple(s) for s in sequences]
     variants = Counter(canon)
     in_core = list(core) if core is not None and any(core) else [True] * n
     core_w = Counter(v for v, c in zip(canon, in_core) if c)

@@ -21,6 +21,7 @@ is the single step ``tool_call:control:record_status``).
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -227,3 +228,14 @@ def canonical_token(token: str) -> str | None:
 
 def canonical_sequence(tokens: Sequence[str]) -> list[str]:
     return [c for c in (canonical_token(t) for t in tokens) if c is not None]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical_of(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(canonical_sequence(tokens))
+
+
+def canonical_tuple(tokens: Sequence[str]) -> tuple[str, ...]:
+    """``canonical_sequence`` as a tuple, cached: the runs of a skill share a few sequences, so a group of
+    thousands of members canonicalises a handful."""
+    return _canonical_of(tuple(tokens))
