@@ -35,7 +35,7 @@ COSTS = CostRecord.__table__
 
 OPEN_RUN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval", "draft", "planning")
 MAX_META_CHARS = 65_536  # meta holds the small fields mining reads (tool name, exit code, file type)
-IN_CHUNK = 500  # run ids inlined per statement when re-reading open runs
+IN_CHUNK = 10_000  # run ids inlined (as literals) per statement when re-reading open runs
 PLAIN_COLUMNS = ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id", "event_type", "event_subtype",
                  "agent_name", "agent_role", "timestamp", "duration_ms", "execution_order", "depth", "status")
 # The events as read from the source: plain columns, then the payload text (cut in SQL) for DuckDB to parse.

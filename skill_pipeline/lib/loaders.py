@@ -95,10 +95,12 @@ def events_by_run(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str] | None 
 
 
 def runs(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
-    """Run dicts keyed by id, shaped for the mining statistics (``run_id``, ``meta.cost_usd``)."""
+    """Run dicts keyed by id, shaped for the mining statistics (``run_id``, ``meta.cost_usd``). Times are naive
+    UTC: DuckDB hands over zone-aware timestamps ~7x slower (2 s per 100,000 runs)."""
     out = {}
     for rid, status, mode, started, completed, task, cost in con.execute(
-            "SELECT id, status, mode, started_at, completed_at, task_description, cost_usd FROM runs ORDER BY id"
+            "SELECT id, status, mode, timezone('UTC', started_at), timezone('UTC', completed_at), task_description, "
+            "cost_usd FROM runs ORDER BY id"
     ).fetchall():
         out[rid] = {"run_id": rid, "status": status, "mode": mode, "started_at": started,
                     "completed_at": completed, "task_description": task or "",

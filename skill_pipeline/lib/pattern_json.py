@@ -19,7 +19,13 @@ def _native(value: Any) -> Any:
 
 
 def dumps(pattern: Pattern) -> str:
-    return json.dumps(dataclasses.asdict(pattern), sort_keys=True, default=_native)
+    """The pattern as JSON. Per-member lists are made plain without ``dataclasses.asdict`` (which deep-copies
+    every member's dict) or a ``default`` callback per numpy scalar: each cost ~0.1 s per 10,000 members."""
+    data = {f.name: getattr(pattern, f.name) for f in dataclasses.fields(pattern)}
+    data.update(steps=[dataclasses.asdict(s) for s in pattern.steps],
+                blocks=[dataclasses.asdict(b) for b in pattern.blocks],
+                similarities=[float(v) for v in pattern.similarities], fits=[bool(v) for v in pattern.fits])
+    return json.dumps(data, sort_keys=True, default=_native)
 
 
 def _int_keys(mapping: dict[str, Any]) -> dict[int, Any]:

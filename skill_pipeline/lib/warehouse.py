@@ -7,6 +7,7 @@ costs milliseconds per row, ``read_csv`` loads hundreds of thousands of rows per
 """
 
 import csv
+import itertools
 import os
 import tempfile
 import time
@@ -49,6 +50,7 @@ EXTRACT_TABLES: dict[str, dict[str, str]] = {
 PRIMARY_KEYS = {"runs": "id", "nodes": "id", "files": "id"}
 
 DEFAULT_MEMORY_LIMIT = "1GB"
+WRITE_BATCH = 10_000  # rows per CSV write call
 LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
 
 
@@ -131,14 +133,6 @@ def read_csv_sql(path: Path, columns: dict[str, str]) -> str:
             f"nullstr='', auto_detect=false)")
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 class CsvSpool:
     """Rows for one table written to a temporary CSV file, so memory stays flat however many rows there are."""
 
@@ -152,9 +146,12 @@ class CsvSpool:
         self.rows = 0
 
     def write(self, rows: Iterable[Sequence[Any]]) -> None:
-        for row in rows:
-            self._writer.writerow([_cell(v) for v in row])
-            self.rows += 1
+        """Append rows (the C writer turns None into an empty cell, read back as NULL; booleans into
+        True/False, which DuckDB reads as booleans)."""
+        iterator = iter(rows)
+        while batch := list(itertools.islice(iterator, WRITE_BATCH)):
+            self._writer.writerows(batch)
+            self.rows += len(batch)
 
     def close(self) -> None:
         if not self._file.closed:
