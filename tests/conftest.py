@@ -12,6 +12,7 @@ Use ``store_url`` / ``store`` in a test and it runs once per backend; the Postgr
 """
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +21,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 PG_ENV = "SKILLMINE_TEST_PG_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Un-ignore SIGINT and SIGTERM. Several tests signal child processes and expect the default behaviour, but a
+    test run started in the background of a shell without job control inherits SIGINT ignored (and Dagster maps
+    SIGTERM to SIGINT's handler, so SIGTERM ends up ignored too); ignored signals pass on to every child."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _in_ci() -> bool:
