@@ -25,7 +25,8 @@ from sqlalchemy import Engine, func, select
 
 from capture.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
 from skill_pipeline.lib import warehouse
-from skill_pipeline.lib.source_reader import quote, source_reader
+from skill_pipeline.lib.source_reader import source_reader
+from skill_pipeline.lib.warehouse import sql_list, sql_literal
 
 EVENTS = ExecutionEvent.__table__
 RUNS = WorkflowRun.__table__
@@ -104,7 +105,7 @@ def _run_filter(start_after: int, upper: int, run_ids: Sequence[str] | None) -> 
     in the range (a semi-join; every run when the range starts at the beginning, where the semi-join would only
     cost a full scan)."""
     if run_ids is not None:
-        return f"IN ({', '.join(quote(r) for r in run_ids)})"
+        return f"IN {sql_list(run_ids)}"
     if start_after == 0:
         return "IS NOT NULL"
     return f"IN (SELECT run_id FROM {EVENTS.name} WHERE seq > {int(start_after)} AND seq <= {int(upper)})"
@@ -143,9 +144,9 @@ def _derived_events_sql(staged: str, payload_chars: int) -> str:
     inputs), the exit code of a code execution (meta, else its outputs), the file type of a file event."""
     n = int(payload_chars)
     plain = ", ".join(f'"{name}"' for name in PLAIN_COLUMNS)
-    kept = ", ".join(quote(t) for t in PAYLOAD_TYPES)
+    kept = sql_list(PAYLOAD_TYPES)
     tool_from_inputs = (f"coalesce(nullif({_scalar('i', 'tool_name')}, ''), nullif({_scalar('i', 'name')}, ''), "
-                        f"CASE WHEN i IS NULL THEN nullif(regexp_extract(inputs, {quote(TOOL_NAME_IN_TEXT)}, 1), '') "
+                        f"CASE WHEN i IS NULL THEN nullif(regexp_extract(inputs, {sql_literal(TOOL_NAME_IN_TEXT)}, 1), '') "
                         "END)")
     return f"""
         WITH parsed AS (
@@ -160,8 +161,8 @@ def _derived_events_sql(staged: str, payload_chars: int) -> str:
                     THEN coalesce({_scalar('m', 'exit_code')}, {_scalar('o', 'exit_code')}) END,
                CASE WHEN event_type = 'file_gen' THEN {_scalar('m', 'file_type')} END,
                nullif(left(error_message, {n}), ''),
-               CASE WHEN event_type IN ({kept}) THEN nullif(left(inputs, {n}), '') END,
-               CASE WHEN event_type IN ({kept}) THEN nullif(left(outputs, {n}), '') END,
+               CASE WHEN event_type IN {kept} THEN nullif(left(inputs, {n}), '') END,
+               CASE WHEN event_type IN {kept} THEN nullif(left(outputs, {n}), '') END,
                coalesce({_was_cut(n)}, false)
         FROM parsed"""
 

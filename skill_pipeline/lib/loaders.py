@@ -11,6 +11,8 @@ from typing import Any
 
 import duckdb
 
+from skill_pipeline.lib.warehouse import sql_list
+
 SLIM_EVENT_COLUMNS = ("seq", "run_id", "node_id", "event_type", "event_subtype", "agent_name", "status",
                       "execution_order", "tool_name", "exit_code", "file_type", "duration_ms")
 FETCH_ROWS = 50_000
@@ -73,8 +75,7 @@ def events_by_run(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str] | None 
     # Only tool calls carry arguments the miners read (slot inference); other payloads stay in the warehouse.
     extra = (", CASE WHEN e.event_type = 'tool_call' THEN e.inputs END, NULL, e.error_message"
              if payloads else "")
-    where = ("WHERE e.event_type IS NULL OR e.event_type NOT IN ("
-             + ", ".join("'" + t.replace("'", "''") + "'" for t in skip_types) + ")") if skip_types else ""
+    where = f"WHERE e.event_type IS NULL OR e.event_type NOT IN {sql_list(skip_types)}" if skip_types else ""
     if run_ids is None:
         cursor = con.execute(f"SELECT {columns}{extra} FROM events e {where} ORDER BY e.run_id, e.seq")
     else:

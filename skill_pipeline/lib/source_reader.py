@@ -17,13 +17,9 @@ import duckdb
 from sqlalchemy import Engine
 
 from skill_pipeline.lib import warehouse
+from skill_pipeline.lib.warehouse import sql_literal
 
 ALIAS = "capture_source"
-
-
-def quote(text: str) -> str:
-    """``text`` as an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _typed(source: str, columns: dict[str, str]) -> str:
@@ -57,10 +53,10 @@ class SourceReader:
             self.con.execute(create + f"SELECT * FROM {warehouse.read_csv_sql(self._copy_postgres(table, sql), columns)}")
             return
         if scan_table is not None:
-            scanned = f"sqlite_scan({quote(self.database)}, {quote(scan_table)})"
+            scanned = f"sqlite_scan({sql_literal(self.database)}, {sql_literal(scan_table)})"
             relation = f"({sql.replace(f'FROM {scan_table}', f'FROM {scanned}', 1)})"
         else:
-            relation = f"sqlite_query({quote(ALIAS)}, {quote(sql)})"
+            relation = f"sqlite_query({sql_literal(ALIAS)}, {sql_literal(sql)})"
         try:
             self.con.execute(create + _typed(relation, columns))
         except duckdb.InvalidInputException as exc:
@@ -97,7 +93,7 @@ def source_reader(con: duckdb.DuckDBPyConnection, source: Engine, scratch: Path)
         yield reader
         return
     warehouse.load_sqlite_scanner(con)
-    con.execute(f"ATTACH {quote(reader.database)} AS {ALIAS} (TYPE sqlite, READ_ONLY)")
+    con.execute(f"ATTACH {sql_literal(reader.database)} AS {ALIAS} (TYPE sqlite, READ_ONLY)")
     try:
         yield reader
     finally:

@@ -16,6 +16,7 @@ import duckdb
 
 from capture.vocabulary import EVENT_TYPES
 from skill_pipeline.lib.loaders import stage_run_ids
+from skill_pipeline.lib.warehouse import sql_list
 from skill_pipeline.mining.tokens import event_token
 
 STEP_FIELDS = ("event_type", "event_subtype", "agent_name", "status", "tool_name", "exit_code", "file_type")
@@ -33,7 +34,7 @@ def stage_steps(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str], granular
     the run (``run_order``) and within the node (``node_order``). The window that inherits an order runs only
     over runs that have an event without ``execution_order`` (rare: foreign imports, dirty rows)."""
     stage_run_ids(con, run_ids)
-    dropped = ", ".join("'" + t.replace("'", "''") + "'" for t in dropped_types(granularity)) or "NULL"
+    dropped = sql_list(dropped_types(granularity))
     fields = ", ".join(f"e.{f}" for f in STEP_FIELDS)
     inherit = ("last_value(e.execution_order IGNORE NULLS) OVER (PARTITION BY {} ORDER BY e.seq "
                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
@@ -49,7 +50,7 @@ def stage_steps(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str], granular
             SELECT e.run_id, e.node_id, e.seq, {fields}, {inherit.format("e.run_id")},
                    {inherit.format("e.run_id, e.node_id")}
             FROM events e JOIN unordered_runs u ON e.run_id = u.id)
-        WHERE event_type IS NULL OR event_type NOT IN ({dropped})""")
+        WHERE event_type IS NULL OR event_type NOT IN {dropped}""")
 
 
 def distinct_step_lists(con: duckdb.DuckDBPyConnection, *, per_node: bool

@@ -75,6 +75,20 @@ def ddl() -> list[str]:
     return statements
 
 
+def sql_literal(text: str) -> str:
+    """``text`` as an SQL string literal (for statements that take no parameters: COPY, sqlite_query, LOAD)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """``values`` as a parenthesised list of SQL literals, for ``IN``. Empty is refused: ``NOT IN (NULL)`` would
+    silently match nothing."""
+    items = [sql_literal(v) for v in values]
+    if not items:
+        raise ValueError("an SQL IN list needs at least one value")
+    return "(" + ", ".join(items) + ")"
+
+
 def load_sqlite_scanner(con: duckdb.DuckDBPyConnection) -> None:
     """Load DuckDB's SQLite scanner from its pip package (no download: this machine has no extension repository).
     DuckDB checks the extension's signature when loading it."""
@@ -83,8 +97,7 @@ def load_sqlite_scanner(con: duckdb.DuckDBPyConnection) -> None:
     if not binary.exists():
         raise RuntimeError(f"no SQLite scanner for DuckDB {duckdb.__version__} at {binary}; "
                            "install the duckdb-extension-sqlite-scanner release that matches duckdb")
-    quoted = str(binary).replace("'", "''")
-    con.execute(f"LOAD '{quoted}'")
+    con.execute(f"LOAD {sql_literal(binary)}")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -128,8 +141,7 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: 
 def read_csv_sql(path: Path, columns: dict[str, str]) -> str:
     """A ``read_csv`` table expression for a header-less CSV file with ``columns`` (empty cells are NULL)."""
     names = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
-    quoted = str(path).replace("'", "''")
-    return (f"read_csv('{quoted}', header=false, columns={{{names}}}, quote='\"', escape='\"', "
+    return (f"read_csv({sql_literal(path)}, header=false, columns={{{names}}}, quote='\"', escape='\"', "
             f"nullstr='', auto_detect=false)")
 
 

@@ -67,3 +67,9 @@ def test_run_ids_are_staged_exactly(tmp_path: Path, ids: list[str]):
     with warehouse.connect(tmp_path / "w.duckdb") as con:
         stage_run_ids(con, ids)
         assert [r[0] for r in con.execute("SELECT id FROM wanted_runs ORDER BY id").fetchall()] == sorted(set(ids))
+
+
+def test_sql_literals_are_quoted_and_empty_lists_refused():
+    assert warehouse.sql_list(["a", "it's"]) == "('a', 'it''s')"
+    with pytest.raises(ValueError):
+        warehouse.sql_list([])

@@ -19,6 +19,7 @@ from skill_pipeline.defs.common import DUCKDB_POOL, OWNERS, table_metadata
 from skill_pipeline.lib import candidates, loaders, pattern_json, step_lists, warehouse
 from skill_pipeline.lib import slot_values as slot_values_of
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
+from skill_pipeline.lib.warehouse import sql_list
 from skill_pipeline.mining.clustering import normalized_distance, reduce_sequence
 from skill_pipeline.mining.outcomes import analyse_outcomes
 from skill_pipeline.mining.patterns import describe_pattern
@@ -62,13 +63,12 @@ def _scratch(warehouse_db: WarehouseResource):
 def _dirty_counts(con) -> dict[str, int]:
     """Dirty-data totals, summed from the per-run counts kept in ``run_sequences`` (each run's events are
     counted once, when they are tokenised), plus the runs still open."""
-    open_marks = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     return dict(zip(
         ("unknown_event_types", "events_without_node", "unknown_or_system_agents", "runs_with_order_gaps",
          "runs_stuck_open"),
         (int(v or 0) for v in con.execute(f"""
             SELECT sum(unknown_types), sum(events_without_node), sum(unknown_agents), count(*) FILTER (order_gaps),
-                   (SELECT count(*) FROM runs WHERE status IN ({open_marks}))
+                   (SELECT count(*) FROM runs WHERE status IN {sql_list(OPEN_STATUSES)})
             FROM run_sequences""").fetchone()), strict=True))
 
 
@@ -122,11 +122,10 @@ def _tokenised_rows(con, granularity: str) -> tuple[list[tuple], list[tuple]]:
         for events, owners in step_lists.distinct_step_lists(con, per_node=per_node):
             tokens = [t for t, _ in token_events(events, granularity)]
             found.update((owner, tokens) for owner in owners)
-    known = ", ".join(f"'{t}'" for t in sorted(EVENT_TYPES))
     run_rows = [(run_id, last_seq, n_events, len(tokens), json.dumps(tokens), *dirty)
                 for run_id, last_seq, n_events, *dirty in con.execute(f"""
                     SELECT e.run_id, max(e.seq), count(*),
-                           count(*) FILTER (WHERE e.event_type IS NULL OR e.event_type NOT IN ({known})),
+                           count(*) FILTER (WHERE e.event_type IS NULL OR e.event_type NOT IN {sql_list(sorted(EVENT_TYPES))}),
                            count(*) FILTER (WHERE e.node_id IS NULL),
                            count(*) FILTER (WHERE e.agent_name IS NULL OR lower(e.agent_name) IN ('unknown', 'system')),
                            coalesce(max(e.execution_order) - min(e.execution_order) + 1
