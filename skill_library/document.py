@@ -12,16 +12,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 from .errors import SkillValidationError
+from .values import placeholders, type_error
 
 SCHEMA_TAG = "skillmine.skill/1"
-# Template tokens: ``{name}`` is a placeholder, ``{{`` and ``}}`` are literal braces.
-TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Dotted paths left out of ``content_hash``: assigned by the library (version) or different on
 # every mining run even when the mined skill is the same (when, by which run, up to which event).
@@ -141,11 +139,6 @@ def content_hash(doc: dict[str, Any]) -> str:
     return sha256_hex(canonical_bytes(without_fields(doc, VOLATILE_FIELDS)))
 
 
-def placeholders(template: str) -> list[str]:
-    """Placeholder names in a task template, in order of first appearance."""
-    return list(dict.fromkeys(m[1] for m in TEMPLATE_TOKEN.finditer(template) if m[1]))
-
-
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The published JSON Schema of a skill document."""
@@ -181,8 +174,6 @@ def validate_skill(doc: Any) -> list[str]:
     )
     if errors:
         return errors
-    from .instantiate import type_error  # local: instantiate imports this module
-
     params = doc["parameters"]
     texts = [("task_template", doc["task_template"])]
     texts += [(f"steps[{i}].description", s["description"]) for i, s in enumerate(doc["steps"]) if "description" in s]

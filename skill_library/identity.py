@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .document import TEMPLATE_TOKEN
+from .values import TEMPLATE_TOKEN
 
 STEP_THRESHOLD = 0.8
 TEMPLATE_THRESHOLD = 0.5

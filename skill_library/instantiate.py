@@ -12,31 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .document import TEMPLATE_TOKEN, placeholders
 from .errors import ParameterError
-
-_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str, "integer": int, "number": (int, float), "boolean": bool,
-    "array": list, "object": dict, "null": type(None),
-}
-
-
-def json_type(value: Any) -> str:
-    """The JSON Schema type name of a Python value (``bool`` is not a number)."""
-    if isinstance(value, bool):
-        return "boolean"
-    for name in ("null", "string", "integer", "number", "array", "object"):
-        if isinstance(value, _PYTHON_TYPES[name]):
-            return name
-    return type(value).__name__
-
-
-def type_error(value: Any, expected: str) -> str | None:
-    """``None`` when ``value`` has JSON type ``expected``, else a message saying what it is."""
-    actual = json_type(value)
-    if actual == expected or (expected == "number" and actual == "integer"):
-        return None
-    return f"expected {expected}, got {actual} {value!r}"
+from .values import TEMPLATE_TOKEN, json_type, placeholders, type_error
 
 
 def as_text(value: Any) -> str:

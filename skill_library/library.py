@@ -9,17 +9,16 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import semver, store
+from .bundle import export_bundle
 from .document import validate_skill
 from .errors import LibraryNotFoundError, SkillNotFoundError
 from .instantiate import instantiate
 from .query import SearchHit, SearchIndex
+from .verify import VerifyReport, verify_source
 from .versioning import diff_documents
-
-if TYPE_CHECKING:
-    from .verify import VerifyReport
 
 
 class Library:
@@ -113,24 +112,13 @@ class Library:
 
     def verify(self) -> VerifyReport:
         """Check every file of the library up to this release; returns a ``VerifyReport``."""
-        from .verify import verify_source
-
         return verify_source(self.source, self.release)
 
     def export(self, destination: str | os.PathLike[str]) -> Path:
         """Write this release (and its history) as a single ``.zip`` bundle."""
-        from .bundle import export_bundle
-
         return export_bundle(self, destination)
 
 
 def open_library(path: str | os.PathLike[str], *, release: int | None = None) -> Library:
     """Open a library directory or an exported ``.zip`` bundle, at its latest or a given release."""
-    location = Path(path)
-    if location.is_dir():
-        return Library(store.DirSource(location), str(location), release)
-    if location.is_file():
-        from .bundle import ZipSource
-
-        return Library(ZipSource(location), str(location), release)
-    raise LibraryNotFoundError(f"{location}: no skill library here (not a directory or .zip bundle)")
+    return Library(store.open_source(path), str(Path(path)), release)

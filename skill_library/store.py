@@ -22,12 +22,13 @@ import fcntl
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from .document import canonical_bytes, sha256_hex
-from .errors import IntegrityError
+from .errors import BundleError, IntegrityError, LibraryNotFoundError
 
 LATEST = "LATEST"
 LOCK = ".lock"
@@ -85,6 +86,65 @@ class DirSource:
 
     def display(self, rel: str) -> str:
         return str(self.root / rel)
+
+
+class ZipSource:
+    """An exported ``.zip`` bundle (see ``bundle``): members are read one by one, never all unpacked."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise BundleError(f"{self.path}: not a readable .zip bundle ({exc})") from None
+        self._names = set(self._zip.namelist())
+
+    def read(self, rel: str) -> bytes:
+        if rel not in self._names:
+            raise IntegrityError(self.display(rel), "file is missing from the bundle")
+        try:
+            return self._zip.read(rel)
+        except (zipfile.BadZipFile, OSError) as exc:  # CRC mismatch, truncated member
+            raise IntegrityError(self.display(rel), f"cannot be read from the bundle: {exc}") from None
+
+    def exists(self, rel: str) -> bool:
+        return rel in self._names
+
+    def files(self, prefix: str) -> list[str]:
+        return sorted(n for n in self._names if n.startswith(prefix.rstrip("/") + "/") and not n.endswith("/"))
+
+    def display(self, rel: str) -> str:
+        return f"{self.path}!{rel}" if rel else str(self.path)
+
+
+def open_source(path: str | os.PathLike[str]) -> Source:
+    """The library directory or ``.zip`` bundle at ``path``; ``LibraryNotFoundError`` when neither."""
+    location = Path(path)
+    if location.is_dir():
+        return DirSource(location)
+    if location.is_file():
+        return ZipSource(location)
+    raise LibraryNotFoundError(f"{location}: no skill library here (not a directory or .zip bundle)")
+
+
+class Release(Protocol):
+    """One opened release, as exporters read it: its source, where it is, its number and manifest."""
+
+    source: Source
+    location: str
+    release: int
+    manifest: dict[str, Any]
+
+
+def release_files(source: Source, release: int, manifest: dict[str, Any]) -> list[str]:
+    """Every manifest and skill file that releases 1..``release`` refer to (``manifest`` is the last)."""
+    files: dict[str, None] = {}
+    for number in range(1, release + 1):
+        files[manifest_path(number)] = None
+        current = manifest if number == release else read_manifest(source, number)
+        for entry in current["skills"].values():
+            files.update(dict.fromkeys(v["file"] for v in entry["versions"]))
+    return list(files)
 
 
 def _parse(source: Source, rel: str, data: bytes) -> Any:

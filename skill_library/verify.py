@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import store
 from .document import validate_skill
-from .errors import IntegrityError, LibraryNotFoundError
+from .errors import IntegrityError
 
 
 @dataclass
@@ -91,11 +90,4 @@ def verify_source(source: store.Source, release: int | None = None, location: st
 
 def verify(path: str | os.PathLike[str]) -> VerifyReport:
     """Verify the library directory or bundle at ``path``."""
-    location = Path(path)
-    if location.is_dir():
-        return verify_source(store.DirSource(location), location=str(location))
-    if location.is_file():
-        from .bundle import ZipSource
-
-        return verify_source(ZipSource(location), location=str(location))
-    raise LibraryNotFoundError(f"{location}: no skill library here (not a directory or .zip bundle)")
+    return verify_source(store.open_source(path), location=str(path))
