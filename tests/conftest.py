@@ -6,6 +6,7 @@
   likewise skips locally and fails in CI.
 - ``store`` is a migrated :class:`capture.store.CaptureStore` on each of those URLs.
 - ``pg_url`` is a fresh PostgreSQL database URL alone (for PostgreSQL-only tests).
+- ``fixture_path(*parts)`` locates a real-record fixture under ``tests/fixtures/`` (see its README for origins).
 
 Use ``store_url`` / ``store`` in a test and it runs once per backend; the PostgreSQL case carries the
 ``postgres`` marker (``pytest -m "not postgres"`` runs only SQLite).
@@ -14,13 +15,29 @@ Use ``store_url`` / ``store`` in a test and it runs once per backend; the Postgr
 import os
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 PG_ENV = "SKILLMINE_TEST_PG_URL"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _fixture_path(*parts: str) -> Path:
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"test fixture {path} is missing (tests/fixtures/README.md lists them)")
+    return path
+
+
+@pytest.fixture
+def fixture_path() -> Callable[..., Path]:
+    """Path of a real-record fixture shipped with the tests: ``fixture_path("cmbagent", "mars_sqlite")``; no
+    argument gives the fixture root. Fails the test when the file is missing, so a clone anywhere is self-sufficient."""
+    return _fixture_path
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,5 @@
-"""Fixtures for the importer tests: the shared real datasets and a migrated SQLite store."""
+"""Fixtures for the importer tests: the real-record fixtures and a migrated SQLite store."""
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,18 +10,14 @@ from capture.migrate import upgrade
 from capture.models import Base
 from capture.store import CaptureStore
 
-DATA = Path(os.environ.get("SKILLMINE_SHARED_DATA")
-            or Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 COUNTED_TABLES = ("sessions", "workflow_runs", "dag_nodes", "dag_edges", "execution_events", "files",
                   "messages", "cost_records")
 
 
 @pytest.fixture
-def data() -> Path:
-    """The shared, read-only dataset directory."""
-    if not DATA.is_dir():
-        pytest.fail(f"shared data not found at {DATA} (set SKILLMINE_SHARED_DATA)")
-    return DATA
+def data(fixture_path: Callable[..., Path]) -> Path:
+    """The root of the real-record fixtures (``tests/fixtures``, laid out like the shared data set)."""
+    return fixture_path()
 
 
 @pytest.fixture
