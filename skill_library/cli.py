@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .agent_skills import is_export, verify_export
 from .bundle import import_bundle
 from .errors import SkillLibraryError
 from .library import Library, open_library
@@ -154,9 +155,15 @@ def cmd_instantiate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     library = _open(args)
-    path = library.export(args.destination)
-    result = {"bundle": str(path), "release": library.release}
-    _emit_json(result) if args.json else print(f"exported release {library.release} to {path}")
+    if args.format == "agent-skills":
+        export = library.export_agent_skills(args.destination)
+        result = export.to_dict()
+        message = f"exported {len(export.names)} skills of release {library.release} to {export.path}"
+    else:
+        path = library.export(args.destination)
+        result = {"bundle": str(path), "release": library.release}
+        message = f"exported release {library.release} to {path}"
+    _emit_json(result) if args.json else print(message)
     return 0
 
 
@@ -169,7 +176,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = verify(library_location(args.library))
+    location = Path(args.path) if args.path else library_location(args.library)
+    report = verify_export(location) if is_export(location) else verify(location)
     if args.json:
         _emit_json(report.to_dict())
     else:
@@ -254,11 +262,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--version", default="latest")
     p.add_argument("--params", help="parameters as a JSON object")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    p = leaf("export", cmd_export, "write the library as a single .zip bundle")
-    p.add_argument("destination")
+    p = leaf("export", cmd_export, "write the library as a .zip bundle or as Agent Skills folders")
+    p.add_argument("destination", help="the .zip file, or the directory for --format agent-skills")
+    p.add_argument("--format", choices=("zip", "agent-skills"), default="zip",
+                   help="zip: the whole library as one bundle (default); agent-skills: one SKILL.md folder "
+                        "per active skill, with references/skill.json and evals/evals.json")
     p = leaf("import", cmd_import, "fast-forward the library from a .zip bundle", release=False)
     p.add_argument("bundle")
-    leaf("verify", cmd_verify, "check every file of the library against its hash", release=False)
+    p = leaf("verify", cmd_verify, "check every file of a library, bundle or Agent Skills export against its hash",
+             release=False)
+    p.add_argument("path", nargs="?", help="what to verify (default: the library)")
     p = leaf("publish", cmd_publish, "publish a JSON file of candidate skills as a new release", release=False)
     p.add_argument("candidates", help="JSON file: a list of candidates or {candidates, pipeline_run_id, ...}")
     p.add_argument("--pipeline-run-id")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import semver, store
+from .agent_skills import AgentSkillsExport, export_agent_skills
 from .bundle import export_bundle
 from .document import validate_skill
 from .errors import LibraryNotFoundError, SkillNotFoundError
@@ -117,6 +118,10 @@ class Library:
     def export(self, destination: str | os.PathLike[str]) -> Path:
         """Write this release (and its history) as a single ``.zip`` bundle."""
         return export_bundle(self, destination)
+
+    def export_agent_skills(self, destination: str | os.PathLike[str]) -> AgentSkillsExport:
+        """Write this release's active skills as Agent Skills folders (``SKILL.md``, references, evals)."""
+        return export_agent_skills(self, destination)
 
 
 def open_library(path: str | os.PathLike[str], *, release: int | None = None) -> Library:

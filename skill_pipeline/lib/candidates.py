@@ -10,10 +10,12 @@ from typing import Any
 
 from skill_library.document import seal, validate_skill, with_defaults
 from skill_library.identity import slugify
+from skill_library.values import placeholders
 
 PARAMETER_KEYS = ("type", "required", "description", "default", "examples", "enum")
 PERCENTILE_KEYS = ("p50", "p90", "p95", "max")
 PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
+SOURCE_EXAMPLES = 3
 
 
 def _percentiles(values: Any) -> dict[str, float]:
@@ -64,6 +66,13 @@ def _statistics(stats: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _source_examples(mined: dict[str, Any]) -> list[dict[str, Any]]:
+    """A few source runs' values of the task template's placeholders: their task text, for the skill's evals."""
+    names = placeholders(mined.get("task_template") or "")
+    runs = sorted((mined.get("slot_values") or {}).items())[:SOURCE_EXAMPLES]
+    return [{"run_id": run_id, "values": {n: str(values[n]) for n in names if n in values}} for run_id, values in runs]
+
+
 def to_library_candidate(mined: dict[str, Any]) -> dict[str, Any]:
     """The library-shaped candidate (see ``skill_library.document.CandidateSkill``) for one mined skill."""
     provenance = mined.get("provenance") or {}
@@ -81,7 +90,7 @@ def to_library_candidate(mined: dict[str, Any]) -> dict[str, Any]:
         "provenance": {"source_runs": list(provenance.get("source_runs") or []),
                        "cluster_id": provenance.get("group_id") or provenance.get("cluster_id"),
                        **({"group_id": provenance["group_id"]} if provenance.get("group_id") else {}),
-                       "extraction_method": "automatic"},
+                       "extraction_method": "automatic", "source_examples": _source_examples(mined)},
     }
 
 
