@@ -30,7 +30,7 @@ from autogen import ConversableAgent, GroupChat, GroupChatManager, register_func
 from autogen.io import IOStream
 
 import capture
-from capture.migrate import upgrade
+from capture.store.migrate import upgrade
 from workloads.scripted_llm import Script, SilentStream, ToolCall, Turn, scripted_llm_config, use_script
 
 logging.getLogger("autogen.oai.client").setLevel(logging.WARNING)

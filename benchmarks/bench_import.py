@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from capture.importers import import_cmbagent_db, import_xes
 from capture.importers.cmbagent_db import REQUIRED_TABLES
 from capture.importers.xes import iter_traces
-from capture.migrate import upgrade
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
 
 DATA = Path(os.environ.get("SKILLMINE_SHARED_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 

@@ -36,7 +36,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
 from skill_pipeline.definitions import defs
 from skill_pipeline.lib import loaders
 from skill_pipeline.mining.baseline import auto_discover_skills, baseline_sequences, extract_agent_pattern

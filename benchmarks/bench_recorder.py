@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import capture
-from capture import clock
-from capture.migrate import upgrade
-from capture.settings import CaptureSettings
-from capture.store import Batch, CaptureStore
+from capture.core import clock
+from capture.core.settings import CaptureSettings
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.migrate import upgrade
 
 
 def _pct(values: list[float], q: float) -> float:

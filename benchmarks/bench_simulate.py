@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.store import Batch
+from capture.store.capture_store import Batch
 from workloads import fast_engine
 from workloads.script import build_run_script
 from workloads.simulate import simulate

@@ -28,11 +28,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session as OrmSession
 
-from capture import queries
-from capture.migrate import upgrade
-from capture.models import ExecutionEvent
-from capture.store import Batch, CaptureStore
-from capture.summary import compute_node_summary
+from capture.read import queries
+from capture.read.summary import compute_node_summary
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.migrate import upgrade
+from capture.store.models import ExecutionEvent
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AGENTS = ("planner", "engineer", "executor", "researcher", "control", "terminator")

@@ -2,11 +2,11 @@
 
 Run: ``.venv/bin/python benchmarks/bench_trace_api.py`` (a temporary SQLite store; ``--url`` for another
 migrated store, e.g. a scratch PostgreSQL database). Measures, over HTTP on loopback against a running
-:class:`~capture.trace_api.server.TraceServer` (keep-alive connection, JSON parsed by the client):
+:class:`~capture.read.trace_api.server.TraceServer` (keep-alive connection, JSON parsed by the client):
 
 - p50/p95 of ``GET /api/runs/{id}``, ``/api/events/{id}/tree`` (an agent call's subtree and the whole run's root
   tree), ``/api/nodes/{id}/execution-summary`` and ``/api/runs/{id}/events`` (all 5,000 events), each against a
-  baseline measured in the same run: the same :class:`~capture.trace_api.reader.TraceReader` call in-process
+  baseline measured in the same run: the same :class:`~capture.read.trace_api.reader.TraceReader` call in-process
   (so the difference is the HTTP + JSON overhead);
 - SSE delivery lag: an event is written with ``CaptureStore.write_batch`` every 50 ms while a client follows the
   run's stream; lag = client receive time - time ``write_batch`` returned (target < 100 ms + poll interval);
@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT / "tests" / "trace_api"))  # the stdlib DevTools cli
 
 from chromium_devtools import Browser, chromium_path
 
-from capture.migrate import upgrade
-from capture.store import Batch, CaptureStore
-from capture.trace_api.reader import TraceReader, open_read_only
-from capture.trace_api.server import TraceServer
-from capture.trace_api.stream import POLL_INTERVAL_S
+from capture.read.trace_api.reader import TraceReader, open_read_only
+from capture.read.trace_api.server import TraceServer
+from capture.read.trace_api.stream import POLL_INTERVAL_S
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.migrate import upgrade
 
 TARGET_MS = 500.0
 UI_TARGET_MS = 100.0

@@ -1,7 +1,7 @@
 """skillmine capture: record what AG2 multi-agent runs do into the capture store, without slowing them down.
 
 The manual API (``run``, ``node``, ``span``, ``record_*``, ``flush``, ``stats``) is re-exported here;
-``instrument(target)`` / ``uninstrument(target)`` hook AG2 objects (implemented in :mod:`capture.ag2`, imported
+``instrument(target)`` / ``uninstrument(target)`` hook AG2 objects (implemented in :mod:`capture.adapters.ag2_classic`, imported
 only when called so that importing ``capture`` never imports AG2).
 """
 
@@ -25,20 +25,20 @@ from capture.api import (
     span,
     stats,
 )
-from capture.context import bind
-from capture.settings import CaptureSettings
+from capture.core.context import bind
+from capture.core.settings import CaptureSettings
 
 
 def instrument(target: Any) -> Any:
-    """Hook an AG2 object (agent, group chat, ...) into capture; see :mod:`capture.ag2`."""
-    from capture.ag2 import instrument as _instrument
+    """Hook an AG2 object (agent, group chat, ...) into capture; see :mod:`capture.adapters.ag2_classic`."""
+    from capture.adapters.ag2_classic import instrument as _instrument
 
     return _instrument(target)
 
 
 def uninstrument(target: Any) -> Any:
     """Undo :func:`instrument` for ``target``."""
-    from capture.ag2 import uninstrument as _uninstrument
+    from capture.adapters.ag2_classic import uninstrument as _uninstrument
 
     return _uninstrument(target)
 

@@ -4,7 +4,7 @@ Every function and context manager here is safe to call from a workflow: a failu
 ``stats()["errors"]`` and logged once as a warning, never raised. Exceptions raised by the workflow itself inside a
 ``run``/``node``/``span`` block are recorded (status ``failed``) and propagate unchanged.
 
-Nesting follows the context (see :mod:`capture.context`): a span's parent is the innermost open span of the
+Nesting follows the context (see :mod:`capture.core.context`): a span's parent is the innermost open span of the
 current context unless ``parent_event_id`` names one; events outside any ``run()`` go to one implicit run per
 process.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from capture import clock
-from capture.context import (
+from capture.core import clock
+from capture.core.context import (
     RunState,
     SpanState,
     current_node_id,
@@ -27,8 +27,8 @@ from capture.context import (
     current_span_id,
     current_span_var,
 )
-from capture.recorder import COST, FILE, Recorder, stamp
-from capture.settings import CaptureSettings
+from capture.core.settings import CaptureSettings
+from capture.recorder.processor import COST, FILE, Recorder, stamp
 
 log = logging.getLogger("capture")
 
@@ -397,7 +397,7 @@ def record_file(path: str | Path, *, event_id: str | None = None, root: str | Pa
     try:
         if not recorder.enabled or recorder.sampled_out("file_gen"):
             return None
-        from capture.files import file_id, stored_path
+        from capture.core.files import file_id, stored_path
 
         run_state, node_id, parent, depth = _resolve(event_id, recorder)
         rel = stored_path(path, root)

@@ -1,9 +1,9 @@
-"""Alembic environment: engines come from ``capture.db`` (pragmas, URL checks); SQLite uses batch mode."""
+"""Alembic environment: engines come from ``capture.store.db`` (pragmas, URL checks); SQLite uses batch mode."""
 
 from alembic import context
 
-from capture.db import make_engine
-from capture.models import Base
+from capture.store.db import make_engine
+from capture.store.models import Base
 
 target_metadata = Base.metadata
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capture import config
+from capture.core import config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INSTANCE_TEMPLATE = PACKAGE_DIR / "deploy" / "dagster.yaml"

@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 import dagster as dg
 
-from capture.db import StoreError
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.db import StoreError
 
 
 @dataclass

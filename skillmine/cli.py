@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 # Modules that contribute subcommands; each has ``register(subparsers) -> None``.
 PARTS = (
-    "capture.cli",
+    "capture.store.cli",
     "capture.importers.cli",
-    "capture.trace_api.cli",
+    "capture.read.trace_api.cli",
     "workloads.cli",
     "skill_library.cli",
     "skill_pipeline.cli",

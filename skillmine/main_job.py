@@ -25,10 +25,11 @@ def _banner(text: str) -> None:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from capture import config, migrate
-    from capture.db import StoreError, safe_url
-    from capture.queries import store_overview
-    from capture.store import CaptureStore
+    from capture.core import config
+    from capture.read.queries import store_overview
+    from capture.store import migrate
+    from capture.store.capture_store import CaptureStore
+    from capture.store.db import StoreError, safe_url
     from skill_pipeline.cli import dagster_home
     from skill_pipeline.mine import MineOptions, mine_now
     from workloads.simulate import simulate

@@ -4,7 +4,7 @@
   ``skillmine_t_<random>`` created on the server named by ``SKILLMINE_TEST_PG_URL`` and dropped afterwards).
   Without that variable PostgreSQL cases are skipped locally, but fail when ``CI=true``; an unreachable server
   likewise skips locally and fails in CI.
-- ``store`` is a migrated :class:`capture.store.CaptureStore` on each of those URLs.
+- ``store`` is a migrated :class:`capture.store.capture_store.CaptureStore` on each of those URLs.
 - ``pg_url`` is a fresh PostgreSQL database URL alone (for PostgreSQL-only tests).
 - ``fixture_path(*parts)`` locates a real-record fixture under ``tests/fixtures/`` (see its README for origins).
 
@@ -95,8 +95,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
 @pytest.fixture
 def store(store_url: str):
     """A migrated capture store on each backend."""
-    from capture.migrate import upgrade
-    from capture.store import CaptureStore
+    from capture.store.capture_store import CaptureStore
+    from capture.store.migrate import upgrade
 
     upgrade(store_url)
     opened = CaptureStore.open(store_url)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import capture
-from capture.clock import SimulatedClock, use_clock
-from capture.store import Batch, CaptureStore
+from capture.core.clock import SimulatedClock, use_clock
+from capture.store.capture_store import Batch, CaptureStore
 from workloads import scripted_llm
 from workloads.fast_engine import MANAGER, USER, tool_call_id
 from workloads.ground_truth import GroundTruth, GroundTruthWriter
@@ -213,7 +213,7 @@ def _leave_abandoned_waiting(store: CaptureStore, scripts: list[RunScript]) -> N
 def _count(store: CaptureStore, scripts: list[RunScript], summary: SimulationSummary) -> None:
     from sqlalchemy import func, select
 
-    from capture.store import COSTS, EVENTS, FILES, MESSAGES
+    from capture.store.capture_store import COSTS, EVENTS, FILES, MESSAGES
 
     ids = [s.run_id for s in scripts]
     with store.engine.connect() as conn:

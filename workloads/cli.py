@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from capture.db import StoreError
+from capture.store.db import StoreError
 from workloads.families import FAMILIES, MODES
 from workloads.simulate import ENGINES, simulate
 

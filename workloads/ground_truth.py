@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from capture import config
+from capture.core import config
 from workloads.script import RunScript
 
 

@@ -3,7 +3,7 @@
 A :class:`Script` is a thread-safe queue of turns shared by every client instance built for the agents that use it,
 so the script survives AG2 rebuilding ``agent.client`` whenever tool signatures change (``shared/reference/ag2.md``
 §4.1). Each turn carries its own usage (prompt/completion tokens), cost and simulated latency; when a
-:class:`capture.clock.SimulatedClock` is active the latency advances it. :func:`scripted_selection` scripts the
+:class:`capture.core.clock.SimulatedClock` is active the latency advances it. :func:`scripted_selection` scripts the
 ``auto`` speaker selection (§4.2) and :func:`transfer_to` picks a generated ``transfer_to_*`` tool (§4.3).
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from capture import clock as capture_clock
+from capture.core import clock as capture_clock
 
 CLIENT_CLASS_NAME = "ScriptedLLM"
 SELECTOR_CLASS_NAME = "ScriptedSelector"
@@ -177,7 +177,7 @@ def _estimate_tokens(value: Any) -> int:
 
 
 def active_simulated_clock() -> capture_clock.SimulatedClock | None:
-    """The :class:`SimulatedClock` behind :func:`capture.clock.now`, if one is active in this context or process."""
+    """The :class:`SimulatedClock` behind :func:`capture.core.clock.now`, if one is active in this context or process."""
     for candidate in (capture_clock._clock.get(), capture_clock._process_clock[0]):
         if isinstance(candidate, capture_clock.SimulatedClock):
             return candidate

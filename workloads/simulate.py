@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from capture import config
-from capture.migrate import upgrade
-from capture.store import Batch, CaptureStore
+from capture.core import config
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.migrate import upgrade
 from workloads import fast_engine
 from workloads.families import FAMILIES, MODES, usable_modes
 from workloads.ground_truth import GroundTruth, GroundTruthWriter, default_path
@@ -133,7 +133,7 @@ def stored_runs(store: CaptureStore, run_ids: list[str]) -> set[str]:
     event ids are not replay-safe)."""
     from sqlalchemy import select
 
-    from capture.store import RUNS
+    from capture.store.capture_store import RUNS
 
     with store.engine.connect() as conn:
         return set(conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(run_ids))).scalars())

@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-from capture.db import StoreError
+from capture.store.db import StoreError
 
 # kind -> (module, function); imported lazily so that one importer's dependency never blocks the others.
 IMPORTERS = {
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     """Open the store, run the chosen importer, print the summary; 1 on bad input, 2 on store problems."""
     from capture.importers.common import SourceError
-    from capture.store import CaptureStore
+    from capture.store.capture_store import CaptureStore
 
     module, function, _ = IMPORTERS[args.import_kind]
     importer = getattr(importlib.import_module(module), function)

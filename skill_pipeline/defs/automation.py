@@ -9,7 +9,7 @@ the UI (Automation) or with ``dagster sensor start``.
 
 import dagster as dg
 
-from capture import config
+from capture.core import config
 from skill_pipeline.defs.common import WAREHOUSE_TAG
 from skill_pipeline.resources import EventStoreResource
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from capture.vocabulary import EVENT_TYPES
+from capture.core.vocabulary import EVENT_TYPES
 from skill_pipeline.lib.loaders import stage_run_ids
 from skill_pipeline.lib.warehouse import sql_list
 from skill_pipeline.mining.tokens import event_token

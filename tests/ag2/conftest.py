@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import capture
-from capture.migrate import upgrade
+from capture.store.migrate import upgrade
 
 
 class StoredRows:

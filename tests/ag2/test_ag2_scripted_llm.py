@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ag2_scenarios import handoff_pattern, run_research_group, two_agent_tool_chat
 
-from capture.clock import SimulatedClock, use_clock
+from capture.core.clock import SimulatedClock, use_clock
 from workloads.scripted_llm import (
     Script,
     ScriptedLLMError,

@@ -8,8 +8,8 @@ from ag2_scenarios import llm_agent, terminates, two_agent_tool_chat
 from autogen import ConversableAgent
 
 import capture
-from capture.ag2 import failure_count, is_instrumented
-from capture.clock import SimulatedClock, use_clock
+from capture.adapters.ag2_classic import failure_count, is_instrumented
+from capture.core.clock import SimulatedClock, use_clock
 from workloads.scripted_llm import Script, ScriptedLLMError, Turn
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from capture.migrate import upgrade
-from capture.models import Base
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
+from capture.store.models import Base
 
 COUNTED_TABLES = ("sessions", "workflow_runs", "dag_nodes", "dag_edges", "execution_events", "files",
                   "messages", "cost_records")

@@ -10,8 +10,8 @@ from autogen import ConversableAgent, register_function
 from sqlalchemy import func, select
 
 from capture.importers import SourceError, import_ag2_log
-from capture.models import CostRecord, ExecutionEvent, Message, WorkflowRun
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.models import CostRecord, ExecutionEvent, Message, WorkflowRun
 from workloads.scripted_llm import Script, ToolCall, Turn, scripted_llm_config, use_script
 
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from capture.importers import SourceError, import_cmbagent_db
-from capture.migrate import upgrade
-from capture.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
+from capture.store.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
 
 DBS = ("cmbagent_mars_89797ef_2026-02-18.db", "cmbagent_mars_bdf6c3e_2026-02-17.db",
        "cmbagent_mars_474d7ff_2026-03-01.db")

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from capture.importers import SourceError, import_xes
-from capture.models import ExecutionEvent, WorkflowRun
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.models import ExecutionEvent, WorkflowRun
 
 
 def logs(data: Path) -> Path:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from capture.migrate import upgrade
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
 from skill_pipeline.resources import (
     EventStoreResource,
     MiningSettings,

@@ -5,7 +5,7 @@ from typing import Any
 
 import dagster as dg
 
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
 from skill_pipeline.definitions import defs
 
 from .conftest import pipeline_resources

@@ -5,9 +5,9 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import insert
 
-from capture.models import ExecutionEvent
-from capture.records import prepare_event
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.models import ExecutionEvent
+from capture.store.records import prepare_event
 
 from .helpers import checks, materialisations, run_job
 from .workload import write_runs

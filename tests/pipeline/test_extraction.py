@@ -6,9 +6,9 @@ import duckdb
 import pytest
 from sqlalchemy import insert
 
-from capture.models import ExecutionEvent
-from capture.records import prepare_event
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.models import ExecutionEvent
+from capture.store.records import prepare_event
 from skill_pipeline.defs.extract.checks import events_have_no_orphans
 from skill_pipeline.lib import extraction
 from skill_pipeline.resources import WarehouseResource

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
 from skill_library import open_library
 from skill_library.verify import verify
 from workloads.simulate import simulate

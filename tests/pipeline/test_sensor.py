@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
 from skill_pipeline.defs.automation import new_events_sensor
 from skill_pipeline.resources import EventStoreResource
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from capture.store import Batch, CaptureStore
+from capture.store.capture_store import Batch, CaptureStore
 
 # family -> (task template, parameter generator, steps [(event_type, agent, tool or None)])
 FAMILIES: dict[str, tuple[str, Any, list[tuple[str, str, str | None]]]] = {

@@ -9,7 +9,7 @@ import sys
 import time
 
 import capture
-from capture.settings import CaptureSettings
+from capture.core.settings import CaptureSettings
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import capture
-from capture.migrate import upgrade
-from capture.recorder import Recorder
-from capture.settings import CaptureSettings
+from capture.core.settings import CaptureSettings
+from capture.recorder.processor import Recorder
+from capture.store.migrate import upgrade
 
 
 def _fetch(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import capture
-from capture.callbacks import SkillmineCallbacks
+from capture.adapters.cmbagent_callbacks import SkillmineCallbacks
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import capture
-from capture.context import bind
+from capture.core.context import bind
 
 from .conftest import settle
 

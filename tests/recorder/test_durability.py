@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import capture
-from capture.migrate import upgrade
-from capture.recorder import Recorder
+from capture.recorder.processor import Recorder
+from capture.store.migrate import upgrade
 
 CHILD = Path(__file__).with_name("child_writer.py")
 REPO = Path(__file__).resolve().parents[2]

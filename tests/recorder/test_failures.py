@@ -3,8 +3,8 @@
 import time
 
 import capture
-from capture.migrate import upgrade
-from capture.settings import CaptureSettings
+from capture.core.settings import CaptureSettings
+from capture.store.migrate import upgrade
 
 FAKE_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234"
 
@@ -155,9 +155,9 @@ def test_refusals_are_told_apart_from_an_unavailable_database(tmp_path):
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    from capture.db import SchemaOutOfDate, StoreUnreachable
-    from capture.recorder import _refused
-    from capture.records import BadRecord
+    from capture.recorder.processor import _refused
+    from capture.store.db import SchemaOutOfDate, StoreUnreachable
+    from capture.store.records import BadRecord
 
     def raised(url: str, sql: str) -> BaseException:
         engine = create_engine(url)

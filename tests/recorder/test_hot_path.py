@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 
 import capture
-from capture.clock import SimulatedClock, use_clock
-from capture.recorder import as_datetime, elapsed_ms, new_id, stamp
+from capture.core.clock import SimulatedClock, use_clock
+from capture.recorder.processor import as_datetime, elapsed_ms, new_id, stamp
 
 from .conftest import settle
 

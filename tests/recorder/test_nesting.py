@@ -1,7 +1,7 @@
 """The manual API records runs, nodes, edges and nested events with exact parents, depths and orders."""
 
 import capture
-from capture.settings import CaptureSettings
+from capture.core.settings import CaptureSettings
 
 
 def test_run_node_span_tree_has_exact_parents_depths_and_orders(recorder, url, tmp_path, fetch):
@@ -84,7 +84,7 @@ def test_messages_and_costs_link_to_event_and_node(recorder, url, fetch):
 
 
 def test_sampling_at_zero_keeps_agent_calls_handoffs_and_errors(store_url, settings_for, fetch):
-    from capture.migrate import upgrade
+    from capture.store.migrate import upgrade
     upgrade(store_url)
     capture.configure(settings_for(store_url, sample_rate=0.0))
     try:
@@ -124,7 +124,7 @@ def test_capture_off_writes_nothing(tmp_path):
 def test_times_come_from_the_capture_clock(recorder, url, fetch):
     from datetime import UTC, datetime
 
-    from capture.clock import SimulatedClock, use_clock
+    from capture.core.clock import SimulatedClock, use_clock
 
     simulated = SimulatedClock(datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC))
     with use_clock(simulated, process_wide=True), capture.run("simulated") as run:

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import create_engine
 
 import capture
-from capture.migrate import upgrade
+from capture.store.migrate import upgrade
 
 
 @pytest.mark.parametrize("policy", ["spill", "block"])

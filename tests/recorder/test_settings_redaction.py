@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from capture.redaction import Redactor
-from capture.settings import CaptureSettings, SettingsError
+from capture.core.redaction import Redactor
+from capture.core.settings import CaptureSettings, SettingsError
 
 
 def test_settings_from_env(monkeypatch, tmp_path):

@@ -3,11 +3,11 @@
 import pytest
 from sqlalchemy import text
 
-from capture import queries
-from capture.db import SchemaOutOfDate, StoreUnreachable
-from capture.migrate import downgrade, upgrade
-from capture.records import BadRecord
-from capture.store import Batch, CaptureStore
+from capture.read import queries
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.db import SchemaOutOfDate, StoreUnreachable
+from capture.store.migrate import downgrade, upgrade
+from capture.store.records import BadRecord
 from skillmine.cli import main
 
 

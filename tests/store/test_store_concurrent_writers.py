@@ -5,9 +5,9 @@ import uuid
 
 from sqlalchemy import func, select
 
-from capture.db import make_engine
-from capture.models import Session, WorkflowRun
-from capture.store import Batch, CaptureStore
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.db import make_engine
+from capture.store.models import Session, WorkflowRun
 
 
 def test_concurrent_writers_share_a_new_session(store: CaptureStore) -> None:

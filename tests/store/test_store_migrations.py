@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from capture.db import current_revision, make_engine
-from capture.migrate import downgrade, head_revision, upgrade
-from capture.models import Base
+from capture.store.db import current_revision, make_engine
+from capture.store.migrate import downgrade, head_revision, upgrade
+from capture.store.models import Base
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_db_upgrade_from_a_non_editable_install(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     db = tmp_path / "fresh.db"
-    code = ("import capture.migrate as m, migrations, sys; "
+    code = ("import capture.store.migrate as m, migrations, sys; "
             "assert 'site' in migrations.__file__, migrations.__file__; "
             "from skillmine.cli import main; "
             f"sys.exit(main(['db', '--url', 'sqlite:///{db.as_posix()}', 'upgrade']))")

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, text
 
-from capture import queries
-from capture.models import ExecutionEvent
-from capture.store import Batch
+from capture.read import queries
+from capture.store.capture_store import Batch
+from capture.store.models import ExecutionEvent
 
 T0 = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 

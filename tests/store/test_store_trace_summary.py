@@ -5,18 +5,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from capture import queries
-from capture.files import classify_file, file_provenance, register_file, sha256_file
-from capture.records import BadRecord
-from capture.store import Batch
-from capture.summary import compute_node_summary, summarise_node, summarise_run_nodes
-from capture.trace import (
+from capture.core.files import classify_file, sha256_file
+from capture.read import queries
+from capture.read.files import file_provenance
+from capture.read.summary import compute_node_summary, summarise_node, summarise_run_nodes
+from capture.read.trace import (
     agent_call_count,
     failure_chain,
     file_generated_by,
     flatten_flow,
     node_execution_flow,
 )
+from capture.store.capture_store import Batch
+from capture.store.files import register_file
+from capture.store.records import BadRecord
 
 T0 = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
 S, R = "sess", "run-1"

@@ -2,8 +2,8 @@
 
 from sqlalchemy import text
 
-from capture import queries
-from capture.store import Batch, CaptureStore
+from capture.read import queries
+from capture.store.capture_store import Batch, CaptureStore
 
 
 def ev(i, **kw):

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from capture.migrate import upgrade
-from capture.store import Batch, CaptureStore
-from capture.trace_api.reader import open_read_only
-from capture.trace_api.server import TraceServer
+from capture.read.trace_api.reader import open_read_only
+from capture.read.trace_api.server import TraceServer
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.migrate import upgrade
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 SESSION, RUN = "sess-a", "run-1"

@@ -4,9 +4,9 @@ delivers an event whose transaction commits after a later event's (a lower seq s
 import pytest
 from sqlalchemy import insert
 
-from capture.migrate import upgrade
-from capture.models import ExecutionEvent
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
+from capture.store.models import ExecutionEvent
 
 pytestmark = pytest.mark.postgres
 

@@ -5,7 +5,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from capture.store import Batch
+from capture.store.capture_store import Batch
 
 T = datetime(2026, 3, 1, 9, 0, 10, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from chromium_devtools import Browser, chromium_path
 
-from capture.store import Batch
+from capture.store.capture_store import Batch
 
 ROW_IDS = "[...document.querySelectorAll('.row')].map(r => r.dataset.id)"
 

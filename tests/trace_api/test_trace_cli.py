@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from capture.trace_api import cli
+from capture.read.trace_api import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_show_on_an_unmigrated_store_explains(tmp_path, capsys):
     assert "run `skillmine db upgrade`" in capsys.readouterr().err
 
 
-SERVE_SCRIPT = ("import argparse, sys\nfrom capture.trace_api import cli\n"
+SERVE_SCRIPT = ("import argparse, sys\nfrom capture.read.trace_api import cli\n"
                 "parser = argparse.ArgumentParser()\ncli.register(parser.add_subparsers())\n"
                 "args = parser.parse_args(sys.argv[1:])\nsys.exit(args.handler(args))\n")
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, select
 
-from capture.store import COSTS, EVENTS, FILES, MESSAGES, NODES, RUNS
+from capture.store.capture_store import COSTS, EVENTS, FILES, MESSAGES, NODES, RUNS
 
 
 def _time(value: Any) -> Any:

@@ -8,7 +8,7 @@ import pytest
 from sim_streams import attempts, stored_occurrences
 from sqlalchemy import create_engine, select, text
 
-from capture.store import EVENTS
+from capture.store.capture_store import EVENTS
 from workloads.artefacts import PRODUCERS
 from workloads.families import FAMILIES, MODES
 from workloads.ground_truth import read_ground_truth

@@ -1,0 +1,476 @@
+"""Per-instance wrappers of one ConversableAgent: replies, LLM calls, tool calls, code runs, messages, chat starts.
+
+Every wrapper runs the original exactly once with the caller's arguments and returns (or raises) exactly what it
+returned (or raised); the capture around it is guarded (:mod:`capture.adapters.ag2_classic.guarded`).
+"""
+
+import functools
+import weakref
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from types import TracebackType
+from typing import Any
+
+import capture
+from capture.adapters.ag2_classic import patching
+from capture.adapters.ag2_classic.chat import chat_scope, is_manager, record_transition
+from capture.adapters.ag2_classic.fanout import FanOut
+from capture.adapters.ag2_classic.guarded import Guarded, attempt, excerpt, message_text, name_of
+from capture.adapters.ag2_classic.threads import (
+    ReplyFrame,
+    adopt,
+    hand_over,
+    open_reply,
+    pop_reply,
+    push_reply,
+    snapshot,
+    stashed,
+)
+from capture.adapters.ag2_classic.workdir import changes, scan
+from capture.core.context import current_run_var
+
+_children: "weakref.WeakKeyDictionary[Any, list[weakref.ref]]" = weakref.WeakKeyDictionary()
+_send_hooks: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def adopt_child(owner: Any, child: Any) -> None:
+    """Remember that ``child`` (a client, executor or temporary agent) was instrumented on behalf of ``owner``."""
+    _children.setdefault(owner, []).append(weakref.ref(child))
+
+
+def children_of(owner: Any) -> list[Any]:
+    """What was instrumented on behalf of ``owner`` (undone with it), once each."""
+    alive = [ref() for ref in _children.pop(owner, ())]
+    unique = {id(child): child for child in alive if child is not None}
+    return list(unique.values())
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str) -> Any:
+    return kwargs[name] if name in kwargs else (args[index] if len(args) > index else None)
+
+
+def _last_message(messages: Any) -> Any:
+    return messages[-1] if isinstance(messages, list) and messages else None
+
+
+# -- replies (agent_call) + speaker transitions -------------------------------------------------------------
+
+
+class ReplyScope:
+    """Enter a reply: adopt/auto-run context, the transition handoff, the ``agent_call`` span and its frame."""
+
+    def __init__(self, agent: Any, sender: Any, messages: Any) -> None:
+        self.agent, self.sender, self.messages = agent, sender, messages
+        self.frame: ReplyFrame | None = None
+        self.stack: ExitStack | None = None
+        self.guard: Guarded | None = None
+
+    def __enter__(self) -> ReplyFrame | None:
+        agent, sender = self.agent, self.sender
+        try:
+            if current_run_var.get() is None:
+                self.stack = chat_scope(sender, agent, _last_message(self.messages), entry="generate_reply")
+                self.stack.__enter__()
+            if sender is not None and is_manager(sender):
+                record_transition(agent, sender)
+            if self.messages is None and sender is not None:
+                history = getattr(agent, "_oai_messages", {}).get(sender)
+            else:
+                history = self.messages
+            last = _last_message(history)
+            self.guard = Guarded("reply", lambda: capture.span(
+                "agent_call", agent_name=agent.name,
+                inputs={"sender": name_of(sender), "message": excerpt(last)}))
+            span = self.guard.__enter__()
+            if span is not None:
+                self.frame = ReplyFrame(span, snapshot())
+                push_reply(agent, self.frame)
+        except Exception as exc:  # noqa: BLE001
+            patching.capture_failed("reply.enter", exc)
+        return self.frame
+
+    def finish(self, reply: Any) -> None:
+        frame = self.frame
+        if frame is None:
+            return
+        frame.span.set_outputs({"reply": excerpt(reply), "replied": reply is not None})
+        if frame.llm_calls:
+            frame.span.set_meta(llm_calls=frame.llm_calls, prompt_tokens=frame.prompt_tokens,
+                                completion_tokens=frame.completion_tokens, cost_usd=frame.cost_usd,
+                                model=frame.models[-1])
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if self.frame is not None:
+            pop_reply(self.agent, self.frame)
+            if exc is not None:
+                attempt("reply.error", capture.record_event, "error", "agent_call", agent_name=self.agent.name,
+                        error_message=f"{type(exc).__name__}: {exc}", status="failed",
+                        parent_event_id=self.frame.span.id)
+        if self.guard is not None:
+            self.guard.__exit__(exc_type, exc, tb)
+        if self.stack is not None:
+            try:
+                self.stack.__exit__(exc_type, exc, tb)
+            except Exception as failure:  # noqa: BLE001
+                patching.capture_failed("reply.exit", failure)
+        return False
+
+
+def _wrap_generate_reply(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def generate_reply(*args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return original(*args, **kwargs)
+        scope = ReplyScope(agent, _arg(args, kwargs, 1, "sender"), _arg(args, kwargs, 0, "messages"))
+        with scope:
+            reply = original(*args, **kwargs)
+            attempt("reply.finish", scope.finish, reply)
+        return reply
+
+    return generate_reply
+
+
+def _wrap_a_generate_reply(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    async def a_generate_reply(*args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return await original(*args, **kwargs)
+        scope = ReplyScope(agent, _arg(args, kwargs, 1, "sender"), _arg(args, kwargs, 0, "messages"))
+        with scope:
+            reply = await original(*args, **kwargs)
+            attempt("reply.finish", scope.finish, reply)
+        return reply
+
+    return a_generate_reply
+
+
+# -- LLM calls (llm_call) -------------------------------------------------------------------------------------
+
+
+def _usage_key(summary: Any) -> dict:
+    """A detached copy of a client's usage summary (two levels: totals and per-model dicts), compared with ``==``
+    before and after a call: unchanged usage means the response came from AG2's cache."""
+    if not summary:
+        return {}
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in summary.items()}
+
+
+def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def create(**config: Any) -> Any:
+        if not patching.is_active(client):
+            return original(**config)
+        agent = config.get("agent") or owner
+        frame = open_reply(agent)
+        with adopt(frame.snapshot if frame is not None else None):
+            before = _usage_key(getattr(client, "actual_usage_summary", None))
+            guard = Guarded("llm", lambda: capture.span(
+                "llm_call", agent_name=name_of(agent),
+                inputs={"messages": len(config.get("messages") or ())}))
+            with guard as span:
+                try:
+                    response = original(**config)
+                except Exception as exc:
+                    attempt("llm.error", capture.record_event, "error", "llm_call", agent_name=name_of(agent),
+                            error_message=f"{type(exc).__name__}: {exc}", status="failed")
+                    raise
+                if span is not None:
+                    cached = before == _usage_key(getattr(client, "actual_usage_summary", None))
+                    attempt("llm.finish", _finish_llm, span, frame, agent, response, cached)
+        return response
+
+    return create
+
+
+def _finish_llm(span: Any, frame: ReplyFrame | None, agent: Any, response: Any, cached: bool) -> None:
+    usage = getattr(response, "usage", None)
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = float(getattr(response, "cost", 0.0) or 0.0)
+    model = getattr(response, "model", None)
+    choices = getattr(response, "choices", None) or []
+    message = getattr(choices[0], "message", None) if choices else None
+    span.set_outputs({"content": excerpt(getattr(message, "content", None)),
+                      "tool_calls": [c.get("function", {}).get("name") if isinstance(c, dict) else
+                                     getattr(getattr(c, "function", None), "name", None)
+                                     for c in getattr(message, "tool_calls", None) or ()]})
+    span.set_meta(model=model, prompt_tokens=prompt, completion_tokens=completion,
+                  total_tokens=prompt + completion, cost_usd=cost, cached=cached)
+    capture.record_cost(agent_name=name_of(agent), model=model, prompt_tokens=prompt, completion_tokens=completion,
+                        cost_usd=cost, event_id=span.id)
+    if frame is not None:
+        frame.llm_calls += 1
+        frame.prompt_tokens += prompt
+        frame.completion_tokens += completion
+        frame.cost_usd += cost
+        frame.models.append(model)
+
+
+def _wrap_reply_from_client(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def generate_oai_reply_from_client(llm_client: Any, *args: Any, **kwargs: Any) -> Any:
+        if patching.is_active(agent) and llm_client is not None and not patching.is_active(llm_client):
+            attempt("llm.client", _instrument_client, agent, llm_client)
+        return original(llm_client, *args, **kwargs)
+
+    return generate_oai_reply_from_client
+
+
+def _instrument_client(agent: Any, client: Any) -> None:
+    if patching.activate(client):
+        patching.patch(client, "create", lambda original: _wrap_client_create(agent, client, original))
+        adopt_child(agent, client)
+
+
+# -- tool calls (tool_call) -----------------------------------------------------------------------------------
+
+
+def _tool_inputs(args: tuple, kwargs: dict) -> dict[str, Any]:
+    call = _arg(args, kwargs, 0, "func_call") or {}
+    return {"name": call.get("name"), "arguments": excerpt(call.get("arguments")),
+            "call_id": _arg(args, kwargs, 1, "call_id")}
+
+
+def _finish_tool(agent: Any, span: Any, result: Any) -> None:
+    ok, payload = result
+    content = payload.get("content") if isinstance(payload, dict) else payload
+    span.set_outputs({"content": excerpt(content), "success": bool(ok)})
+    if not ok:
+        span.fail(str(content)[:2000])
+        capture.record_event("error", "tool_call", agent_name=agent.name, error_message=str(content)[:2000],
+                             status="failed")
+
+
+def _wrap_execute_function(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def execute_function(*args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return original(*args, **kwargs)
+        with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
+                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
+            result = original(*args, **kwargs)
+            if span is not None:
+                attempt("tool.finish", _finish_tool, agent, span, result)
+        return result
+
+    return execute_function
+
+
+def _wrap_a_execute_function(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    async def a_execute_function(*args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return await original(*args, **kwargs)
+        with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
+                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
+            result = await original(*args, **kwargs)
+            if span is not None:
+                attempt("tool.finish", _finish_tool, agent, span, result)
+        return result
+
+    return a_execute_function
+
+
+# -- code execution (code_exec + file_gen) --------------------------------------------------------------------
+
+
+def _run_code(agent: Any, work_dir: Any, blocks: list[tuple[str, str]], call: Any) -> Any:
+    """Run ``call()`` inside a ``code_exec`` span, then record files it created or changed under ``work_dir``."""
+    with adopt(stashed(agent)):
+        before = scan(work_dir)
+        inputs = {"language": blocks[0][0] if blocks else None, "blocks": len(blocks),
+                  "code": excerpt("\n\n".join(code for _, code in blocks))}
+        with Guarded("code", lambda: capture.span("code_exec", agent_name=agent.name, inputs=inputs)) as span:
+            result = call()
+            if span is not None:
+                attempt("code.finish", _finish_code, agent, span, work_dir, before, result)
+    return result
+
+
+def _finish_code(agent: Any, span: Any, work_dir: Any, before: dict, result: Any) -> None:
+    if isinstance(result, tuple):
+        exit_code, output, code_file = result[0], result[1], None
+    else:
+        exit_code, output = result.exit_code, result.output
+        code_file = getattr(result, "code_file", None)
+    span.set_outputs({"exit_code": exit_code, "output": excerpt(output), "code_file": code_file})
+    if exit_code:
+        span.fail(f"exit code {exit_code}")
+        capture.record_event("error", "code_exec", agent_name=agent.name, status="failed",
+                             error_message=f"exit code {exit_code}: {str(output)[:1000]}")
+    for path, operation in changes(before, scan(work_dir)):
+        capture.record_file(f"{work_dir}/{path}", event_id=span.id, root=work_dir, agent_name=agent.name,
+                            operation=operation)
+
+
+def _wrap_executor(agent: Any, executor: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def execute_code_blocks(code_blocks: Any) -> Any:
+        if not patching.is_active(executor):
+            return original(code_blocks)
+        blocks = [(getattr(b, "language", None), getattr(b, "code", "")) for b in code_blocks]
+        return _run_code(agent, getattr(executor, "work_dir", None), blocks, lambda: original(code_blocks))
+
+    return execute_code_blocks
+
+
+def _wrap_legacy_code(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def execute_code_blocks(code_blocks: Any) -> Any:
+        if not patching.is_active(agent):
+            return original(code_blocks)
+        config = agent._code_execution_config if isinstance(agent._code_execution_config, dict) else {}
+        return _run_code(agent, config.get("work_dir"), [tuple(b) for b in code_blocks],
+                         lambda: original(code_blocks))
+
+    return execute_code_blocks
+
+
+def _instrument_executor(agent: Any) -> None:
+    executor = agent.__dict__.get("_code_executor")
+    if executor is not None and hasattr(executor, "execute_code_blocks") and patching.activate(executor):
+        patching.patch(executor, "execute_code_blocks", lambda original: _wrap_executor(agent, executor, original))
+        adopt_child(agent, executor)
+
+
+# -- messages (send hook) -------------------------------------------------------------------------------------
+
+
+def _send_hook(agent: Any) -> Any:
+    """The ``process_message_before_send`` hook of ``agent``: one ``message`` event per send, except a group
+    manager's round fan-out, which is one ``broadcast`` listing its recipients (:mod:`capture.adapters.ag2_classic.fanout`)."""
+    fan_out = FanOut() if is_manager(agent) else None
+
+    def process_message_before_send(sender: Any = None, message: Any = None, recipient: Any = None,
+                                    silent: bool = False) -> Any:
+        if patching.is_active(agent):
+            try:  # inline rather than attempt(): this runs for every message
+                quiet = bool(silent)
+                fanning = quiet and fan_out is not None
+                if fanning and fan_out.continues(message, recipient):
+                    return message
+                meta: dict[str, Any] = {"silent": quiet}
+                if isinstance(message, dict):
+                    calls = message.get("tool_calls")
+                    if calls:
+                        meta["tool_call_ids"] = [c.get("id") for c in calls]
+                    role = message.get("role")
+                    if role:
+                        meta["role"] = role
+                recipients = fan_out.opens(agent, message, recipient) if fanning else None
+                if recipients is not None:
+                    capture.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta)
+                else:
+                    capture.record_message(name_of(sender), name_of(recipient), message_text(message),
+                                           silent=quiet and is_manager(sender), meta=meta)
+            except Exception as exc:  # noqa: BLE001 - capture must never break the run
+                patching.capture_failed("message", exc)
+        return message
+
+    return process_message_before_send
+
+
+# -- chat starts ----------------------------------------------------------------------------------------------
+
+
+def _wrap_initiate_chat(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def initiate_chat(recipient: Any, *args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return original(recipient, *args, **kwargs)
+        with _chat_start(agent, recipient, kwargs.get("message")):
+            return original(recipient, *args, **kwargs)
+
+    return initiate_chat
+
+
+def _wrap_a_initiate_chat(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    async def a_initiate_chat(recipient: Any, *args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return await original(recipient, *args, **kwargs)
+        with _chat_start(agent, recipient, kwargs.get("message")):
+            return await original(recipient, *args, **kwargs)
+
+    return a_initiate_chat
+
+
+@contextmanager
+def _chat_start(agent: Any, recipient: Any, message: Any) -> Iterator[None]:
+    if recipient is not None and not patching.is_active(recipient):
+        attempt("chat.recipient", instrument_agent, recipient, owner=agent)
+    stack = attempt("chat.start", chat_scope, agent, recipient, message, entry="initiate_chat")
+    if stack is None:
+        yield
+        return
+    with Guarded("chat.scope", lambda: stack):
+        yield
+
+
+def _wrap_run(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if patching.is_active(agent):
+            snap = snapshot()
+            attempt("run.handover", hand_over, agent, snap)
+            recipient = _arg(args, kwargs, 0, "recipient")
+            if recipient is not None:
+                attempt("run.handover", hand_over, recipient, snap)
+        return original(*args, **kwargs)
+
+    return run
+
+
+def _wrap_executor_factory(agent: Any, original: Any) -> Any:
+    @contextmanager
+    def create_or_get_executor(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with original(*args, **kwargs) as executor:
+            if patching.is_active(agent) and executor is not None:
+                attempt("run.executor", instrument_agent, executor, owner=agent)
+            yield executor
+
+    return create_or_get_executor
+
+
+# -- instrument / uninstrument one agent ----------------------------------------------------------------------
+
+_WRAPPERS = (
+    ("generate_reply", _wrap_generate_reply),
+    ("a_generate_reply", _wrap_a_generate_reply),
+    ("_generate_oai_reply_from_client", _wrap_reply_from_client),
+    ("execute_function", _wrap_execute_function),
+    ("a_execute_function", _wrap_a_execute_function),
+    ("initiate_chat", _wrap_initiate_chat),
+    ("a_initiate_chat", _wrap_a_initiate_chat),
+    ("run", _wrap_run),
+    ("_create_or_get_executor", _wrap_executor_factory),
+)
+
+
+def instrument_agent(agent: Any, owner: Any = None) -> None:
+    """Wrap ``agent``'s own methods (idempotent); ``owner`` undoes it with itself when given."""
+    if not patching.activate(agent):
+        return
+    if owner is not None:
+        adopt_child(owner, agent)
+    for name, make in _WRAPPERS:
+        if hasattr(agent, name):
+            patching.patch(agent, name, lambda original, make=make: make(agent, original))
+    if agent.__dict__.get("_code_executor") is not None:
+        _instrument_executor(agent)
+    elif isinstance(agent.__dict__.get("_code_execution_config"), dict):
+        patching.patch(agent, "execute_code_blocks", lambda original: _wrap_legacy_code(agent, original))
+    if agent not in _send_hooks:
+        agent.register_hook("process_message_before_send", _send_hook(agent))
+        _send_hooks.add(agent)
+
+
+def uninstrument_agent(agent: Any) -> bool:
+    """Restore ``agent`` (and the clients, executors and temporary agents instrumented for it)."""
+    for child in children_of(agent):
+        if hasattr(child, "register_hook"):
+            uninstrument_agent(child)
+        else:
+            patching.restore(child)
+    return patching.restore(agent)

@@ -1,0 +1,134 @@
+"""Carry the capture context (run, node, span, chat) across the thread hops AG2 makes.
+
+ContextVars do not cross ``run_in_executor`` (the async LLM path), ``_run_async_in_thread`` (async tools in a sync
+chat) or the worker threads of ``run()`` / ``run_group_chat()``. Each agent therefore remembers the context of its
+open replies (and of its last activity); a wrapper entered with no run adopts it for the duration of the call.
+"""
+
+import threading
+import weakref
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from capture.core.context import RunState, SpanState, current_node_var, current_run_var, current_span_var
+
+
+@dataclass
+class ChatState:
+    """One captured chat: handoff mechanisms announced by AG2 events, waiting for the speaker change they cause."""
+
+    pending_targets: dict[str, str] = field(default_factory=dict)
+
+
+chat_var: ContextVar[ChatState | None] = ContextVar("skillmine_ag2_chat", default=None)
+
+
+class Snapshot(NamedTuple):
+    """The capture context of one moment (a named tuple: one is taken per reply, cheaper than a frozen dataclass)."""
+
+    run: RunState | None
+    node_id: str | None
+    span: SpanState | None
+    chat: ChatState | None
+
+
+@dataclass(eq=False)
+class ReplyFrame:
+    """An open ``agent_call``: its span, its context and the LLM usage summed into it."""
+
+    span: Any
+    snapshot: Snapshot
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    models: list[str] = field(default_factory=list)
+
+
+def snapshot() -> Snapshot:
+    """The current capture context."""
+    return Snapshot(current_run_var.get(), current_node_var.get(), current_span_var.get(), chat_var.get())
+
+
+# Keyed by id(agent): a weak-keyed dict costs a new weakref per look-up, and an agent's entry is removed when its
+# last open reply closes (replies always close, see ReplyScope.__exit__), so no id can outlive its agent here.
+_open_replies: dict[int, list[ReplyFrame]] = {}
+_handed_over: "weakref.WeakKeyDictionary[Any, Snapshot]" = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def push_reply(agent: Any, frame: ReplyFrame) -> None:
+    """Register ``frame`` as ``agent``'s innermost open reply."""
+    with _lock:
+        _open_replies.setdefault(id(agent), []).append(frame)
+
+
+def pop_reply(agent: Any, frame: ReplyFrame) -> None:
+    """Forget ``frame`` (whatever its position: concurrent async replies may close out of order)."""
+    with _lock:
+        frames = _open_replies.get(id(agent))
+        if frames and frame in frames:
+            frames.remove(frame)
+            if not frames:
+                del _open_replies[id(agent)]
+
+
+def open_reply(agent: Any) -> ReplyFrame | None:
+    """``agent``'s innermost open reply, if any."""
+    frames = _open_replies.get(id(agent)) if agent is not None else None
+    return frames[-1] if frames else None
+
+
+def hand_over(agent: Any, snap: Snapshot) -> None:
+    """Leave ``snap`` for the chat ``agent`` is about to start on another thread (``run()``)."""
+    if snap.run is not None:
+        _handed_over[agent] = snap
+
+
+def take_over(agent: Any) -> Snapshot | None:
+    """The context handed over for ``agent``'s chat, once."""
+    with _lock:
+        return _handed_over.pop(agent, None) if agent is not None else None
+
+
+def stashed(agent: Any) -> Snapshot | None:
+    """The context of ``agent``'s innermost open reply (for work it runs on another thread)."""
+    frame = open_reply(agent)
+    return frame.snapshot if frame is not None else None
+
+
+class _Adopted:
+    """The context manager behind :func:`adopt` (a slotted class: it wraps every LLM and tool call, and a
+    generator-based context manager costs several times more)."""
+
+    __slots__ = ("snap", "tokens")
+
+    def __init__(self, snap: Snapshot | None) -> None:
+        self.snap = snap
+        self.tokens: tuple[Token, Token, Token, Token] | None = None
+
+    def __enter__(self) -> bool:
+        snap = self.snap
+        if snap is None or snap.run is None or current_run_var.get() is not None:
+            return False
+        self.tokens = (current_run_var.set(snap.run), current_node_var.set(snap.node_id),
+                       current_span_var.set(snap.span), chat_var.set(snap.chat))
+        return True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        tokens = self.tokens
+        if tokens is not None:
+            self.tokens = None
+            chat_var.reset(tokens[3])
+            current_span_var.reset(tokens[2])
+            current_node_var.reset(tokens[1])
+            current_run_var.reset(tokens[0])
+        return False
+
+
+def adopt(snap: Snapshot | None) -> _Adopted:
+    """Enter ``snap`` when this thread has no run of its own; ``with`` gives whether it did."""
+    return _Adopted(snap)

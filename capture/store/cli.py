@@ -1,0 +1,78 @@
+"""``skillmine db ...``: create, upgrade, downgrade and inspect the capture store."""
+
+import argparse
+import sys
+
+from capture.store.db import StoreError, make_engine, safe_url
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Mount the ``db`` command."""
+    db = subparsers.add_parser("db", help="manage the capture store schema")
+    db.add_argument("--url", help="database URL (default: $SKILLMINE_DATABASE_URL or the SQLite file)")
+    actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = actions.add_parser("upgrade", help="migrate the store to a revision (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(handler=_upgrade)
+    down = actions.add_parser("downgrade", help="migrate the store down to a revision (`base` drops it)")
+    down.add_argument("revision")
+    down.set_defaults(handler=_downgrade)
+    actions.add_parser("current", help="print the store's revision").set_defaults(handler=_current)
+    actions.add_parser("status", help="print what the store holds").set_defaults(handler=_status)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"skillmine db: {exc}", file=sys.stderr)
+    return 2
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from capture.store import migrate
+
+    try:
+        migrate.upgrade(args.url, args.revision)
+    except StoreError as exc:
+        return _fail(exc)
+    print(f"capture store at {safe_url(make_engine(args.url).url.render_as_string(False))} "
+          f"is at revision {args.revision if args.revision != 'head' else migrate.head_revision()}")
+    return 0
+
+
+def _downgrade(args: argparse.Namespace) -> int:
+    from capture.store import migrate
+
+    try:
+        migrate.downgrade(args.revision, args.url)
+    except StoreError as exc:
+        return _fail(exc)
+    print(f"capture store downgraded to {args.revision}")
+    return 0
+
+
+def _current(args: argparse.Namespace) -> int:
+    from capture.store.db import current_revision, ping
+
+    try:
+        engine = make_engine(args.url)
+        ping(engine)
+    except StoreError as exc:
+        return _fail(exc)
+    print(current_revision(engine) or "(no skillmine schema)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from capture.read.queries import store_overview
+    from capture.store.capture_store import CaptureStore
+
+    try:
+        store = CaptureStore.open(args.url)
+    except StoreError as exc:
+        return _fail(exc)
+    overview = store_overview(store.engine)
+    print(f"capture store: {safe_url(store.engine.url.render_as_string(False))}")
+    for name, count in overview["tables"].items():
+        print(f"  {name:<18} {count:>10,}")
+    for mode, count in overview["runs_by_mode"].items():
+        print(f"  runs[{mode}]".ljust(20) + f" {count:>10,}")
+    return 0

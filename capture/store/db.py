@@ -1,0 +1,110 @@
+"""Engines for the capture store: URL checks, SQLite pragmas, reachability and schema-revision errors."""
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from capture.core import config
+from capture.core.payload import dumps
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 32_768
+
+
+class StoreError(RuntimeError):
+    """A capture store problem with a message meant for people (names the URL, never the password)."""
+
+
+class StoreUnreachable(StoreError):
+    """The database could not be reached or opened."""
+
+
+class SchemaOutOfDate(StoreError):
+    """The store is not at the revision this code expects; run ``skillmine db upgrade``."""
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def check_url(url: str) -> None:
+    """Reject URLs we cannot use reliably: PostgreSQL URLs must name their driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"invalid database URL {url!r}: {exc}") from None
+    if parsed.get_backend_name() == "postgresql" and "+" not in parsed.drivername:
+        raise StoreError(
+            f"database URL {safe_url(url)} names no driver; use postgresql+psycopg://... "
+            "(SQLAlchemy 2.1 picks a driver that may not be installed otherwise)"
+        )
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise StoreError(f"database URL {safe_url(url)}: only SQLite and PostgreSQL are supported")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # bulk inserts touch many index pages
+    cursor.close()
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` (default: the configured store), creating a SQLite file's directory."""
+    url = url or config.database_url()
+    check_url(url)
+    parsed = make_url(url)
+    kwargs: dict = {"echo": echo, "json_serializer": dumps, "future": True}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def ping(engine: Engine) -> None:
+    """Open a connection or raise :class:`StoreUnreachable` naming the URL (password hidden)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (OperationalError, SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreUnreachable(
+            f"cannot reach the capture store at {safe_url(engine.url.render_as_string(False))}: {reason}"
+        ) from None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the store is at, or ``None`` for an unmigrated store."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaOutOfDate` unless the store is at the head revision shipped with this code."""
+    from capture.store.migrate import head_revision  # local: pulls in Alembic only when checking
+
+    at, head = current_revision(engine), head_revision()
+    if at != head:
+        where = safe_url(engine.url.render_as_string(False))
+        state = "has no skillmine schema" if at is None else f"is at schema revision {at}"
+        raise SchemaOutOfDate(f"the capture store {where} {state}, this code needs {head}: "
+                              f"run `skillmine db upgrade`")

@@ -1,0 +1,229 @@
+"""Row preparation: turn loosely-typed dicts from the recorder and importers into clean column values.
+
+Everything here is pure and cheap: ids, canonical types, UTC times and safely-encoded payloads, with a clear
+:class:`BadRecord` naming the field when a value cannot be used.
+"""
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, clip_text, encode_payload, encode_payload_json
+from capture.core.vocabulary import EVENT_STATUSES, normalise_event, normalise_mode
+from capture.store.models import CostRecord, DagEdge, DagNode, ExecutionEvent, File, Message, WorkflowRun
+
+PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
+MAX_TEXT_BYTES = 256 * 1024
+RECIPIENT_CHARS = Message.__table__.c.recipient.type.length
+
+
+class BadRecord(ValueError):
+    """A record that cannot be stored; the message names the record kind, its id and the field."""
+
+
+def columns(model: type) -> frozenset[str]:
+    """Column names of a model's table."""
+    return frozenset(c.name for c in model.__table__.columns)
+
+
+EVENT_COLUMNS = columns(ExecutionEvent)
+EVENT_INSERT_COLUMNS = EVENT_COLUMNS - {"seq"}
+RUN_COLUMNS = columns(WorkflowRun)
+NODE_COLUMNS = columns(DagNode)
+EDGE_COLUMNS = columns(DagEdge)
+FILE_COLUMNS = columns(File)
+MESSAGE_COLUMNS = columns(Message)
+COST_COLUMNS = columns(CostRecord)
+
+
+def message_addressing(sender: str | None, recipient: str | list[str] | None,
+                       meta: dict[str, Any] | None) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+    """A message's ``inputs``, ``messages.recipient`` and ``messages.meta``.
+
+    A list of recipients is one silent group fan-out (a ``broadcast``): ``inputs.recipients`` lists them, the
+    ``recipient`` column holds the names joined with ", " and cut to its width, ``meta.recipients`` the full list.
+    """
+    if type(recipient) is not list:
+        return {"sender": sender, "recipient": recipient}, recipient, meta
+    return ({"sender": sender, "recipients": recipient}, ", ".join(map(str, recipient))[:RECIPIENT_CHARS],
+            {**(meta or {}), "recipients": recipient})
+
+
+def new_id() -> str:
+    """A fresh UUID4 string id."""
+    return str(uuid.uuid4())
+
+
+def to_utc(value: Any, *, field: str, kind: str = "record") -> datetime | None:
+    """Accept a datetime, an ISO-8601 string or epoch seconds; naive times are taken as UTC, others converted."""
+    if value is None or isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(float(value), UTC)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRecord(f"{kind}: field {field!r} is not a time: {value[:60]!r}") from None
+    else:
+        raise BadRecord(f"{kind}: field {field!r} must be a datetime, ISO string or epoch seconds, "
+                        f"got {type(value).__name__}")
+    if moment is not None and moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment
+
+
+def _unknown_fields(row: Mapping[str, Any], allowed: frozenset[str], kind: str) -> None:
+    extra = set(row) - allowed
+    if extra:
+        raise BadRecord(f"{kind} {row.get('id', '?')}: unknown field(s) {sorted(extra)}")
+
+
+_CANONICAL_CACHE: dict[tuple[str, str | None], tuple[str, str | None, str | None]] = {}
+_META_DEPENDENT = frozenset({("handoff", "transfer"), ("state_transition", "complete")})
+
+
+def _canonical(event_type: Any, event_subtype: Any, meta: Any, strict: bool) -> tuple[str, str | None, str | None]:
+    """normalise_event with a cache for the (type, subtype) pairs whose mapping does not depend on meta."""
+    key = (event_type, event_subtype)
+    try:
+        hit = _CANONICAL_CACHE.get(key)
+    except TypeError:  # unhashable garbage: let normalise_event reject it
+        hit = None
+    if hit is not None:
+        return hit
+    canonical = normalise_event(event_type, event_subtype, meta=meta if isinstance(meta, dict) else None,
+                                strict=strict)
+    out = (canonical.event_type, canonical.event_subtype, canonical.source_type)
+    if isinstance(event_type, str) and (event_subtype is None or isinstance(event_subtype, str)):
+        probe = normalise_event(event_type, event_subtype, meta=None, strict=strict)
+        if (probe.event_type, probe.event_subtype) not in _META_DEPENDENT and len(_CANONICAL_CACHE) < 4096:
+            _CANONICAL_CACHE[key] = out
+    return out
+
+
+def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                  strict_types: bool = True, payload_as_json: bool = False) -> dict[str, Any]:
+    """Validate and normalise one ``execution_events`` row (without ``seq``, which the store assigns).
+
+    With ``payload_as_json`` the payload fields (inputs, outputs, meta) come back as JSON text, ready for a
+    bulk insert that bypasses SQLAlchemy's JSON processing; otherwise as JSON-serialisable Python values.
+    """
+    extra = row.keys() - EVENT_INSERT_COLUMNS
+    if extra:
+        _unknown_fields(row, EVENT_INSERT_COLUMNS, "event")
+    out = dict(row)
+    out["id"] = str(out.get("id") or new_id())
+    for required in ("run_id", "session_id", "event_type"):
+        if not out.get(required):
+            raise BadRecord(f"event {out['id']}: missing required field {required!r}")
+    meta = out.get("meta")
+    try:
+        etype, subtype, source_type = _canonical(out["event_type"], out.get("event_subtype"), meta, strict_types)
+    except ValueError as exc:
+        raise BadRecord(f"event {out['id']}: {exc}") from None
+    out["event_type"], out["event_subtype"] = etype, subtype
+    if source_type:
+        meta = dict(meta) if isinstance(meta, Mapping) else {} if meta is None else {"value": meta}
+        meta.setdefault("source_type", source_type)
+    out["meta"] = meta
+    status = out.get("status") or "completed"
+    if status not in EVENT_STATUSES:
+        raise BadRecord(f"event {out['id']}: status {status!r} is not one of {sorted(EVENT_STATUSES)}")
+    out["status"] = status
+    for field in ("timestamp", "started_at", "completed_at"):
+        value = out.get(field)
+        if value is not None and not (type(value) is datetime and value.tzinfo is UTC):
+            value = to_utc(value, field=field, kind=f"event {out['id']}")
+        out[field] = value
+    if out["timestamp"] is None:
+        out["timestamp"] = out["started_at"] or datetime.now(UTC)
+    for field in ("execution_order", "depth", "duration_ms"):
+        value = out.get(field)
+        if value is not None and type(value) is not int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise BadRecord(f"event {out['id']}: field {field!r} must be a number, got {value!r}")
+            value = int(value)
+        out[field] = value
+    out["execution_order"] = out["execution_order"] or 0
+    out["depth"] = out["depth"] or 0
+    encode = encode_payload_json if payload_as_json else encode_payload
+    for field in PAYLOAD_FIELDS:
+        value = out.get(field)
+        out[field] = None if value is None else encode(value, max_payload_bytes)
+    error = out.get("error_message")
+    out["error_message"] = None if error is None else clip_text(_text(error), MAX_TEXT_BYTES)
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
+def prepare_generic(row: Mapping[str, Any], allowed: frozenset[str], kind: str, *,
+                    time_fields: tuple[str, ...] = (), payload_fields: tuple[str, ...] = ("meta",),
+                    text_fields: tuple[str, ...] = (), assign_id: bool = True,
+                    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """Validate a run, node, file, message or cost row: known fields, UTC times, encoded payloads."""
+    _unknown_fields(row, allowed, kind)
+    out = dict(row)
+    if assign_id and not out.get("id"):
+        out["id"] = new_id()
+    for field in time_fields:
+        if field in out:
+            out[field] = to_utc(out[field], field=field, kind=f"{kind} {out.get('id', '?')}")
+    for field in payload_fields:
+        if field in out:
+            out[field] = encode_payload(out[field], max_payload_bytes)
+    for field in text_fields:
+        if field in out:
+            out[field] = clip_text(_text(out[field]), MAX_TEXT_BYTES)
+    return out
+
+
+def prepare_run(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``workflow_runs`` row with the mode spelling folded."""
+    out = prepare_generic(row, RUN_COLUMNS, "run",
+                          time_fields=("started_at", "completed_at", "last_heartbeat_at"),
+                          text_fields=("task_description",))
+    if "mode" in out:
+        out["mode"] = normalise_mode(out["mode"])
+    if not out.get("session_id"):
+        raise BadRecord(f"run {out['id']}: missing required field 'session_id'")
+    return out
+
+
+def prepare_node(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``dag_nodes`` row."""
+    out = prepare_generic(row, NODE_COLUMNS, "node")
+    for required in ("run_id", "session_id"):
+        if not out.get(required):
+            raise BadRecord(f"node {out['id']}: missing required field {required!r}")
+    return out
+
+
+def prepare_file(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``files`` row."""
+    out = prepare_generic(row, FILE_COLUMNS, "file", time_fields=("created_at",))
+    if not out.get("run_id") or not out.get("file_path"):
+        raise BadRecord(f"file {out['id']}: needs 'run_id' and 'file_path'")
+    return out
+
+
+def prepare_message(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``messages`` row (integer id assigned by the store)."""
+    out = prepare_generic(row, MESSAGE_COLUMNS, "message", time_fields=("timestamp",),
+                          text_fields=("content",), assign_id=False)
+    if not out.get("run_id"):
+        raise BadRecord("message: missing required field 'run_id'")
+    return out
+
+
+def prepare_cost(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``cost_records`` row (integer id assigned by the store)."""
+    out = prepare_generic(row, COST_COLUMNS, "cost record", time_fields=("timestamp",), payload_fields=(),
+                          assign_id=False)
+    if not out.get("run_id"):
+        raise BadRecord("cost record: missing required field 'run_id'")
+    return out

@@ -1,6 +1,0 @@
-"""The trace API: read-only HTTP/JSON over the capture store, live event streaming (SSE) and a timeline page.
-
-``reader`` turns requests into JSON-ready dicts (reusing :mod:`capture.queries`, :mod:`capture.trace`,
-:mod:`capture.summary` and :mod:`capture.files`), ``stream`` follows a run's new events, ``server`` is the stdlib
-HTTP server, ``tree_text`` prints a run in the terminal and ``cli`` mounts ``skillmine trace``.
-"""
