@@ -1,0 +1,110 @@
+"""Secret masking applied to every string of a record before it reaches the spool or the database.
+
+One compiled alternation covers the built-in patterns (provider API keys, bearer tokens, ``Authorization``
+headers, passwords in URLs, ``api_key=`` / ``"password": "..."`` style assignments) plus any configured extra
+patterns. Where a pattern has a keep-prefix (``api_key=``, ``Bearer ``, ``user:`` in a URL) only the secret part
+becomes ``***``. Dict values under sensitive key names (``api_key``, ``password``, ``token``...) are masked whole.
+Strings shorter than the shortest secret are skipped without running the regex.
+"""
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+MIN_SECRET_CHARS = 8
+
+# (keep-prefix regex or None, secret regex). The prefix is kept, the secret is masked.
+_BUILTIN: tuple[tuple[str | None, str], ...] = (
+    (None, r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"),
+    (None, r"\bAKIA[0-9A-Z]{16}\b"),
+    (None, r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
+    (None, r"\bxox[bpoas]-[A-Za-z0-9\-]{10,}"),
+    (None, r"\bAIza[0-9A-Za-z_\-]{30,}"),
+    (r"(?i:\bbearer\s+)", r"[A-Za-z0-9._~+/=\-]{8,}"),
+    (r"(?i:\bauthorization\b[\"']?\s*[:=]\s*[\"']?)", r"(?!(?i:bearer\s))[^\s\"',;][^\r\n\"',;]{3,}"),
+    (r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:", r"[^@\s/]+(?=@)"),
+    ((r"(?i:\b(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"
+     r"|token|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token)[\"']?\s*[:=]\s*[\"']?)"),
+     r"(?!\*\*\*)[^\s\"',;&}\]]+"),
+)
+
+# Every built-in pattern contains one of these (lower-cased); a string without any is skipped cheaply.
+_TRIGGERS = ("sk-", "akia", "gh", "xox", "aiza", "bearer", "authorization", "://", "key", "pass", "pwd", "secret",
+             "token")
+
+SENSITIVE_KEY = re.compile(
+    r"(?i)^(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"
+    r"|token|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token|authorization)$")
+
+
+class Redactor:
+    """Masks secrets in strings and nested JSON-like values (dicts, lists, tuples)."""
+
+    def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
+        parts = []
+        self._prefix_groups: list[str] = []
+        for index, (prefix, secret) in enumerate(_BUILTIN):
+            if prefix is None:
+                parts.append(secret)
+            else:
+                group = f"p{index}"
+                self._prefix_groups.append(group)
+                parts.append(f"(?P<{group}>{prefix}){secret}")
+        for extra in extra_patterns:
+            try:
+                re.compile(extra)
+            except re.error as exc:
+                raise ValueError(f"redaction pattern {extra!r} is not a valid regular expression: {exc}") from None
+            parts.append(f"(?:{extra})")
+        self._regex = re.compile("|".join(parts))
+        self._always_scan = bool(parts[len(_BUILTIN):])
+
+    def _replace(self, match: re.Match[str]) -> str:
+        for group in self._prefix_groups:
+            kept = match.group(group)
+            if kept is not None:
+                return kept + MASK
+        return MASK
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret masked."""
+        if len(value) < MIN_SECRET_CHARS:
+            return value
+        if not self._always_scan:
+            lowered = value.lower()
+            if not any(trigger in lowered for trigger in _TRIGGERS):
+                return value
+        return self._regex.sub(self._replace, value)
+
+    def flat(self, value: dict, max_chars: int) -> dict | None:
+        """The fast path for the common payload: a flat dict of JSON scalars whose strings total at most
+        ``max_chars``, returned redacted; ``None`` when ``value`` is anything else (use encode + :meth:`value`)."""
+        out = {}
+        total = 0
+        for key, item in value.items():
+            if type(key) is not str:
+                return None
+            kind = type(item)
+            if kind is str:
+                total += len(item)
+                if total > max_chars:
+                    return None
+                out[key] = MASK if item and SENSITIVE_KEY.match(key) else self.text(item)
+            elif kind is int or kind is bool or item is None or (kind is float and math.isfinite(item)):
+                out[key] = MASK if kind is int and SENSITIVE_KEY.match(key) else item
+            else:
+                return None
+        return out
+
+    def value(self, value: Any) -> Any:
+        """Mask secrets anywhere in a JSON-like value; other objects are returned unchanged."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: (MASK if isinstance(k, str) and isinstance(v, (str, int)) and v != "" and SENSITIVE_KEY.match(k)
+                        else self.value(v)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
