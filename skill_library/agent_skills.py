@@ -43,6 +43,7 @@ MAX_DESCRIPTION = 1024
 MAX_COMPATIBILITY = 500
 MAX_BODY_LINES = 500
 MAX_HOTSPOTS = 5
+DESCRIPTION_AGENTS = 6
 _AGENT_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -81,9 +82,11 @@ def _percent(rate: float) -> str:
     return f"{rate * 100:.0f}%"
 
 
-def _steps_phrase(doc: dict[str, Any]) -> str:
+def _steps_phrase(doc: dict[str, Any], limit: int | None = None) -> str:
+    """The agents of the required steps in order of first appearance (the first ``limit`` of them)."""
     agents = list(dict.fromkeys(s["agent"] for s in doc["steps"] if not s.get("optional")))
-    return " -> ".join(agents)
+    shown = agents if limit is None or len(agents) <= limit else [*agents[:limit], f"{len(agents) - limit} more agents"]
+    return " -> ".join(shown)
 
 
 def _outputs_phrase(doc: dict[str, Any]) -> str:
@@ -98,11 +101,12 @@ def skill_description(doc: dict[str, Any]) -> str:
     """What the skill does and when to use it, from its title, template, steps and statistics (no run ids)."""
     stats = doc["statistics"]
     template = " ".join(doc["task_template"].split())
-    parts = [f"{doc['title'].rstrip('.')}: {len(doc['steps'])} steps by {_steps_phrase(doc)}."]
+    mode = f" in {doc['category']} workflows" if doc.get("category") not in (None, "", "general") else ""
+    parts = [f"{doc['title'].rstrip('.')}.",
+             f"Use when a task reads like \"{_cut(template, 300)}\"{mode}.",
+             f"{len(doc['steps'])} steps by {_steps_phrase(doc, DESCRIPTION_AGENTS)}."]
     if outputs := _outputs_phrase(doc):
         parts.append(f"Produces {outputs}.")
-    parts.append(f"Use when a task reads like \"{_cut(template, 300)}\"" +
-                 (f" ({doc['category']} workflows)." if doc.get("category") not in (None, "", "general") else "."))
     parts.append(f"Mined from {stats['support']} runs, {_percent(stats['success_rate'])} succeeded.")
     return _cut(" ".join(parts), MAX_DESCRIPTION)
 

@@ -1,11 +1,15 @@
-"""Candidate-skill factories shared by the skill-library tests."""
+"""Candidate-skill factories shared by the skill-library tests, and a library mined from simulated runs."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mined_library import mine_library
+
+from workloads.simulate import simulate
 
 
 def plot_candidate(**overrides: Any) -> dict[str, Any]:
@@ -90,3 +94,12 @@ def variant(doc: dict[str, Any], mutate: Any) -> dict[str, Any]:
 @pytest.fixture
 def candidates() -> list[dict[str, Any]]:
     return [plot_candidate(), table_candidate(), search_candidate()]
+
+
+@pytest.fixture(scope="session")
+def mined(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A capture store of 80 fast-engine simulated runs and the library ``skillmine mine`` published from it."""
+    root = tmp_path_factory.mktemp("mined")
+    url = f"sqlite:///{root / 'capture.db'}"
+    simulate(runs=80, seed=11, url=url, ground_truth=root / "truth.jsonl")
+    return url, mine_library(url, root)

@@ -10,25 +10,14 @@ from pathlib import Path
 
 import pytest
 from conftest import plot_candidate
-from mined_library import mine_library
 from sqlalchemy import create_engine, text
 
 from skill_library import BundleError, open_library, publish
 from skill_library.agent_skills import EXPORT_MANIFEST, agent_skill_name, verify_export
 from skill_library.instantiate import render
 from skillmine.cli import main
-from workloads.simulate import simulate
 
 AGENTSKILLS = Path(sys.executable).with_name("agentskills")
-
-
-@pytest.fixture(scope="module")
-def mined(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """A capture store of 80 fast-engine simulated runs and the library ``skillmine mine`` published from it."""
-    root = tmp_path_factory.mktemp("mined")
-    url = f"sqlite:///{root / 'capture.db'}"
-    simulate(runs=80, seed=11, url=url, ground_truth=root / "truth.jsonl")
-    return url, mine_library(url, root)
 
 
 @pytest.fixture(scope="module")
