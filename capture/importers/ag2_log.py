@@ -10,25 +10,16 @@ changes give handoffs. ``events`` and ``function_calls`` carry no session id: th
 
 import json
 import sqlite3
-import time
 from collections import defaultdict
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import (
-    ImportReport,
-    Progress,
-    RunWriter,
-    SourceError,
-    canonical,
-    ensure_sessions,
-    open_readonly,
-    stable_id,
-)
-from capture.records import to_utc
-from capture.store import Batch, CaptureStore
+from capture.importers.common import ImportReport, SourceError, canonical, importing, open_readonly, stable_id
+from capture.importers.merge import Contribution
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.records import to_utc
 
 REQUIRED_TABLES = ("chat_completions", "agents", "events", "function_calls")
 # Sort rank at equal times: a delivery, then the handoff, then the call it opens, then its leaves.
@@ -181,32 +172,30 @@ def _rows(conn: sqlite3.Connection, sql: str, path: Path) -> list[dict[str, Any]
 
 def import_ag2_log(path: str | Path, store: CaptureStore, *, session: str | None = None,
                    quiet: bool = True) -> ImportReport:
-    """Import every AG2 session of a runtime-logging database as a run (one transaction each)."""
-    started = time.monotonic()
+    """Merge every AG2 session of a runtime-logging database into ``store`` as a run (one transaction each)."""
     path = Path(path)
-    report = ImportReport(source=str(path), kind="ag2-log")
-    with open_readonly(path, REQUIRED_TABLES, "an AG2 runtime-logging database") as conn:
-        agents = _rows(conn, "SELECT agent_id, session_id, name FROM agents ORDER BY id", path)
-        completions = _rows(conn, "SELECT * FROM chat_completions ORDER BY id", path)
-        events = _rows(conn, "SELECT * FROM events ORDER BY timestamp, id", path)
-        functions = _rows(conn, "SELECT rowid AS id, * FROM function_calls ORDER BY timestamp, rowid", path)
-    session_of_agent = {a["agent_id"]: a["session_id"] for a in agents}
-    sessions = sorted({a["session_id"] for a in agents} | {c["session_id"] for c in completions})
-    progress = Progress(len(sessions), quiet=quiet)
-    writer = RunWriter(store, report, progress)
-    target = session or stable_id("ag2-log-session", path.name)
-    ensure_sessions(store, [{"id": target, "name": session or f"ag2 log {path.name}", "status": "active"}])
-    orphans = [r for r in events + functions if r["source_id"] not in session_of_agent]
-    if orphans:
-        report.unmapped["ag2 row of an agent created before logging started"] += len(orphans)
-    for ag2_session in sessions:
-        run_id = stable_id("ag2-log", path.name, ag2_session)
-        built = _Session(path, ag2_session, run_id, target, report)
-        built.add_events([r for r in events if session_of_agent.get(r["source_id"]) == ag2_session])
-        built.add_completions([r for r in completions if r["session_id"] == ag2_session])
-        built.add_function_calls([r for r in functions if session_of_agent.get(r["source_id"]) == ag2_session])
-        names = [a["name"] for a in agents if a["session_id"] == ag2_session]
-        writer.write(run_id, built.batch(names))
-    progress.done()
-    report.seconds = time.monotonic() - started
-    return report
+    with importing("ag2-log", path, store, quiet=quiet) as job:
+        report = job.report
+        with open_readonly(path, REQUIRED_TABLES, "an AG2 runtime-logging database") as conn:
+            agents = _rows(conn, "SELECT agent_id, session_id, name FROM agents ORDER BY id", path)
+            completions = _rows(conn, "SELECT * FROM chat_completions ORDER BY id", path)
+            events = _rows(conn, "SELECT * FROM events ORDER BY timestamp, id", path)
+            functions = _rows(conn, "SELECT rowid AS id, * FROM function_calls ORDER BY timestamp, rowid", path)
+        session_of_agent = {a["agent_id"]: a["session_id"] for a in agents}
+        sessions = sorted({a["session_id"] for a in agents} | {c["session_id"] for c in completions})
+        job.progress.total_runs = len(sessions)
+        target = session or stable_id("ag2-log-session", path.name)
+        session_row = {"id": target, "name": session or f"ag2 log {path.name}", "status": "active"}
+        orphans = [r for r in events + functions if r["source_id"] not in session_of_agent]
+        if orphans:
+            report.unmapped["ag2 row of an agent created before logging started"] += len(orphans)
+        for ag2_session in sessions:
+            run_id = stable_id("ag2-log", path.name, ag2_session)
+            built = _Session(path, ag2_session, run_id, target, report)
+            built.add_events([r for r in events if session_of_agent.get(r["source_id"]) == ag2_session])
+            built.add_completions([r for r in completions if r["session_id"] == ag2_session])
+            built.add_function_calls([r for r in functions if session_of_agent.get(r["source_id"]) == ag2_session])
+            names = [a["name"] for a in agents if a["session_id"] == ag2_session]
+            job.write(Contribution(run_id, f"ag2-log:{path.name}#{ag2_session}", 1, built.batch(names),
+                                   session_row))
+    return job.report

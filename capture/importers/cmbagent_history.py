@@ -4,29 +4,23 @@ task folder, or a directory holding any of them.
 An upstream history (``{page, chat_mode, messages[]}``) gives one run per assistant turn: each
 ``Calling <agent>...`` line of the turn's ``reasoning`` log opens an ``agent_call`` whose cost table row becomes
 ``meta`` (model, tokens, ``cost_usd``) and a cost record; consecutive agents give handoffs; executor output
-gives ``code_exec`` (exit code from ``exitcode: N`` or inferred from a traceback); tracebacks give errors.
+gives ``code_exec`` (exit code from ``exitcode: N`` or inferred from a traceback); tracebacks give errors; each
+cost row (one per LLM call) also gives an ``llm_call`` under the agent call. The history records no times, only
+the turn's ``elapsed`` seconds: its events are flagged ``no_source_time`` and the run carries no start or end.
 MARS session folders and task folders are handled by :mod:`capture.importers.mars_session`.
 """
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import (
-    ImportReport,
-    Progress,
-    RunWriter,
-    SourceError,
-    ensure_sessions,
-    load_json,
-    stable_id,
-)
+from capture.core.vocabulary import normalise_mode
+from capture.importers.common import ImportReport, SourceError, importing, load_json, stable_id
 from capture.importers.mars_session import is_session_folder, is_task_folder, session_batches, task_batches
+from capture.importers.merge import Contribution
 from capture.importers.transcript import RunBuilder
-from capture.store import Batch, CaptureStore
-from capture.vocabulary import normalise_mode
+from capture.store.capture_store import Batch, CaptureStore
 
 CALLING = re.compile(r"^Calling (\S+?)\.\.\.\s*$", re.MULTILINE)
 MESSAGE_FROM = re.compile(r"^Message from (\S+?):\s*$", re.MULTILINE)
@@ -67,9 +61,8 @@ def _elapsed(value: Any) -> float | None:
         return None
 
 
-def history_batches(path: Path, report: ImportReport,
-                    session: str | None) -> Iterator[tuple[dict[str, Any], str, Batch]]:
-    """One batch per assistant turn of an upstream CMBAgent history file."""
+def history_batches(path: Path, report: ImportReport, session: str | None) -> Iterator[Contribution]:
+    """One contribution per assistant turn of an upstream CMBAgent history file."""
     data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         raise SourceError(f"{path}: not a CMBAgent chat history (expected an object with a 'messages' list)")
@@ -97,10 +90,9 @@ def history_batches(path: Path, report: ImportReport,
             builder.message(sender, text)
         for agent, body in calls:
             cost = cost_row(body)
-            call = builder.agent_call(agent, meta=cost, same_call=False)
+            builder.agent_call(agent, meta=cost, same_call=False)
             if cost:
-                builder.cost(agent, cost["model"], cost["prompt_tokens"], cost["completion_tokens"],
-                             cost["total_tokens"], cost["cost_usd"], event_id=call["id"])
+                builder.llm_call(agent, cost)
             for sender, text in _messages(body):
                 builder.message(sender, text)
         builder.close()
@@ -108,9 +100,11 @@ def history_batches(path: Path, report: ImportReport,
                "status": "completed", "task_description": last_user,
                "agent": calls[0][0], "meta": {"source": path.name, "page": data.get("page"),
                                               "message_index": index, "n_calls": len(calls),
-                                              "elapsed_seconds": _elapsed(message.get("elapsed"))}}
-        yield session_row, run_id, Batch(runs=[run], events=builder.events, messages=builder.messages,
-                                         costs=builder.costs)
+                                              "elapsed_seconds": _elapsed(message.get("elapsed")),
+                                              "source_times": False}}
+        yield Contribution(run_id, f"cmbagent-history:{path.name}#{index}", 1,
+                           Batch(runs=[run], events=builder.events, messages=builder.messages, costs=builder.costs),
+                           session_row)
     if not answered:
         report.unmapped["history without a recorded answer"] += 1
 
@@ -137,26 +131,15 @@ def _sources(path: Path, depth: int = 0) -> Iterator[tuple[str, Path]]:
 
 def import_cmbagent_history(path: str | Path, store: CaptureStore, *, session: str | None = None,
                             quiet: bool = True) -> ImportReport:
-    """Import histories, session folders and task folders under ``path``; one transaction per run."""
-    started = time.monotonic()
+    """Merge histories, session folders and task folders under ``path`` into ``store``; one transaction per run.
+    A directory holding none of them is bad input (named), not an empty success."""
     path = Path(path)
-    report = ImportReport(source=str(path), kind="cmbagent-history")
-    sources = list(_sources(path))
     producers = {"history": history_batches, "session": session_batches, "task": task_batches}
-    progress = Progress(quiet=quiet)
-    writer = RunWriter(store, report, progress)
-    sessions: set[str] = set()
-    try:
+    with importing("cmbagent-history", path, store, quiet=quiet) as job:
+        sources = list(_sources(path))
+        if not sources:
+            raise SourceError(f"{path}: no CMBAgent chat history (*chat_history*.json), MARS session folder "
+                              f"(session.log) or task folder (planning/, control/) found")
         for kind, source in sources:
-            for session_row, run_id, batch in producers[kind](source, report, session):
-                if session_row["id"] not in sessions:
-                    ensure_sessions(store, [session_row])
-                    sessions.add(session_row["id"])
-                writer.write(run_id, batch)
-    except SourceError as exc:
-        report.seconds = time.monotonic() - started
-        raise SourceError(f"{exc} ({report.runs_written} runs before it were imported)", report) from None
-    finally:
-        progress.done()
-    report.seconds = time.monotonic() - started
-    return report
+            job.write_all(producers[kind](source, job.report, session))
+    return job.report

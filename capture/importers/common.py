@@ -1,6 +1,8 @@
-"""What every importer shares: deterministic ids, the per-run writer, the report, progress and source errors."""
+"""What every importer shares: the :class:`Importer` protocol, deterministic and canonical ids, the report, progress,
+the merge session and source errors."""
 
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -10,13 +12,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from sqlalchemy import insert, select
-
-from capture.models import Session, WorkflowRun
-from capture.store import Batch, CaptureStore
-from capture.vocabulary import normalise_event
+from capture.core.vocabulary import normalise_event
+from capture.importers.merge import Contribution, MergeOutcome, MergeWriter
+from capture.store.capture_store import CaptureStore
 
 # Namespace of every id an importer derives; changing it would re-import everything under new ids.
 IMPORT_NAMESPACE = uuid.UUID("6f1d4c1e-2b7a-5e0c-9a53-7c1f0e2d8b40")
@@ -40,11 +40,14 @@ def stable_id(*parts: Any) -> str:
 
 @dataclass
 class ImportReport:
-    """What an import wrote, skipped (already imported) and could not map."""
+    """What an import wrote (new runs, runs merged with another source's, updated runs), left unchanged (already
+    imported with the same content) and could not map."""
 
     source: str
     kind: str
-    runs_written: int = 0
+    runs_new: int = 0
+    runs_merged: int = 0
+    runs_updated: int = 0
     runs_skipped: int = 0
     nodes: int = 0
     edges: int = 0
@@ -55,25 +58,46 @@ class ImportReport:
     unmapped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
-    def add(self, batch: Batch) -> None:
-        """Count a batch that was written."""
-        self.runs_written += len(batch.runs)
-        self.nodes += len(batch.nodes)
-        self.edges += len(batch.edges)
-        self.events += len(batch.events)
-        self.files += len(batch.files)
-        self.messages += len(batch.messages)
-        self.costs += len(batch.costs)
+    @property
+    def runs_written(self) -> int:
+        """Runs whose stored rows this import created or changed."""
+        return self.runs_new + self.runs_merged + self.runs_updated
+
+    def add(self, outcome: MergeOutcome) -> None:
+        """Count one merged contribution."""
+        if outcome.state == "unchanged":
+            self.runs_skipped += 1
+            return
+        setattr(self, f"runs_{outcome.state}", getattr(self, f"runs_{outcome.state}") + 1)
+        self.nodes += outcome.nodes
+        self.edges += outcome.edges
+        self.events += outcome.events
+        self.files += outcome.files
+        self.messages += outcome.messages
+        self.costs += outcome.costs
 
     def summary(self) -> str:
         """One paragraph for people: what was written, what was skipped, what could not be mapped."""
-        text = (f"imported {self.kind} {self.source}: {self.runs_written} runs written, "
-                f"{self.runs_skipped} already imported; {self.nodes} nodes, {self.edges} edges, "
-                f"{self.events} events, {self.files} files, {self.messages} messages, {self.costs} cost records "
-                f"in {self.seconds:.1f} s")
+        text = (f"imported {self.kind} {self.source}: {self.runs_written} runs written, {self.runs_skipped} already "
+                f"imported ({self.runs_new} new, {self.runs_merged} merged into a run from another source, "
+                f"{self.runs_updated} updated: content changed); "
+                f"{self.nodes} nodes, {self.edges} edges, {self.events} events, {self.files} files, "
+                f"{self.messages} messages, {self.costs} cost records in {self.seconds:.1f} s")
         if self.unmapped:
             text += "; not mapped: " + ", ".join(f"{k} ×{n}" for k, n in sorted(self.unmapped.items()))
         return text
+
+
+class Importer(Protocol):
+    """What every ``import_*`` function is: read ``path``, merge its runs into ``store``, report.
+
+    Raises :class:`SourceError` naming the input and the place on bad input (runs completed before it stay
+    stored, counted in the error's report) and :class:`capture.store.db.StoreError` naming the store when the store
+    cannot be written.
+    """
+
+    def __call__(self, path: str | Path, store: CaptureStore, *, session: str | None = None,
+                 quiet: bool = True) -> ImportReport: ...
 
 
 class Progress:
@@ -116,63 +140,73 @@ class Progress:
             self.stream.flush()
 
 
-class RunWriter:
-    """Writes one run per transaction; a run already in the store is skipped, so re-imports change nothing.
+TASK_FOLDER = re.compile(r"/tasks/[^/]+/(.+)$")
 
-    Existence is checked for a chunk of runs in one query (a query per run costs more than the write of a
-    small run); each run is still written in its own transaction.
-    """
 
-    def __init__(self, store: CaptureStore, report: ImportReport, progress: Progress | None = None,
-                 chunk: int = 500) -> None:
-        self.store = store
-        self.report = report
-        self.progress = progress or Progress(quiet=True)
-        self.chunk = chunk
+def relative_path(path: str, work_dir: str | None) -> tuple[str, bool]:
+    """``path`` relative to the run's work directory (given, else the ``.../tasks/<task id>/`` folder it sits in);
+    the second value says it lies outside any known work directory and is kept as recorded."""
+    posix = path.replace("\\", "/")
+    if work_dir:
+        prefix = work_dir.replace("\\", "/").rstrip("/") + "/"
+        if posix.startswith(prefix):
+            return posix[len(prefix):], False
+    found = TASK_FOLDER.search(posix)
+    if found:
+        return found.group(1), False
+    return posix, posix.startswith("/")
 
-    def stored(self, run_ids: list[str]) -> set[str]:
-        """Which of ``run_ids`` (deterministic ids) are in the store."""
-        with self.store.engine.connect() as conn:
-            return set(conn.execute(select(WorkflowRun.id).where(WorkflowRun.id.in_(run_ids))).scalars())
 
-    def write_all(self, items: Iterable[tuple[str, Batch]]) -> None:
-        """Write every (run id, whole-run batch) not stored yet, in order. When ``items`` fails part-way
-        (bad input), the complete runs read before the failure are still written, then the error propagates."""
-        pending: list[tuple[str, Batch]] = []
-        iterator = iter(items)
-        while True:
-            try:
-                item = next(iterator)
-            except StopIteration:
-                break
-            except SourceError:
-                self._flush(pending)
-                raise
-            pending.append(item)
-            if len(pending) >= self.chunk:
-                self._flush(pending)
-                pending = []
-        self._flush(pending)
+def mars_run_id(task_id: str | None, db_run_id: str | None) -> str:
+    """The canonical id of a MARS run: its UI task id (known to the database row and the session folder alike),
+    else the database's run UUID."""
+    return stable_id("mars-task", task_id) if task_id else stable_id("mars-run", db_run_id)
 
-    def write(self, run_id: str, batch: Batch) -> bool:
-        """Write one run unless it is stored already; returns whether it was written."""
-        return self._flush([(run_id, batch)]) == 1
 
-    def _flush(self, pending: list[tuple[str, Batch]]) -> int:
-        if not pending:
-            return 0
-        present = self.stored([run_id for run_id, _ in pending])
-        written = 0
-        for run_id, batch in pending:
-            if run_id in present:
-                self.report.runs_skipped += len(batch.runs)
-                self.progress.step(0)
-                continue
-            self.store.write_batch(batch)
-            self.report.add(batch)
-            self.progress.step(len(batch.events))
-            written += 1
-        return written
+def stage_run_id(parent_run_id: str, stage_name: str) -> str:
+    """The canonical id of a stage of a multi-stage (Denario) MARS run: the parent's UUID and the stage name,
+    known to the database's ``task_stages`` row and to the stage's output folder alike."""
+    return stable_id("mars-stage", parent_run_id, stage_name)
+
+
+@contextmanager
+def importing(kind: str, path: str | Path, store: CaptureStore, *, quiet: bool = True,
+              total: int | None = None) -> Iterator["ImportSession"]:
+    """The part every importer shares: the report, the timer, progress, the merge writer, and a
+    :class:`SourceError` that says how many runs were written before the bad place."""
+    started = time.monotonic()
+    report = ImportReport(source=str(path), kind=kind)
+    session = ImportSession(report, MergeWriter(store), Progress(total, quiet=quiet))
+    try:
+        yield session
+    except SourceError as exc:
+        report.seconds = time.monotonic() - started
+        if report.runs_written or report.runs_skipped:
+            raise SourceError(f"{exc} ({report.runs_written} runs before it were imported)", report) from None
+        raise SourceError(str(exc), report) from None
+    finally:
+        session.progress.done()
+    report.seconds = time.monotonic() - started
+
+
+@dataclass
+class ImportSession:
+    """One import under way: merges contributions and counts them."""
+
+    report: ImportReport
+    writer: MergeWriter
+    progress: Progress
+
+    def write(self, contribution: Contribution) -> None:
+        """Merge one run's contribution into the store."""
+        outcome = self.writer.write(contribution)
+        self.report.add(outcome)
+        self.progress.step(outcome.events)
+
+    def write_all(self, contributions: Iterable[Contribution]) -> None:
+        """Merge each contribution as it is produced (runs before a bad place stay written)."""
+        for contribution in contributions:
+            self.write(contribution)
 
 
 def canonical(event_type: str, subtype: str | None, report: ImportReport,
@@ -185,16 +219,6 @@ def canonical(event_type: str, subtype: str | None, report: ImportReport,
     if norm.source_type:
         meta["source_type"] = norm.source_type
     return norm.event_type, norm.event_subtype, meta
-
-
-def ensure_sessions(store: CaptureStore, rows: list[dict[str, Any]]) -> None:
-    """Insert the sessions the store lacks (insert-once: an existing session is left as it is)."""
-    table = Session.__table__
-    with store.engine.begin() as conn:
-        present = set(conn.execute(select(table.c.id).where(table.c.id.in_([r["id"] for r in rows]))).scalars())
-        for row in rows:
-            if row["id"] not in present:
-                conn.execute(insert(table).values(**{k: v for k, v in row.items() if v is not None}))
 
 
 def load_json(path: Path) -> Any:

@@ -6,6 +6,10 @@ and AG2 event classes rebuild its events (a speaker change is a handoff whose me
 preceding ``*TransitionEvent``). When a log holds no agent records for a run, the task folder's step chats
 are used instead. ``final_plan.json`` gives the planning and ``step_N`` nodes, ``cost_report*.json`` (bare
 ``NaN`` allowed) the cost per agent per step, and every file of the task folder a ``files`` row.
+
+Runs take the canonical ids the MARS database importer gives the same runs (the UI task id; a stage folder's
+parent run and stage name), so the two sources merge into one run in either order; the log's events outrank the
+database's sparse node events, the database's run row outranks the log's.
 """
 
 import ast
@@ -18,10 +22,18 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import ImportReport, SourceError, load_json, stable_id
+from capture.core.vocabulary import normalise_mode
+from capture.importers.common import (
+    ImportReport,
+    SourceError,
+    load_json,
+    mars_run_id,
+    stable_id,
+    stage_run_id,
+)
+from capture.importers.merge import Contribution
 from capture.importers.transcript import RunBuilder, tool_name
-from capture.store import Batch
-from capture.vocabulary import normalise_mode
+from capture.store.capture_store import Batch
 
 RECORD = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\] \[([a-z_.]+)\] ?(.*)$")
 SPEAKER = re.compile(r"^(\S+?): ?(.*)$", re.DOTALL)
@@ -36,6 +48,7 @@ QUIET_CLASSES = frozenset({"GroupChatRunChatEvent", "UsingAutoReplyEvent", "Exec
                            "PostCarryoverProcessingEvent", "GenerateCodeExecutionReplyEvent"})
 FILE_TYPES = (("plan.json", "plan"), ("cost_report", "report"), ("timing_report", "report"),
               ("/chats/", "chat"), ("/codebase/", "code"), ("/context/", "context"))
+RANK = 1  # a parsed folder ranks below the database row of the same run
 EXTENSION_TYPES = {".json": "data", ".csv": "data", ".pkl": "data", ".npy": "data", ".png": "plot",
                    ".pdf": "plot", ".svg": "plot", ".txt": "report", ".md": "report", ".py": "code",
                    ".log": "log"}
@@ -55,7 +68,7 @@ class Record:
 class LoggedRun:
     """The records of one run in a session log."""
 
-    task_id: str
+    task_id: str | None
     started: Record
     records: list[Record] = field(default_factory=list)
     end: Record | None = None
@@ -111,9 +124,9 @@ def split_runs(records: list[Record], report: ImportReport) -> list[LoggedRun]:
     return runs
 
 
-def _task_id(record: Record) -> str:
+def _task_id(record: Record) -> str | None:
     found = re.match(r"^\[([^\]]+)\]", record.text)
-    return found.group(1) if found else f"line-{record.line}"
+    return found.group(1) if found else None
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -290,7 +303,7 @@ class TaskFolder:
                          "file_path": relative, "file_type": _file_type(relative), "size_bytes": len(content),
                          "content_hash": hashlib.sha256(content).hexdigest(),
                          "workflow_phase": relative.split("/", 1)[0] if "/" in relative else None,
-                         "meta": {"source_path": str(path)}})
+                         "created_at": builder.untimed(), "meta": {"source_path": str(path), "no_source_time": True}})
         builder.node_id = None
         return rows
 
@@ -313,14 +326,14 @@ def _task_batch(folder: TaskFolder, builder: RunBuilder, run: dict[str, Any], us
                  messages=builder.messages, costs=builder.costs)
 
 
-def session_batches(path: Path, report: ImportReport,
-                    session: str | None) -> Iterator[tuple[dict[str, Any], str, Batch]]:
-    """One batch per run of a MARS session folder."""
+def session_batches(path: Path, report: ImportReport, session: str | None) -> Iterator[Contribution]:
+    """One contribution per run of a MARS session folder."""
     session_id = session or path.name
     session_row = {"id": session_id, "name": session or f"mars session {path.name}", "status": "active"}
     for logged in split_runs(parse_log(path / "session.log"), report):
-        run_id = stable_id("mars-session", path.name, logged.task_id)
-        builder = RunBuilder(run_id, session_id, report)
+        run_id = mars_run_id(logged.task_id, None) if logged.task_id else \
+            stable_id("mars-session", path.name, logged.started.line)
+        builder = RunBuilder(run_id, session_id, report, fallback_time=logged.started.at)
         has_agents = any(r.category in ("agent.message", "tool.call") for r in logged.records)
         task = replay_log(builder, logged.records, report) if has_agents else None
         started = _fields(logged.started.text)
@@ -337,28 +350,30 @@ def session_batches(path: Path, report: ImportReport,
                 status = "completed" if ended.get("status", "success") == "success" else "failed"
             if "execution_time" in ended:
                 meta["execution_time_s"] = float(ended["execution_time"].rstrip("s"))
-        folder = TaskFolder(path / "tasks" / logged.task_id, run_id, session_id, report)
+        folder = TaskFolder(path / "tasks" / (logged.task_id or "-"), run_id, session_id, report)
         run = {"id": run_id, "session_id": session_id, "mode": normalise_mode(started.get("mode")),
                "agent": started.get("agent"), "model": started.get("model"), "status": status,
                "started_at": logged.started.at, "completed_at": logged.end.at if logged.end else None,
                "task_description": task, "meta": meta}
-        yield session_row, run_id, _task_batch(folder, builder, run, use_chats=not has_agents)
+        label = f"mars-session:{path.name}/{logged.task_id or logged.started.line}"
+        yield Contribution(run_id, label, RANK, _task_batch(folder, builder, run, use_chats=not has_agents),
+                           session_row)
 
 
-def task_batches(path: Path, report: ImportReport,
-                 session: str | None) -> Iterator[tuple[dict[str, Any], str, Batch]]:
-    """A task output folder on its own (e.g. a Denario stage's ``idea_generation_output``) as one run."""
+def task_batches(path: Path, report: ImportReport, session: str | None) -> Iterator[Contribution]:
+    """A task output folder on its own (a Denario stage's ``<stage>_output`` under the parent run's folder) as
+    the stage's run."""
     identity = f"{path.parent.name}/{path.name}"
     session_id = session or stable_id("cmbagent-task-session", identity)
     session_row = {"id": session_id, "name": session or f"task {identity}", "status": "active"}
-    run_id = stable_id("cmbagent-task", identity)
+    stage = path.name.removesuffix("_output")
+    run_id = stage_run_id(path.parent.name, stage)
     builder = RunBuilder(run_id, session_id, report)
     folder = TaskFolder(path, run_id, session_id, report)
-    stage = path.name.removesuffix("_output")
     run = {"id": run_id, "session_id": session_id, "mode": normalise_mode(stage), "stage_name": stage,
            "status": "completed", "meta": {"source": identity, "source_run_id": path.parent.name}}
     batch = _task_batch(folder, builder, run, use_chats=True)
     terminated = any(e["event_type"] == "tool_call" and (e["meta"] or {}).get("tool_name") == "terminate_session"
                      for e in batch.events)
     run["status"] = "completed" if terminated else "executing"
-    yield session_row, run_id, batch
+    yield Contribution(run_id, f"mars-task:{identity}", RANK, batch, session_row)

@@ -3,10 +3,13 @@
 :class:`RunBuilder` is fed in transcript order: each speaker change opens an ``agent_call`` (and a ``handoff``
 from the previous agent), messages, tool calls, code runs and errors hang under the open call (depth 1).
 Ids derive from the run id and the event's position, so the same transcript always gives the same events.
+Events and messages the source gives no time get the run's start (or, when that is unknown too,
+:data:`UNKNOWN_TIME`) with ``meta.no_source_time``, and no duration: nothing is invented from the import's clock.
+Cost rows that a source prints per LLM call become ``llm_call`` events under the calling agent's call.
 """
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +27,8 @@ AGENT_TOOLS = {
     "executor_response_formatter": "post_execution_transfer", "idea_saver": "record_ideas",
     "task_recorder": "record_improved_task", "aas_keyword_finder": "record_aas_keywords",
 }
+# The time of events whose source records none and whose run start is unknown too (flagged in their meta).
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 EXIT_CODE = re.compile(r"exitcode:\s*(-?\d+)")
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -48,8 +53,10 @@ def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
 class RunBuilder:
     """Accumulates one run's events, messages and cost rows in order."""
 
-    def __init__(self, run_id: str, session_id: str, report: ImportReport) -> None:
+    def __init__(self, run_id: str, session_id: str, report: ImportReport,
+                 fallback_time: datetime | None = None) -> None:
         self.run_id = run_id
+        self.fallback_time = fallback_time
         self.session_id = session_id
         self.report = report
         self.events: list[dict[str, Any]] = []
@@ -65,14 +72,20 @@ class RunBuilder:
     def _event(self, event_type: str, subtype: str | None, agent: str | None, at: datetime | None,
                parent: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         etype, sub, meta = canonical(event_type, subtype, self.report, fields.pop("meta", None))
+        if at is None:
+            meta["no_source_time"] = True
         event = {"id": stable_id(self.run_id, "event", len(self.events)), "run_id": self.run_id,
                  "session_id": self.session_id, "node_id": self.node_id, "event_type": etype,
-                 "event_subtype": sub, "agent_name": agent, "timestamp": at, "started_at": at,
+                 "event_subtype": sub, "agent_name": agent, "timestamp": at or self.untimed(), "started_at": at,
                  "execution_order": len(self.events) + 1, "depth": 1 if parent else 0,
                  "parent_event_id": parent["id"] if parent else None, "status": "completed", "meta": meta,
                  **fields}
         self.events.append(event)
         return event
+
+    def untimed(self) -> datetime:
+        """The stand-in time of an event or message the source gives no time (see the module docstring)."""
+        return self.fallback_time or UNKNOWN_TIME
 
     def enter_node(self, node_id: str | None) -> None:
         """Start a new chat (a step): close the open call; later events belong to ``node_id``."""
@@ -126,9 +139,8 @@ class RunBuilder:
         event = self._event("message", "send", sender, at, parent, inputs={"content": content},
                             meta={"sender": sender, **({"recipient": recipient} if recipient else {})})
         row = {"run_id": self.run_id, "session_id": self.session_id, "event_id": event["id"],
-               "node_id": self.node_id, "sender": sender, "recipient": recipient, "content": content}
-        if at is not None:  # sources without times get the store's (import) time
-            row["timestamp"] = at
+               "node_id": self.node_id, "sender": sender, "recipient": recipient, "content": content,
+               "timestamp": at or self.untimed()}
         self.messages.append(row)
         if sender in EXECUTORS:
             self.code_exec(sender, content, at)
@@ -170,10 +182,20 @@ class RunBuilder:
         self._event("error", category, agent or "system", at, self.current,
                     error_message=last_error_line(text), outputs={"text": text}, status="failed")
 
+    def llm_call(self, agent: str, cost: dict[str, Any], *, aggregate: bool = False) -> dict[str, Any]:
+        """An LLM call of ``agent`` (model, tokens, ``cost_usd`` in meta) under its open call, with its cost row;
+        ``aggregate`` marks a row that sums several calls (a per-agent cost report)."""
+        meta = {**cost, **({"aggregate": True} if aggregate else {})}
+        event = self._event("llm_call", "complete", agent, None, self.current, meta=meta)
+        self.cost(agent, cost.get("model"), cost.get("prompt_tokens"), cost.get("completion_tokens"),
+                  cost.get("total_tokens"), cost.get("cost_usd"), event_id=event["id"])
+        return event
+
     def cost(self, agent: str | None, model: str | None, prompt: Any, completion: Any, total: Any, usd: Any,
              event_id: str | None = None) -> None:
         """A cost row (per call when ``event_id`` is known, else per agent of the current node)."""
         self.costs.append({"run_id": self.run_id, "session_id": self.session_id, "node_id": self.node_id,
                            "event_id": event_id, "model": model, "agent_name": agent or "unattributed",
                            "prompt_tokens": int(prompt or 0), "completion_tokens": int(completion or 0),
-                           "total_tokens": int(total or 0), "cost_usd": Decimal(str(usd or 0))})
+                           "total_tokens": int(total or 0), "cost_usd": Decimal(str(usd or 0)),
+                           "timestamp": self.untimed()})

@@ -5,27 +5,24 @@ drops it, so memory stays bounded by the largest trace. The activity (``concept:
 ``meta.activity``; ``org:resource`` (else the activity) becomes ``agent_name``; ``lifecycle:transition``
 start/complete (abort → error) becomes the subtype, with the original in ``meta.lifecycle``; every other
 attribute is kept in ``meta.attributes``.
+
+A case's run id comes from the file name, the case id and its occurrence among cases of that id (not its
+position, so inserting a case elsewhere changes no other run); its content hash tells a changed case ("updated" in
+the summary) from one already imported.
 """
 
 import gzip
-import time
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 from xml.etree.ElementTree import Element, ParseError, iterparse
 
-from capture.importers.common import (
-    ImportReport,
-    Progress,
-    RunWriter,
-    SourceError,
-    canonical,
-    ensure_sessions,
-    stable_id,
-)
-from capture.records import to_utc
-from capture.store import Batch, CaptureStore
+from capture.importers.common import ImportReport, SourceError, canonical, importing, stable_id
+from capture.importers.merge import Contribution
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.records import to_utc
 
 LIFECYCLE = {"start": ("start", "running"), "complete": ("complete", "completed"),
              "ate_abort": ("error", "failed"), "pi_abort": ("error", "failed"), "abort": ("error", "failed")}
@@ -101,15 +98,18 @@ def _open(path: Path) -> IO[bytes]:
 class _TraceMapper:
     """Builds the batch of one case."""
 
-    def __init__(self, source: str, session: str, report: ImportReport) -> None:
+    def __init__(self, source: str, session: dict[str, Any], report: ImportReport) -> None:
         self.source = source
-        self.session = session
+        self.session_row = session
+        self.session = session["id"]
         self.report = report
+        self.seen: Counter = Counter()
 
-    def batch(self, ordinal: int, trace: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str, Batch]:
+    def contribution(self, ordinal: int, trace: dict[str, Any], events: list[dict[str, Any]]) -> Contribution:
         case = trace.get("concept:name")
         case_id = str(case) if case is not None else f"#{ordinal}"
-        run_id = stable_id("xes", self.source, ordinal, case_id)
+        self.seen[case_id] += 1
+        run_id = stable_id("xes", self.source, case_id, self.seen[case_id])
         rows, times = [], []
         for order, attrs in enumerate(events, start=1):
             rows.append(self._event(run_id, order, attrs, case_id))
@@ -120,7 +120,8 @@ class _TraceMapper:
                "completed_at": max(times) if times else None,
                "meta": {"source": self.source, "case": case_id, "trace_ordinal": ordinal,
                         "attributes": {k: v for k, v in trace.items() if k != "concept:name"}}}
-        return run_id, Batch(runs=[run], events=rows)
+        return Contribution(run_id, f"xes:{self.source}#{case_id}#{self.seen[case_id]}", 1,
+                            Batch(runs=[run], events=rows), self.session_row)
 
     def _event(self, run_id: str, order: int, attrs: dict[str, Any], case_id: str) -> dict[str, Any]:
         activity = attrs.get("concept:name")
@@ -167,23 +168,12 @@ def iter_traces(path: str | Path) -> Iterator[tuple[dict[str, Any], list[dict[st
 
 def import_xes(path: str | Path, store: CaptureStore, *, session: str | None = None,
                quiet: bool = True) -> ImportReport:
-    """Import every trace of an XES log as a run (one transaction per trace)."""
-    started = time.monotonic()
+    """Merge every trace of an XES log into ``store`` as a run (one transaction per trace)."""
     path = Path(path)
-    report = ImportReport(source=str(path), kind="xes")
-    session_id = session or stable_id("xes-session", path.name)
-    ensure_sessions(store, [{"id": session_id, "name": session or f"xes {path.name}", "status": "active"}])
-    mapper = _TraceMapper(path.name, session_id, report)
-    progress = Progress(quiet=quiet)
-    writer = RunWriter(store, report, progress)
-    try:
-        writer.write_all(mapper.batch(ordinal, trace, events)
-                         for ordinal, (trace, events) in enumerate(iter_traces(path), start=1))
-    except SourceError as exc:
-        report.seconds = time.monotonic() - started
-        raise SourceError(f"{exc} ({report.runs_written} complete cases before it were imported)", report) \
-            from None
-    finally:
-        progress.done()
-    report.seconds = time.monotonic() - started
-    return report
+    session_row = {"id": session or stable_id("xes-session", path.name), "name": session or f"xes {path.name}",
+                   "status": "active"}
+    with importing("xes", path, store, quiet=quiet) as job:
+        mapper = _TraceMapper(path.name, session_row, job.report)
+        job.write_all(mapper.contribution(ordinal, trace, events)
+                      for ordinal, (trace, events) in enumerate(iter_traces(path), start=1))
+    return job.report

@@ -8,7 +8,7 @@ import pytest
 
 from capture.importers.cli import register
 from capture.importers.common import ImportReport, Progress
-from capture.migrate import upgrade
+from capture.store.migrate import upgrade
 
 
 def run_cli(argv: list[str]) -> int:
@@ -30,7 +30,8 @@ def test_import_prints_a_summary_and_second_run_writes_nothing(url: str, data: P
     path = data / "external" / "pm4py_logs" / "running-example.xes"
     assert run_cli(["import", "xes", str(path), "--url", url, "--session", "s1"]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith(f"imported xes {path}: 6 runs written, 0 already imported; 0 nodes, 0 edges, 42 events")
+    assert out.startswith(f"imported xes {path}: 6 runs written, 0 already imported (6 new, 0 merged into a run "
+                          "from another source, 0 updated: content changed); 0 nodes, 0 edges, 42 events")
     assert err == ""  # not a terminal: no progress line
     assert run_cli(["import", "xes", str(path), "--url", url, "--session", "s1", "--quiet"]) == 0
     assert "0 runs written, 6 already imported" in capsys.readouterr().out

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from capture.importers import SourceError, import_cmbagent_history
-from capture.models import CostRecord, DagNode, ExecutionEvent, File, Message, WorkflowRun
-from capture.store import CaptureStore
+from capture.store.capture_store import CaptureStore
+from capture.store.models import CostRecord, DagNode, ExecutionEvent, File, Message, WorkflowRun
 
 STOCK = "anon_planning_and_control_download_stock_prices_of_tech_bigs_of_US_chat_history.json"
 
@@ -59,7 +59,10 @@ def test_stock_prices_run_rebuilds_calls_handoffs_code_and_detours(sqlite_store:
                                                                                559.79, 73)
     assert calls[0].agent_name == "plan_setter" and calls[-1].agent_name == "terminator"
     assert calls[0].meta == {"model": "gpt-4.1-2025-04-14", "cost_usd": 0.00138, "prompt_tokens": 209,
-                             "completion_tokens": 12, "total_tokens": 221}
+                             "completion_tokens": 12, "total_tokens": 221, "no_source_time": True}
+    llm = [e for e in events if e.event_type == "llm_call"]
+    assert len(llm) == sum(1 for c in calls if "cost_usd" in c.meta)
+    assert llm[0].parent_event_id == calls[0].id and llm[0].meta["total_tokens"] == 221
     changes = sum(1 for a, b in pairwise(calls) if a.agent_name != b.agent_name)
     assert Counter(e.event_type for e in events)["handoff"] == changes == 66
     code = [e for e in events if e.event_type == "code_exec"]
