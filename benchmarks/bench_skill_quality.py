@@ -4,8 +4,9 @@ One command::
 
     .venv/bin/python benchmarks/bench_skill_quality.py --runs 2000 [--ag2-runs 30] [--seed 1] [--record]
 
-A fast-engine simulation (realistic outcome mix) is written to a temporary SQLite store; the pure mining core
-(``skill_groups.group_runs`` -> ``skills.mine_skills``) mines it; the MARS baseline (``auto_discover_skills``
+A fast-engine simulation (realistic outcome mix) is written to a temporary SQLite store; the production mining path
+(``mining_steps.mine_store``: extraction into DuckDB, tokens, ``mining.compose`` groups, patterns, templates and
+statistics, exactly the steps of the Dagster job) mines it; the MARS baseline (``auto_discover_skills``
 over ``event_type:agent`` tokens) groups the same runs in the same process. Scores:
 
 * ARI of run -> skill group against the true (mode, template_id);
@@ -36,7 +37,8 @@ from sqlalchemy import create_engine, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capture.models import ExecutionEvent, WorkflowRun
+from capture.store.models import ExecutionEvent, WorkflowRun
+from skill_pipeline.lib.mining_steps import mine_store
 from skill_pipeline.mining.baseline import auto_discover_skills, baseline_sequences, extract_agent_pattern
 from skill_pipeline.mining.quality import (
     adjusted_rand,
@@ -45,10 +47,7 @@ from skill_pipeline.mining.quality import (
     slot_scores,
     step_precision_recall,
 )
-from skill_pipeline.mining.skill_groups import group_runs, labels_of
-from skill_pipeline.mining.skills import mine_skills
-from skill_pipeline.mining.stats import outcome
-from skill_pipeline.mining.tokens import token_events
+from skill_pipeline.mining.skill_groups import labels_of
 from workloads.families import ENGINEER, FAMILIES
 from workloads.ground_truth import read_ground_truth
 from workloads.script import build_run_script
@@ -97,18 +96,26 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return sum(r[key] for r in rows) / len(rows) if rows else 0.0
 
 
+def _covered(labels: dict[str, str], template_of: dict[str, Any], groups: list, runs: dict[str, dict]) -> float:
+    """Share of successful runs that belong to a published (publishable) skill."""
+    published = {g.group_id for g in groups if template_of[g.group_id].publishable}
+    good = [r for r, run in runs.items() if str(run.get("status")) == "completed"]
+    return sum(labels.get(r) in published for r in good) / len(good) if good else 0.0
+
+
 def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
-    """Mine the store at ``url`` and score it (and the baseline) against the ground truth."""
+    """Mine the store at ``url`` with the pipeline's mining path and score it (and the baseline) against the
+    ground truth."""
     events, runs = load_store(url)
     truth = {t.run_id: t for t in read_ground_truth(truth_path)}
     run_ids = sorted(r for r in runs if r in truth)
     true_group = {r: (truth[r].mode, truth[r].family) for r in run_ids}
     started = time.perf_counter()
-    sequences = {r: [t for t, _ in token_events(events.get(r, []))] for r in run_ids}
-    groups = group_runs(sequences, {r: runs[r]["task_description"] or "" for r in run_ids},
-                        {r: runs[r]["mode"] for r in run_ids}, {r: outcome(runs[r]) for r in run_ids})
-    skills = mine_skills(groups, sequences, runs, events)
+    with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as tmp:
+        mined, _ = mine_store(url, Path(tmp) / "warehouse.duckdb")
     mine_seconds = time.perf_counter() - started
+    groups = mined.groups
+    template_of = {t.group_id: t for t in mined.templates}
     labels = labels_of(groups)
 
     started = time.perf_counter()
@@ -119,12 +126,17 @@ def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
 
     steps, base_steps, intervals, rates, model_rates, pred, gold = [], [], [], [], [], {}, {}
     truth_steps = {g: true_steps(*g) for g in set(true_group.values())}
-    for group, skill in zip(groups, skills, strict=True):
+    skills = []
+    for group in groups:
+        template = template_of[group.group_id]
+        skill = {**template.candidate, "slot_values": template.slot_values}
+        skills.append(skill)
         matched = _majority([true_group[r] for r in group.run_ids])
-        required = [s["token"] for s in skill["steps"] if not s["optional"]]
+        required = [s.token for s in mined.patterns[group.group_id].steps if not s.optional]
         steps.append(step_precision_recall(required, truth_steps[matched]))
         finished = [truth[r].status == "completed" for r in group.run_ids if truth[r].status in ("completed", "failed")]
-        intervals.append(skill["statistics"]["success_rate_ci95"])
+        intervals.append(skill["statistics"].get("success_wilson", [0.0, 1.0]))
+        skill["successes"] = sum(runs[r]["status"] == "completed" for r in group.run_ids)
         rates.append(sum(finished) / len(finished) if finished else 0.0)
         model_rates.append(1.0 - RATE_LIMIT_SHARE.get(FAMILIES[matched[1]].kind, DEFAULT_RATE_LIMIT_SHARE))
         for r in group.run_ids:
@@ -138,6 +150,7 @@ def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
     true_labels = [f"{m}/{f}" for m, f in (true_group[r] for r in run_ids)]
     return {
         "runs": len(run_ids), "events": sum(len(v) for v in events.values()),
+        "runs_grouped": len(labels), "successful_runs_covered": _covered(labels, template_of, groups, runs),
         "true_groups": len(set(true_group.values())), "groups": len(groups),
         "ari": adjusted_rand(true_labels, [labels[r] for r in run_ids]),
         "baseline_ari": adjusted_rand(true_labels, [base.labels[base_runs.index(r)] for r in run_ids]),
@@ -150,8 +163,8 @@ def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
         "model_interval_coverage": interval_coverage(intervals, model_rates),
         "mine_s": mine_seconds, "baseline_s": base_seconds,
         "skills": [{"name": s["name"], "title": s["title"], "task_template": s["task_template"],
-                    "runs": s["statistics"]["support"], "successes": s["statistics"]["successes"],
-                    "success_ci95": s["statistics"]["success_rate_ci95"], "step_recall": round(pr["recall"], 3)}
+                    "runs": s["statistics"]["support"], "successes": s["successes"],
+                    "success_ci95": s["statistics"].get("success_wilson"), "step_recall": round(pr["recall"], 3)}
                    for s, pr in zip(skills, steps, strict=True)],
     }
 
@@ -167,6 +180,7 @@ def render(q: dict[str, Any], engine: str) -> str:
         "|---|---|---|---|",
         (f"| ARI run -> skill vs (mode, template_id) | {q['ari']:.3f} ({q['groups']} groups) | "
         f"{q['baseline_ari']:.3f} ({q['baseline_groups']} groups) | >= 0.95 |"),
+        (f"| successful runs in a published skill | {q['successful_runs_covered']:.1%} | n/a | >= 90% |"),
         (f"| step precision / recall vs scripted success path | {q['step_precision']:.3f} / {q['step_recall']:.3f} "
         f"(min recall {q['min_step_recall']:.2f}) | {q['baseline_step_precision']:.3f} / "
         f"{q['baseline_step_recall']:.3f} | >= 0.95 |"),

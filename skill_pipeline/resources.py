@@ -18,9 +18,10 @@ import duckdb
 from pydantic import Field
 from sqlalchemy import Engine
 
-from capture import config
-from capture.db import make_engine
+from capture.core import config
+from capture.store.db import make_engine
 from skill_pipeline.lib import extraction, warehouse
+from skill_pipeline.mining.compose import MiningParams
 
 
 class EventStoreResource(dg.ConfigurableResource):
@@ -114,3 +115,8 @@ class MiningSettings(dg.ConfigurableResource):
 
     def token_granularity(self) -> str:
         return self.granularity or config.env("GRANULARITY", "standard")
+
+    def params(self) -> MiningParams:
+        """The settings as the mining steps take them (``mining.compose.MiningParams``)."""
+        return MiningParams(sample_size=self.sample_size, granularity=self.token_granularity(),
+                            min_support=self.support())

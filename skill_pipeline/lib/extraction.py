@@ -23,10 +23,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from capture.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
+from capture.store.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
 from skill_pipeline.lib import warehouse
 from skill_pipeline.lib.source_reader import source_reader
 from skill_pipeline.lib.warehouse import sql_list, sql_literal
+from skill_pipeline.mining.vocabulary import OPEN_RUN_STATUSES
 
 EVENTS = ExecutionEvent.__table__
 RUNS = WorkflowRun.__table__
@@ -34,7 +35,6 @@ NODES = DagNode.__table__
 FILES = File.__table__
 COSTS = CostRecord.__table__
 
-OPEN_RUN_STATUSES = ("executing", "pending", "running", "paused", "waiting_approval", "draft", "planning")
 MAX_META_CHARS = 65_536  # meta holds the small fields mining reads (tool name, exit code, file type)
 IN_CHUNK = 10_000  # run ids inlined (as literals) per statement when re-reading open runs
 PLAIN_COLUMNS = ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id", "event_type", "event_subtype",

@@ -49,6 +49,28 @@ EXTRACT_TABLES: dict[str, dict[str, str]] = {
 # and runs are serialised), and an index would cost a fifth of a bulk load and its memory.
 PRIMARY_KEYS = {"runs": "id", "nodes": "id", "files": "id"}
 
+# Derived tables the mining steps rebuild (``skill_pipeline.lib.mining_steps``).
+RUN_SEQUENCE_COLUMNS: dict[str, str] = {
+    "run_id": "VARCHAR", "last_seq": "BIGINT", "n_events": "INTEGER", "n_tokens": "INTEGER", "tokens": "VARCHAR",
+    "unknown_types": "INTEGER", "events_without_node": "INTEGER", "unknown_agents": "INTEGER",
+    "order_gaps": "BOOLEAN"}
+NODE_SEQUENCE_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "node_id": "VARCHAR", "n_tokens": "INTEGER",
+                                         "tokens": "VARCHAR"}
+RUN_CLUSTER_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR",
+                                       "distance": "DOUBLE", "last_seq": "BIGINT"}
+CLUSTER_COLUMNS: dict[str, str] = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHAR",
+                                   "group_json": "VARCHAR"}
+PATTERN_COLUMNS: dict[str, str] = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER",
+                                   "description": "VARCHAR", "pattern": "VARCHAR"}
+TEMPLATE_COLUMNS: dict[str, str] = {
+    "cluster_id": "VARCHAR", "name": "VARCHAR", "support": "INTEGER", "success_rate": "DOUBLE",
+    "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR", "slot_values": "VARCHAR",
+    "cache_key": "VARCHAR", "sampled_slot_values": "VARCHAR"}
+QUALITY_COLUMNS: dict[str, str] = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER",
+                                   "coverage": "DOUBLE", "mean_distance_to_medoid": "DOUBLE"}
+OUTCOME_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR",
+                                   "cluster_id": "VARCHAR"}
+
 DEFAULT_MEMORY_LIMIT = "1GB"
 WRITE_BATCH = 10_000  # rows per CSV write call
 LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
@@ -216,3 +238,10 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
     cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
     con.execute(f"CREATE OR REPLACE TABLE {table} ({cols})")
     return insert_rows(con, table, columns, rows, directory)
+
+
+def has_layout(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> bool:
+    """True when ``table`` exists with exactly ``columns`` (a table of an older layout is rebuilt, not read)."""
+    found = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                                       "ORDER BY ordinal_position", [table]).fetchall()]
+    return found == list(columns)

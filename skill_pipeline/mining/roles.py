@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-PLUMBING_AGENTS = frozenset({"chat_manager", "_group_tool_executor", "_user", "user_proxy_tool_executor"})
+from .vocabulary import PLUMBING_AGENTS
+
 # Events a plumbing agent records that carry behaviour of the agent that called it.
 _ATTRIBUTED_TYPES = frozenset({"tool_call", "code_exec", "file_gen"})
 # Events of plumbing agents kept as they are (failures matter to outcome statistics).

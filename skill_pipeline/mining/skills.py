@@ -47,13 +47,3 @@ def unique_names(candidates: Sequence[dict[str, Any]]) -> None:
         if seen[c["name"]] > 1:
             c["name"] = f"{c['name']}_{c['provenance']['group_id']}"
 
-
-def mine_skills(groups: Sequence[SkillGroup], sequences_by_run: Mapping[str, Sequence[str]],
-                runs_by_id: Mapping[str, Mapping[str, Any]],
-                events_by_run: Mapping[str, Sequence[Mapping[str, Any]]], files: Sequence[Mapping[str, Any]] = (),
-                *, granularity: str = "standard") -> list[dict[str, Any]]:
-    """One skill candidate per group (group order), names made unique."""
-    out = [group_skill(g, group_pattern(g, sequences_by_run, runs_by_id), runs_by_id, events_by_run, files,
-                       granularity=granularity) for g in groups]
-    unique_names(out)
-    return out

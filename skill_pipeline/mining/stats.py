@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 
-SUCCESS_STATUSES = frozenset({"completed", "complete", "success", "succeeded", "done"})
-FAILURE_STATUSES = frozenset({"failed", "failure", "error", "errored", "cancelled", "canceled", "aborted",
-                              "timeout", "timed_out", "killed"})
+from .vocabulary import FAILURE_STATUSES, SUCCESS_STATUSES
 
 
 def outcome(run: Mapping[str, Any]) -> str:

@@ -1,10 +1,10 @@
 """Skill groups (behaviour x task family x mode), plumbing agents, naming: hand-made data with known answers."""
 import random
 
+from skill_pipeline.mining.compose import MiningParams, build_patterns, build_templates, memory_loader
 from skill_pipeline.mining.naming import skill_name, skill_title
 from skill_pipeline.mining.roles import step_action
 from skill_pipeline.mining.skill_groups import assign_to_groups, group_runs, labels_of
-from skill_pipeline.mining.skills import mine_skills
 from skill_pipeline.mining.task_families import constant_words, normalise_description
 from skill_pipeline.mining.tokens import token_events
 
@@ -31,12 +31,18 @@ def _runs(n_per_family: int = 8, seed: int = 3) -> tuple[dict, dict, dict, dict]
     return seqs, descs, modes, runs
 
 
+def _templates(groups, seqs, runs):
+    """The skills the pipeline's composition mines for these groups (no events: steps come from the tokens)."""
+    return build_templates(groups, build_patterns(groups, seqs, runs), runs, seqs, {}, {}, memory_loader({}),
+                           MiningParams(min_support=1))
+
+
 def test_one_behaviour_with_three_task_families_splits_into_three_templates():
     seqs, descs, modes, runs = _runs()
     groups = group_runs(seqs, descs, modes, {r: "success" for r in seqs})
     assert sorted(sorted({r.split("-")[0] for r in g.run_ids}) for g in groups) == [["fit"], ["plot"], ["stat"]]
     assert all(g.size == 8 and g.mode == "one_shot" for g in groups)
-    skills = {s["name"]: s for s in mine_skills(groups, seqs, runs, {})}
+    skills = {t.name: t.candidate for t in _templates(groups, seqs, runs)}
     assert sorted(skills) == ["one_shot_compute_quantity", "one_shot_fit_model", "one_shot_plot_expression"]
     assert skills["one_shot_plot_expression"]["task_template"] == \
         "Plot {expression} over [{x_min}, {x_max}] and save the figure as {output_file}"
@@ -119,10 +125,11 @@ def test_a_lone_task_keeps_its_own_group_with_typed_slots():
     groups = group_runs(seqs, descs, modes)
     assert sorted(g.size for g in groups) == [1, 4]
     lone = next(g for g in groups if g.size == 1)
-    skill = mine_skills([lone], seqs, runs, {})[0]
+    template = _templates([lone], seqs, runs)[0]
+    skill = template.candidate
     assert skill["task_template"] == "Plot {expression} over [{x_min}, {x_max}] and save the figure as {output_file}"
     assert skill["name"] == "one_shot_plot_expression"
-    assert set(skill["slot_values"]["plot-00"]) == {"expression", "x_min", "x_max", "output_file"}
+    assert set(template.slot_values["plot-00"]) == {"expression", "x_min", "x_max", "output_file"}
 
 
 def test_runs_without_tokens_mode_or_description_still_get_a_group():

@@ -36,7 +36,7 @@ def test_groups_kinds_owners_and_job_settings():
     assert job.executor_def is dg.in_process_executor
     blocking = {c.name for c in repo.asset_graph.asset_check_keys
                 if repo.asset_graph.get_check_spec(c).blocking}
-    assert blocking == {"events_reconcile_with_source", "clustering_quality", "templates_match_library_schema"}
+    assert blocking == {"events_reconcile_with_source", "templates_match_library_schema"}
 
 
 def test_dagster_modules_do_not_postpone_annotations():

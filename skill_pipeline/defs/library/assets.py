@@ -1,12 +1,11 @@
 """The library asset: publishing the publishable skill templates as a new immutable release."""
 
-import json
-
 import dagster as dg
 
 from skill_library import open_library
 from skill_library.publish import publish
 from skill_pipeline.defs.common import OWNERS, table_metadata
+from skill_pipeline.lib import mining_steps
 from skill_pipeline.lib.charts import markdown_table
 from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
 
@@ -20,10 +19,8 @@ RELEASE_COLUMNS = {"name": "string", "version": "semver", "support": "integer", 
 def skill_library_release(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
                           skill_library: SkillLibraryResource) -> dg.MaterializeResult:
     with warehouse_db.connection() as con:
-        rows = con.execute("SELECT candidate FROM skill_templates WHERE publishable ORDER BY support DESC, name"
-                           ).fetchall()
-        hwm = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-    candidates = [json.loads(r[0]) for r in rows]
+        candidates = mining_steps.publishable_candidates(con)
+        hwm = mining_steps.watermark(con)
     path = skill_library.resolved_path()
     result = publish(path, candidates, pipeline_run_id=context.run.run_id, source_watermark=hwm)
     counts: dict[str, int] = {}
