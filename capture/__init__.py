@@ -8,6 +8,7 @@ only when called so that importing ``capture`` never imports AG2).
 from typing import Any
 
 from capture.api import (
+    annotate_run,
     configure,
     current_node_id,
     current_run_id,
@@ -43,6 +44,6 @@ def uninstrument(target: Any) -> Any:
     return _uninstrument(target)
 
 
-__all__ = ["CaptureSettings", "bind", "configure", "current_node_id", "current_run_id", "current_span_id", "flush",
-           "get_recorder", "instrument", "node", "record_broadcast", "record_cost", "record_event", "record_file",
+__all__ = ["CaptureSettings", "annotate_run", "bind", "configure", "current_node_id", "current_run_id",
+           "current_span_id", "flush", "get_recorder", "instrument", "node", "record_broadcast", "record_cost", "record_event", "record_file",
            "record_message", "run", "shutdown", "span", "stats", "uninstrument"]

@@ -34,6 +34,8 @@ log = logging.getLogger("capture")
 
 _recorder: Recorder | None = None
 _lock = threading.Lock()
+_run_notes: dict[str, dict[str, Any]] = {}  # run id -> meta added by annotate_run, merged when the run closes
+_notes_lock = threading.Lock()
 
 
 def configure(settings: CaptureSettings | None = None, **overrides: Any) -> Recorder:
@@ -150,6 +152,8 @@ class RunHandle(_Handle):
         try:
             failed = exc is not None or self._failed is not None
             meta = dict(self._meta)
+            with _notes_lock:
+                meta.update(_run_notes.pop(self._state.id, {}))
             if self._kwargs.get("name"):
                 meta["name"] = self._kwargs["name"]
             if failed:
@@ -316,6 +320,17 @@ def run(name: str | None = None, *, mode: str | None = None, task: str | None = 
     """Open a ``workflow_runs`` row for the ``with`` block (status executing → completed / failed)."""
     return RunHandle(get_recorder(), {"name": name, "mode": mode, "task": task, "run_id": run_id,
                                       "session_id": session_id, "meta": meta})
+
+
+def annotate_run(**values: Any) -> bool:
+    """Add ``values`` to the ``meta`` of the run open in this context, written when its ``run()`` block closes
+    (e.g. which skill steered a chat); ``False`` when no ``run()`` is open here (nothing is recorded then)."""
+    run = current_run_var.get()
+    if run is None:
+        return False
+    with _notes_lock:
+        _run_notes.setdefault(run.id, {}).update(values)
+    return True
 
 
 def node(name: str, *, agent: str | None = None, node_type: str = "agent", node_id: str | None = None,
