@@ -1,8 +1,9 @@
 """Secret masking applied to every string of a record before it reaches the spool or the database.
 
-One compiled alternation covers the built-in patterns (provider API keys, bearer tokens, ``Authorization``
-headers, passwords in URLs, ``api_key=`` / ``"password": "..."`` style assignments) plus any configured extra
-patterns. Where a pattern has a keep-prefix (``api_key=``, ``Bearer ``, ``user:`` in a URL) only the secret part
+One compiled alternation covers the built-in patterns (provider API keys and Hugging Face ``hf_`` tokens, JWTs,
+PEM private-key blocks, bearer tokens, ``Authorization`` headers, passwords in connection URLs, also with an empty
+user as in ``redis://:pw@host``, ``api_key=`` / ``"password": "..."`` / ``Password=...;`` style assignments) plus
+any configured extra patterns. Capture and every importer apply the same redactor before anything is stored. Where a pattern has a keep-prefix (``api_key=``, ``Bearer ``, ``user:`` in a URL) only the secret part
 becomes ``***``. Dict values under sensitive key names (``api_key``, ``password``, ``token``...) are masked whole.
 Strings shorter than the shortest secret are skipped without running the regex.
 """
@@ -22,17 +23,20 @@ _BUILTIN: tuple[tuple[str | None, str], ...] = (
     (None, r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
     (None, r"\bxox[bpoas]-[A-Za-z0-9\-]{10,}"),
     (None, r"\bAIza[0-9A-Za-z_\-]{30,}"),
+    (None, r"\bhf_[A-Za-z0-9]{30,}"),
+    (None, r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", r"[\s\S]+?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     (r"(?i:\bbearer\s+)", r"[A-Za-z0-9._~+/=\-]{8,}"),
     (r"(?i:\bauthorization\b[\"']?\s*[:=]\s*[\"']?)", r"(?!(?i:bearer\s))[^\s\"',;][^\r\n\"',;]{3,}"),
-    (r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:", r"[^@\s/]+(?=@)"),
+    (r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]*:", r"[^@\s/]+(?=@)"),
     ((r"(?i:\b(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"
      r"|token|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token)[\"']?\s*[:=]\s*[\"']?)"),
      r"(?!\*\*\*)[^\s\"',;&}\]]+"),
 )
 
 # Every built-in pattern contains one of these (lower-cased); a string without any is skipped cheaply.
-_TRIGGERS = ("sk-", "akia", "gh", "xox", "aiza", "bearer", "authorization", "://", "key", "pass", "pwd", "secret",
-             "token")
+_TRIGGERS = ("sk-", "akia", "gh", "xox", "aiza", "hf_", "eyj", "private key", "bearer", "authorization", "://", "key",
+             "pass", "pwd", "secret", "token")
 
 SENSITIVE_KEY = re.compile(
     r"(?i)^(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"

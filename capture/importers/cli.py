@@ -15,6 +15,8 @@ IMPORTERS = {
                          "a CMBAgent chat history, a MARS session folder, or a directory of them"),
     "ag2-log": ("capture.importers.ag2_log", "import_ag2_log", "an AG2 runtime-logging SQLite database"),
     "xes": ("capture.importers.xes", "import_xes", "an XES event log (.xes or .xes.gz)"),
+    "cmbagent-trials": ("capture.importers.trials", "import_cmbagent_trials",
+                        "CMBAgent benchmark trials (benchmarks_cmbagent_trials.jsonl: one trial per line)"),
 }
 
 

@@ -216,7 +216,32 @@ def _calls(value: Any, path: Path, index: int) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _file_type(relative: str) -> str:
+def plan_nodes(plan: Any, run_id: str, session_id: str, where: str) -> tuple[list[dict[str, Any]],
+                                                                         list[dict[str, Any]]]:
+    """The ``planning`` node and a ``step_N`` node per sub-task of a CMBAgent ``final_plan`` (ids from the run id
+    and the short name, as every importer keys nodes), with sequential edges; ``where`` names the plan in errors."""
+    steps = plan.get("sub_tasks") if isinstance(plan, dict) else None
+    if not isinstance(steps, list):
+        raise SourceError(f"{where}: expected an object with a 'sub_tasks' list")
+
+    def node(short: str, kind: str, agent: str | None, order: int, meta: dict[str, Any]) -> dict[str, Any]:
+        return {"id": stable_id(run_id, "node", short), "run_id": run_id, "session_id": session_id,
+                "node_type": kind, "agent": agent, "status": "completed", "order_index": order,
+                "meta": {"id": short, **meta}}
+
+    rows = [node("planning", "planning", "planner", 0, {"label": "Planning"})]
+    for number, step in enumerate(steps, start=1):
+        step = step if isinstance(step, dict) else {}
+        rows.append(node(f"step_{number}", "agent", step.get("sub_task_agent"), number,
+                         {"step_number": number, "task": step.get("sub_task"),
+                          "bullet_points": step.get("bullet_points")}))
+    edges = [{"from_node_id": a["id"], "to_node_id": b["id"], "dependency_type": "sequential"}
+             for a, b in pairwise(rows)]
+    return rows, edges
+
+
+def file_type(relative: str) -> str:
+    """The ``files.file_type`` of a path relative to the run's work directory (by folder, else extension)."""
     for marker, kind in FILE_TYPES:
         if marker in f"/{relative}":
             return kind
@@ -238,25 +263,9 @@ class TaskFolder:
         plan_path = self.path / "planning" / "final_plan.json"
         if not plan_path.is_file():
             return [], []
-        plan = load_json(plan_path)
-        steps = plan.get("sub_tasks") if isinstance(plan, dict) else None
-        if not isinstance(steps, list):
-            raise SourceError(f"{plan_path}: expected an object with a 'sub_tasks' list")
-        rows = [self._node("planning", "planning", "planner", 0, {"label": "Planning"})]
-        for number, step in enumerate(steps, start=1):
-            step = step if isinstance(step, dict) else {}
-            rows.append(self._node(f"step_{number}", "agent", step.get("sub_task_agent"), number,
-                                   {"step_number": number, "task": step.get("sub_task"),
-                                    "bullet_points": step.get("bullet_points")}))
-        edges = [{"from_node_id": a["id"], "to_node_id": b["id"], "dependency_type": "sequential"}
-                 for a, b in pairwise(rows)]
+        rows, edges = plan_nodes(load_json(plan_path), self.run_id, self.session_id, str(plan_path))
+        self.nodes.update({row["meta"]["id"]: row["id"] for row in rows})
         return rows, edges
-
-    def _node(self, short: str, kind: str, agent: str | None, order: int, meta: dict[str, Any]) -> dict[str, Any]:
-        node_id = stable_id(self.run_id, "node", short)
-        self.nodes[short] = node_id
-        return {"id": node_id, "run_id": self.run_id, "session_id": self.session_id, "node_type": kind,
-                "agent": agent, "status": "completed", "order_index": order, "meta": {"id": short, **meta}}
 
     def chats(self) -> list[tuple[int, Path]]:
         """Step chat files in step order."""
@@ -300,7 +309,7 @@ class TaskFolder:
                 event_id = builder.file_gen(relative, len(content))["id"]
             rows.append({"id": stable_id(self.run_id, "file", relative), "run_id": self.run_id,
                          "session_id": self.session_id, "event_id": event_id, "node_id": builder.node_id,
-                         "file_path": relative, "file_type": _file_type(relative), "size_bytes": len(content),
+                         "file_path": relative, "file_type": file_type(relative), "size_bytes": len(content),
                          "content_hash": hashlib.sha256(content).hexdigest(),
                          "workflow_phase": relative.split("/", 1)[0] if "/" in relative else None,
                          "created_at": builder.untimed(), "meta": {"source_path": str(path), "no_source_time": True}})
