@@ -5,6 +5,7 @@ returned (or raised); the capture around it is guarded (:mod:`capture.adapters.a
 """
 
 import functools
+import os
 import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,7 +27,9 @@ from capture.adapters.ag2_classic.threads import (
     snapshot,
     stashed,
 )
-from capture.adapters.ag2_classic.workdir import changes, scan
+from capture.adapters.ag2_classic.workdir import changes, scan, script_files
+from capture.adapters.common import record_human_input, record_written_files, watch_writes
+from capture.core import clock
 from capture.core.context import current_run_var
 
 _children: "weakref.WeakKeyDictionary[Any, list[weakref.ref]]" = weakref.WeakKeyDictionary()
@@ -232,7 +235,7 @@ def _tool_inputs(args: tuple, kwargs: dict) -> dict[str, Any]:
             "call_id": _arg(args, kwargs, 1, "call_id")}
 
 
-def _finish_tool(agent: Any, span: Any, result: Any) -> None:
+def _finish_tool(agent: Any, span: Any, result: Any, written: dict[str, bool], root: str) -> None:
     ok, payload = result
     content = payload.get("content") if isinstance(payload, dict) else payload
     span.set_outputs({"content": excerpt(content), "success": bool(ok)})
@@ -240,6 +243,7 @@ def _finish_tool(agent: Any, span: Any, result: Any) -> None:
         span.fail(str(content)[:2000])
         capture.record_event("error", "tool_call", agent_name=agent.name, error_message=str(content)[:2000],
                              status="failed")
+    record_written_files(written, span.id, agent.name, root)
 
 
 def _wrap_execute_function(agent: Any, original: Any) -> Any:
@@ -247,11 +251,13 @@ def _wrap_execute_function(agent: Any, original: Any) -> Any:
     def execute_function(*args: Any, **kwargs: Any) -> Any:
         if not patching.is_active(agent):
             return original(*args, **kwargs)
+        root = os.getcwd()
         with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
                 "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
-            result = original(*args, **kwargs)
+            with watch_writes() as written:
+                result = original(*args, **kwargs)
             if span is not None:
-                attempt("tool.finish", _finish_tool, agent, span, result)
+                attempt("tool.finish", _finish_tool, agent, span, result, written, root)
         return result
 
     return execute_function
@@ -262,14 +268,59 @@ def _wrap_a_execute_function(agent: Any, original: Any) -> Any:
     async def a_execute_function(*args: Any, **kwargs: Any) -> Any:
         if not patching.is_active(agent):
             return await original(*args, **kwargs)
+        root = os.getcwd()
         with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
                 "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
-            result = await original(*args, **kwargs)
+            with watch_writes() as written:
+                result = await original(*args, **kwargs)
             if span is not None:
-                attempt("tool.finish", _finish_tool, agent, span, result)
+                attempt("tool.finish", _finish_tool, agent, span, result, written, root)
         return result
 
     return a_execute_function
+
+
+# -- human input (approval_requested) -------------------------------------------------------------------------
+
+
+def _wrap_get_human_input(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    def get_human_input(prompt: str, *args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return original(prompt, *args, **kwargs)
+        with adopt(stashed(agent)):
+            started = clock.stamp()
+            try:
+                answer = original(prompt, *args, **kwargs)
+            except Exception as exc:
+                attempt("human_input", record_human_input, agent.name, prompt, None, started,
+                        mechanism="get_human_input", error=exc)
+                raise
+            attempt("human_input", record_human_input, agent.name, prompt, answer, started,
+                    mechanism="get_human_input")
+        return answer
+
+    return get_human_input
+
+
+def _wrap_a_get_human_input(agent: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    async def a_get_human_input(prompt: str, *args: Any, **kwargs: Any) -> Any:
+        if not patching.is_active(agent):
+            return await original(prompt, *args, **kwargs)
+        with adopt(stashed(agent)):
+            started = clock.stamp()
+            try:
+                answer = await original(prompt, *args, **kwargs)
+            except Exception as exc:
+                attempt("human_input", record_human_input, agent.name, prompt, None, started,
+                        mechanism="a_get_human_input", error=exc)
+                raise
+            attempt("human_input", record_human_input, agent.name, prompt, answer, started,
+                    mechanism="a_get_human_input")
+        return answer
+
+    return a_get_human_input
 
 
 # -- code execution (code_exec + file_gen) --------------------------------------------------------------------
@@ -294,14 +345,17 @@ def _finish_code(agent: Any, span: Any, work_dir: Any, before: dict, result: Any
     else:
         exit_code, output = result.exit_code, result.output
         code_file = getattr(result, "code_file", None)
-    span.set_outputs({"exit_code": exit_code, "output": excerpt(output), "code_file": code_file})
+    created = changes(before, scan(work_dir))
+    scripts = script_files(created)
+    span.set_outputs({"exit_code": exit_code, "output": excerpt(output), "code_file": code_file, "scripts": scripts})
     if exit_code:
         span.fail(f"exit code {exit_code}")
         capture.record_event("error", "code_exec", agent_name=agent.name, status="failed",
                              error_message=f"exit code {exit_code}: {str(output)[:1000]}")
-    for path, operation in changes(before, scan(work_dir)):
-        capture.record_file(f"{work_dir}/{path}", event_id=span.id, root=work_dir, agent_name=agent.name,
-                            operation=operation)
+    for path, operation in created:
+        if path not in scripts:
+            capture.record_file(f"{work_dir}/{path}", event_id=span.id, root=work_dir, agent_name=agent.name,
+                                operation=operation)
 
 
 def _wrap_executor(agent: Any, executor: Any, original: Any) -> Any:
@@ -441,6 +495,8 @@ _WRAPPERS = (
     ("_generate_oai_reply_from_client", _wrap_reply_from_client),
     ("execute_function", _wrap_execute_function),
     ("a_execute_function", _wrap_a_execute_function),
+    ("get_human_input", _wrap_get_human_input),
+    ("a_get_human_input", _wrap_a_get_human_input),
     ("initiate_chat", _wrap_initiate_chat),
     ("a_initiate_chat", _wrap_a_initiate_chat),
     ("run", _wrap_run),

@@ -1,10 +1,13 @@
 """Which files a code execution created or changed: (path, mtime_ns, size) snapshots of the work directory."""
 
 import os
+import re
 from pathlib import Path
 
 Snapshot = dict[str, tuple[int, int]]
 MAX_FILES = 20_000
+# The scripts AG2's executors write for each code block (``tmp_code_<md5>.<ext>``, new and legacy executors).
+SCRIPT_NAME = re.compile(r"tmp_code_[0-9a-f]{32}\.\w+")
 
 
 def scan(root: str | Path | None) -> Snapshot:
@@ -36,3 +39,9 @@ def changes(before: Snapshot, after: Snapshot) -> list[tuple[str, str]]:
            for path, stamp in after.items() if before.get(path) != stamp]
     out += [(path, "delete") for path in before if path not in after]
     return sorted(out)
+
+
+def script_files(created: list[tuple[str, str]]) -> list[str]:
+    """The changed paths that are AG2's own temporary scripts (``tmp_code_*``): the execution's input, not its
+    product. A block whose first line names its file (``# filename: x.py``) is saved on purpose and stays a file."""
+    return [path for path, _ in created if SCRIPT_NAME.fullmatch(os.path.basename(path))]

@@ -1,0 +1,105 @@
+"""What both AG2 adapters (Classic and v1) record the same way: files written by tools, and human input.
+
+Files written by a tool are seen through a Python audit hook (``sys.addaudithook``, PEP 578): every ``open`` /
+``os.open`` raises an ``open`` audit event with the path and the mode or flags. The hook is installed once per
+process (audit hooks cannot be removed) and does nothing unless a tool call is being watched in the current context
+(:func:`watch_writes`), so it costs one string comparison per audit event elsewhere. Writes made by a subprocess the
+tool starts, or on a thread that does not carry the tool's context, are not seen.
+"""
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import capture
+from capture.core import clock
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_IGNORED_SUFFIXES = (".pyc", ".pyo")
+
+# The paths written (absolute path -> existed before the first write) by the tool call watched in this context.
+_writes: ContextVar[dict[str, bool] | None] = ContextVar("skillmine_tool_writes", default=None)
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event != "open":
+        return
+    written = _writes.get()
+    if written is None:
+        return
+    path, mode, flags = args
+    if isinstance(path, int) or path is None:
+        return
+    if mode is not None:
+        if not any(c in mode for c in "wax+"):
+            return
+    elif not (flags or 0) & _WRITE_FLAGS:
+        return
+    name = os.path.abspath(os.fsdecode(path))
+    if name not in written and not name.endswith(_IGNORED_SUFFIXES) and "__pycache__" not in name:
+        written[name] = os.path.exists(name)
+
+
+def _install_hook() -> None:
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+
+
+@contextmanager
+def watch_writes() -> Iterator[dict[str, bool]]:
+    """Collect the files opened for writing in this context while the block runs (nested blocks collect apart)."""
+    _install_hook()
+    written: dict[str, bool] = {}
+    token = _writes.set(written)
+    try:
+        yield written
+    finally:
+        _writes.reset(token)
+
+
+def record_written_files(written: dict[str, bool], event_id: str | None, agent_name: str | None,
+                         root: str | Path | None) -> int:
+    """One ``file_gen`` per file still present after the tool returned (``create`` when it did not exist before its
+    first write, else ``update``), linked to the tool call ``event_id``; returns how many were recorded."""
+    count = 0
+    for path, existed in written.items():
+        if os.path.isfile(path):
+            capture.record_file(path, event_id=event_id, root=root, agent_name=agent_name,
+                                operation="update" if existed else "create")
+            count += 1
+    return count
+
+
+def human_input_resolution(answer: Any) -> str:
+    """The ``approval_requested`` subtype of a human answer: an empty answer lets the agent go on (``approved``),
+    ``exit`` stops it (``rejected``), anything else is the human's own text (``modified``)."""
+    text = answer.strip() if isinstance(answer, str) else ""
+    if not text:
+        return "approved"
+    return "rejected" if text.lower() == "exit" else "modified"
+
+
+def record_human_input(agent_name: str | None, prompt: Any, answer: Any, started: Any, *,
+                       mechanism: str, error: BaseException | None = None) -> str | None:
+    """One ``approval_requested`` event for a human-input request: the prompt, the answer and the time the agent
+    waited for it since ``started`` (a :func:`capture.core.clock.stamp`; ``duration_ms`` and ``meta.wait_ms``); a
+    request that raised is recorded as failed."""
+    wait_ms = clock.elapsed_ms(started, clock.stamp())
+    if error is not None:
+        return capture.record_event("approval_requested", "rejected", agent_name=agent_name,
+                                    inputs={"prompt": prompt}, status="failed", duration_ms=wait_ms,
+                                    error_message=f"{type(error).__name__}: {error}",
+                                    meta={"wait_ms": wait_ms, "mechanism": mechanism})
+    return capture.record_event("approval_requested", human_input_resolution(answer), agent_name=agent_name,
+                                inputs={"prompt": prompt}, outputs={"answer": answer}, duration_ms=wait_ms,
+                                meta={"wait_ms": wait_ms, "mechanism": mechanism})
