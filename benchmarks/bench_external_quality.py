@@ -24,6 +24,7 @@ The ground truth is read only here, never by the miner.
 import argparse
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -132,7 +133,7 @@ def evaluate(home: Path, url: str, truth_path: Path) -> dict[str, Any]:
         "min_step_recall": min((s["recall"] for s in rows), default=0.0),
         "slot_precision": scored["slots"]["precision"], "slot_recall": scored["slots"]["recall"],
         "slot_f1": scored["slots"]["f1"], "flagged_skills": sum(bool(s["flags"]) for s in rows),
-        "baseline": score_baseline(url, truth), "skills": rows,
+        "baseline": score_baseline(url, truth), "skills": rows, "commit": miner_commit(),
     }
 
 
@@ -150,10 +151,19 @@ def render_skills(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def miner_commit() -> str:
+    """The checkout's commit (and whether it had local changes): which miner the figures describe."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (" + local changes" if git("status", "--porcelain",
+                                                                                         "--", "skill_pipeline") else "")
+
+
 def render(q: dict[str, Any], command: str) -> str:
     b = q["baseline"]
     return "\n".join([
-        f"`{command}`",
+        f"`{command}` (miner at commit {q['commit']})",
         "",
         (f"{q['runs']:,} external-workload runs, {q['true_skills']} true skills; `skillmine mine` "
          f"{q['mine_s']:.1f} s: {q['groups']} skill groups, {q['published']} published skills "

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from capture.core.files import classify_file, file_id
+from capture.core.vocabulary import message_addressing
 from capture.store.capture_store import Batch
-from capture.store.records import message_addressing
 
 from .catalogue import PLUMBING_TOOL_AGENT, Behaviour, Node, Turn
 
