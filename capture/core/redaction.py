@@ -14,17 +14,19 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
+# Token patterns start where no letter or digit precedes (``\b`` would miss a key glued on by ``_``, as in
+# ``engineer_sk-...`` once spaces became underscores).
 MIN_SECRET_CHARS = 8
 
 # (keep-prefix regex or None, secret regex). The prefix is kept, the secret is masked.
 _BUILTIN: tuple[tuple[str | None, str], ...] = (
-    (None, r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"),
-    (None, r"\bAKIA[0-9A-Z]{16}\b"),
-    (None, r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
-    (None, r"\bxox[bpoas]-[A-Za-z0-9\-]{10,}"),
-    (None, r"\bAIza[0-9A-Za-z_\-]{30,}"),
-    (None, r"\bhf_[A-Za-z0-9]{30,}"),
-    (None, r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
+    (None, r"(?<![A-Za-z0-9])sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"),
+    (None, r"(?<![A-Za-z0-9])AKIA[0-9A-Z]{16}\b"),
+    (None, r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{20,}"),
+    (None, r"(?<![A-Za-z0-9])xox[bpoas]-[A-Za-z0-9\-]{10,}"),
+    (None, r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{30,}"),
+    (None, r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"),
+    (None, r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
     (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", r"[\s\S]+?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     (r"(?i:\bbearer\s+)", r"[A-Za-z0-9._~+/=\-]{8,}"),
     (r"(?i:\bauthorization\b[\"']?\s*[:=]\s*[\"']?)", r"(?!(?i:bearer\s))[^\s\"',;][^\r\n\"',;]{3,}"),

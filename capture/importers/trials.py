@@ -28,6 +28,10 @@ MODES = {"evals": "one_shot", "pacevals": "planning_and_control"}
 GROUP_MODEL = re.compile(r"^prompt_engineer(.+)_\d+$")
 RESULT = "data/result.csv"
 STEP_TIMING = re.compile(r"timing_report_step_(\d+)_")
+# Cost reports spell agents with spaces ("executor response formatter"); names become snake_case, anything else
+# is kept as recorded.
+AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*$")
+AGENT_WORDS = re.compile(r"\s+")
 
 
 def _number(value: Any) -> float:
@@ -124,7 +128,7 @@ class _Trial:
                 "cost_usd": _number(row.get("Cost ($)")), "prompt_tokens": int(_number(row.get("Prompt Tokens"))),
                 "completion_tokens": int(_number(row.get("Completion Tokens"))),
                 "total_tokens": int(_number(row.get("Total Tokens"))), "cost_report": path}
-        builder.llm_call(agent.replace(" ", "_"), cost, aggregate=True)
+        builder.llm_call(AGENT_WORDS.sub("_", agent) if AGENT_NAME.match(agent) else agent, cost, aggregate=True)
 
     def _file(self, path: str, builder: RunBuilder) -> dict[str, Any]:
         return {"id": stable_id(self.run_id, "file", path), "run_id": self.run_id, "session_id": self.session_id,
