@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mine.add_argument("--library", help="skill library directory (default $SKILLMINE_HOME/library)")
     mine.add_argument("--min-support", type=int, help="runs a template needs to be published (default 5)")
     mine.add_argument("--overlap", type=int, default=1000, help="seqs re-read below the HWM (default 1000)")
-    mine.add_argument("--quiet", action="store_true", help="print only the summary")
+    mine.add_argument("--quiet", action="store_true", help="print only the summary (no progress display)")
+    mine.add_argument("--verbose", action="store_true", help="print Dagster's log on the console too (it always "
+                                                              "goes to a file named in the summary)")
     mine.set_defaults(handler=_mine)
 
 
@@ -104,5 +106,6 @@ def _mine(args: argparse.Namespace) -> int:
     from skill_pipeline.mine import MineOptions, mine_now
 
     options = MineOptions(url=args.url, warehouse=args.warehouse, library=args.library,
-                          min_support=args.min_support, overlap=args.overlap, quiet=args.quiet)
-    return mine_now(options, home=dagster_home())
+                          min_support=args.min_support, overlap=args.overlap, quiet=args.quiet,
+                          verbose=args.verbose)
+    return mine_now(options, home=dagster_home)

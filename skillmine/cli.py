@@ -2,8 +2,13 @@
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+from capture.core import config
 
 # Modules that contribute subcommands; each has ``register(subparsers) -> None``.
 PARTS = (
@@ -20,6 +25,7 @@ PARTS = (
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser with every part's subcommands mounted."""
     parser = argparse.ArgumentParser(prog="skillmine", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"skillmine {version('skillmine')}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in PARTS:
         try:
@@ -32,15 +38,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _holds_no_run(store: Path) -> bool:
+    try:
+        with sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM workflow_runs").fetchone()[0] == 0
+    except sqlite3.Error:  # no skillmine schema in it: nothing was written either
+        return True
+
+
+def _tidy_after_failure(home: Path) -> None:
+    """A failed command that created the data directory leaves nothing half-made in it: the store it created
+    goes if it holds no run, then every folder left empty. Anything holding data (runs, spooled events) stays."""
+    store = home / "capture.db"
+    if store.is_file() and _holds_no_run(store):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+    for folder in sorted((p for p in home.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if home.is_dir() and not any(home.iterdir()):
+        home.rmdir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the chosen subcommand; return its exit code."""
+    """Parse arguments and run the chosen subcommand; return its exit code. When the command fails and it was the
+    one that created the data directory, what it made there without data is removed again."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    home = config.home()
+    new_home = not home.exists()
+    result = 1
     try:
-        result = args.handler(args)
+        result = int(args.handler(args) or 0)
     except KeyboardInterrupt:
-        return 130
-    return int(result or 0)
+        result = 130
+    finally:
+        if result and new_home and home.is_dir():
+            _tidy_after_failure(home)
+    return result
 
 
 if __name__ == "__main__":

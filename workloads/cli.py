@@ -1,11 +1,13 @@
 """``skillmine simulate``: realistic CMBAgent-shaped runs into the capture store, ground truth kept apart."""
 
 import argparse
-import sys
+
+from rich.console import Console
 
 from capture.store.db import StoreError
+from skillmine.console import console, fail, table
 from workloads.families import FAMILIES, MODES
-from workloads.simulate import ENGINES, simulate
+from workloads.simulate import ENGINES, SimulationSummary, simulate
 
 
 def _names(kind: str, allowed: tuple[str, ...]):
@@ -40,16 +42,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_handle)
 
 
+def show_summary(summary: SimulationSummary, out: Console) -> None:
+    """Print what a simulation wrote: totals, runs per mode and outcome, where the ground truth went."""
+    rate = summary.runs / summary.seconds if summary.seconds else 0.0
+    skipped = (f" ({summary.already_stored:,} runs were already stored and were skipped)"
+               if summary.already_stored else "")
+    out.print(f"simulated {summary.runs:,} runs with the {summary.engine} engine in {summary.seconds:.1f} s "
+              f"({rate:,.0f} runs/s) into {summary.url}", markup=False)
+    out.print(f"written: {summary.events:,} events, {summary.files:,} files, {summary.messages:,} messages, "
+              f"{summary.costs:,} cost records{skipped}", markup=False)
+    outcomes = sorted(summary.by_outcome)
+    rows = [[mode, runs, *(summary.by_mode_outcome.get((mode, o), 0) for o in outcomes)]
+            for mode, runs in sorted(summary.by_mode.items())]
+    if rows:
+        out.print(table(["mode", "runs", *outcomes], rows))
+    out.print(f"ground truth: {summary.ground_truth_path}", markup=False)
+
+
 def _handle(args: argparse.Namespace) -> int:
     if args.runs < 0:
-        print(f"skillmine simulate: --runs must be >= 0, got {args.runs}", file=sys.stderr)
+        fail("simulate", f"--runs must be >= 0, got {args.runs}")
         return 2
     try:
         summary = simulate(runs=args.runs, seed=args.seed, engine=args.engine, modes=args.modes,
                            families=args.families, url=args.url, ground_truth=args.ground_truth,
                            work_dir=args.work_dir, quiet=args.quiet)
     except (ValueError, StoreError) as exc:
-        print(f"skillmine simulate: {exc}", file=sys.stderr)
+        fail("simulate", str(exc))
         return 2
-    print(summary.render())
+    show_summary(summary, console())
     return 0

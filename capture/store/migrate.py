@@ -9,9 +9,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from capture.core import config
-from capture.store.db import check_url, make_engine, ping
+from capture.store.db import check_url, current_revision, make_engine, ping
 
 
 def _script_location() -> str:
@@ -45,6 +47,22 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     ping(engine)
     engine.dispose()
     command.upgrade(cfg, revision)
+
+
+def migrate_new_sqlite(engine: Engine) -> bool:
+    """First use: a SQLite store without any table (a file just created) is migrated to head; returns whether it
+    was. Stores that hold tables, and PostgreSQL stores, are left to an explicit ``skillmine db upgrade``."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return False
+    with engine.connect() as conn:
+        if inspect(conn).get_table_names():
+            return False
+    try:
+        upgrade(engine.url.render_as_string(hide_password=False))
+    except SQLAlchemyError:
+        if current_revision(engine) != head_revision():  # not a concurrent first use that won the race
+            raise
+    return True
 
 
 def downgrade(revision: str, url: str | None = None) -> None:

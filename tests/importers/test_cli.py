@@ -2,6 +2,7 @@
 
 import argparse
 import io
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,10 @@ def test_bad_input_exits_1_naming_the_file_and_bad_store_exits_2(url: str, tmp_p
     bogus.write_text("no database here\n" * 40)
     assert run_cli(["import", "cmbagent-db", str(bogus), "--url", url]) == 1
     assert f"skillmine import: {bogus}: not a readable SQLite database" in capsys.readouterr().err
-    unmigrated = f"sqlite:///{tmp_path / 'empty.db'}"
+    foreign = tmp_path / "foreign.db"  # holds tables but no skillmine schema: never migrated behind one's back
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.close()
     path = data / "external" / "pm4py_logs" / "running-example.xes"
-    assert run_cli(["import", "xes", str(path), "--url", unmigrated]) == 2
+    assert run_cli(["import", "xes", str(path), "--url", f"sqlite:///{foreign}"]) == 2
     assert capsys.readouterr().err.startswith("skillmine import: ")
 
 
