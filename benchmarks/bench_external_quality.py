@@ -124,11 +124,14 @@ def evaluate(home: Path, url: str, truth_path: Path) -> dict[str, Any]:
     in_published = {r for runs in members.values() for r in runs}
     scored = score_skills(skills, members, truth, run_slot_values(home / "warehouse.duckdb"))
     rows = scored["skills"]
+    matched_of = {r: row["matched"] for row in rows for r in members[row["name"]]}
     return {
         "runs": len(run_ids), "true_skills": len(set(true_labels)), "groups": len(set(membership.values())),
         "published": len(skills), "mine_s": mine_seconds,
         "ari": ari(true_labels, grouped), "ari_published": ari(true_labels, published),
         "coverage": sum(r in in_published for r in successes) / len(successes) if successes else 0.0,
+        "coverage_matched": (sum(matched_of.get(r) == truth[r]["skill_id"] for r in successes) / len(successes)
+                             if successes else 0.0),
         "step_precision": _mean([s["precision"] for s in rows]), "step_recall": _mean([s["recall"] for s in rows]),
         "min_step_recall": min((s["recall"] for s in rows), default=0.0),
         "slot_precision": scored["slots"]["precision"], "slot_recall": scored["slots"]["recall"],
@@ -175,6 +178,8 @@ def render(q: dict[str, Any], command: str) -> str:
          ">= 0.95 |"),
         f"| ARI run -> published skill (others singletons) | {q['ari_published']:.3f} | | |",
         f"| successful runs covered by a published skill | {q['coverage']:.1%} | | >= 90% |",
+        (f"| ... by a published skill whose majority true skill is the run's own | {q['coverage_matched']:.1%} | "
+         "| |"),
         (f"| step precision / recall vs true success path | {q['step_precision']:.3f} / {q['step_recall']:.3f} "
          f"(min recall {q['min_step_recall']:.2f}) | {b['precision']:.3f} / {b['recall']:.3f} | |"),
         (f"| slot P / R / F1 vs true parameters | {q['slot_precision']:.3f} / {q['slot_recall']:.3f} / "
