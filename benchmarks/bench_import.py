@@ -1,11 +1,16 @@
 """Import throughput (events/s) of the XES and MARS-database importers into a fresh SQLite store, against the
-raw parse alone measured in the same run (the import overhead is the ratio).
+raw parse alone measured in the same run (the import overhead is the ratio); and, with ``--orders N``, the
+"one run per real run" check on the full CMBAgent data: every real record under ``data/cmbagent`` imported in N
+orders (forward, reverse, then seeded shuffles) into fresh stores must give the same fingerprint (row counts and
+content hashes per table), with no run counted twice.
 
     .venv/bin/python benchmarks/bench_import.py [--xes NAME] [--url URL]
+    .venv/bin/python benchmarks/bench_import.py --orders 4
 """
 
 import argparse
 import os
+import random
 import sqlite3
 import sys
 import tempfile
@@ -14,9 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.importers import import_cmbagent_db, import_xes
+from capture.importers import (
+    import_cmbagent_db,
+    import_cmbagent_history,
+    import_cmbagent_trials,
+    import_xes,
+)
 from capture.importers.cmbagent_db import REQUIRED_TABLES
+from capture.importers.merge import fingerprint
 from capture.importers.xes import iter_traces
+from capture.store.models import WorkflowRun
 from capture.store.capture_store import CaptureStore
 from capture.store.migrate import upgrade
 
@@ -48,11 +60,65 @@ def store_at(url: str | None, workdir: Path, name: str) -> CaptureStore:
     return CaptureStore.open(url)
 
 
+def cmbagent_sources() -> list[tuple[str, object, Path]]:
+    """(name, importer, path) of every real CMBAgent record of the shared data set."""
+    cmb = DATA / "cmbagent"
+    out: list[tuple[str, object, Path]] = [(p.name, import_cmbagent_db, p)
+                                           for p in sorted((cmb / "mars_sqlite").glob("*.db"))]
+    out += [(p.name, import_cmbagent_history, p) for p in sorted((cmb / "mars_sessions_2026-02-18").iterdir())]
+    out += [(p.name, import_cmbagent_history, p) for p in sorted((cmb / "upstream_cmbagent_history").glob("*.json"))]
+    out += [("mars_idea_generation_task", import_cmbagent_history, cmb / "mars_idea_generation_task"),
+            ("benchmarks_cmbagent_trials.jsonl", import_cmbagent_trials, cmb / "benchmarks_cmbagent_trials.jsonl")]
+    return out
+
+
+def check_orders(n_orders: int, workdir: Path) -> int:
+    """Import every real CMBAgent record in ``n_orders`` orders; 0 when all stores are the same, run for run."""
+    items = cmbagent_sources()
+    orders = [items, items[::-1]]
+    shuffler = random.Random(20261204)
+    while len(orders) < n_orders:
+        orders.append(shuffler.sample(items, len(items)))
+    prints = []
+    for index, order in enumerate(orders[:n_orders]):
+        store = store_at(None, workdir, f"order-{index}.db")
+        started = time.perf_counter()
+        reports = [importer(path, store) for _, importer, path in order]
+        took = time.perf_counter() - started
+        with store.engine.connect() as conn:
+            metas = [m or {} for m in conn.execute(WorkflowRun.__table__.select().with_only_columns(
+                WorkflowRun.meta)).scalars()]
+        again = [importer(path, store) for _, importer, path in order]
+        prints.append(fingerprint(store))
+        store.close()
+        task_ids = [m["task_id"] for m in metas if m.get("task_id")]
+        merged = sum(1 for m in metas if len(m.get("sources", [])) > 1)
+        print(f"order {index} ({len(order)} sources, first {order[0][0]}): {len(metas)} runs "
+              f"({sum(r.runs_new for r in reports)} new, {sum(r.runs_merged for r in reports)} merged into another "
+              f"source's run; {merged} runs with several sources), {prints[-1]['execution_events'][0]} events, "
+              f"{prints[-1]['cost_records'][0]} cost records in {took:.1f} s; runs sharing a task id: "
+              f"{len(task_ids) - len(set(task_ids))}; re-import writes {sum(r.runs_written for r in again)} runs")
+    same = all(p == prints[0] for p in prints)
+    print("tables (rows):", ", ".join(f"{k} {v[0]}" for k, v in prints[0].items()))
+    print(f"every order gives the same store (row counts and content hashes): {'yes' if same else 'NO'}")
+    if not same:
+        for name in prints[0]:
+            differing = [i for i, p in enumerate(prints) if p[name] != prints[0][name]]
+            if differing:
+                print(f"  {name}: orders {differing} differ from order 0")
+    return 0 if same else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--xes", default="bpic2012.xes.gz")
     parser.add_argument("--url", help="store URL (default: a fresh SQLite file per importer)")
+    parser.add_argument("--orders", type=int, default=0,
+                        help="instead of throughput: import all real CMBAgent records in this many orders")
     args = parser.parse_args()
+    if args.orders:
+        with tempfile.TemporaryDirectory() as tmp:
+            return check_orders(args.orders, Path(tmp))
     xes = DATA / "external" / "pm4py_logs" / args.xes
     dbs = sorted((DATA / "cmbagent" / "mars_sqlite").glob("*.db"))
     with tempfile.TemporaryDirectory() as tmp:
