@@ -10,7 +10,8 @@ the score is read from what production leaves behind: the published library and 
 and slot values. Figures:
 
 * ARI of run -> skill group against the true skill (and with runs outside published skills as singletons);
-* coverage: share of truly successful runs that belong to a published skill;
+* coverage: share of truly successful runs that belong to a published skill (and to one whose majority true skill
+  is the run's own, so that one skill swallowing everything does not count as coverage);
 * step precision / recall of each published skill's required steps against its majority true skill's success path
   (longest common subsequence of ``agent[.tool]`` keys);
 * slot precision / recall / F1 of each member run's slot values against its true parameter values;
