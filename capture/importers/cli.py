@@ -1,5 +1,5 @@
-"""``skillmine import KIND PATH``: bring MARS databases, CMBAgent histories, AG2 runtime logs and XES logs
-into the capture store, with a summary of what was written and what could not be mapped."""
+"""``skillmine import KIND PATH``: bring MARS databases, CMBAgent histories and benchmark trials, AG2 runtime logs
+and XES logs into the capture store, with a summary of what was written and what could not be mapped."""
 
 import argparse
 import importlib
@@ -35,11 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     """Open the store, run the chosen importer, print the summary; 1 on bad input, 2 on store problems."""
-    from capture.importers.common import SourceError
+    from capture.importers.common import Importer, SourceError
     from capture.store.capture_store import CaptureStore
 
     module, function, _ = IMPORTERS[args.import_kind]
-    importer = getattr(importlib.import_module(module), function)
+    importer: Importer = getattr(importlib.import_module(module), function)
     try:
         store = CaptureStore.open(args.url)
     except StoreError as exc:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TextIO
 from capture.core.vocabulary import normalise_event
 from capture.importers.merge import Contribution, MergeOutcome, MergeWriter
 from capture.store.capture_store import CaptureStore
+from capture.store.records import BadRecord
 
 # Namespace of every id an importer derives; changing it would re-import everything under new ids.
 IMPORT_NAMESPACE = uuid.UUID("6f1d4c1e-2b7a-5e0c-9a53-7c1f0e2d8b40")
@@ -198,8 +199,11 @@ class ImportSession:
     progress: Progress
 
     def write(self, contribution: Contribution) -> None:
-        """Merge one run's contribution into the store."""
-        outcome = self.writer.write(contribution)
+        """Merge one run's contribution into the store; a row the store refuses is bad input, named."""
+        try:
+            outcome = self.writer.write(contribution)
+        except BadRecord as exc:
+            raise SourceError(f"{self.report.source}: {contribution.label}: {exc}") from None
         self.report.add(outcome)
         self.progress.step(outcome.events)
 

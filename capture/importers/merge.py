@@ -36,28 +36,22 @@ from sqlalchemy.exc import DBAPIError
 from capture.core.payload import clip_text, encode_payload
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
-from capture.store.capture_store import Batch, CaptureStore, _WriteContext
-from capture.store.db import StoreError, safe_url
-from capture.store.models import (
-    CostRecord,
-    DagEdge,
-    DagNode,
-    ExecutionEvent,
-    File,
-    Message,
-    Session,
-    WorkflowRun,
+from capture.store.capture_store import (
+    COSTS,
+    EDGES,
+    EVENTS,
+    FILES,
+    MESSAGES,
+    NODES,
+    RUNS,
+    SESSIONS,
+    Batch,
+    CaptureStore,
+    _WriteContext,
 )
+from capture.store.db import StoreError, safe_url
+from capture.store.models import Base
 from capture.store.records import to_utc
-
-RUNS = WorkflowRun.__table__
-NODES = DagNode.__table__
-EDGES = DagEdge.__table__
-EVENTS = ExecutionEvent.__table__
-FILES = File.__table__
-MESSAGES = Message.__table__
-COSTS = CostRecord.__table__
-SESSIONS = Session.__table__
 
 SOURCES_KEY = "import_sources"
 BOOKKEEPING = (SOURCES_KEY, "sources", "events_from", "costs_from")
@@ -306,7 +300,7 @@ def fingerprint(store: CaptureStore) -> dict[str, tuple[int, str]]:
     out = {}
     with store.engine.connect() as conn:
         for name in FINGERPRINT_TABLES:
-            table = WorkflowRun.metadata.tables[name]
+            table = Base.metadata.tables[name]
             cols = [c for c in table.columns if c.name not in STORE_ASSIGNED.get(name, set())]
             rows = sorted(json.dumps(_plain(dict(zip([c.name for c in cols], r, strict=True))), sort_keys=True,
                                      default=str) for r in conn.execute(select(*cols)))

@@ -1,12 +1,20 @@
 """Bad input and bad stores: one clear message naming the store or the input, and nothing left behind."""
 
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from capture.importers import SourceError, import_cmbagent_history, import_cmbagent_trials, import_xes
+from capture.importers import (
+    SourceError,
+    import_cmbagent_db,
+    import_cmbagent_history,
+    import_cmbagent_trials,
+    import_xes,
+)
 from capture.store.capture_store import CaptureStore
 from capture.store.migrate import upgrade
 from tests.importers.test_cli import run_cli
@@ -77,3 +85,16 @@ def test_an_empty_directory_is_bad_input(tmp_path: Path, sqlite_store: CaptureSt
     url = str(sqlite_store.engine.url)
     assert run_cli(["import", "cmbagent-history", str(empty), "--url", url]) == 1
     assert f"skillmine import: {empty}: no CMBAgent chat history" in capsys.readouterr().err
+
+
+def test_a_value_the_store_refuses_is_named_with_its_source_record(sqlite_store: CaptureStore, data: Path,
+                                                                   tmp_path: Path, row_counts) -> None:
+    copy = tmp_path / "odd_status.db"
+    shutil.copy(data / "cmbagent" / "mars_sqlite" / "cmbagent_mars_474d7ff_2026-03-01.db", copy)
+    with sqlite3.connect(copy) as conn:
+        run_id = conn.execute("SELECT run_id FROM execution_events LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE execution_events SET status = 'exploded'")
+    with pytest.raises(SourceError, match=rf"odd_status\.db: cmbagent-db:odd_status\.db#{run_id}: event .*"
+                                          r"status 'exploded' is not one of"):
+        import_cmbagent_db(copy, sqlite_store)
+    assert row_counts(sqlite_store)["execution_events"] == 0
