@@ -7,9 +7,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import plot_candidate
+from mined_library import mine_library
 from sqlalchemy import create_engine, text
 
 from skill_library import BundleError, open_library, publish
@@ -201,3 +203,28 @@ def test_hand_published_skill_without_source_examples_gets_one_eval_from_its_def
     assert [case["prompt"] for case in evals["evals"]] == ["Plot sin(x) over [0, 10]"]
     result = subprocess.run([str(AGENTSKILLS), "validate", str(root / "plot-function")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_library_mined_from_real_cmbagent_records_exports_valid_skills(tmp_path: Path, fixture_path: Any) -> None:
+    """The MARS databases, session folders and upstream chat histories under tests/fixtures/cmbagent, imported and
+    mined (support >= 2: the records hold a few runs per task), export folders that agentskills accepts."""
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    records = fixture_path("cmbagent")
+    imports = [("cmbagent-db", db) for db in sorted((records / "mars_sqlite").glob("*.db"))]
+    imports += [("cmbagent-history", records / "upstream_cmbagent_history"),
+                ("cmbagent-history", records / "mars_sessions_2026-02-18")]
+    for kind, path in imports:
+        assert main(["import", kind, str(path), "--url", url, "--quiet"]) == 0, path
+    library = open_library(mine_library(url, tmp_path, min_support=2))
+    root = library.export_agent_skills(tmp_path / "skills").path
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    assert len(folders) == len(library.skills(include_deprecated=False)) >= 5
+    for folder in folders:
+        result = subprocess.run([str(AGENTSKILLS), "validate", str(folder)], capture_output=True, text=True,
+                                check=False)
+        assert result.returncode == 0, f"{folder}: {result.stdout}{result.stderr}"
+    assert verify_export(root).ok
+    plot = library.get(next(s["name"] for s in library.skills() if s["task_template"].startswith("Plot y=")))
+    prompts = [c["prompt"] for c in json.loads((root / agent_skill_name(plot["name"]) / "evals/evals.json")
+                                               .read_bytes())["evals"]]
+    assert prompts and all(p.startswith("Plot y=") for p in prompts)
