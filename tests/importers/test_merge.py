@@ -136,3 +136,33 @@ def test_reimporting_unchanged_records_writes_nothing(data: Path, sqlite_store: 
     again = import_in(sqlite_store, [name], available)[0]
     assert (again.runs_written, again.runs_skipped) == (0, first.runs_written)
     assert fingerprint(sqlite_store) == before
+
+
+def run_digest(store: CaptureStore) -> dict[str, tuple]:
+    """Per run, what a merge decides (sources, owners, row counts, tokens, file paths), in backend-neutral form."""
+    with store.engine.connect() as conn:
+        runs = conn.execute(select(WorkflowRun.id, WorkflowRun.meta, WorkflowRun.status, WorkflowRun.mode)).all()
+        events = dict(conn.execute(select(ExecutionEvent.run_id, func.count()).group_by(ExecutionEvent.run_id)).all())
+        tokens = {r: (n, int(t or 0)) for r, n, t in conn.execute(
+            select(CostRecord.run_id, func.count(), func.sum(CostRecord.total_tokens)).group_by(CostRecord.run_id))}
+        paths: dict[str, list[str]] = {}
+        for run_id, path in conn.execute(select(File.run_id, File.file_path)):
+            paths.setdefault(run_id, []).append(path)
+    return {run.id: (sorted(run.meta["sources"]), run.meta["events_from"], run.meta["costs_from"], run.status,
+                     run.mode, events.get(run.id, 0), tokens.get(run.id), sorted(paths.get(run.id, [])))
+            for run in runs}
+
+
+@pytest.mark.postgres
+def test_postgresql_merges_like_sqlite_in_the_other_order(pg_url: str, data: Path, tmp_path: Path) -> None:
+    available = sources(data)
+    upgrade(pg_url)
+    postgres = CaptureStore.open(pg_url)
+    import_in(postgres, ["db-89797ef", "sessions", "db-474d7ff", "idea-task"], available)
+    sqlite = new_store(tmp_path, "reverse")
+    import_in(sqlite, ["idea-task", "db-474d7ff", "sessions", "db-89797ef"], available)
+    assert run_digest(postgres) == run_digest(sqlite)
+    assert {k: v[0] for k, v in fingerprint(postgres).items()} == {k: v[0] for k, v in fingerprint(sqlite).items()}
+    again = import_in(postgres, ["sessions", "db-89797ef"], available)
+    assert [r.runs_written for r in again] == [0, 0]
+    postgres.close()
