@@ -25,7 +25,7 @@ and storing, so nothing an importer writes escapes the secret masking of capture
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -273,17 +273,6 @@ class MergeWriter:
                 seen.add(pair)
                 out.append(edge)
         return out
-
-
-@dataclass
-class MergeTally:
-    """Runs by what their merge did, for the import summary."""
-
-    counts: dict[str, int] = field(default_factory=lambda: {"new": 0, "merged": 0, "updated": 0, "unchanged": 0})
-
-    def add(self, outcome: MergeOutcome) -> None:
-        """Count one merge."""
-        self.counts[outcome.state] += 1
 
 
 # Columns the store assigns (sequence numbers, integer keys) or fills with the time of writing when a source has
