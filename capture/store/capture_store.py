@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
 from capture.store.db import make_engine, ping, require_current_schema
+from capture.store.migrate import migrate_new_sqlite
 from capture.store.models import (
     CostRecord,
     DagEdge,
@@ -249,10 +250,12 @@ class CaptureStore:
 
     @classmethod
     def open(cls, url: str | None = None, *, check_schema: bool = True, **kwargs: Any) -> "CaptureStore":
-        """Open the store at ``url`` (default: configured), checking it is reachable and migrated."""
+        """Open the store at ``url`` (default: configured), checking it is reachable and migrated. A new SQLite
+        store is created and migrated here on first use; PostgreSQL needs ``skillmine db upgrade`` (the error says)."""
         engine = make_engine(url)
         ping(engine)
         if check_schema:
+            migrate_new_sqlite(engine)
             require_current_schema(engine)
         return cls(engine, **kwargs)
 
