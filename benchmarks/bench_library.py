@@ -3,9 +3,11 @@
 Builds a 1,000-skill library in a temporary directory, then measures ``open_library``,
 ``Library.search`` and ``Library.instantiate`` (median and p95 over repeats) against the targets
 (open < 200 ms, search < 20 ms), and a naive baseline measured in the same run: a linear scan that
-re-reads, re-parses and re-hashes every skill file for each open/search.
+re-reads, re-parses and re-hashes every skill file for each open/search. Then the two exports of the same release,
+each into a fresh destination (``--export-repeats`` times): the ``.zip`` bundle and the Agent Skills tree (one
+``SKILL.md`` folder per skill), and the verification of each.
 
-Run: ``.venv/bin/python benchmarks/bench_library.py [--skills 1000] [--repeats 50]``
+Run: ``.venv/bin/python benchmarks/bench_library.py [--skills 1000] [--repeats 50] [--export-repeats 5]``
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from skill_library import content_hash, open_library, publish
+from skill_library import content_hash, open_library, publish, verify
+from skill_library.agent_skills import verify_export
 from skill_library.query import query_groups, stem, words
 from skill_library.semver import parse
 
@@ -102,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skills", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--export-repeats", type=int, default=5)
     args = parser.parse_args()
     rng = random.Random(5)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +139,7 @@ def main() -> None:
             assert sorted(h.name for h in library.search(query, limit=10_000)) == sorted(naive_scan(root, query))
         plot_hits = library.search("plotting workflows", limit=10_000)
         manifest_kb = (root / "releases" / "0001.json").stat().st_size / 1024
+        exports = export_rows(library, Path(tmp), args.export_repeats)
 
     rows = [
         ("open_library (LATEST + manifest, verified)", open_ms, 200.0),
@@ -155,7 +160,43 @@ def main() -> None:
         print(f"| {label} | {median:.2f} | {p95:.2f} | {target or '-'} | {ratio} |")
     print()
     print(f"search speed-up over the naive scan (median): {naive_ms[0] / search_ms[0]:.0f}x")
+    print()
+    print(f"exports of the same release ({args.export_repeats} runs each, fresh destination every run)")
+    print()
+    print("| export | median ms | p95 ms | files | size KiB | verify median ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, (median, p95), files, size_kib, (verify_median, _) in exports:
+        print(f"| {label} | {median:.0f} | {p95:.0f} | {files} | {size_kib:.0f} | {verify_median:.0f} |")
+    zip_ms, tree_ms = exports[0][1][0], exports[1][1][0]
+    print()
+    print(f"agent-skills export / zip export (median): {tree_ms / zip_ms:.2f}x")
 
+
+def _size(path: Path) -> tuple[int, float]:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files) / 1024
+
+
+ExportRow = tuple[str, tuple[float, float], int, float, tuple[float, float]]
+
+
+def _time_export(label: str, export: Callable[[Path], Path], check: Callable[[Path], Any], tmp: Path,
+                 repeats: int) -> ExportRow:
+    """One export timed over ``repeats`` fresh destinations, then verifying what it wrote."""
+    written: list[Path] = []
+    destinations = iter(tmp / f"export-{label[:3]}-{n}" for n in range(repeats))
+    times = timed(lambda: written.append(export(next(destinations))), repeats)
+    assert all(check(path).ok for path in written)
+    files, size_kib = _size(written[-1])
+    return label, summary(times), files, size_kib, summary(timed(lambda: check(written[-1]), repeats))
+
+
+def export_rows(library: Any, tmp: Path, repeats: int) -> list[ExportRow]:
+    """The zip bundle and the Agent Skills tree of the same release, each timed and verified."""
+    return [_time_export("zip bundle (whole history)", lambda dest: library.export(dest.with_suffix(".zip")),
+                         verify, tmp, repeats),
+            _time_export("agent-skills tree (active skills)", lambda dest: library.export_agent_skills(dest).path,
+                         verify_export, tmp, repeats)]
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ from conftest import plot_candidate
 from mined_library import mine_library
 from sqlalchemy import create_engine, text
 
-from skill_library import BundleError, open_library, publish
+from skill_library import BundleError, content_hash, open_library, publish
 from skill_library.agent_skills import EXPORT_MANIFEST, agent_skill_name, verify_export
 from skill_library.instantiate import render
 from skillmine.cli import main
@@ -160,7 +160,12 @@ def test_verify_export_checks_the_reference_document_itself(mined: tuple[str, Pa
     manifest = json.loads((root / EXPORT_MANIFEST).read_bytes())
     manifest["files"][f"{folder.name}/references/skill.json"] = hashlib.sha256(reference.read_bytes()).hexdigest()
     (root / EXPORT_MANIFEST).write_text(json.dumps(manifest))
-    assert verify_export(root).errors == [f"{reference}: content_hash: does not match the document content"]
+    assert verify_export(root).errors == [f"{reference}: content_hash does not match the document content"]
+    doc["content_hash"] = content_hash(doc)  # re-hashed too: SKILL.md still names the original hash
+    reference.write_text(json.dumps(doc))
+    manifest["files"][f"{folder.name}/references/skill.json"] = hashlib.sha256(reference.read_bytes()).hexdigest()
+    (root / EXPORT_MANIFEST).write_text(json.dumps(manifest))
+    assert verify_export(root).errors == [f"{folder / 'SKILL.md'}: does not name the content hash of skill.json"]
 
 
 def test_cli_exports_agent_skills_and_verifies_the_tree(mined: tuple[str, Path], tmp_path: Path,
