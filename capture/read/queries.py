@@ -140,8 +140,9 @@ def get_event_tree(source: Any, session_id: str, root_event_id: str) -> list[dic
 def get_event_statistics(source: Any, session_id: str, run_id: str) -> dict[str, Any]:
     """Statistics of a run, as the reference's ``get_event_statistics``.
 
-    ``agent_call_counts`` follows the reference: events per agent (every event with an agent, so an engineer
-    ``agent_call`` plus an engineer ``code_exec`` count 2); ``agent_invocations`` counts ``agent_call`` only.
+    ``agent_call_counts`` counts calls as invocations: the ``agent_call`` events per agent (an engineer
+    ``agent_call`` plus an engineer ``code_exec`` is one call); ``events_by_agent`` counts every event naming the
+    agent (what the reference reports under ``agent_call_counts``).
     """
     where = and_(EVENTS.c.run_id == run_id, EVENTS.c.session_id == session_id)
     with engine_of(source).connect() as conn:
@@ -164,8 +165,8 @@ def get_event_statistics(source: Any, session_id: str, run_id: str) -> dict[str,
         "total_events": sum(n for _, n in by_type),
         "event_types": dict(sorted((t, n) for t, n in by_type)),
         "agents_involved": sorted(counts),
-        "agent_call_counts": dict(sorted(counts.items())),
-        "agent_invocations": dict(sorted(invocations.items())),
+        "agent_call_counts": dict(sorted(invocations.items())),
+        "events_by_agent": dict(sorted(counts.items())),
         "total_duration_ms": int(total_ms or 0),
         "avg_duration_ms": float(avg_ms) if avg_ms is not None else 0.0,
         "timed_events": int(timed),

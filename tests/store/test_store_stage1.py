@@ -110,8 +110,8 @@ def test_statistics_exact_reference_numbers(store):
     assert stats["total_events"] == 3
     assert stats["event_types"] == {"agent_call": 1, "code_exec": 1, "file_gen": 1}
     assert stats["agents_involved"] == ["engineer"]
-    assert stats["agent_call_counts"]["engineer"] == 2
-    assert stats["agent_invocations"] == {"engineer": 1}
+    assert stats["agent_call_counts"] == {"engineer": 1}
+    assert stats["events_by_agent"] == {"engineer": 2}
     assert stats["total_duration_ms"] == 3500
     assert stats["avg_duration_ms"] == pytest.approx(3500 / 3)
     assert queries.get_event_statistics(store, "other", r)["total_events"] == 0

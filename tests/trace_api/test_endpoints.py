@@ -8,10 +8,11 @@ from sqlalchemy.exc import OperationalError
 
 FIG_HASH = "ab" * 32
 LIGHT_KEYS = {"id", "seq", "parent_event_id", "node_id", "event_type", "event_subtype", "agent_name", "status",
-              "execution_order", "depth", "timestamp", "started_at", "completed_at", "duration_ms", "error_message"}
+              "execution_order", "depth", "timestamp", "started_at", "completed_at", "duration_ms", "error_message",
+              "tokens", "cost_usd"}
 EVENT_KEYS = {"seq", "id", "run_id", "node_id", "step_id", "session_id", "parent_event_id", "event_type",
               "event_subtype", "agent_name", "agent_role", "timestamp", "started_at", "completed_at", "duration_ms",
-              "inputs", "outputs", "error_message", "meta", "execution_order", "depth", "status"}
+              "inputs", "outputs", "error_message", "meta", "execution_order", "depth", "status", "tokens", "cost_usd"}
 
 
 def test_runs_lists_recent_runs_with_counts_and_cost(server, get):
@@ -38,8 +39,8 @@ def test_run_detail_has_nodes_files_statistics_and_max_seq(server, get):
     assert body["statistics"] == {
         "total_events": 6, "event_types": {"agent_call": 2, "code_exec": 1, "file_gen": 1, "llm_call": 1,
                                            "tool_call": 1},
-        "agents_involved": ["engineer", "executor"], "agent_call_counts": {"engineer": 4, "executor": 2},
-        "agent_invocations": {"engineer": 1, "executor": 1}, "total_duration_ms": 12000,
+        "agents_involved": ["engineer", "executor"], "agent_call_counts": {"engineer": 1, "executor": 1},
+        "events_by_agent": {"engineer": 4, "executor": 2}, "total_duration_ms": 12000,
         "avg_duration_ms": 2400.0, "timed_events": 5}
 
 
@@ -57,6 +58,7 @@ def test_run_events_are_ordered_and_filterable(server, get):
     light = get(server.url + "/api/runs/run-1/events?payloads=false")[1]["events"]
     assert set(light[0]) == LIGHT_KEYS and [e["id"] for e in light] == ["e1", "e2", "e3", "e4", "e5", "e6"]
     assert light[5]["error_message"] == "ZeroDivisionError: division by zero"
+    assert [(e["tokens"], e["cost_usd"]) for e in light[:3]] == [(0, 0.0), (150, 0.0042), (0, 0.0)]
 
 
 def test_node_events_files_and_summary_have_the_reference_shapes(server, get):
@@ -102,22 +104,24 @@ def test_file_provenance_by_path_and_hash(server, get):
     status, body = get(server.url + "/api/files/provenance?path=fig.png")
     assert status == 200 and body["total_files"] == 1
     match = body["files"][0]
-    assert match["agent"] == "engineer" and match["file"]["file_path"] == "plots/fig.png"
+    assert (match["agent"], match["agent_source"], match["path"]) == ("engineer", "file record", "plots/fig.png")
     assert (match["event"]["id"], match["event"]["event_type"]) == ("e4", "file_gen")
-    assert (match["node"]["id"], match["node"]["short_id"]) == ("n-eng", "step_1")
+    assert (match["node"]["id"], match["node"]["name"]) == ("n-eng", "step_1")
+    assert (match["run"]["id"], match["content_hash"]) == ("run-1", FIG_HASH)
     by_hash = get(server.url + f"/api/files/provenance?sha256={FIG_HASH}")[1]
-    assert [m["file"]["id"] for m in by_hash["files"]] == ["f-fig"]
+    assert [m["path"] for m in by_hash["files"]] == ["plots/fig.png"]
 
 
 def test_failure_chain_names_the_failed_code_run_and_its_ancestors(server, get):
     status, body = get(server.url + "/api/runs/run-1/failure")
     assert status == 200
     chain = body["failure"]
-    assert chain["failed_event"]["id"] == "e6"
+    assert (body["run_status"], chain["kind"], chain["failed_event"]["id"]) == ("failed", "event", "e6")
     assert [a["id"] for a in chain["ancestors"]] == ["e5"]
     assert chain["node"]["id"] == "n-exe"
     assert chain["sequence"] == ["agent_call:executor", "code_exec:executor"]
-    assert get(server.url + "/api/runs/run-2/failure")[1] == {"run_id": "run-2", "failure": None}
+    assert get(server.url + "/api/runs/run-2/failure")[1] == {"run_id": "run-2", "run_status": "completed",
+                                                              "failure": None}
 
 
 @pytest.mark.parametrize("path, kind, ident", [

@@ -48,9 +48,9 @@ def test_show_json_nests_events_under_nodes(sqlite_url, writer, capsys):
 
 def test_show_names_a_missing_run_or_session(sqlite_url, writer, capsys):
     assert run_cli("trace", "show", "nope", "--url", sqlite_url) == 2
-    assert capsys.readouterr().err == "skillmine trace: run 'nope' not found\n"
+    assert capsys.readouterr().err == "skillmine trace show: run 'nope' not found\n"
     assert run_cli("trace", "show", "run-1", "--url", sqlite_url, "--session-id", "sess-b") == 2
-    assert capsys.readouterr().err == "skillmine trace: run 'run-1' not found in session 'sess-b'\n"
+    assert capsys.readouterr().err == "skillmine trace show: run 'run-1' not found in session 'sess-b'\n"
 
 
 def test_show_on_an_unmigrated_store_explains(tmp_path, capsys):

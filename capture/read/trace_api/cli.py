@@ -1,31 +1,66 @@
-"""``skillmine trace serve`` (the trace API and timeline page) and ``skillmine trace show RUN_ID``."""
+"""``skillmine trace ...`` (the trace questions, the trace server) and ``skillmine runs search``.
+
+Every question answers in text or, with ``--json``, with exactly the JSON the trace API serves for it (both call
+:class:`~capture.read.trace_api.reader.TraceReader`). Runs are named by id or unique id prefix, steps by name
+(``step_2``), number or node id.
+"""
 
 import argparse
-import sys
+from collections.abc import Callable
+from typing import Any
 
 from capture.store.db import StoreError
 
+URL_HELP = "database URL (default: $SKILLMINE_DATABASE_URL or the SQLite file)"
+
+
+def _question(actions: argparse._SubParsersAction, name: str, help_text: str, handler: Callable,
+              *positionals: tuple[str, str]) -> argparse.ArgumentParser:
+    parser = actions.add_parser(name, help=help_text)
+    for arg, arg_help in positionals:
+        parser.add_argument(arg, help=arg_help)
+    parser.add_argument("--url", help=URL_HELP)
+    parser.add_argument("--session-id", help="look up in this session only")
+    parser.add_argument("--json", action="store_true", help="print the answer as the trace API's JSON")
+    parser.set_defaults(handler=handler)
+    return parser
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Mount the ``trace`` command."""
-    trace = subparsers.add_parser("trace", help="browse captured runs: HTTP trace API, timeline page, terminal tree")
+    """Mount the ``trace`` and ``runs`` commands."""
+    trace = subparsers.add_parser("trace", help="the trace questions, the trace API server and timeline page")
     actions = trace.add_subparsers(dest="trace_command", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve the trace API, live event streams and the timeline page")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind; anything but loopback requires $SKILLMINE_TRACE_TOKEN")
     serve.add_argument("--port", type=int, default=8321)
-    serve.add_argument("--url", help="database URL (default: $SKILLMINE_DATABASE_URL or the SQLite file)")
-    serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.add_argument("--url", help=URL_HELP)
+    serve.add_argument("--verbose", action="store_true", help="log every request (never the token)")
     serve.set_defaults(handler=_serve)
-    show = actions.add_parser("show", help="print a run's event tree with durations, agents, status and files")
-    show.add_argument("run_id")
-    show.add_argument("--url", help="database URL (default: $SKILLMINE_DATABASE_URL or the SQLite file)")
-    show.add_argument("--session-id", help="look the run up in this session only")
-    show.add_argument("--json", action="store_true", help="print the run and its nested events as JSON")
-    show.set_defaults(handler=_show)
+    run_id = ("run_id", "run id or a unique prefix of it")
+    _question(actions, "show", "print a run's event tree with durations, agents, status and files", _show, run_id)
+    _question(actions, "file", "which agent, event, step and run wrote a file (and its content hash)", _file,
+              ("path", "stored path, an ending of it (plot.png), or a sha256"))
+    _question(actions, "node", "the execution flow within one step: events, tools, files, tokens, cost", _node,
+              run_id, ("step", "step name (step_2, planning), step number or node id"))
+    _question(actions, "agents", "how many times each agent was called (agent_call invocations)", _agents, run_id)
+    _question(actions, "failure", "the events that led to a run's failure, or the step judged failed", _failure,
+              run_id)
+    runs = subparsers.add_parser("runs", help="find captured runs")
+    runs_actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    search = _question(runs_actions, "search", "runs by task text, mode, outcome, agent and file type", _search)
+    search.add_argument("text", nargs="?", help='words of the task ("plotting" also finds "plot")')
+    search.add_argument("--mode", help="one_shot, planning_and_control, ...")
+    search.add_argument("--outcome", help="run status: completed, failed, running, ...")
+    search.add_argument("--agent", help="an agent that took part")
+    search.add_argument("--file-type", help="a type of file the run produced (plot, code, ...)")
+    search.add_argument("--limit", type=int, default=50)
 
 
-def _fail(message: object) -> int:
-    print(f"skillmine trace: {message}", file=sys.stderr)
+def _fail(command: str, message: object) -> int:
+    from skillmine.console import fail
+
+    fail(command, str(message))
     return 2
 
 
@@ -36,12 +71,12 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         engine = open_read_only(args.url)
     except StoreError as exc:
-        return _fail(exc)
+        return _fail("trace", exc)
     try:
         server = TraceServer(engine, args.host, args.port, verbose=args.verbose)
     except OSError as exc:
         engine.dispose()
-        return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        return _fail("trace", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     print(f"trace API and timeline at {server.url}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
@@ -54,20 +89,65 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
+def _answer(args: argparse.Namespace, command: str, ask: Callable[[Any], dict[str, Any]],
+            render: Callable[[dict[str, Any]], None]) -> int:
+    """Open the store read-only, ask, print the answer (text or JSON); 2 naming what is missing."""
     from capture.core.payload import dumps
     from capture.read.trace_api.reader import NotFound, TraceReader, open_read_only
-    from capture.read.trace_api.tree_text import render_tree, run_tree
 
     try:
         engine = open_read_only(args.url)
     except StoreError as exc:
-        return _fail(exc)
+        return _fail(command, exc)
     try:
-        tree = run_tree(TraceReader(engine), args.run_id, args.session_id)
+        answer = ask(TraceReader(engine))
     except NotFound as exc:
-        return _fail(exc)
+        return _fail(command, exc)
     finally:
         engine.dispose()
-    print(dumps(tree) if args.json else render_tree(tree))
+    if args.json:
+        print(dumps(answer))
+    else:
+        render(answer)
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from capture.read.trace_api.tree_text import render_tree, run_tree
+
+    return _answer(args, "trace show", lambda r: run_tree(r, args.run_id, args.session_id),
+                   lambda tree: print(render_tree(tree)))
+
+
+def _file(args: argparse.Namespace) -> int:
+    from capture.read.trace_api.answers_text import print_file
+
+    return _answer(args, "trace file", lambda r: r.provenance(args.path, args.session_id), print_file)
+
+
+def _node(args: argparse.Namespace) -> int:
+    from capture.read.trace_api.answers_text import print_step
+
+    return _answer(args, "trace node", lambda r: r.step(args.run_id, args.step, args.session_id), print_step)
+
+
+def _agents(args: argparse.Namespace) -> int:
+    from capture.read.trace_api.answers_text import print_agents
+
+    return _answer(args, "trace agents", lambda r: r.agents(args.run_id, args.session_id), print_agents)
+
+
+def _failure(args: argparse.Namespace) -> int:
+    from capture.read.trace_api.answers_text import print_failure
+
+    return _answer(args, "trace failure", lambda r: r.failure(args.run_id, args.session_id), print_failure)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from capture.read.trace_api.answers_text import print_runs
+
+    if args.limit < 1:
+        return _fail("runs search", f"--limit {args.limit}: expected a positive number")
+    return _answer(args, "runs search", lambda r: r.search(
+        args.text, args.session_id, mode=args.mode, outcome=args.outcome, agent=args.agent,
+        file_type=args.file_type, limit=args.limit), print_runs)

@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, case, event, func, select
 
-from capture.read import queries, summary, trace
-from capture.read.files import file_provenance
+from capture.read import queries, questions, summary
 from capture.read.queries import EVENTS, NODES, RUNS, row_dict
+from capture.read.questions import NotFound
+from capture.read.summary import cost_of, tokens_of
 from capture.store.db import make_engine, ping, require_current_schema
 from capture.store.models import CostRecord, Session
 
@@ -27,17 +28,13 @@ LIGHT_FIELDS = ("id", "seq", "parent_event_id", "node_id", "event_type", "event_
 
 
 def light(event: dict[str, Any], *extra: str) -> dict[str, Any]:
-    """The event without its payloads (inputs, outputs, meta)."""
-    return {k: event[k] for k in (*LIGHT_FIELDS, *extra)}
+    """The event without its payloads (inputs, outputs, meta), with the tokens and cost its meta carries."""
+    return {**{k: event[k] for k in (*LIGHT_FIELDS, *extra)}, **usage_of(event)}
 
 
-class NotFound(LookupError):
-    """A requested run, node, event or file does not exist (in the requested session)."""
-
-    def __init__(self, kind: str, ident: str, session_id: str | None = None) -> None:
-        where = f" in session {session_id!r}" if session_id else ""
-        super().__init__(f"{kind} {ident!r} not found{where}")
-        self.kind, self.ident = kind, ident
+def usage_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The ``tokens`` and ``cost_usd`` an event's meta carries (zero when none)."""
+    return {"tokens": tokens_of(event.get("meta")), "cost_usd": round(cost_of(event.get("meta")), 6)}
 
 
 class BadParameter(ValueError):
@@ -101,9 +98,9 @@ class TraceReader:
             raise NotFound(kind, ident, session_id)
         return found[0]
 
-    def run_session(self, run_id: str, session_id: str | None = None) -> str:
-        """The session of a run (:class:`NotFound` if it is missing or in another session)."""
-        return self._session_of(RUNS, "run", run_id, session_id)
+    def resolve_run(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:
+        """The run by id or unique id prefix (:class:`NotFound` if it is missing or in another session)."""
+        return questions.resolve_run(self.engine, run_id, session_id)
 
     def sessions(self) -> list[str]:
         """Ids of every session the store has."""
@@ -143,31 +140,48 @@ class TraceReader:
         return {"session_id": session_id, "total_runs": len(rows), "runs": rows}
 
     def run(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:
-        """A run with its nodes, edges, files, statistics and highest event ``seq`` (where a live stream starts)."""
-        sid = self._session_of(RUNS, "run", run_id, session_id)
+        """A run with its nodes, files, statistics, tokens and cost (total and per node) and highest event ``seq``
+        (where a live stream starts)."""
+        run = self.resolve_run(run_id, session_id)
+        rid, sid = run["id"], run["session_id"]
         with self.engine.connect() as conn:
-            run = row_dict(conn.execute(select(RUNS).where(RUNS.c.id == run_id)).one())
             max_seq = conn.execute(select(func.coalesce(func.max(EVENTS.c.seq), 0))
-                                   .where(EVENTS.c.run_id == run_id)).scalar_one()
-        return {"run": run, "nodes": queries.list_nodes_for_run(self.engine, sid, run_id),
-                "files": queries.files_for_run(self.engine, sid, run_id),
-                "statistics": queries.get_event_statistics(self.engine, sid, run_id), "max_seq": int(max_seq)}
+                                   .where(EVENTS.c.run_id == rid)).scalar_one()
+        usage = questions.run_usage(self.engine, sid, rid)
+        del usage["by_event"]
+        return {"run": run, "nodes": queries.list_nodes_for_run(self.engine, sid, rid),
+                "files": queries.files_for_run(self.engine, sid, rid),
+                "statistics": queries.get_event_statistics(self.engine, sid, rid), "usage": usage,
+                "max_seq": int(max_seq)}
 
     def run_events(self, run_id: str, session_id: str | None = None, *, event_type: str | None = None,
                    agent_name: str | None = None, limit: int | None = None, payloads: bool = True
                    ) -> dict[str, Any]:
-        """A run's events in execution order (ties by ``seq``), optionally by type and agent; without
-        ``payloads`` each event is :func:`light` (what the timeline draws)."""
-        sid = self._session_of(RUNS, "run", run_id, session_id)
-        events = queries.list_events_for_run(self.engine, sid, run_id, event_type=event_type,
+        """A run's events in execution order (ties by ``seq``), optionally by type and agent, each with the
+        ``tokens`` and ``cost_usd`` it carries; without ``payloads`` each event is :func:`light` (what the
+        timeline draws)."""
+        run = self.resolve_run(run_id, session_id)
+        events = queries.list_events_for_run(self.engine, run["session_id"], run["id"], event_type=event_type,
                                              agent_name=agent_name, limit=limit)
-        return {"run_id": run_id, "total_events": len(events),
-                "events": events if payloads else [light(e) for e in events]}
+        events = [light(e) if not payloads else {**e, **usage_of(e)} for e in events]
+        return {"run_id": run["id"], "total_events": len(events), "events": events}
 
     def failure(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:
-        """The events that led to the run's first failure (``failure`` is ``None`` if nothing failed)."""
-        sid = self._session_of(RUNS, "run", run_id, session_id)
-        return {"run_id": run_id, "failure": trace.failure_chain(self.engine, sid, run_id)}
+        """What led to the run's failure (:func:`capture.read.questions.run_failure`; ``failure`` is ``None``
+        only for a run that did not fail)."""
+        return questions.run_failure(self.engine, questions.resolve_run(self.engine, run_id, session_id))
+
+    def agents(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:
+        """Calls per agent, counted as invocations."""
+        return questions.agent_invocations(self.engine, questions.resolve_run(self.engine, run_id, session_id))
+
+    def step(self, run_id: str, step: str, session_id: str | None = None) -> dict[str, Any]:
+        """The execution flow within one step, by its name, number or node id."""
+        return questions.step_flow(self.engine, questions.resolve_run(self.engine, run_id, session_id), step)
+
+    def search(self, text: str | None = None, session_id: str | None = None, **filters: Any) -> dict[str, Any]:
+        """Runs by task text, mode, outcome, agent and file type."""
+        return questions.search_runs(self.engine, text, session_id=session_id, **filters)
 
     # -- nodes ------------------------------------------------------------------------------------------
 
@@ -205,14 +219,8 @@ class TraceReader:
         tree = [light(e, "level") for e in queries.get_event_tree(self.engine, sid, event_id)]
         return {"root_event_id": event_id, "total_events": len(tree), "tree": tree}
 
-    def provenance(self, path: str | None, session_id: str | None = None, *,
-                   content_hash: str | None = None) -> dict[str, Any]:
-        """Which agent, event and node generated the files matching ``path`` (or ``content_hash``)."""
-        if not path and not content_hash:
-            raise BadParameter("path", path, "a file path (or 'sha256')")
-        sessions = [session_id] if session_id is not None else self.sessions()
-        matches = [m for sid in sessions
-                   for m in file_provenance(self.engine, sid, path=path, content_hash=content_hash)]
-        if not matches:
-            raise NotFound("file", path or content_hash, session_id)
-        return {"path": path, "sha256": content_hash, "total_files": len(matches), "files": matches}
+    def provenance(self, path: str | None, session_id: str | None = None) -> dict[str, Any]:
+        """Which agent, event, node and run wrote the files matching ``path`` (a path, its ending, or a sha256)."""
+        if not path:
+            raise BadParameter("path", path, "a file path or a sha256")
+        return questions.file_answer(self.engine, [session_id] if session_id else self.sessions(), path)

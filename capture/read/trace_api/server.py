@@ -180,15 +180,13 @@ class TraceRequestHandler(BaseHTTPRequestHandler):
 
     @route(r"/api/files/provenance", "path", "sha256")
     def provenance(self, _match: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.provenance(q.get("path") or None, q.get("session_id"),
-                                      content_hash=q.get("sha256") or None)
+        return self.reader.provenance(q.get("path") or q.get("sha256") or None, q.get("session_id"))
 
     # -- live stream ------------------------------------------------------------------------------------
 
     @route(r"/api/runs/([^/]+)/stream", "after_seq")
     def stream(self, m: re.Match, q: dict[str, str]) -> None:
-        run_id = m[1]
-        self.reader.run_session(run_id, q.get("session_id"))  # 404 before the stream starts
+        run_id = self.reader.resolve_run(m[1], q.get("session_id"))["id"]  # 404 before the stream starts
         resume = self.headers.get("Last-Event-ID")
         after = parse_int("Last-Event-ID" if resume else "after_seq", resume or q.get("after_seq"), 0)
         follower = RunFollower(self.server.engine, run_id, after)
