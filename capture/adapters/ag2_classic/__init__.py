@@ -9,10 +9,10 @@ exactly (the send hook AG2 cannot unregister becomes a no-op). See ``shared/refe
 import functools
 from typing import Any
 
-from capture.adapters.ag2_classic import patching
+from capture.adapters import patching
 from capture.adapters.ag2_classic.agent import adopt_child, children_of, instrument_agent, uninstrument_agent
-from capture.adapters.ag2_classic.guarded import attempt
 from capture.adapters.ag2_classic.selection import instrument_selection
+from capture.adapters.guarded import attempt
 
 __all__ = ["failure_count", "instrument", "is_instrumented", "uninstrument"]
 

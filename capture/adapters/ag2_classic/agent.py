@@ -1,7 +1,7 @@
 """Per-instance wrappers of one ConversableAgent: replies, LLM calls, tool calls, code runs, messages, chat starts.
 
 Every wrapper runs the original exactly once with the caller's arguments and returns (or raises) exactly what it
-returned (or raised); the capture around it is guarded (:mod:`capture.adapters.ag2_classic.guarded`).
+returned (or raised); the capture around it is guarded (:mod:`capture.adapters.guarded`).
 """
 
 import functools
@@ -13,10 +13,9 @@ from types import TracebackType
 from typing import Any
 
 import capture
-from capture.adapters.ag2_classic import patching
+from capture.adapters import patching
 from capture.adapters.ag2_classic.chat import chat_scope, is_manager, record_transition
 from capture.adapters.ag2_classic.fanout import FanOut
-from capture.adapters.ag2_classic.guarded import Guarded, attempt, excerpt, message_text, name_of
 from capture.adapters.ag2_classic.threads import (
     ReplyFrame,
     adopt,
@@ -27,8 +26,9 @@ from capture.adapters.ag2_classic.threads import (
     snapshot,
     stashed,
 )
-from capture.adapters.ag2_classic.workdir import changes, scan, script_files
 from capture.adapters.common import record_human_input, record_written_files, watch_writes
+from capture.adapters.guarded import Guarded, attempt, excerpt, message_text, name_of
+from capture.adapters.workdir import changes, scan, script_files
 from capture.core import clock
 from capture.core.context import current_run_var
 

@@ -6,9 +6,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import capture
-from capture.adapters.ag2_classic.guarded import Guarded, attempt, message_text, name_of
 from capture.adapters.ag2_classic.stream import CaptureTee
 from capture.adapters.ag2_classic.threads import ChatState, adopt, chat_var, take_over
+from capture.adapters.guarded import Guarded, attempt, message_text, name_of
 from capture.core.context import current_run_var
 
 TASK_CHARS = 500

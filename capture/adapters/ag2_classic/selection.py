@@ -6,9 +6,9 @@ of the transcript and is not recorded as messages)."""
 import functools
 from typing import Any
 
-from capture.adapters.ag2_classic import patching
+from capture.adapters import patching
 from capture.adapters.ag2_classic.agent import _wrap_reply_from_client, adopt_child
-from capture.adapters.ag2_classic.guarded import attempt
+from capture.adapters.guarded import attempt
 
 
 def _wrap_factory(groupchat: Any, original: Any) -> Any:

@@ -4,8 +4,8 @@ forwarded unchanged to the stream it wraps, so what the user sees (console, ``ru
 from typing import Any
 
 import capture
-from capture.adapters.ag2_classic.guarded import attempt, name_of
 from capture.adapters.ag2_classic.threads import ChatState
+from capture.adapters.guarded import attempt, name_of
 
 # AG2 event class -> handoff mechanism.
 HANDOFF_EVENTS = {

@@ -1,4 +1,5 @@
-"""Which files a code execution created or changed: (path, mtime_ns, size) snapshots of the work directory."""
+"""Which files a code execution created or changed: (path, mtime_ns, size) snapshots of the work directory, and
+which of them are AG2's own scripts rather than products."""
 
 import os
 import re
@@ -6,8 +7,9 @@ from pathlib import Path
 
 Snapshot = dict[str, tuple[int, int]]
 MAX_FILES = 20_000
-# The scripts AG2's executors write for each code block (``tmp_code_<md5>.<ext>``, new and legacy executors).
-SCRIPT_NAME = re.compile(r"tmp_code_[0-9a-f]{32}\.\w+")
+# The scripts AG2 writes for each code block: Classic's executors ``tmp_code_<md5>.<ext>`` (new and legacy), v1's
+# CodeAdapter ``ag2_<uuid4 hex>.<ext>`` (removed again after the run).
+SCRIPT_NAME = re.compile(r"(tmp_code_[0-9a-f]{32}|ag2_[0-9a-f]{32})\.\w+")
 
 
 def scan(root: str | Path | None) -> Snapshot:
@@ -42,6 +44,6 @@ def changes(before: Snapshot, after: Snapshot) -> list[tuple[str, str]]:
 
 
 def script_files(created: list[tuple[str, str]]) -> list[str]:
-    """The changed paths that are AG2's own temporary scripts (``tmp_code_*``): the execution's input, not its
+    """The changed paths that are AG2's own temporary scripts (:data:`SCRIPT_NAME`): the execution's input, not its
     product. A block whose first line names its file (``# filename: x.py``) is saved on purpose and stays a file."""
     return [path for path, _ in created if SCRIPT_NAME.fullmatch(os.path.basename(path))]

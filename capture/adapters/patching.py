@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("capture.adapters.ag2_classic")
+log = logging.getLogger("capture.adapters")
 
 _MISSING = object()
 # Keyed by id() with a weak reference that removes the entry when the object dies: AG2 objects such as GroupChat

@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
-from capture.adapters.ag2_classic.patching import capture_failed
+from capture.adapters.patching import capture_failed
 
 EXCERPT_CHARS = 2000
 
