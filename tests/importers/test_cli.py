@@ -77,3 +77,12 @@ def test_progress_shows_on_a_terminal_only() -> None:
     Progress(4, stream=quiet, quiet=True, interval_s=0).step(1)
     assert quiet.getvalue() == ""
     assert ImportReport("x", "xes").summary().startswith("imported xes x: 0 runs written")
+
+
+def test_cmbagent_trials_command(url: str, data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = data / "cmbagent" / "benchmarks_cmbagent_trials.jsonl"
+    assert run_cli(["import", "cmbagent-trials", str(path), "--url", url]) == 0
+    assert capsys.readouterr().out.startswith(f"imported cmbagent-trials {path}: 7 runs written, 0 already imported "
+                                              "(7 new,")
+    assert run_cli(["import", "cmbagent-trials", str(path), "--url", url]) == 0
+    assert "0 runs written, 7 already imported" in capsys.readouterr().out
