@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from capture.core import clock
+from capture.core.clock import stamp
 from capture.core.context import (
     RunState,
     SpanState,
@@ -27,8 +28,9 @@ from capture.core.context import (
     current_span_id,
     current_span_var,
 )
+from capture.core.items import COST, FILE
 from capture.core.settings import CaptureSettings
-from capture.recorder.processor import COST, FILE, Recorder, stamp
+from capture.recorder.processor import Recorder
 
 log = logging.getLogger("capture")
 

@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from capture.core.files import classify_file, file_id
+from capture.core.vocabulary import message_addressing
 from capture.store.capture_store import Batch
-from capture.store.records import message_addressing
 from workloads.script import RATE_LIMIT_ERROR, NodeScript, RunScript, Turn
 
 EXCERPT = 500

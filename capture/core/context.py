@@ -19,6 +19,9 @@ from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+# The session of runs opened without one (the store creates its row on first use).
+DEFAULT_SESSION_ID = "default"
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -32,10 +35,6 @@ class RunState:
     order: Any = field(default_factory=lambda: itertools.count(1))
     node_order: Any = field(default_factory=lambda: itertools.count(0))
     last_node: dict[str | None, str] = field(default_factory=dict)
-
-    def next_order(self) -> int:
-        """The next ``execution_order`` of this run (thread-safe)."""
-        return next(self.order)
 
 
 class SpanState:

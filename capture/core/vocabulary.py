@@ -2,10 +2,11 @@
 
 Sources disagree on spellings (see ``shared/reference/cmbagent.md`` §3); importers and the recorder call
 :func:`normalise_event` so that the store only ever holds canonical pairs, with the original pair kept in
-``meta.source_type`` when it changed.
+``meta.source_type`` when it changed. :func:`message_addressing` is how a message names its recipient(s).
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {
@@ -137,3 +138,20 @@ def normalise_event(
         return Normalised("info", "unmapped", source)
     canonical = f"{etype}/{sub}" if sub else etype
     return Normalised(etype, sub, None if canonical == source else source)
+
+
+# Width of ``messages.recipient``; a broadcast's joined recipient names are cut to it.
+RECIPIENT_CHARS = 100
+
+
+def message_addressing(sender: str | None, recipient: str | list[str] | None,
+                       meta: dict[str, Any] | None) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+    """A message's ``inputs``, ``messages.recipient`` and ``messages.meta``.
+
+    A list of recipients is one silent group fan-out (a ``broadcast``): ``inputs.recipients`` lists them, the
+    ``recipient`` column holds the names joined with ", " and cut to its width, ``meta.recipients`` the full list.
+    """
+    if type(recipient) is not list:
+        return {"sender": sender, "recipient": recipient}, recipient, meta
+    return ({"sender": sender, "recipients": recipient}, ", ".join(map(str, recipient))[:RECIPIENT_CHARS],
+            {**(meta or {}), "recipients": recipient})

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
+from capture.core.context import DEFAULT_SESSION_ID
 from capture.store.db import make_engine, ping, require_current_schema
 from capture.store.migrate import migrate_new_sqlite
 from capture.store.models import (
@@ -53,8 +54,6 @@ EVENTS: Table = ExecutionEvent.__table__
 FILES: Table = File.__table__
 MESSAGES: Table = Message.__table__
 COSTS: Table = CostRecord.__table__
-
-DEFAULT_SESSION_ID = "default"
 
 
 @dataclass

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from capture.core.vocabulary import RECIPIENT_CHARS
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -231,7 +233,7 @@ class Message(Base):
     event_id: Mapped[str | None] = mapped_column(ForeignKey("execution_events.id", ondelete="SET NULL"))
     node_id: Mapped[str | None] = mapped_column(ForeignKey("dag_nodes.id", ondelete="CASCADE"))
     sender: Mapped[str | None] = mapped_column(String(100))
-    recipient: Mapped[str | None] = mapped_column(String(100))
+    recipient: Mapped[str | None] = mapped_column(String(RECIPIENT_CHARS))
     content: Mapped[str | None] = mapped_column(Text)
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
     tokens: Mapped[int | None] = mapped_column(Integer)

@@ -15,7 +15,6 @@ from capture.store.models import CostRecord, DagEdge, DagNode, ExecutionEvent, F
 
 PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 MAX_TEXT_BYTES = 256 * 1024
-RECIPIENT_CHARS = Message.__table__.c.recipient.type.length
 
 
 class BadRecord(ValueError):
@@ -35,19 +34,6 @@ EDGE_COLUMNS = columns(DagEdge)
 FILE_COLUMNS = columns(File)
 MESSAGE_COLUMNS = columns(Message)
 COST_COLUMNS = columns(CostRecord)
-
-
-def message_addressing(sender: str | None, recipient: str | list[str] | None,
-                       meta: dict[str, Any] | None) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
-    """A message's ``inputs``, ``messages.recipient`` and ``messages.meta``.
-
-    A list of recipients is one silent group fan-out (a ``broadcast``): ``inputs.recipients`` lists them, the
-    ``recipient`` column holds the names joined with ", " and cut to its width, ``meta.recipients`` the full list.
-    """
-    if type(recipient) is not list:
-        return {"sender": sender, "recipient": recipient}, recipient, meta
-    return ({"sender": sender, "recipients": recipient}, ", ".join(map(str, recipient))[:RECIPIENT_CHARS],
-            {**(meta or {}), "recipients": recipient})
 
 
 def new_id() -> str:

@@ -155,7 +155,7 @@ def test_refusals_are_told_apart_from_an_unavailable_database(tmp_path):
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    from capture.recorder.processor import _refused
+    from capture.sinks.store_sink import refused as _refused
     from capture.store.db import SchemaOutOfDate, StoreUnreachable
     from capture.store.records import BadRecord
 

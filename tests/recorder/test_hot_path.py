@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 
 import capture
-from capture.core.clock import SimulatedClock, use_clock
-from capture.recorder.processor import as_datetime, elapsed_ms, new_id, stamp
+from capture.core.clock import SimulatedClock, as_datetime, elapsed_ms, stamp, use_clock
+from capture.core.items import new_id
 
 from .conftest import settle
 

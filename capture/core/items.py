@@ -1,0 +1,99 @@
+"""What the hot path puts on the recorder's queue: ``(kind, item)`` pairs, the item a named tuple or a row dict.
+
+Events, span completions and messages are the frequent items: :class:`EventItem`, :class:`EndItem` and
+:class:`MessageItem` carry raw values and a :func:`capture.core.clock.stamp`, nothing encoded, so the caller's
+thread does as little as possible; a sink turns them into its own rows on the writer thread
+(:mod:`capture.sinks.store_rows` for the capture store). Runs, nodes, edges, files and costs are rare and travel
+as row dicts (column names of the store's tables). The hot path builds the named tuples with ``tuple.__new__``
+(see :data:`make`), which skips the generated ``__new__`` and costs what a plain tuple costs.
+"""
+
+import itertools
+import os
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from capture.core.context import RunState
+
+# Queue item kinds. FLUSH carries a threading.Event the writer sets once everything before it is durable.
+RUN, NODE, EDGE, EVENT, END, FILE, MESSAGE, COST, FLUSH = range(9)
+
+make = tuple.__new__
+
+
+class EventItem(NamedTuple):
+    """One event. ``at`` is the start of a running span, else the event's end (a finished event with a
+    ``duration_ms`` began that much earlier)."""
+
+    id: str
+    run: RunState
+    node_id: str | None
+    parent_event_id: str | None
+    depth: int
+    execution_order: int
+    event_type: str
+    event_subtype: str | None
+    agent_name: str | None
+    inputs: Any
+    outputs: Any
+    meta: Any
+    status: str
+    error_message: str | None
+    duration_ms: float | None
+    at: int | datetime
+
+
+class EndItem(NamedTuple):
+    """A span's completion (``outputs``/``meta`` ``None``: unchanged)."""
+
+    event_id: str
+    started: int | datetime
+    ended: int | datetime
+    failed: bool
+    outputs: Any
+    meta: Any
+    error_message: str | None
+
+
+class MessageItem(NamedTuple):
+    """A message between agents: one ``message`` event plus its ``messages`` row. A list of recipients is one
+    silent group fan-out (a ``broadcast``)."""
+
+    id: str
+    run: RunState
+    node_id: str | None
+    parent_event_id: str | None
+    depth: int
+    execution_order: int
+    sender: str
+    recipient: str | list[str] | None
+    content: Any
+    tokens: int | None
+    silent: bool
+    meta: Any
+    at: int | datetime
+
+
+class _Ids:
+    """UUID-shaped ids, unique per process, ~10x cheaper than ``uuid.uuid4()``: a random prefix + a counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        raw = uuid.uuid4().hex
+        self.prefix = f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-{'89ab'[int(raw[16], 16) % 4]}{raw[17:20]}-"
+        self.counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):012x}"
+
+
+IDS = _Ids()
+
+
+def new_id() -> str:
+    """A fresh UUID-shaped id for an event, node or run."""
+    return IDS.new()
