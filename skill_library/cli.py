@@ -1,4 +1,4 @@
-"""``skillmine skills ...``: list, show, search, diff, instantiate, export, import, verify, publish.
+"""``skillmine skills ...``: list, show, search, diff, instantiate, export, import, verify, publish, keygen, sign.
 
 Tables for people by default, ``--json`` for programs. The library is ``--library PATH``, else
 ``$SKILLMINE_LIBRARY``, else ``$SKILLMINE_HOME/library`` (``SKILLMINE_HOME`` defaults to
@@ -8,6 +8,7 @@ Tables for people by default, ``--json`` for programs. The library is ``--librar
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -15,12 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import signing, store
 from .agent_skills import is_export, verify_export
 from .bundle import import_bundle
 from .errors import SkillLibraryError
 from .library import Library, open_library
 from .publish import publish
-from .verify import verify
+from .verify import quick_check, verify
 
 
 def library_location(explicit: str | None) -> Path:
@@ -49,6 +51,14 @@ def _open(args: argparse.Namespace) -> Library:
     return open_library(library_location(args.library), release=getattr(args, "release", None))
 
 
+def _warn_if_unverified(library: Library, command: str) -> None:
+    """Listing and searching read only the manifest: say so on stderr when the files or the signature disagree."""
+    if problems := quick_check(library.source, library.release, library.manifest):
+        print(f"skillmine skills {command}: warning: {library.location} does not verify ({len(problems)} "
+              f"problem{'s' if len(problems) > 1 else ''}; first: {problems[0]}); run `skillmine skills verify`",
+              file=sys.stderr)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     library = _open(args)
     if args.releases:
@@ -60,6 +70,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                     for r in rows], ["RELEASE", "CREATED", "SKILLS", "CHANGES", "PIPELINE RUN"])
         return 0
     rows = library.skills(include_deprecated=args.all)
+    _warn_if_unverified(library, "list")
     if args.json:
         _emit_json({"release": library.release, "skills": rows})
     else:
@@ -100,7 +111,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _open(args).search(" ".join(args.query), limit=args.limit, include_deprecated=args.all)
+    library = _open(args)
+    hits = library.search(" ".join(args.query), limit=args.limit, include_deprecated=args.all)
+    _warn_if_unverified(library, "search")
     if args.json:
         _emit_json([h.to_dict() for h in hits])
     elif not hits:
@@ -177,7 +190,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     location = Path(args.path) if args.path else library_location(args.library)
-    report = verify_export(location) if is_export(location) else verify(location)
+    report = verify_export(location) if is_export(location) else verify(location, trusted=args.trust)
     if args.json:
         _emit_json(report.to_dict())
     else:
@@ -185,9 +198,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"ERROR {line}")
         for line in report.warnings:
             print(f"warning {line}")
+        if report.signature:
+            print(f"release {report.release}: {report.signature}")
         print(f"{report.location}: release {report.release}, {report.manifests_checked} manifests, "
               f"{report.skill_files_checked} skill files: {'OK' if report.ok else 'FAILED'}")
     return 0 if report.ok else 1
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    public = signing.generate_key(args.key)
+    result = {"private_key": args.key, "public_key": public, "key_id": signing.key_id(base64.b64decode(public))}
+    if args.json:
+        _emit_json(result)
+    else:
+        print(f"wrote {args.key} (keep it private); public key {public} (key {result['key_id']})")
+        print(f"publishers: export {signing.KEY_ENV}={args.key}; readers: export {signing.TRUST_ENV}={public}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Sign the latest release of a library directory (after checking it) with the publisher's key."""
+    key = signing.load_key(args.key, args.signer) if args.key else signing.configured_key()
+    if key is None:
+        raise SkillLibraryError(f"no signing key: pass --key PATH or set {signing.KEY_ENV}")
+    root = library_location(args.library)
+    with store.locked(root):
+        library = open_library(root)
+        report = verify(root, trusted="")  # the files must hold; an old signature is replaced either way
+        if [e for e in report.errors if "signature" not in e]:
+            raise SkillLibraryError(f"{root} does not verify, not signing: {report.errors[0]}")
+        record = signing.write_signature(root, key, library.release, library.manifest["manifest_hash"])
+    result = {"library": str(root), "release": library.release, "signer": record["signer"], "key_id": record["key_id"]}
+    _emit_json(result) if args.json else print(f"signed release {library.release} of {root} as {record['signer']} "
+                                               f"(key {record['key_id']})")
+    return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -269,9 +313,15 @@ def register(subparsers: Any) -> None:
                         "per active skill, with references/skill.json and evals/evals.json")
     p = leaf("import", cmd_import, "fast-forward the library from a .zip bundle", release=False)
     p.add_argument("bundle")
-    p = leaf("verify", cmd_verify, "check every file of a library, bundle or Agent Skills export against its hash",
-             release=False)
+    p = leaf("verify", cmd_verify, "check every file of a library, bundle or Agent Skills export against its hash, "
+             "and the release signature", release=False)
     p.add_argument("path", nargs="?", help="what to verify (default: the library)")
+    p.add_argument("--trust", metavar="KEYS", help=f"trusted public keys, comma-separated (default ${signing.TRUST_ENV})")
+    p = leaf("keygen", cmd_keygen, "make an ed25519 key pair for signing releases", release=False)
+    p.add_argument("key", help="where to write the private key (PEM, mode 0600)")
+    p = leaf("sign", cmd_sign, "sign the library's latest release", release=False)
+    p.add_argument("--key", help=f"private key file (default ${signing.KEY_ENV})")
+    p.add_argument("--signer", help=f"name the signature carries (default ${signing.SIGNER_ENV})")
     p = leaf("publish", cmd_publish, "publish a JSON file of candidate skills as a new release", release=False)
     p.add_argument("candidates", help="JSON file: a list of candidates or {candidates, pipeline_run_id, ...}")
     p.add_argument("--pipeline-run-id")

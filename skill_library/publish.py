@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import identity, semver, store
+from . import identity, semver, signing, store
 from .document import check_skill, seal, sha256_hex, summary, with_defaults
 from .errors import SkillValidationError
 from .versioning import bump_level
@@ -109,8 +109,11 @@ def _plan(prepared: list[dict[str, Any]], current: dict[str, dict[str, Any]]) ->
 
 
 def publish(library_path: str | os.PathLike[str], candidate_skills: list[dict[str, Any]], *,
-            pipeline_run_id: str | None = None, source_watermark: str | int | None = None) -> PublishResult:
+            pipeline_run_id: str | None = None, source_watermark: str | int | None = None,
+            signing_key: signing.SigningKey | None = None) -> PublishResult:
     """Publish mined candidates as the next release of the library at ``library_path``.
+
+    The release is signed with ``signing_key``, else with the key ``$SKILLMINE_SIGNING_KEY`` names (if set).
 
     ``candidate_skills`` are ``CandidateSkill`` dicts (no id/version/hash). Returns the release
     number and one ``SkillOutcome`` per candidate and per newly deprecated skill. Identical
@@ -118,6 +121,7 @@ def publish(library_path: str | os.PathLike[str], candidate_skills: list[dict[st
     ``SkillValidationError`` naming the candidate and field before anything is written.
     """
     prepared = [_prepare(i, c, pipeline_run_id, source_watermark) for i, c in enumerate(candidate_skills)]
+    key = signing_key or signing.configured_key()
     root = Path(library_path)
     with store.locked(root):
         store.remove_stale_temp_files(root)
@@ -148,5 +152,8 @@ def publish(library_path: str | os.PathLike[str], candidate_skills: list[dict[st
                          "previous_version": o.previous_version} for o in outcomes if o.outcome != "unchanged"],
             "skills": entries,
         }
-        store.write_latest(root, release + 1, store.write_manifest(root, new_manifest))
+        manifest_hash = store.write_manifest(root, new_manifest)
+        if key is not None:
+            signing.write_signature(root, key, release + 1, manifest_hash)
+        store.write_latest(root, release + 1, manifest_hash)
     return PublishResult(release + 1, True, outcomes)

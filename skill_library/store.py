@@ -4,6 +4,7 @@ Layout (everything below the library directory)::
 
     skills/<name>/<version>-<hash12>.json   one immutable file per published skill version
     releases/<NNNN>.json                    release manifest N (self-hashed, immutable)
+    releases/<NNNN>.sig                     optional ed25519 signature of manifest N (see ``signing``)
     LATEST                                  {"release": N, "manifest_hash": ...}; swapped atomically
     .lock                                   flock target serialising publishers
 
@@ -38,6 +39,11 @@ MANIFEST_FORMAT = "skillmine.release/1"
 
 def manifest_path(release: int) -> str:
     return f"releases/{release:04d}.json"
+
+
+def signature_path(release: int) -> str:
+    """Where release ``release``'s signature lives (see ``signing``); optional."""
+    return f"releases/{release:04d}.sig"
 
 
 def skill_path(name: str, version: str, content_hash: str) -> str:
@@ -137,10 +143,12 @@ class Release(Protocol):
 
 
 def release_files(source: Source, release: int, manifest: dict[str, Any]) -> list[str]:
-    """Every manifest and skill file that releases 1..``release`` refer to (``manifest`` is the last)."""
+    """Every manifest, signature and skill file of releases 1..``release`` (``manifest`` is the last)."""
     files: dict[str, None] = {}
     for number in range(1, release + 1):
         files[manifest_path(number)] = None
+        if source.exists(signature_path(number)):
+            files[signature_path(number)] = None
         current = manifest if number == release else read_manifest(source, number)
         for entry in current["skills"].values():
             files.update(dict.fromkeys(v["file"] for v in entry["versions"]))

@@ -1,4 +1,5 @@
-"""Whole-library integrity check: LATEST, every manifest up to it, every skill version file."""
+"""Whole-library integrity check: LATEST, every manifest up to it, every skill version file, and the release's
+signature (who signed, and whether the key is trusted: see ``signing``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import store
-from .document import validate_skill
+from . import signing, store
+from .document import sha256_hex, validate_skill
 from .errors import IntegrityError
 
 
@@ -19,6 +20,7 @@ class VerifyReport:
     release: int | None = None
     manifests_checked: int = 0
     skill_files_checked: int = 0
+    signature: str | None = None  # "signed by ... (key ...), a trusted key", "not signed", ...
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -42,8 +44,31 @@ def _check_skill_file(source: store.Source, name: str, version_entry: dict[str, 
     return problems
 
 
-def verify_source(source: store.Source, release: int | None = None, location: str | None = None) -> VerifyReport:
-    """Verify ``source`` up to ``release`` (default: the one LATEST points at)."""
+def _check_signature(report: VerifyReport, source: store.Source, release: int, manifest_hash: str,
+                     trusted: str | None) -> None:
+    try:
+        keys = signing.trusted_keys(trusted)
+        check = signing.check_signature(source, release, manifest_hash, keys)
+    except signing.SigningError as exc:
+        report.errors.append(str(exc))
+        return
+    except ImportError:  # only reached when there is a signature to check
+        report.errors.append("cannot check the release signature: the cryptography package is not installed")
+        return
+    report.signature = check.describe()
+    where = source.display(store.signature_path(release))
+    if check.signed and not check.valid:
+        report.errors.append(f"release {release} {check.describe()}")
+    elif keys and not check.signed:
+        report.errors.append(f"{where}: missing; release {release} is not signed and trusted keys are configured")
+    elif check.trusted is False:
+        report.errors.append(f"{where}: {check.describe()}")
+
+
+def verify_source(source: store.Source, release: int | None = None, location: str | None = None,
+                  trusted: str | None = None) -> VerifyReport:
+    """Verify ``source`` up to ``release`` (default: the one LATEST points at); ``trusted`` lists trusted public
+    keys (default ``$SKILLMINE_TRUSTED_KEYS``)."""
     report = VerifyReport(location or source.display(""))
     try:
         pointer = store.read_latest(source)
@@ -57,7 +82,7 @@ def verify_source(source: store.Source, release: int | None = None, location: st
     referenced = {store.LATEST}
     previous_hash = None
     for number in range(1, last + 1):
-        referenced.add(store.manifest_path(number))
+        referenced.update((store.manifest_path(number), store.signature_path(number)))
         expected = pointer["manifest_hash"] if number == pointer["release"] else None
         try:
             manifest = store.read_manifest(source, number, expected)
@@ -79,6 +104,8 @@ def verify_source(source: store.Source, release: int | None = None, location: st
                     referenced.add(version_entry["file"])
                     report.skill_files_checked += 1
                     report.errors += _check_skill_file(source, name, version_entry)
+    if previous_hash is not None:
+        _check_signature(report, source, last, previous_hash, trusted)
     if last == pointer["release"]:
         for rel in source.files("skills") + source.files("releases"):
             if rel.endswith(store.TEMP_SUFFIX):
@@ -88,6 +115,26 @@ def verify_source(source: store.Source, release: int | None = None, location: st
     return report
 
 
-def verify(path: str | os.PathLike[str]) -> VerifyReport:
-    """Verify the library directory or bundle at ``path``."""
-    return verify_source(store.open_source(path), location=str(path))
+def quick_check(source: store.Source, release: int, manifest: dict[str, Any]) -> list[str]:
+    """The cheap part of ``verify`` for listing and searching: the current version file of every skill matches
+    the sha256 its manifest records, and the release's signature holds (and is trusted, when keys are configured).
+    LATEST and the manifest were already checked when the library was opened."""
+    problems = []
+    for name, entry in manifest["skills"].items():
+        version = entry["versions"][-1]
+        try:
+            data = source.read(version["file"])
+        except IntegrityError as exc:
+            problems.append(str(exc))
+            continue
+        if sha256_hex(data) != version["sha256"]:
+            problems.append(f"{source.display(version['file'])}: skill {name} does not match the sha256 in the "
+                            "release manifest")
+    report = VerifyReport(source.display(""))
+    _check_signature(report, source, release, manifest["manifest_hash"], None)
+    return problems + report.errors
+
+
+def verify(path: str | os.PathLike[str], *, trusted: str | None = None) -> VerifyReport:
+    """Verify the library directory or bundle at ``path`` (``trusted``: see ``verify_source``)."""
+    return verify_source(store.open_source(path), location=str(path), trusted=trusted)
