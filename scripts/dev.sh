@@ -23,9 +23,15 @@ setup() {
   if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
+  echo "setting up .venv from pyproject.toml (the first time takes a minute or two; pip's log: .venv/setup.log)" >&2
   [ -x .venv/bin/python ] || "$(find_python)" -m venv .venv
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -e '.[dev]'; } > .venv/setup.log 2>&1; then
+    tail -n 15 .venv/setup.log >&2
+    echo "scripts/dev.sh: installing the dependencies failed: see .venv/setup.log (fix: reach PyPI, or point" \
+         "PIP_INDEX_URL at a mirror, then run this again)" >&2
+    return 1
+  fi
   echo "$want" > "$stamp"
 }
 
