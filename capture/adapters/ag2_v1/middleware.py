@@ -17,6 +17,7 @@ from ag2.middleware import BaseMiddleware
 import capture
 from capture.adapters import patching
 from capture.adapters.ag2_v1.code import CodeRun, code_runs, parse_result
+from capture.adapters.ag2_v1.network import channel_scope
 from capture.adapters.ag2_v1.pricing import price_for
 from capture.adapters.common import record_human_input, record_written_files, watch_writes
 from capture.adapters.guarded import Guarded, attempt, excerpt
@@ -47,16 +48,18 @@ def _arguments(event: ToolCallEvent) -> dict[str, Any]:
 
 
 @contextmanager
-def _turn_scope(agent_name: str, event: Any) -> Iterator[None]:
-    """A run and node around a turn started outside any ``capture.run()`` (a nested turn joins its caller's run)."""
+def _turn_scope(agent_name: str, event: Any, context: Any) -> Iterator[None]:
+    """The run a turn records into: the caller's, else its network channel's, else a new run and node named after the
+    agent (a nested turn, e.g. a sub-agent's, always joins its caller's run)."""
     if current_run_var.get() is not None:
         yield
         return
-    with ExitStack() as stack:
-        task = event_text(event)[:TASK_CHARS]
-        stack.enter_context(Guarded("v1.run", lambda: capture.run(agent_name, task=task,
-                                                                  meta={"source": "ag2v1", "entry": "ask"})))
-        stack.enter_context(Guarded("v1.node", lambda: capture.node(agent_name, agent=agent_name)))
+    with channel_scope(context) as joined, ExitStack() as stack:
+        if not joined:
+            task = event_text(event)[:TASK_CHARS]
+            stack.enter_context(Guarded("v1.run", lambda: capture.run(agent_name, task=task,
+                                                                      meta={"source": "ag2v1", "entry": "ask"})))
+            stack.enter_context(Guarded("v1.node", lambda: capture.node(agent_name, agent=agent_name)))
         yield
 
 
@@ -84,7 +87,7 @@ class CaptureMiddleware(BaseMiddleware):
     async def on_turn(self, call_next: Any, event: Any, context: Any) -> ModelResponse:
         if not self._active():
             return await call_next(event, context)
-        with _turn_scope(self.agent_name, event), Guarded("v1.turn", lambda: capture.span(
+        with _turn_scope(self.agent_name, event, context), Guarded("v1.turn", lambda: capture.span(
                 "agent_call", agent_name=self.agent_name,
                 inputs={"message": excerpt(event_text(event))})) as span:
             try:

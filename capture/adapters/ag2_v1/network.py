@@ -1,0 +1,147 @@
+"""AG2 v1 networks (``ag2.network``): a hub listener records who speaks after whom, channel ends and failed turns.
+
+Each channel is one capture scope. A channel opened inside a ``capture.run()`` records into that run; otherwise the
+listener opens a run (and one node for the channel) in a private copy of the context and closes it with the channel.
+Agent turns the hub starts for that channel find the run through the channel in their ``Context`` (see
+:func:`channel_scope`), so a whole workflow lands in one run whichever task drives each turn. Network ids are random
+hex: events carry agent *names* (``hub.name_for``).
+"""
+
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import capture
+from capture.adapters import patching
+from capture.adapters.guarded import attempt
+from capture.core.context import current_node_var, current_run_var, current_span_var
+
+CHANNEL_DEPENDENCY = "ag2.network.channel"
+SPEECH = frozenset({"ag2.msg.text", "ag2.packet"})
+ENDS = frozenset({"closed", "expired"})
+
+
+class ChannelScope:
+    """Where a channel's events go: a copied context holding its run (and node), plus what closes them."""
+
+    def __init__(self, channel_id: str, kind: str) -> None:
+        self.context = contextvars.copy_context()
+        self.handles: list[Any] = []
+        if self.context.run(current_run_var.get) is None:
+            for handle in (capture.run(f"{kind} channel", meta={"source": "ag2v1", "entry": "network",
+                                                                  "channel_id": channel_id}),
+                           capture.node(kind, node_type="channel", meta={"channel_id": channel_id})):
+                self.context.run(handle.__enter__)
+                self.handles.append(handle)
+
+    def record(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call a capture function inside the channel's context."""
+        return self.context.run(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close the run and node this scope opened (innermost first)."""
+        for handle in reversed(self.handles):
+            self.context.run(handle.__exit__, None, None, None)
+        self.handles.clear()
+
+
+_scopes: dict[str, ChannelScope] = {}
+_lock = threading.Lock()
+
+
+@contextmanager
+def channel_scope(context: Any) -> Iterator[bool]:
+    """Join the run of the channel an agent turn belongs to (when that turn starts outside any run); yields
+    whether it did."""
+    channel = (getattr(context, "dependencies", None) or {}).get(CHANNEL_DEPENDENCY)
+    scope = _scopes.get(getattr(channel, "channel_id", None)) if channel is not None else None
+    if scope is None:
+        yield False
+        return
+    tokens = [(var, var.set(scope.context.get(var))) for var in (current_run_var, current_node_var,
+                                                                  current_span_var)]
+    try:
+        yield True
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def _closing(state: Any) -> bool:
+    """Whether the turn just folded ends the channel (a workflow's terminate target or its turn cap), so that nobody
+    follows it."""
+    if getattr(state, "pending_close_reason", ""):
+        return True
+    limit = (getattr(state, "graph_data", None) or {}).get("max_turns")
+    return limit is not None and getattr(state, "turn_count", 0) >= limit
+
+
+class CaptureListener:
+    """A ``HubListener``: speaker transitions (``handoff``/``transition``), channel ends (``info``), failed turns
+    (``error``)."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def _name(self, agent_id: str | None) -> str | None:
+        return self.hub.name_for(agent_id, default=agent_id) if agent_id else None
+
+    async def on_channel_event(self, channel_id: str, kind: str, payload: dict) -> None:
+        if not patching.is_active(self.hub):
+            return
+        if kind == "opened":
+            metadata = payload.get("metadata")
+            channel_type = getattr(getattr(metadata, "manifest", None), "type", "channel")
+            scope = attempt("v1.channel.open", ChannelScope, channel_id, channel_type)
+            if scope is not None:
+                with _lock:
+                    _scopes[channel_id] = scope
+        elif kind in ENDS:
+            with _lock:
+                scope = _scopes.pop(channel_id, None)
+            if scope is not None:
+                attempt("v1.channel.end", scope.record, capture.record_event, "info", "termination",
+                        outputs={"reason": payload.get("reason") or kind}, meta={"channel_id": channel_id})
+                attempt("v1.channel.close", scope.close)
+
+    async def on_envelope_posted(self, envelope: Any, metadata: Any) -> None:
+        scope = _scopes.get(envelope.channel_id)
+        if scope is None or envelope.event_type not in SPEECH or not patching.is_active(self.hub):
+            return
+        state = attempt("v1.channel.state", self.hub.adapter_state, envelope.channel_id)
+        following = getattr(state, "expected_next_speaker", None)
+        if following is None or _closing(state):
+            return
+        speaker, target = self._name(envelope.sender_id), self._name(following)
+        attempt("v1.transition", scope.record, capture.record_event, "handoff", "transition", agent_name=target,
+                inputs={"from": speaker, "to": target},
+                meta={"method": metadata.manifest.type, "channel_id": envelope.channel_id,
+                      "envelope_id": envelope.envelope_id, "turn": getattr(state, "turn_count", None)})
+
+    async def on_turn_failed(self, channel_id: str, agent_id: str, envelope_id: str, exc: BaseException) -> None:
+        scope = _scopes.get(channel_id)
+        if scope is not None and patching.is_active(self.hub):
+            attempt("v1.turn_failed", scope.record, capture.record_event, "error", "turn_failed",
+                    agent_name=self._name(agent_id), error_message=f"{type(exc).__name__}: {exc}", status="failed",
+                    meta={"channel_id": channel_id, "envelope_id": envelope_id})
+
+
+_listeners: dict[int, CaptureListener] = {}
+
+
+def instrument_hub(hub: Any) -> None:
+    """Register the capture listener on ``hub`` (idempotent)."""
+    if patching.activate(hub):
+        listener = CaptureListener(hub)
+        _listeners[id(hub)] = listener
+        hub.register_listener(listener)
+
+
+def uninstrument_hub(hub: Any) -> None:
+    """Remove the capture listener from ``hub``."""
+    listener = _listeners.pop(id(hub), None)
+    if listener is not None:
+        hub.unregister_listener(listener)
+    patching.restore(hub)
