@@ -116,3 +116,14 @@ def files(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> list[dict[s
                        "JOIN wanted_runs w ON f.run_id = w.id ORDER BY f.run_id, f.file_path").fetchall()
     return [dict(zip(("run_id", "file_path", "file_type", "size_bytes", "generating_agent"), r, strict=True))
             for r in rows]
+
+
+def outputs(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The kinds of files each run wrote (file rows and ``file_gen`` events), lower case without a leading dot."""
+    return dict(con.execute("""
+        SELECT run_id, list(DISTINCT kind ORDER BY kind) FROM (
+            SELECT run_id, lower(ltrim(file_type, '.')) AS kind FROM files WHERE file_type IS NOT NULL
+            UNION ALL
+            SELECT run_id, lower(ltrim(file_type, '.')) FROM events WHERE event_type = 'file_gen'
+                                                                       AND file_type IS NOT NULL)
+        WHERE kind <> '' GROUP BY run_id""").fetchall())

@@ -193,7 +193,7 @@ def group(con: Connection, scratch: Path, params: compose.MiningParams, *, full_
         groups, distances, unassigned = _assign_new_runs(load_groups(con), changed, sequences_of, runs)
         distances = {**dict(con.execute("SELECT run_id, distance FROM run_clusters").fetchall()), **distances}
     else:
-        groups = compose.build_groups(sequences_of, runs, params)
+        groups = compose.build_groups(sequences_of, runs, params, loaders.outputs(con))
         medoid_of = {g.group_id: g.medoid for g in groups}
         distances = {r: normalized_distance(reduce_sequence(sequences_of[r]), medoid_of[g.group_id])
                      for g in groups for r in g.run_ids}

@@ -9,7 +9,7 @@ number of member runs whose full events feed slot inference, and a cache of slot
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +84,13 @@ def memory_loader(events_by_run: Events, files: Sequence[Mapping[str, Any]] = ()
 
 
 def build_groups(sequences: Mapping[str, Sequence[str]], runs: Mapping[str, Mapping[str, Any]],
-                 params: MiningParams) -> list[SkillGroup]:
-    """Skill groups over every run with a sequence (``skill_groups.group_runs``)."""
+                 params: MiningParams, outputs: Mapping[str, Collection[str]] | None = None) -> list[SkillGroup]:
+    """Skill groups over every run with a sequence (``skill_groups.group_runs``); ``outputs``: file types each run
+    wrote."""
     ids = sorted(sequences)
     return group_runs(sequences, {r: str(runs.get(r, {}).get("task_description") or "") for r in ids},
                       {r: runs.get(r, {}).get("mode") for r in ids}, {r: outcome(runs.get(r, {})) for r in ids},
-                      sample_size=params.sample_size)
+                      outputs, sample_size=params.sample_size)
 
 
 def build_patterns(groups: Sequence[SkillGroup], sequences: Mapping[str, Sequence[str]],
@@ -160,10 +161,11 @@ def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern
 
 def mine(sequences: Mapping[str, Sequence[str]], runs: Mapping[str, Mapping[str, Any]],
          first_seq: Mapping[str, int], last_seq: Mapping[str, int], load_sample: SampleLoader,
-         params: MiningParams | None = None, cache: SlotCache | None = None) -> MiningResult:
+         params: MiningParams | None = None, cache: SlotCache | None = None,
+         outputs: Mapping[str, Collection[str]] | None = None) -> MiningResult:
     """Groups, patterns and skills of the runs: the steps the pipeline's assets run one by one, chained."""
     params = params or MiningParams()
-    groups = build_groups(sequences, runs, params)
+    groups = build_groups(sequences, runs, params, outputs)
     patterns = build_patterns(groups, sequences, runs)
     templates = build_templates(groups, patterns, runs, sequences, first_seq, last_seq, load_sample, params, cache)
     return MiningResult(groups, patterns, templates)

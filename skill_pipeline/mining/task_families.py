@@ -1,15 +1,22 @@
-"""Task families: group runs whose task descriptions are the same request with different parameters.
+"""Task families: group runs whose task descriptions are worded the same way, with different parameters.
 
 One agent behaviour (e.g. one_shot: engineer -> executor -> control -> terminator) serves many different tasks
 ("Plot sin(x) over [0, 5] ...", "Fit a linear model to data/a.csv ..."). Descriptions are normalised (quoted
 strings, paths / file names, math expressions and numbers become typed placeholders) and reduced to their set of
-lower-case words; two descriptions of one family share most words (the template's constant words), two families
-share few. Distinct word sets are clustered by average-linkage HAC on the Jaccard distance, cut at the widest gap
-between merge heights that lies above ``min_split_distance`` (no such gap: one family); families smaller than
-``min_group_size`` runs join their nearest family.
+*content words*: lower case, stop words dropped, each word lemmatised with ``lemminflect`` (which ships its
+dictionary in the wheel, so nothing is downloaded), so "Plotting the curves" and "plot a curve" share their words.
+Two descriptions of one wording share most words, two wordings few. Distinct word sets are clustered by
+average-linkage HAC on the Jaccard distance, cut at ``max_distance``; families smaller than ``min_group_size``
+runs join their nearest family.
+
+A wording family is not yet a request: paraphrases ("Brainstorm N ideas on T", "Propose N project ideas in T")
+are different wordings of one request. ``skill_groups`` merges the wordings of one behaviour whose *parameter
+values* come from the same pool (:func:`value_words`): paraphrases of a request are asked about the same topics,
+files and quantities, different requests about different ones.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
@@ -17,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from lemminflect import getAllLemmas
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import csr_matrix
 from scipy.spatial.distance import squareform
@@ -29,6 +37,24 @@ OPERAND = rf"(?:{CALL}|\((?:[^()]|\([^()]*\))*\)|[A-Za-z_]\w*|\d+(?:\.\d+)?)"
 EXPRESSION = re.compile(rf"-?{OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{OPERAND})+|{CALL}")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:st|nd|rd|th|%)?(?![\w])")
 _WORD = re.compile(r"<(?:str|path|expr|num)>|[A-Za-z][A-Za-z'-]*")
+_VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")
+STOP_WORDS = frozenset(["a", "an", "the", "this", "that", "these", "those", "it", "its", "it's", "of", "to", "in", "on", "at", "for", "from", "with", "by", "into", "onto", "over", "under", "about", "across", "between", "through", "per", "as", "and", "or", "but", "nor", "then", "than", "so", "if", "when", "while", "also", "please", "each", "every", "any", "all", "some", "both", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "have", "has", "had", "i", "me", "my", "we", "our", "you", "your", "they", "them", "their", "he", "she", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "let", "s"])
+_LEMMA_POS = ("NOUN", "VERB", "ADJ", "ADV")
+
+
+@functools.lru_cache(maxsize=65_536)
+def lemma(word: str) -> str:
+    """The word's dictionary form (noun reading first: "ideas" -> "idea", "plotting" -> "plot")."""
+    found = getAllLemmas(word.lower())
+    for pos in _LEMMA_POS:
+        if found.get(pos):
+            return found[pos][0].lower()
+    return word.lower()
+
+
+def content_words(text: str) -> list[str]:
+    """Lemmatised words of ``text`` without stop words (placeholders and single letters left out)."""
+    return [lemma(w) for w in _VALUE_WORD.findall(text or "") if w.lower() not in STOP_WORDS]
 
 
 def normalise_description(text: str) -> str:
@@ -42,8 +68,15 @@ def normalise_description(text: str) -> str:
 
 
 def constant_words(text: str) -> frozenset[str]:
-    """Lower-case words of the normalised description (placeholders left out): what a template keeps."""
-    return frozenset(w.lower() for w in _WORD.findall(normalise_description(text)) if w not in PLACEHOLDERS)
+    """Content words of the normalised description (placeholders left out): the wording of the request."""
+    words = (w for w in _WORD.findall(normalise_description(text)) if w not in PLACEHOLDERS)
+    return frozenset(lemma(w) for w in words if w.lower() not in STOP_WORDS and len(w) > 1)
+
+
+def value_words(text: str, wording: frozenset[str] | set[str]) -> list[str]:
+    """Content words of the raw description that are not words of its wording: the parameter values (topics,
+    file-name stems, column names). Words of file names count; numbers and single letters do not."""
+    return [w for w in content_words(text) if w not in wording]
 
 
 @dataclass
@@ -68,24 +101,13 @@ def _jaccard_distances(shapes: list[frozenset[str]]) -> np.ndarray:
     return dist
 
 
-def _cut(heights: np.ndarray, min_split_distance: float, min_gap: float) -> float | None:
-    """Midpoint of the widest gap between consecutive merge heights whose upper side is a merge of clearly
-    different families (>= ``min_split_distance``); None when there is no such gap."""
-    hs = np.sort(heights)
-    best, cut = min_gap, None
-    for lo, hi in zip(np.concatenate([[0.0], hs[:-1]]), hs):
-        if hi >= min_split_distance and hi - lo >= best:
-            best, cut = hi - lo, (lo + hi) / 2
-    return cut
-
-
 def _family_id(words: list[str]) -> str:
     return "f" + hashlib.sha1(" ".join(words).encode()).hexdigest()[:10]
 
 
 def task_families(
-    descriptions: Mapping[str, str], *, min_group_size: int = 1, min_split_distance: float = 0.6,
-    min_gap: float = 0.1, max_shapes: int = 2000, signature_share: float = 0.8,
+    descriptions: Mapping[str, str], *, min_group_size: int = 1, max_distance: float = 0.7,
+    max_shapes: int = 2000, signature_share: float = 0.8,
 ) -> FamilyResult:
     """Task family per run (run_id -> description). Deterministic: ids are hashes of the family's words."""
     run_ids = sorted(descriptions)
@@ -98,9 +120,8 @@ def task_families(
     if len(sampled) > 1:
         dist = _jaccard_distances(sampled)
         z = linkage(squareform(dist, checks=False), method="average")
-        threshold = _cut(z[:, 2], min_split_distance, min_gap)
-        if threshold is not None:
-            label = fcluster(z, t=threshold, criterion="distance") - 1
+        threshold = max_distance
+        label = fcluster(z, t=threshold, criterion="distance") - 1
         label = _absorb_small(label, dist, [counts[s] for s in sampled], min_group_size)
     group_of = dict(zip(sampled, label.tolist()))
     if len(shapes) > len(sampled):  # rare shapes beyond the sample join the group of their nearest sampled shape

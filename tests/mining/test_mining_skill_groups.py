@@ -89,7 +89,46 @@ def test_description_normalisation():
     text = "Plot exp(-x**2) over [-3, 5.5] and save 'fig one' as data/plot_ab12.png"
     assert normalise_description(text) == "Plot <expr> over [<num>, <num>] and save <str> as <path>"
     assert constant_words("Compute the 90th percentile of column flux in cat.csv") == {
-        "compute", "the", "percentile", "of", "column", "flux", "in"}
+        "compute", "percentile", "column", "flux"}
+    assert constant_words("Plotting the curves") == constant_words("plot a curve") == {"plot", "curve"}
+
+
+def _paraphrased_runs(seed: int = 5):
+    """Three requests, each asked in three wordings: two make a figure (same steps, .png), one a table (.csv)."""
+    rng = random.Random(seed)
+    columns, regions = ["flux", "redshift", "stellar mass", "colour"], ["stripe", "deep field", "polar cap"]
+    requests = {
+        "chart": (["Draw a line chart of {v} from data/cat_{n}.csv", "Make a plot showing how {v} varies, using "
+                   "data/cat_{n}.csv", "I need a figure of {v} taken from data/cat_{n}.csv"], columns, "png"),
+        "table": (["Tabulate the mean of {v} in data/cat_{n}.csv", "Give me a table with the average {v} of "
+                   "data/cat_{n}.csv", "Summarise {v} from data/cat_{n}.csv as a table of means"], columns, "csv"),
+        "skymap": (["Render a sky map of the {v} region", "Produce an all-sky image around the {v}",
+                    "Show the {v} area on a projected map"], regions, "png"),
+    }
+    seqs, descs, outputs, truth = {}, {}, {}, {}
+    for request, (wordings, values, output) in requests.items():
+        for i in range(30):
+            rid = f"{request}-{i:02d}"
+            seqs[rid] = list(ENGINEER_PATH) if rng.random() > 0.1 else [*ENGINEER_PATH[:2], *ENGINEER_PATH[1:]]
+            descs[rid] = wordings[i % 3].format(v=rng.choice(values), n=rng.randint(0, 99))
+            outputs[rid], truth[rid] = [output], request
+    return seqs, descs, outputs, truth
+
+
+def test_paraphrases_are_one_skill_outputs_split_behaviour_and_other_requests_stay_apart():
+    seqs, descs, outputs, truth = _paraphrased_runs()
+    groups = group_runs(seqs, descs, dict.fromkeys(seqs, "one_shot"), None, outputs)
+    found = sorted((sorted({truth[r] for r in g.run_ids}), g.size) for g in groups)
+    assert found == [(["chart"], 30), (["skymap"], 30), (["table"], 30)]
+    assert {g.wordings for g in groups} == {3}
+
+
+def test_a_detour_any_request_may_take_does_not_split_a_behaviour():
+    seqs, descs, outputs, truth = _paraphrased_runs()
+    for rid in list(seqs)[::4]:  # an installer detour in a quarter of the runs, whatever was asked
+        seqs[rid] = [*seqs[rid][:3], "agent_call:installer", "code_exec:executor:ok", *seqs[rid][3:]]
+    groups = group_runs(seqs, descs, dict.fromkeys(seqs, "one_shot"), None, outputs)
+    assert sorted(g.size for g in groups) == [30, 30, 30]
 
 
 def _ev(order, etype, agent, subtype=None, **kw):
@@ -133,7 +172,7 @@ def test_a_lone_task_keeps_its_own_group_with_typed_slots():
 
 
 def test_runs_without_tokens_mode_or_description_still_get_a_group():
-    groups = group_runs({"a": [], "b": ["agent_call:x"], "c": ["agent_call:x"]}, {"a": "Do it", "b": "Do it"},
+    groups = group_runs({"a": [], "b": ["agent_call:x"], "c": ["agent_call:x"]}, {"a": "Run it", "b": "Run it"},
                         None, {"a": "success", "b": "failure", "c": "failure"})
     assert [(g.run_ids, g.mode, g.medoid) for g in groups] == [(["a", "b"], "unknown", ["agent_call:x"]),
                                                                (["c"], "unknown", ["agent_call:x"])]
@@ -142,7 +181,7 @@ def test_runs_without_tokens_mode_or_description_still_get_a_group():
 def test_new_runs_are_assigned_to_their_mode_family_and_behaviour():
     seqs, descs, modes, _ = _runs()
     groups = group_runs(seqs, descs, modes)
-    fit = next(g for g in groups if "fitted" in g.family_words)
+    fit = next(g for g in groups if "fit" in g.family_words)
     new_fit = "Fit a quadratic model to data/new.csv and write the fitted parameters to data/out.txt"
     assert assign_to_groups(groups, ENGINEER_PATH, new_fit, "one_shot") == (fit.group_id, 0.0)
     group_id, distance = assign_to_groups(groups, ["agent_call:engineer"], new_fit, "one_shot")
