@@ -83,4 +83,4 @@ def test_serve_answers_until_interrupted(sqlite_url, writer):
 def test_serve_names_a_busy_port(sqlite_url, writer, server, capsys):
     port = server.server_address[1]
     assert run_cli("trace", "serve", "--port", str(port), "--url", sqlite_url) == 2
-    assert capsys.readouterr().err.startswith(f"skillmine trace: cannot listen on 127.0.0.1:{port}: ")
+    assert capsys.readouterr().err.startswith(f"skillmine trace serve: cannot listen on 127.0.0.1:{port}: ")

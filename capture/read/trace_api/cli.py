@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8321)
     serve.add_argument("--url", help=URL_HELP)
     serve.add_argument("--verbose", action="store_true", help="log every request (never the token)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow this browser origin to call the API (repeatable; default: no CORS)")
     serve.set_defaults(handler=_serve)
     run_id = ("run_id", "run id or a unique prefix of it")
     _question(actions, "show", "print a run's event tree with durations, agents, status and files", _show, run_id)
@@ -65,28 +67,12 @@ def _fail(command: str, message: object) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from capture.read.trace_api.reader import open_read_only
-    from capture.read.trace_api.server import TraceServer
+    from capture.read.trace_api.server import ServerRefused, serve
 
     try:
-        engine = open_read_only(args.url)
-    except StoreError as exc:
-        return _fail("trace", exc)
-    try:
-        server = TraceServer(engine, args.host, args.port, verbose=args.verbose)
-    except OSError as exc:
-        engine.dispose()
-        return _fail("trace", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
-    print(f"trace API and timeline at {server.url}/ (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stopping.set()
-        server.server_close()
-        engine.dispose()
-    return 0
+        return serve(args.url, args.host, args.port, verbose=args.verbose, cors_origins=tuple(args.cors_origin))
+    except (ServerRefused, StoreError) as exc:
+        return _fail("trace serve", exc)
 
 
 def _answer(args: argparse.Namespace, command: str, ask: Callable[[Any], dict[str, Any]],

@@ -1,36 +1,57 @@
-"""The trace API's HTTP server: stdlib ``ThreadingHTTPServer``, JSON endpoints, SSE streams, the timeline page.
+"""The trace API server: a Starlette app under uvicorn (the ``skillmine[trace]`` extra), JSON endpoints, live
+Server-Sent Events streams fed by one shared change feed, and the timeline page.
 
-Routes (all ``GET``; every ``/api`` route takes ``session_id=`` to restrict lookups to one session):
+Routes (all ``GET`` except ``POST /api/session``; every ``/api`` route takes ``session_id=`` to restrict lookups to
+one session; runs are named by id or unique id prefix):
 
 - ``/`` and ``/runs/{id}`` — the timeline page (one self-contained HTML file)
-- ``/api/runs?limit=`` — recent runs; ``/api/runs/{id}`` — run, nodes, files, statistics, highest seq
-- ``/api/runs/{id}/events?event_type=&agent_name=&limit=&payloads=false``; ``/api/runs/{id}/failure``
+- ``/api/runs?limit=`` — recent runs; ``/api/runs/{id}`` — run, nodes, files, statistics, usage, highest seq
+- ``/api/runs/{id}/events?event_type=&agent_name=&limit=&payloads=false``
+- ``/api/runs/{id}/failure``, ``/api/runs/{id}/agents``, ``/api/runs/{id}/steps/{step}`` — the trace questions
+- ``/api/search?q=&mode=&outcome=&agent=&file_type=&limit=`` — runs by task text and filters
 - ``/api/runs/{id}/stream?after_seq=`` — Server-Sent Events (``Last-Event-ID`` header wins over ``after_seq``)
 - ``/api/nodes/{id}/events?event_type=``, ``/api/nodes/{id}/execution-summary``, ``/api/nodes/{id}/files``
 - ``/api/events/{id}`` (event, files, messages), ``/api/events/{id}/tree``
 - ``/api/files/provenance?path=`` (or ``sha256=``)
+- ``POST /api/session`` — trade the bearer token for an HttpOnly, SameSite=Strict cookie (what the page does, so
+  its ``EventSource`` is authorised without the token in a URL)
 
-Errors are JSON ``{"error": ...}``: 404 naming the missing id or route, 400 naming the bad parameter, 503 when the
-store cannot be read; a traceback goes to the server's log, never to the client.
+Safety: binding beyond loopback requires ``SKILLMINE_TRACE_TOKEN`` (then every ``/api`` request needs
+``Authorization: Bearer <token>`` or the session cookie); query strings, parameters, headers and bodies are
+bounded (400/413, never 500); live streams are capped (503 with ``Retry-After``); idle connections and idle streams
+time out; every response carries ``X-Content-Type-Options: nosniff``, ``Referrer-Policy`` and
+``Cache-Control: no-store``, the page a strict Content-Security-Policy; no CORS header unless origins are
+configured. Errors are JSON ``{"error": ...}``; a traceback goes to the server's log, never to the client.
 """
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
 import re
-import select
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+import uvicorn
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from capture.core.payload import dumps
 from capture.core.vocabulary import EVENT_TYPES
@@ -40,238 +61,476 @@ from capture.read.trace_api.reader import (
     BadParameter,
     NotFound,
     TraceReader,
+    open_read_only,
     parse_int,
 )
 from capture.read.trace_api.stream import (
     HEARTBEAT_S,
     POLL_INTERVAL_S,
-    RunFollower,
+    STORE_ERROR,
+    ChangeFeed,
+    Subscriber,
     event_captured,
     sse_message,
 )
 from capture.store.db import StoreError
 
-Handler = Callable[["TraceRequestHandler", re.Match, dict[str, str]], Any]
-ROUTES: list[tuple[re.Pattern, frozenset[str], str]] = []
+TOKEN_ENV = "SKILLMINE_TRACE_TOKEN"
+MIN_TOKEN_LENGTH = 16
+COOKIE = "skillmine_trace"
+MAX_STREAMS = 100
+MAX_QUERY_BYTES = 2048
+MAX_BODY_BYTES = 1024
+MAX_EVENT_LIMIT = 100_000
+MAX_SEQ = 2**63 - 1
+MAX_TEXT = 200
+STREAM_IDLE_S = 600.0
+KEEP_ALIVE_S = 5
+MAX_CONNECTIONS = 1000
+SEARCH_FILTERS = ("mode", "outcome", "agent", "file_type")
 
 
-def route(pattern: str, *params: str) -> Callable[[Handler], Handler]:
-    """Register a handler for a path pattern and the query parameters it accepts (plus ``session_id``)."""
-    def register(func: Handler) -> Handler:
-        ROUTES.append((re.compile(f"^{pattern}$"), frozenset({"session_id", *params}), func.__name__))
-        return func
-    return register
+class ServerRefused(RuntimeError):
+    """The server will not start with these settings (the message says which setting to change)."""
 
 
-def _event_type(params: dict[str, str]) -> str | None:
-    value = params.get("event_type") or None
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, token: str | None) -> None:
+    """Refuse to serve beyond loopback without a token, or with a short one (:class:`ServerRefused`)."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ServerRefused(f"{TOKEN_ENV} is {len(token)} characters long; use at least {MIN_TOKEN_LENGTH} "
+                            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if not is_loopback(host) and not token:
+        raise ServerRefused(f"binding to {host} serves captured prompts, code and outputs beyond this machine: "
+                            f"set {TOKEN_ENV} to a secret of at least {MIN_TOKEN_LENGTH} characters (clients send "
+                            f"it as 'Authorization: Bearer <token>'), or bind to 127.0.0.1")
+
+
+@dataclass
+class Settings:
+    """What a trace server needs besides its engine; ``token=None`` means no authentication (loopback only)."""
+
+    token: str | None = None
+    max_streams: int = MAX_STREAMS
+    poll_interval: float = POLL_INTERVAL_S
+    heartbeat_s: float = HEARTBEAT_S
+    stream_idle_s: float = STREAM_IDLE_S
+    cors_origins: tuple[str, ...] = ()
+    verbose: bool = False
+
+
+# -- page -------------------------------------------------------------------------------------------------
+
+
+def load_page() -> tuple[bytes, str]:
+    """The timeline page and its Content-Security-Policy (the inline script allowed by its sha256 only)."""
+    page = resources.files("capture.read.trace_api").joinpath("static/timeline.html").read_bytes()
+    script = re.search(rb"<script>(.*?)</script>", page, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script[1] if script else b"").digest()).decode()
+    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; connect-src 'self'; "
+           "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return page, csp
+
+
+# -- middleware -------------------------------------------------------------------------------------------
+
+
+class Guard:
+    """Outermost ASGI middleware: bounds (query string, declared body), authentication, security headers."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.session_value = session_cookie_value(settings.token) if settings.token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        send = _with_headers(send)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+            return _error(400, f"query string longer than {MAX_QUERY_BYTES} bytes", parameter="query")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES or b"chunked" in headers.get(
+                b"transfer-encoding", b""):
+            return _error(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes with a Content-Length")
+        path = scope["path"]
+        if self.settings.token is None or not path.startswith("/api/") or path == "/api/session":
+            return None
+        if self._authorised(headers):
+            return None
+        return _error(401, f"this trace server requires a token ({TOKEN_ENV} on the server): send "
+                      "'Authorization: Bearer <token>', or open the timeline page and enter it there",
+                      headers={"WWW-Authenticate": 'Bearer realm="skillmine trace"'})
+
+    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(),
+                                                                 str(self.settings.token).encode()):
+            return True
+        cookies = headers.get(b"cookie", b"").decode("latin-1")
+        for part in cookies.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE and hmac.compare_digest(value.encode(), str(self.session_value).encode()):
+                return True
+        return False
+
+
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store")]
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in message.get("headers", [])}
+            message["headers"] = [*message.get("headers", []),
+                                  *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
+        await send(message)
+    return sending
+
+
+def session_cookie_value(token: str) -> str:
+    """The cookie the page gets for the token: derived from it, so the token itself never sits in a cookie."""
+    return hmac.new(token.encode(), b"skillmine trace session", hashlib.sha256).hexdigest()
+
+
+# -- responses --------------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def _json(payload: Any) -> Response:
+    return Response(dumps(payload).encode(), media_type="application/json")
+
+
+def _answers(handler: Callable[[Request, TraceReader, dict[str, str]], Any], *params: str
+             ) -> Callable[[Request], Awaitable[Response]]:
+    """A JSON endpoint: checks the query's parameters, runs ``handler`` in a worker thread, maps errors."""
+    allowed = frozenset({"session_id", *params})
+
+    async def endpoint(request: Request) -> Response:
+        query = dict(request.query_params)
+        try:
+            unknown = sorted(set(query) - allowed)
+            if unknown:
+                raise BadParameter(unknown[0], query[unknown[0]], "no such parameter for " + request.url.path)
+            for name, value in query.items():
+                if len(value) > MAX_TEXT:
+                    raise BadParameter(name, value[:40] + "...", f"at most {MAX_TEXT} characters")
+            reader: TraceReader = request.app.state.reader
+            result = await asyncio.to_thread(handler, request, reader, query)
+        except NotFound as exc:
+            return _error(404, str(exc), kind=exc.kind, id=exc.ident)
+        except BadParameter as exc:
+            return _error(400, str(exc), parameter=exc.name)
+        except (StoreError, SQLAlchemyError) as exc:
+            print(f"trace API: store error on {request.url.path}: {str(exc).splitlines()[0] if str(exc) else exc}",
+                  file=sys.stderr)
+            return _error(503, STORE_ERROR["error"])
+        except Exception:  # noqa: BLE001 - the client gets a plain 500, the log gets the traceback
+            traceback.print_exc(file=sys.stderr)
+            return _error(500, "internal error")
+        return result if isinstance(result, Response) else _json(result)
+    return endpoint
+
+
+def _event_type(q: dict[str, str]) -> str | None:
+    value = q.get("event_type") or None
     if value is not None and value not in EVENT_TYPES:
         raise BadParameter("event_type", value, "one of " + ", ".join(sorted(EVENT_TYPES)))
     return value
 
 
-class TraceRequestHandler(BaseHTTPRequestHandler):
-    """One request: route, answer JSON (or HTML, or an event stream), map errors to status codes."""
+def _sid(q: dict[str, str]) -> str | None:
+    return q.get("session_id") or None
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
-    server: "TraceServer"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
+def _runs(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+    return r.runs(_sid(q), parse_int("limit", q.get("limit"), DEFAULT_RUN_LIMIT, minimum=1, maximum=MAX_RUN_LIMIT))
 
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        try:
-            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            for pattern, allowed, name in ROUTES:
-                match = pattern.match(parts.path)
-                if match is None:
-                    continue
-                unknown = sorted(set(query) - allowed)
-                if unknown:
-                    raise BadParameter(unknown[0], query[unknown[0]], "no such parameter for " + parts.path)
-                result = getattr(self, name)(match, query)
-                if result is not None:
-                    self._send_json(HTTPStatus.OK, result)
-                return
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {parts.path}"})
-        except NotFound as exc:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": str(exc), "kind": exc.kind, "id": exc.ident})
-        except BadParameter as exc:
-            self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc), "parameter": exc.name})
-        except (StoreError, SQLAlchemyError) as exc:
-            self.log_error("store error on %s: %s", self.path, str(exc).splitlines()[0] if str(exc) else exc)
-            self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the capture store cannot be read now"})
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception:  # noqa: BLE001 - the client gets a plain 500, the log gets the traceback
-            traceback.print_exc(file=sys.stderr)
-            self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
 
-    # -- responses --------------------------------------------------------------------------------------
+def _search(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+    limit = parse_int("limit", q.get("limit"), DEFAULT_RUN_LIMIT, minimum=1, maximum=MAX_RUN_LIMIT)
+    return r.search(q.get("q") or None, _sid(q), limit=limit, **{k: q.get(k) or None for k in SEARCH_FILTERS})
 
-    def _send_body(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send_body(status, dumps(payload).encode(), "application/json")
+def _run_events(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+    payloads = q.get("payloads", "true")
+    if payloads not in {"true", "false"}:
+        raise BadParameter("payloads", payloads, "true or false")
+    return r.run_events(request.path_params["run_id"], _sid(q), event_type=_event_type(q),
+                        agent_name=q.get("agent_name") or None, payloads=payloads == "true",
+                        limit=parse_int("limit", q.get("limit"), None, minimum=1, maximum=MAX_EVENT_LIMIT))
 
-    @property
-    def reader(self) -> TraceReader:
-        return self.server.reader
 
-    # -- pages ------------------------------------------------------------------------------------------
+def _by(method: str, key: str, *kw: str) -> Callable[[Request, TraceReader, dict[str, str]], Any]:
+    """A handler calling ``reader.<method>(path_params[key], session_id, **{kw: q[kw]})``."""
+    def handler(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+        extra = {"event_type": _event_type(q)} if "event_type" in kw else {}
+        return getattr(r, method)(request.path_params[key], _sid(q), **extra)
+    return handler
 
-    @route(r"/(?:runs/[^/]+/?)?")
-    def page(self, _match: re.Match, _query: dict[str, str]) -> None:
-        self._send_body(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
 
-    # -- JSON -------------------------------------------------------------------------------------------
+def _step(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+    return r.step(request.path_params["run_id"], request.path_params["step"], _sid(q))
 
-    @route(r"/api/runs", "limit")
-    def runs(self, _match: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        limit = parse_int("limit", q.get("limit"), DEFAULT_RUN_LIMIT, minimum=1, maximum=MAX_RUN_LIMIT)
-        return self.reader.runs(q.get("session_id"), limit)
 
-    @route(r"/api/runs/([^/]+)")
-    def run(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.run(m[1], q.get("session_id"))
+def _provenance(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+    return r.provenance(q.get("path") or q.get("sha256") or None, _sid(q))
 
-    @route(r"/api/runs/([^/]+)/events", "event_type", "agent_name", "limit", "payloads")
-    def run_events(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        payloads = q.get("payloads", "true")
-        if payloads not in {"true", "false"}:
-            raise BadParameter("payloads", payloads, "true or false")
-        return self.reader.run_events(m[1], q.get("session_id"), event_type=_event_type(q),
-                                      agent_name=q.get("agent_name") or None,
-                                      limit=parse_int("limit", q.get("limit"), None, minimum=1),
-                                      payloads=payloads == "true")
 
-    @route(r"/api/runs/([^/]+)/failure")
-    def failure(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.failure(m[1], q.get("session_id"))
+async def _page(request: Request) -> Response:
+    page, csp = request.app.state.page
+    return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
 
-    @route(r"/api/nodes/([^/]+)/events", "event_type")
-    def node_events(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.node_events(m[1], q.get("session_id"), event_type=_event_type(q))
 
-    @route(r"/api/nodes/([^/]+)/execution-summary")
-    def node_summary(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.node_summary(m[1], q.get("session_id"))
+async def _session(request: Request) -> Response:
+    """Trade ``Authorization: Bearer <token>`` for the session cookie (204), or say why not."""
+    settings: Settings = request.app.state.settings
+    if settings.token is None:
+        return Response(status_code=204)
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() != "bearer " or not hmac.compare_digest(auth[7:].strip().encode(), settings.token.encode()):
+        return _error(401, "wrong or missing token", headers={"WWW-Authenticate": 'Bearer realm="skillmine trace"'})
+    response = Response(status_code=204)
+    response.set_cookie(COOKIE, session_cookie_value(settings.token), httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https")
+    return response
 
-    @route(r"/api/nodes/([^/]+)/files")
-    def node_files(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.node_files(m[1], q.get("session_id"))
 
-    @route(r"/api/events/([^/]+)")
-    def event(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.event(m[1], q.get("session_id"))
+# -- live streams -----------------------------------------------------------------------------------------
 
-    @route(r"/api/events/([^/]+)/tree")
-    def event_tree(self, m: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.event_tree(m[1], q.get("session_id"))
 
-    @route(r"/api/files/provenance", "path", "sha256")
-    def provenance(self, _match: re.Match, q: dict[str, str]) -> dict[str, Any]:
-        return self.reader.provenance(q.get("path") or q.get("sha256") or None, q.get("session_id"))
+async def _stream(request: Request) -> Response:
+    """``/api/runs/{id}/stream``: catch-up after the client's cursor, then the shared feed's changes."""
+    state = request.app.state
+    settings: Settings = state.settings
+    query = dict(request.query_params)
+    try:
+        unknown = sorted(set(query) - {"session_id", "after_seq"})
+        if unknown:
+            raise BadParameter(unknown[0], query[unknown[0]], "no such parameter for " + request.url.path)
+        resume = request.headers.get("last-event-id")
+        after = parse_int("Last-Event-ID" if resume else "after_seq", resume or query.get("after_seq"), 0,
+                          maximum=MAX_SEQ)
+        run = await asyncio.to_thread(state.reader.resolve_run, request.path_params["run_id"], _sid(query))
+    except NotFound as exc:
+        return _error(404, str(exc), kind=exc.kind, id=exc.ident)
+    except BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.name)
+    except (StoreError, SQLAlchemyError):
+        return _error(503, STORE_ERROR["error"])
+    with state.streams_lock:
+        if state.streams >= settings.max_streams:
+            return _error(503, f"too many live streams: this server follows at most {settings.max_streams} at once; "
+                          "retry later", headers={"Retry-After": "5"})
+        state.streams += 1
+    sub = Subscriber(run["id"], asyncio.get_running_loop())
+    try:
+        catch_up = await asyncio.to_thread(state.feed.subscribe, sub, after)
+    except (StoreError, SQLAlchemyError):
+        _release(state, sub)
+        return _error(503, STORE_ERROR["error"])
+    return StreamingResponse(_follow(request, sub, catch_up, after), media_type="text/event-stream",
+                             headers={"X-Accel-Buffering": "no"})
 
-    # -- live stream ------------------------------------------------------------------------------------
 
-    @route(r"/api/runs/([^/]+)/stream", "after_seq")
-    def stream(self, m: re.Match, q: dict[str, str]) -> None:
-        run_id = self.reader.resolve_run(m[1], q.get("session_id"))["id"]  # 404 before the stream starts
-        resume = self.headers.get("Last-Event-ID")
-        after = parse_int("Last-Event-ID" if resume else "after_seq", resume or q.get("after_seq"), 0)
-        follower = RunFollower(self.server.engine, run_id, after)
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.send_header("X-Accel-Buffering", "no")
-        self.end_headers()
-        self.close_connection = True
-        self.wfile.write(f"retry: 1000\n: following run {run_id} after seq {after}\n\n".encode())
-        self.wfile.flush()
-        self._follow(follower)
+def _release(state: Any, sub: Subscriber) -> None:
+    state.feed.unsubscribe(sub)
+    with state.streams_lock:
+        state.streams -= 1
 
-    def _client_gone(self) -> bool:
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
-            return False
-        try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
 
-    def _follow(self, follower: RunFollower) -> None:
-        stopping, last_write, last_id = self.server.stopping, time.monotonic(), follower.after_seq
-        while not stopping.is_set() and not self._client_gone():
+async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
+    """The SSE body: ``id:`` is the highest seq sent so far, so a resumed stream never repeats an event."""
+    state = request.app.state
+    settings: Settings = state.settings
+    last_id, sent = after, {e["seq"] for e in catch_up.events}
+    forget_sent_at = time.monotonic() + 2 * state.feed.late_window
+    try:
+        yield f"retry: 1000\n: following run {sub.run_id} after seq {after}\n\n".encode()
+        for event in catch_up.events:
+            last_id = max(last_id, event["seq"])
+            yield sse_message("event_captured", event_captured(event), last_id)
+        yield sse_message("run_status", {"run_id": sub.run_id, "status": catch_up.status})
+        last_change = last_beat = time.monotonic()
+        while True:
             try:
-                new, changed, status = follower.poll()
-            except SQLAlchemyError as exc:
-                self.log_error("stream poll failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-                new, changed, status = [], [], None
-                self.wfile.write(sse_message("error_occurred", {"error": "the capture store cannot be read now"}))
-            for event in new:  # id: the highest seq sent so far, so a resumed stream never repeats an event
-                last_id = max(last_id, event["seq"])
-                self.wfile.write(sse_message("event_captured", event_captured(event), last_id))
-            for event in changed:
-                self.wfile.write(sse_message("event_updated", event_captured(event)))
-            if status is not None:
-                self.wfile.write(sse_message("run_status", {"run_id": follower.run_id, "status": status}))
-            now = time.monotonic()
-            if new or changed or status is not None:
-                last_write = now
-            elif now - last_write >= self.server.heartbeat_s:
-                self.wfile.write(sse_message("heartbeat", {"timestamp": datetime.now(UTC).isoformat()}))
-                last_write = now
-            self.wfile.flush()
-            stopping.wait(self.server.poll_interval)
+                change = await asyncio.wait_for(sub.queue.get(), timeout=min(1.0, settings.heartbeat_s))
+            except TimeoutError:
+                now = time.monotonic()
+                if await request.is_disconnected() or now - last_change > settings.stream_idle_s:
+                    return
+                if now - last_beat >= settings.heartbeat_s:
+                    last_beat = now
+                    yield sse_message("heartbeat", {"timestamp": datetime.now(UTC).isoformat()})
+                continue
+            if change is None:
+                return
+            last_change = last_beat = time.monotonic()
+            if sent and last_change > forget_sent_at:
+                sent = set()
+            kind, value = change
+            if kind == "event_captured":
+                if value["seq"] <= after or value["seq"] in sent:
+                    continue
+                last_id = max(last_id, value["seq"])
+                yield sse_message(kind, event_captured(value), last_id)
+            elif kind == "event_updated":
+                yield sse_message(kind, event_captured(value))
+            elif kind == "run_status":
+                yield sse_message(kind, {"run_id": sub.run_id, "status": value})
+            else:
+                yield sse_message(kind, value)
+    finally:
+        _release(state, sub)
 
 
-class TraceServer(ThreadingHTTPServer):
-    """The HTTP server plus what handlers share: the reader, the page, stream settings, a stop flag.
+# -- the app ----------------------------------------------------------------------------------------------
 
-    ``port=0`` binds a free port (see :attr:`url`).
+
+def create_app(engine: Engine, settings: Settings) -> Starlette:
+    """The trace API as an ASGI app over a read-only ``engine`` (the caller starts and stops ``app.state.feed``)."""
+    routes = [
+        Route("/", _page), Route("/runs/{run_id}", _page), Route("/runs/{run_id}/", _page),
+        Route("/api/session", _session, methods=["POST"]),
+        Route("/api/runs", _answers(_runs, "limit")),
+        Route("/api/search", _answers(_search, "q", "limit", *SEARCH_FILTERS)),
+        Route("/api/runs/{run_id}", _answers(_by("run", "run_id"))),
+        Route("/api/runs/{run_id}/events", _answers(_run_events, "event_type", "agent_name", "limit", "payloads")),
+        Route("/api/runs/{run_id}/failure", _answers(_by("failure", "run_id"))),
+        Route("/api/runs/{run_id}/agents", _answers(_by("agents", "run_id"))),
+        Route("/api/runs/{run_id}/steps/{step}", _answers(_step)),
+        Route("/api/runs/{run_id}/stream", _stream),
+        Route("/api/nodes/{node_id}/events", _answers(_by("node_events", "node_id", "event_type"), "event_type")),
+        Route("/api/nodes/{node_id}/execution-summary", _answers(_by("node_summary", "node_id"))),
+        Route("/api/nodes/{node_id}/files", _answers(_by("node_files", "node_id"))),
+        Route("/api/events/{event_id}", _answers(_by("event", "event_id"))),
+        Route("/api/events/{event_id}/tree", _answers(_by("event_tree", "event_id"))),
+        Route("/api/files/provenance", _answers(_provenance, "path", "sha256")),
+        Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    ]
+    middleware = [Middleware(Guard, settings=settings)]
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET"], allow_headers=["Authorization", "Last-Event-ID"]))
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.settings, app.state.reader, app.state.page = settings, TraceReader(engine), load_page()
+    app.state.feed = ChangeFeed(engine, poll_interval=settings.poll_interval)
+    app.state.streams, app.state.streams_lock = 0, threading.Lock()
+    return app
+
+
+async def _not_found(request: Request) -> Response:
+    return _error(404, f"no such endpoint: {request.url.path}")
+
+
+class TraceServer:
+    """The app under uvicorn on a socket bound at construction (``port=0`` picks a free port, see :attr:`url`).
+
+    :meth:`start` serves in a background thread (tests, benchmarks), :meth:`serve_forever` in this one.
     """
 
-    daemon_threads = True
-
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 8321, *,
-                 poll_interval: float = POLL_INTERVAL_S, heartbeat_s: float = HEARTBEAT_S,
-                 verbose: bool = False) -> None:
-        super().__init__((host, port), TraceRequestHandler)
-        self.engine, self.reader = engine, TraceReader(engine)
-        self.poll_interval, self.heartbeat_s, self.verbose = poll_interval, heartbeat_s, verbose
-        self.stopping = threading.Event()
-        self.page = resources.files("capture.read.trace_api").joinpath("static/timeline.html").read_bytes()
+                 settings: Settings | None = None, **overrides: Any) -> None:
+        settings = settings or Settings(token=os.environ.get(TOKEN_ENV) or None)
+        for name, value in overrides.items():
+            setattr(settings, name, value)
+        check_binding(host, settings.token)
+        self.engine, self.settings = engine, settings
+        self.app = create_app(engine, settings)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+            self.socket.listen(2048)  # connections queue from now on, before uvicorn takes the socket
+        except OSError:
+            self.socket.close()
+            raise
+        self.server_address = self.socket.getsockname()[:2]
+        self.uvicorn = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="info" if settings.verbose else "warning", access_log=settings.verbose,
+            timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=1,
+            server_header=False, proxy_headers=False, lifespan="off", h11_max_incomplete_event_size=16 * 1024))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        host, port = self.server_address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    @property
+    def live_streams(self) -> int:
+        """How many live streams are open now."""
+        return self.app.state.streams
+
+    def serve_forever(self) -> None:
+        """Serve until interrupted (SIGINT/SIGTERM), then end open streams."""
+        self.app.state.feed.start()
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled once it has shut down
+            pass
+        finally:
+            self.app.state.feed.stop()
+            self.socket.close()
 
     def start(self) -> "TraceServer":
-        """Serve in a background thread (tests, benchmarks); :meth:`stop` ends it."""
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
+        """Serve in a background thread; returns once the server accepts connections."""
+        self.app.state.feed.start()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.uvicorn.serve(sockets=[self.socket])),
                                         name="trace-api", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.uvicorn.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
         """End open streams, stop accepting requests and release the socket."""
-        self.stopping.set()
+        self.app.state.feed.stop()
         if self._thread is not None:
-            self.shutdown()
-            self._thread.join()
+            self.uvicorn.should_exit = True
+            self._thread.join(timeout=10)
             self._thread = None
-        self.server_close()
+        self.socket.close()
 
+
+def serve(url: str | None, host: str, port: int, *, verbose: bool = False, cors_origins: tuple[str, ...] = ()
+          ) -> int:
+    """``skillmine trace serve``: check the binding, open the store read-only, serve until interrupted."""
+    token = os.environ.get(TOKEN_ENV) or None
+    check_binding(host, token)
+    engine = open_read_only(url)
+    try:
+        try:
+            server = TraceServer(engine, host, port, settings=Settings(token=token, verbose=verbose,
+                                                                       cors_origins=cors_origins))
+        except OSError as exc:
+            raise ServerRefused(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        auth = "token required" if token else "no token: loopback only"
+        print(f"trace API and timeline at {server.url}/ ({auth}; Ctrl-C stops)", flush=True)
+        server.serve_forever()
+    finally:
+        engine.dispose()
+    return 0

@@ -1,35 +1,47 @@
-"""Following a run's events as they are stored: the cursor behind ``GET /api/runs/{id}/stream`` (SSE).
+"""One shared change feed behind every live stream (``GET /api/runs/{id}/stream``, Server-Sent Events).
 
-Each :meth:`RunFollower.poll` returns the events stored since the last poll (``seq`` above the cursor) in ``seq``
-order, events whose status or completion changed since they were sent (an ``agent_call`` written as running and
-completed later), and the run's status when it changed. Because PostgreSQL assigns ``seq`` at insert but makes it
-visible at commit, a transaction that commits late can surface a lower ``seq`` after a higher one: the follower
-re-reads the last ``late_window`` seconds of seqs and sends what it has not sent yet, so such events still arrive.
+A single background thread polls the store for the runs that have at least one subscriber: new events (``seq``
+above the feed's horizon), events still open when sent whose status or completion changed, and run status changes.
+It hands each change to the subscribers of its run, so N streams cost one query per poll instead of N. A new
+subscriber first reads its own catch-up (events after its ``Last-Event-ID``) once, then receives the feed's changes,
+skipping any event the catch-up already sent.
+
+Because PostgreSQL assigns ``seq`` at insert but makes it visible at commit, a transaction that commits late can
+surface a lower ``seq`` after a higher one: the feed re-reads the last ``late_window`` seconds of seqs and sends
+what it has not sent yet, so such events still arrive.
 """
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from capture.core.payload import dumps
 from capture.read.queries import EVENTS, RUNS, row_dict
+from capture.read.summary import cost_of, tokens_of
 
 POLL_INTERVAL_S = 0.1
 HEARTBEAT_S = 15.0
 LATE_WINDOW_S = 2.0
+MAX_BACKLOG = 50_000  # changes queued for one slow subscriber before its stream is closed (it resumes by id)
 OPEN_STATUSES = frozenset({"pending", "running"})
 EVENT_FIELDS = ("event_type", "event_subtype", "agent_name", "timestamp", "execution_order", "depth")
 TIMELINE_FIELDS = ("seq", "parent_event_id", "status", "started_at", "completed_at", "duration_ms",
                    "error_message")
+STORE_ERROR = {"error": "the capture store cannot be read now"}
 
 
 def event_captured(event: dict[str, Any]) -> dict[str, Any]:
-    """The reference's ``WebSocketEvent`` envelope around ``EventCapturedData`` (plus the timeline's fields)."""
+    """The reference's ``WebSocketEvent`` envelope around ``EventCapturedData`` (plus the timeline's fields, and
+    the tokens and cost the event carries)."""
     data = {"event_id": event["id"], "node_id": event.get("node_id"),
-            **{k: event.get(k) for k in EVENT_FIELDS}, **{k: event.get(k) for k in TIMELINE_FIELDS}}
+            **{k: event.get(k) for k in EVENT_FIELDS}, **{k: event.get(k) for k in TIMELINE_FIELDS},
+            "tokens": tokens_of(event.get("meta")), "cost_usd": round(cost_of(event.get("meta")), 6)}
     return {"event_type": "event_captured", "timestamp": event.get("timestamp"), "run_id": event["run_id"],
             "session_id": event["session_id"], "data": data}
 
@@ -40,57 +52,178 @@ def sse_message(kind: str, payload: dict[str, Any], ident: int | None = None) ->
     return f"{head}event: {kind}\ndata: {dumps(payload)}\n\n".encode()
 
 
-@dataclass
-class RunFollower:
-    """A cursor over one run's events: what was sent, what is still open, and the run's last status."""
+# A change handed to subscribers: ("event_captured" | "event_updated", event row), ("run_status", status),
+# ("error_occurred", message), or None when the stream must end (shutdown, or the subscriber fell behind).
+Change = tuple[str, Any] | None
 
-    engine: Engine
+
+@dataclass(eq=False)
+class Subscriber:
+    """One live stream's end of the feed: a queue filled from the feed's thread, read on the event loop."""
+
     run_id: str
-    after_seq: int = 0
-    late_window: float = LATE_WINDOW_S
-    clock: Callable[[], float] = time.monotonic
-    run_status: str | None = None
-    _recent: dict[int, float] = field(default_factory=dict)  # seq -> when sent, for the late window
-    _open: dict[str, tuple[str, Any]] = field(default_factory=dict)  # event id -> (status, completed_at)
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    closed: bool = False
+
+    def put(self, change: Change) -> None:
+        """Queue a change (called on the event loop); past :data:`MAX_BACKLOG` the stream is ended instead."""
+        if self.closed:
+            return
+        if change is not None and self.queue.qsize() >= MAX_BACKLOG:
+            self.closed, change = True, None
+        self.queue.put_nowait(change)
+
+
+@dataclass
+class CatchUp:
+    """What a new subscriber sends first: the run's status and its events after the subscriber's cursor."""
+
+    status: str | None
+    events: list[dict[str, Any]]
+
+
+class ChangeFeed:
+    """The one poller shared by every stream of a server (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, poll_interval: float = POLL_INTERVAL_S,
+                 late_window: float = LATE_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.poll_interval, self.late_window, self.clock = engine, poll_interval, late_window, clock
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, set[Subscriber]] = {}
+        self._horizon = 0
+        self._recent: dict[int, float] = {}  # seq -> when sent, for the late window
+        self._open: dict[str, tuple[str, str | None, Any]] = {}  # event id -> (run id, status, completed_at)
+        self._status: dict[str, str | None] = {}  # run id -> last status sent
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.polls = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> "ChangeFeed":
+        """Start polling from the store's current highest seq."""
+        with self.engine.connect() as conn:
+            self._horizon = int(conn.execute(select(func.coalesce(func.max(EVENTS.c.seq), 0))).scalar_one())
+        self._thread = threading.Thread(target=self._run, name="trace-change-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling and end every open stream."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            subscribers = [s for group in self._subscribers.values() for s in group]
+            self._subscribers.clear()
+        for sub in subscribers:
+            sub.loop.call_soon_threadsafe(sub.put, None)
 
     @property
-    def cursor(self) -> int:
-        """The highest seq sent (what a client passes back as ``Last-Event-ID``)."""
-        return max(self.after_seq, max(self._recent, default=0))
+    def streams(self) -> int:
+        """How many subscribers are attached now."""
+        with self._lock:
+            return sum(len(group) for group in self._subscribers.values())
 
-    def poll(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-        """(new events in seq order, changed open events, new run status or ``None``)."""
-        now = self.clock()
-        horizon = self.after_seq
-        for seq, sent_at in list(self._recent.items()):
-            if now - sent_at > self.late_window:
-                horizon = max(horizon, seq)
-                del self._recent[seq]
-        self.after_seq = horizon
+    # -- subscribers ------------------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscriber, after_seq: int) -> CatchUp:
+        """Attach ``sub`` and read its catch-up (call from a worker thread: it queries the store).
+
+        Attaching comes first, so an event committed during the catch-up read reaches the subscriber either way;
+        the stream skips what the catch-up already sent.
+        """
+        with self._lock:
+            self._subscribers.setdefault(sub.run_id, set()).add(sub)
         with self.engine.connect() as conn:
-            seqs = conn.execute(select(EVENTS.c.seq).where(EVENTS.c.run_id == self.run_id,
-                                                           EVENTS.c.seq > horizon)).scalars().all()
-            fresh = sorted(s for s in seqs if s not in self._recent)
-            new = ([row_dict(r) for r in conn.execute(select(EVENTS).where(EVENTS.c.seq.in_(fresh))
-                                                      .order_by(EVENTS.c.seq))] if fresh else [])
-            changed = self._changed(conn) if self._open else []
-            status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == self.run_id)).scalar()
-        for event in new:
-            self._recent[event["seq"]] = now
-            self._track(event)
-        new_status = status if status != self.run_status else None
-        self.run_status = status
-        return new, changed, new_status
+            status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == sub.run_id)).scalar()
+            events = [row_dict(r) for r in conn.execute(
+                select(EVENTS).where(EVENTS.c.run_id == sub.run_id, EVENTS.c.seq > after_seq)
+                .order_by(EVENTS.c.seq))]
+        with self._lock:
+            self._status.setdefault(sub.run_id, status)
+            for event in events:
+                self._track(event)
+        return CatchUp(status, events)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Detach ``sub``; a run nobody follows any more is no longer polled."""
+        with self._lock:
+            group = self._subscribers.get(sub.run_id)
+            if group is not None:
+                group.discard(sub)
+                if not group:
+                    del self._subscribers[sub.run_id]
+                    self._status.pop(sub.run_id, None)
+                    self._open = {k: v for k, v in self._open.items() if v[0] != sub.run_id}
+
+    # -- polling ----------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.poll_interval):
+            with self._lock:
+                runs = list(self._subscribers)
+            if not runs:
+                continue
+            try:
+                changes = self.poll(runs)
+            except SQLAlchemyError:
+                changes = [(run_id, ("error_occurred", STORE_ERROR)) for run_id in runs]
+            self._publish(changes)
+
+    def poll(self, runs: list[str]) -> list[tuple[str, Change]]:
+        """One poll over ``runs``: ``(run id, change)`` pairs, new events in seq order."""
+        self.polls += 1
+        now = self.clock()
+        with self._lock:
+            for seq, sent_at in list(self._recent.items()):
+                if now - sent_at > self.late_window:
+                    self._horizon = max(self._horizon, seq)
+                    del self._recent[seq]
+            horizon, recent, opened = self._horizon, set(self._recent), dict(self._open)
+        with self.engine.connect() as conn:
+            seqs = conn.execute(select(EVENTS.c.seq).where(EVENTS.c.run_id.in_(runs), EVENTS.c.seq > horizon)
+                                ).scalars().all()
+            fresh = sorted(s for s in seqs if s not in recent)
+            new = [row_dict(r) for r in conn.execute(select(EVENTS).where(EVENTS.c.seq.in_(fresh))
+                                                     .order_by(EVENTS.c.seq))] if fresh else []
+            updated = [row_dict(r) for r in conn.execute(select(EVENTS).where(EVENTS.c.id.in_(list(opened))))
+                       ] if opened else []
+            statuses = conn.execute(select(RUNS.c.id, RUNS.c.status).where(RUNS.c.id.in_(runs))).all()
+        changes: list[tuple[str, Change]] = []
+        with self._lock:
+            for event in new:
+                self._recent[event["seq"]] = now
+                self._track(event)
+                changes.append((event["run_id"], ("event_captured", event)))
+            for event in updated:  # compared with what was open before this poll: a catch-up may have sent it
+                known = opened[event["id"]]
+                if (event.get("status"), event.get("completed_at")) != known[1:]:
+                    self._track(event)
+                    changes.append((event["run_id"], ("event_updated", event)))
+            for run_id, status in statuses:
+                if run_id in self._status and self._status[run_id] != status:
+                    self._status[run_id] = status
+                    changes.append((run_id, ("run_status", status)))
+        return changes
 
     def _track(self, event: dict[str, Any]) -> None:
         if event.get("status") in OPEN_STATUSES:
-            self._open[event["id"]] = (event.get("status"), event.get("completed_at"))
+            self._open[event["id"]] = (event["run_id"], event.get("status"), event.get("completed_at"))
         else:
             self._open.pop(event["id"], None)
 
-    def _changed(self, conn: Any) -> list[dict[str, Any]]:
-        rows = [row_dict(r) for r in conn.execute(select(EVENTS).where(EVENTS.c.id.in_(list(self._open))))]
-        changed = [r for r in rows if (r.get("status"), r.get("completed_at")) != self._open[r["id"]]]
-        for event in changed:
-            self._track(event)
-        return changed
+    def _publish(self, changes: list[tuple[str, Change]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, Change]]] = {}
+        with self._lock:
+            for run_id, change in changes:
+                for sub in self._subscribers.get(run_id, ()):
+                    by_loop.setdefault(sub.loop, []).append((sub, change))
+        for loop, items in by_loop.items():
+            loop.call_soon_threadsafe(_deliver, items)
+
+
+def _deliver(items: list[tuple[Subscriber, Change]]) -> None:
+    for sub, change in items:
+        sub.put(change)
