@@ -14,8 +14,9 @@ depends only on the *set* of contributions, never on their order:
 - cost records: from the source with the most detailed costs (linked to events, then to nodes, then count), named
   in ``meta.costs_from``: sources of one run report the same spend at different granularity, so summing them
   would count it twice;
-- sessions, nodes, edges and files: the union over sources (canonical ids by short node name and relative file path);
-  where two sources describe the same node or file, the higher-precedence one's row is kept.
+- nodes, edges and files: the union over sources (canonical ids by short node name and relative file path);
+  where two sources describe the same node or file, the higher-precedence one's row is kept; a session row is
+  kept from the highest-ranked source (ties: its content digest).
 
 Every contribution carries a content hash: the same content again is "unchanged", different content under the
 same label replaces that source's part ("updated"). Rows are redacted with the capture redactor before hashing
@@ -30,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from capture.core.payload import clip_text, encode_payload
@@ -51,7 +52,7 @@ from capture.store.capture_store import (
 )
 from capture.store.db import StoreError, safe_url
 from capture.store.models import Base
-from capture.store.records import to_utc
+from capture.store.records import prepare_run, to_utc
 
 SOURCES_KEY = "import_sources"
 BOOKKEEPING = (SOURCES_KEY, "sources", "events_from", "costs_from")
@@ -69,15 +70,15 @@ class Contribution:
     """One source's view of one run: its rows (``batch.runs[0]`` is the run) and how it ranks against others.
 
     ``label`` names the source record (file or folder and the record in it); ``rank`` orders sources where they
-    disagree (a structured database row outranks a parsed log); ``session`` is the session row to create with the
-    run when the store lacks it (in the same transaction, so a failed import leaves no empty session behind).
+    disagree (a structured database row outranks a parsed log); ``session`` is the session row written with the
+    run (in the same transaction, so a failed import leaves no empty session behind).
     """
 
     run_id: str
     label: str
     rank: int
     batch: Batch
-    session: dict[str, Any] | None = None
+    session: dict[str, Any]
 
 
 @dataclass
@@ -176,24 +177,50 @@ class MergeWriter:
     def __init__(self, store: CaptureStore, redactor: Redactor | None = None) -> None:
         self.store = store
         self.redactor = redactor or Redactor(CaptureSettings.from_env().redact_patterns)
+        self._sessions: dict[str, tuple[int, str]] = {}  # session id -> the best key this writer has settled
 
     def write(self, contribution: Contribution) -> MergeOutcome:
         """Merge one contribution; raises :class:`StoreError` naming the store when it cannot be written."""
         batch = redact_batch(contribution.batch, self.redactor)
         digest = content_hash(batch)
+        ctx = _WriteContext(self.store._known, self.store._known_lock)
+        session_key = None
         try:
             with self.store.engine.begin() as conn:
-                outcome = self._merge(conn, contribution, batch, digest)
+                session_key = self._settle_session(conn, contribution)
+                outcome = self._merge(conn, contribution, batch, digest, ctx)
         except DBAPIError as exc:
             self.store.forget_known()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
             raise StoreError(f"cannot write to the store {safe_url(str(self.store.engine.url))}: {reason}") \
                 from None
+        if session_key is not None:
+            self._sessions[contribution.session["id"]] = session_key
         if outcome.state in ("updated", "merged"):
             self.store.forget_known()  # events may have been replaced
+        else:
+            self.store._remember(ctx.learned)
         return outcome
 
-    def _merge(self, conn: Connection, contribution: Contribution, batch: Batch, digest: str) -> MergeOutcome:
+    def _settle_session(self, conn: Connection, contribution: Contribution) -> tuple[int, str] | None:
+        """Write the contribution's session row unless the store holds one that outranks it (rank, then content
+        digest: the same winner in any order); returns the key settled, None when nothing was checked."""
+        row = contribution.session
+        key = (contribution.rank, hashlib.sha256(json.dumps(_plain(row), sort_keys=True).encode()).hexdigest())
+        settled = self._sessions.get(row["id"])
+        if settled is not None and settled >= key:
+            return None
+        stored = conn.execute(select(SESSIONS.c.meta).where(SESSIONS.c.id == row["id"])).first()
+        meta = (stored.meta if stored is not None else None) or {}
+        stored_key = (int(meta.get("import_rank", -1)), str(meta.get("import_digest", "")))
+        if stored is not None and stored_key >= key:
+            return stored_key
+        self.store._upsert(conn, SESSIONS, [{**row, "meta": {**(row.get("meta") or {}), "import_rank": key[0],
+                                                              "import_digest": key[1]}}])
+        return key
+
+    def _merge(self, conn: Connection, contribution: Contribution, batch: Batch, digest: str,
+               ctx: _WriteContext) -> MergeOutcome:
         run_id = contribution.run_id
         stored = conn.execute(select(RUNS.c.meta).where(RUNS.c.id == run_id)).first()
         meta = (stored.meta if stored is not None else None) or {}
@@ -213,8 +240,6 @@ class MergeWriter:
                 run["meta"][key] = old  # an owner stays owner when it shrinks: the others' rows are not stored
         take_events = run["meta"]["events_from"] == contribution.label
         take_costs = run["meta"]["costs_from"] == contribution.label
-        if contribution.session is not None:
-            self.store._upsert(conn, SESSIONS, self._winning(conn, SESSIONS, [contribution.session], contribution))
         if take_events and (old_events is not None or state == "updated"):
             self._drop_events(conn, run_id)
         if take_costs and (old_costs is not None or state == "updated"):
@@ -222,10 +247,17 @@ class MergeWriter:
         nodes = self._winning(conn, NODES, batch.nodes, contribution)
         files = self._winning(conn, FILES, batch.files, contribution)
         edges = self._new_edges(conn, batch.edges)
-        write = Batch(runs=[run], nodes=nodes, edges=edges, events=batch.events if take_events else [],
+        prepared_run = prepare_run(run)
+        if stored is None:  # a plain insert: building an upsert statement costs more than the write itself
+            conn.execute(insert(RUNS), [prepared_run])
+        else:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+                **{k: v for k, v in prepared_run.items() if k != "id"}))
+        ctx.learned["runs"].add(run_id)
+        write = Batch(nodes=nodes, edges=edges, events=batch.events if take_events else [],
                       files=files, messages=batch.messages if take_events else [],
                       costs=batch.costs if take_costs else [])
-        self.store._write_prepared(conn, self.store._prepare(write), _WriteContext(None))
+        self.store._write_prepared(conn, self.store._prepare(write), ctx)
         return MergeOutcome(state, events=len(write.events), costs=len(write.costs), files=len(files),
                             nodes=len(nodes), edges=len(edges), messages=len(write.messages))
 
