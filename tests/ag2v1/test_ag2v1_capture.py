@@ -142,6 +142,15 @@ def test_failures_are_recorded_and_still_raised(run_v1) -> None:
                       ("agent_call", "RuntimeError: model unavailable")]
 
 
+def test_uninstrument_restores_v1_objects_and_records_nothing(run_v1) -> None:
+    captured = run_v1("undo")
+    record = captured.record
+    assert record["during"] != record["before"] and record["during"]["run_patched"]
+    assert record["after"] == record["before"]
+    assert record["workflow"]["speakers"] == ["user", "planner", "engineer", "executor", "planner"]
+    assert captured.events() == []
+
+
 def _classic_research_group() -> Any:
     """``run_research_group`` from the AG2 Classic scenarios of ``tests/ag2`` (not on this folder's path)."""
     spec = importlib.util.spec_from_file_location("ag2_scenarios", Path(__file__).parents[1] / "ag2" /

@@ -38,6 +38,7 @@ from ag2.tools import LocalEnvironment, SandboxCodeTool
 
 import capture
 from capture.adapters.ag2_v1 import set_prices
+from capture.adapters.ag2_v1.code import running_environment
 
 CODE = "from pathlib import Path\nPath('result.txt').write_text('42')\nprint('wrote result')"
 TASK = "Compute the answer and save it."
@@ -247,7 +248,26 @@ def failures(work: Path, runs: int) -> dict[str, Any]:
     return {"raised": raised, "agents": record.summary()}
 
 
-SCENARIOS = {"team": team, "research": research, "concurrent": concurrent, "failures": failures}
+def undo(work: Path, runs: int) -> dict[str, Any]:
+    """Instrument a team, then undo it, and run a workflow: nothing may be recorded and AG2's own objects must be as
+    before (each agent's middleware, the code environment's ``run``)."""
+    record = Record()
+    agents = research_agents(work, record, team=False)
+    environment = running_environment(agents[2].tools[0])
+
+    def state() -> dict[str, Any]:
+        return {"middleware": {a.name: [id(m.middleware) for m in a.middleware] for a in agents},
+                "run_patched": "run" in vars(environment)}
+
+    before = state()
+    capture.instrument(agents)
+    during = state()
+    capture.uninstrument(agents)
+    workflow = asyncio.run(run_workflow(agents, record, instrument=False))
+    return {"workflow": workflow, "agents": record.summary(), "before": before, "during": during, "after": state()}
+
+
+SCENARIOS = {"team": team, "research": research, "concurrent": concurrent, "failures": failures, "undo": undo}
 
 
 def main() -> None:
