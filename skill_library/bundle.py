@@ -5,6 +5,9 @@ decompressing the rest, so ``open_library`` on a bundle is as cheap as on a dire
 bundle has the directory layout of ``store`` inside, with LATEST pointing at the exported
 release. Importing fast-forwards a library: the target must be empty or hold a prefix of the
 bundle's history (identical manifests); missing files are copied and LATEST is swapped last.
+A bundle is untrusted input: ``store.ZipSource`` refuses, naming each, members that are symbolic links, leave the
+library (absolute or ``..`` paths), lie outside the library layout or inflate beyond the size caps, before any
+member is inflated; the bundle must then verify (hashes, and the signature when keys are trusted).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ def import_bundle(bundle_path: str | os.PathLike[str], library_path: str | os.Pa
             if ours != store.read_manifest(source, number)["manifest_hash"]:
                 raise BundleError(f"{root} release {number} differs from the bundle's: histories diverged")
         for rel in store.release_files(source, release, manifest):
+            if not store.LAYOUT.match(rel):  # verify refuses such a manifest already; never write outside root
+                raise BundleError(f"{bundle_path}: refers to {rel!r}, which is not a file of a skill library")
             data = source.read(rel)
             if not target.exists(rel) or target.read(rel) != data:  # absent, or debris of a crashed publish
                 store.write_atomic(root, rel, data)

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -94,8 +95,38 @@ class DirSource:
         return str(self.root / rel)
 
 
+# What a library holds, and nothing else: a bundle member outside this layout is refused, as is a path that
+# would leave the library directory.
+LAYOUT = re.compile(r"^(LATEST|releases/[0-9]{4,}\.(json|sig)|skills/[a-z][a-z0-9_]{0,79}/"
+                    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)-[0-9a-f]{12}\.json)$")
+MAX_MEMBERS = 200_000  # 100,000 skill versions with their manifests
+MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a 1,000-skill manifest is ~0.8 MiB
+MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
+_SYMLINK = 0o120000
+
+
+def _refusal(info: zipfile.ZipInfo) -> str | None:
+    """Why a bundle member cannot be part of a library (``None`` when it can)."""
+    if (info.external_attr >> 16) & 0o170000 == _SYMLINK:
+        return "is a symbolic link"
+    if not LAYOUT.match(info.filename):
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            return "would be written outside the library (absolute path or '..')"
+        return "is not a file of a skill library's layout"
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"inflates to {info.file_size:,} bytes, more than the {MAX_MEMBER_BYTES:,} allowed per member"
+    return None
+
+
 class ZipSource:
-    """An exported ``.zip`` bundle (see ``bundle``): members are read one by one, never all unpacked."""
+    """An exported ``.zip`` bundle (see ``bundle``): members are read one by one, never all unpacked.
+
+    Opening checks the central directory before anything is inflated: at most ``MAX_MEMBERS`` members of at most
+    ``MAX_MEMBER_BYTES`` each (``MAX_TOTAL_BYTES`` together), every one a file of the library layout (no symbolic
+    link, no absolute or ``..`` path); a ``BundleError`` names every member refused. Reads are bounded by the
+    declared size (a member that inflates beyond it fails its CRC check).
+    """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
@@ -103,13 +134,27 @@ class ZipSource:
             self._zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, OSError) as exc:
             raise BundleError(f"{self.path}: not a readable .zip bundle ({exc})") from None
-        self._names = set(self._zip.namelist())
+        self._infos = {i.filename: i for i in self._zip.infolist() if not i.is_dir()}
+        self._check_members()
+        self._names = set(self._infos)
+
+    def _check_members(self) -> None:
+        infos = list(self._infos.values())
+        if len(infos) > MAX_MEMBERS:
+            raise BundleError(f"{self.path}: {len(infos):,} members, more than the {MAX_MEMBERS:,} a bundle may hold")
+        refused = [f"{i.filename!r} {why}" for i in infos if (why := _refusal(i))]
+        total = sum(i.file_size for i in infos)
+        if total > MAX_TOTAL_BYTES:
+            refused.append(f"all members together inflate to {total:,} bytes, more than {MAX_TOTAL_BYTES:,}")
+        if refused:
+            raise BundleError(f"{self.path}: refused {len(refused)} member(s): " + "; ".join(refused))
 
     def read(self, rel: str) -> bytes:
         if rel not in self._names:
             raise IntegrityError(self.display(rel), "file is missing from the bundle")
         try:
-            return self._zip.read(rel)
+            with self._zip.open(self._infos[rel]) as member:
+                return member.read(MAX_MEMBER_BYTES + 1)
         except (zipfile.BadZipFile, OSError) as exc:  # CRC mismatch, truncated member
             raise IntegrityError(self.display(rel), f"cannot be read from the bundle: {exc}") from None
 
@@ -117,7 +162,7 @@ class ZipSource:
         return rel in self._names
 
     def files(self, prefix: str) -> list[str]:
-        return sorted(n for n in self._names if n.startswith(prefix.rstrip("/") + "/") and not n.endswith("/"))
+        return sorted(n for n in self._names if n.startswith(prefix.rstrip("/") + "/"))
 
     def display(self, rel: str) -> str:
         return f"{self.path}!{rel}" if rel else str(self.path)

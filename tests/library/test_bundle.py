@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import zipfile
 
 import pytest
 from conftest import plot_candidate, search_candidate, table_candidate
 
-from skill_library import BundleError, IntegrityError, import_bundle, open_library, publish, verify
+from skill_library import BundleError, IntegrityError, import_bundle, open_library, publish, store, verify
 
 
 @pytest.fixture
@@ -78,3 +79,61 @@ def test_bundle_must_be_a_zip(source, tmp_path):
     junk.write_bytes(b"not a zip")
     with pytest.raises(BundleError, match=f"{junk}: not a readable .zip bundle"):
         open_library(junk)
+
+
+def _copy_with(bundle, target, extra):
+    """``bundle``'s members plus ``extra`` (ZipInfo or name -> bytes) written to ``target``."""
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        for member, data in extra:
+            out.writestr(member, data)
+    return target
+
+
+def test_hostile_members_are_refused_and_named_before_anything_is_inflated(source, tmp_path):
+    bundle = open_library(source).export(tmp_path / "b.zip")
+    link = zipfile.ZipInfo("skills/plot_function/9.9.9-aaaaaaaaaaaa.json")
+    link.external_attr = (0o120777 << 16)
+    hostile = _copy_with(bundle, tmp_path / "hostile.zip", [
+        ("../escape.json", b"{}"), ("/etc/skill.json", b"{}"), ("skills/../../up.json", b"{}"),
+        (link, b"/etc/passwd"), ("notes.txt", b"hello")])
+    target = tmp_path / "target"
+    with pytest.raises(BundleError) as refused:
+        import_bundle(hostile, target)
+    message = str(refused.value)
+    assert message.startswith(f"{hostile}: refused 5 member(s): ")
+    for name in ("'../escape.json'", "'/etc/skill.json'", "'skills/../../up.json'"):
+        assert f"{name} would be written outside the library (absolute path or '..')" in message
+    assert "'skills/plot_function/9.9.9-aaaaaaaaaaaa.json' is a symbolic link" in message
+    assert "'notes.txt' is not a file of a skill library's layout" in message
+    assert not target.exists() and not (tmp_path / "escape.json").exists()
+    with pytest.raises(BundleError, match="refused 5 member"):
+        verify(hostile)
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_size_without_inflating_it(source, tmp_path):
+    bundle = open_library(source).export(tmp_path / "b.zip")
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            if info.filename != "LATEST":
+                out.writestr(info, src.read(info))
+        with out.open("LATEST", "w", force_zip64=True) as member:  # 80 MiB of zeros, ~80 KiB compressed
+            chunk = b"\0" * (1 << 20)
+            for _ in range(80):
+                member.write(chunk)
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    with pytest.raises(BundleError, match=r"'LATEST' inflates to 83,886,080 bytes, more than the 67,108,864 allowed"):
+        open_library(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+
+
+def test_member_count_is_capped(source, tmp_path, monkeypatch):
+    bundle = open_library(source).export(tmp_path / "b.zip")
+    monkeypatch.setattr(store, "MAX_MEMBERS", 3)
+    with pytest.raises(BundleError, match=r"b\.zip: \d+ members, more than the 3 a bundle may hold"):
+        import_bundle(bundle, tmp_path / "target")
