@@ -46,35 +46,38 @@ def _holds_no_run(store: Path) -> bool:
         return True
 
 
-def _tidy_after_failure(home: Path) -> None:
-    """A failed command that created the data directory leaves nothing half-made in it: the store it created
-    goes if it holds no run, then every folder left empty. Anything holding data (runs, spooled events) stays."""
+def _tidy_after_failure(home: Path, existed: set[Path]) -> None:
+    """A failed command leaves nothing half-made in the data directory: a store it created goes if it holds no
+    run, and, when it created the directory itself, so does every folder left empty. Data (runs, spooled events,
+    anything that was there before) stays."""
     store = home / "capture.db"
-    if store.is_file() and _holds_no_run(store):
+    if store not in existed and store.is_file() and _holds_no_run(store):
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{store}{suffix}").unlink(missing_ok=True)
+    if home in existed or not home.is_dir():
+        return
     for folder in sorted((p for p in home.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
-    if home.is_dir() and not any(home.iterdir()):
+    if not any(home.iterdir()):
         home.rmdir()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the chosen subcommand; return its exit code. When the command fails and it was the
-    one that created the data directory, what it made there without data is removed again."""
+    """Parse arguments and run the chosen subcommand; return its exit code. A failed command takes back what it
+    made in the data directory without data in it (see :func:`_tidy_after_failure`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     home = config.home()
-    new_home = not home.exists()
+    existed = {path for path in (home, home / "capture.db") if path.exists()}
     result = 1
     try:
         result = int(args.handler(args) or 0)
     except KeyboardInterrupt:
         result = 130
     finally:
-        if result and new_home and home.is_dir():
-            _tidy_after_failure(home)
+        if result:
+            _tidy_after_failure(home, existed)
     return result
 
 

@@ -58,6 +58,13 @@ def test_a_failed_first_command_leaves_no_store_behind(home: Path, tmp_path: Pat
     assert not home.exists()
 
 
+def test_a_failed_reader_leaves_no_empty_store_in_an_existing_home(home: Path, capsys) -> None:
+    (home / "library").mkdir(parents=True)
+    assert main(["trace", "show", "run-1"]) == 2
+    assert capsys.readouterr().err.startswith("skillmine trace")
+    assert sorted(p.name for p in home.iterdir()) == ["library"]
+
+
 @pytest.mark.postgres
 def test_a_new_postgresql_store_still_needs_db_upgrade(pg_url: str) -> None:
     with pytest.raises(SchemaOutOfDate, match="has no skillmine schema.*run `skillmine db upgrade`"):
