@@ -4,12 +4,16 @@ import argparse
 import importlib
 import sqlite3
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
 from capture.core import config
+from skillmine.console import fail
 
+# Optional dependencies some commands need -> the extra that installs them.
+OPTIONAL_MODULES = {"autogen": "ag2"}
 # Modules that contribute subcommands; each has ``register(subparsers) -> None``.
 PARTS = (
     "capture.store.cli",
@@ -48,14 +52,16 @@ def _holds_no_run(store: Path) -> bool:
 
 def _tidy_after_failure(home: Path, existed: set[Path]) -> None:
     """A failed command leaves nothing half-made in the data directory: a store it created goes if it holds no
-    run, and, when it created the directory itself, so does every folder left empty. Data (runs, spooled events,
-    anything that was there before) stays."""
+    run, and, when it created the directory itself, so do empty files and every folder left empty. Data (runs,
+    spooled events, anything that was there before) stays."""
     store = home / "capture.db"
     if store not in existed and store.is_file() and _holds_no_run(store):
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{store}{suffix}").unlink(missing_ok=True)
     if home in existed or not home.is_dir():
         return
+    for empty in [p for p in home.rglob("*") if p.is_file() and p.stat().st_size == 0]:
+        empty.unlink()
     for folder in sorted((p for p in home.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
@@ -75,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = int(args.handler(args) or 0)
     except KeyboardInterrupt:
         result = 130
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_MODULES:
+            raise
+        fail(args.command, f"{exc.name} is not installed",
+             f"pip install 'skillmine[{OPTIONAL_MODULES[exc.name]}]'")
+    except Exception as exc:  # noqa: BLE001 - the last resort: an unexpected error ends with one line too
+        traceback.print_exc()
+        fail(args.command, f"unexpected {type(exc).__name__}: {exc}",
+             "this is a bug in skillmine; please report it with the traceback above")
     finally:
         if result:
             _tidy_after_failure(home, existed)

@@ -58,6 +58,16 @@ def test_a_failed_first_command_leaves_no_store_behind(home: Path, tmp_path: Pat
     assert not home.exists()
 
 
+def test_an_unexpected_error_ends_with_one_line_and_leaves_nothing(home: Path, tmp_path: Path, capsys) -> None:
+    not_a_folder = tmp_path / "work-file"
+    not_a_folder.write_text("x")
+    assert main(["simulate", "--runs", "1", "--engine", "ag2", "--work-dir", str(not_a_folder / "sub")]) == 1
+    last = capsys.readouterr().err.rstrip().splitlines()[-1]
+    assert last.startswith("skillmine simulate: unexpected NotADirectoryError: ")
+    assert last.endswith("(fix: this is a bug in skillmine; please report it with the traceback above)")
+    assert not home.exists()
+
+
 def test_a_failed_reader_leaves_no_empty_store_in_an_existing_home(home: Path, capsys) -> None:
     (home / "library").mkdir(parents=True)
     assert main(["trace", "show", "run-1"]) == 2
