@@ -1,0 +1,126 @@
+"""AG2 v1 capture overhead: a scripted zero-latency v1 agent, with capture off and with skillmine capture,
+interleaved (ABAB...) in one process. Runs in the AG2 v1 environment:
+
+    "$(scripts/ag2v1_env.sh)" benchmarks/bench_capture_overhead_v1.py [--repeats 15] [--cycles 30]
+
+One run is one ``ask``: the model asks for the ``lookup`` tool ``--cycles`` times (one call per response), then
+answers; its responses carry token usage, so capture computes costs. Agents and scripts are rebuilt outside the
+timed region before every run; only ``ask`` is timed. Wall time and the CPU time of the agent's thread
+(``time.thread_time``; the tool is async, so the whole turn runs on that thread) are reported. ``capture`` uses the
+recorder's default settings; ``capture_hot`` defers the writer thread to after the run (batch size and flush interval
+larger than a run) to isolate the work done on the agent's own thread. Every captured run is flushed (untimed) and
+checked for errors and drops. Per-event cost = (capture run - paired off run) / ``execution_events`` rows stored.
+"""
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ag2 import Agent
+from ag2.events import ModelMessage, ModelResponse, ToolCallEvent, ToolCallsEvent, Usage
+from ag2.testing import TestConfig
+
+import capture
+from capture.store.migrate import upgrade
+
+MODES = ("off", "capture", "capture_hot")
+
+
+async def lookup(key: str) -> str:
+    """The benchmark's only tool."""
+    return f"value of {key}"
+
+
+def build(cycles: int) -> Agent:
+    """A fresh agent whose model asks for ``lookup`` ``cycles`` times, then answers."""
+    usage = Usage(prompt_tokens=120, completion_tokens=12)
+    turns = [ModelResponse(tool_calls=ToolCallsEvent([ToolCallEvent("lookup", id=f"c{i}", arguments=f'{{"key": "k{i}"}}')]),
+                           usage=usage, model="gpt-4o-mini") for i in range(cycles)]
+    turns.append(ModelResponse(ModelMessage("done"), usage=usage, model="gpt-4o-mini"))
+    return Agent("engineer", config=TestConfig(*turns), tools=[lookup])
+
+
+def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
+    """Wall seconds and the agent's thread CPU seconds for one ask in ``mode``, and the capture events it stored."""
+    agent = build(cycles)
+    captured = mode != "off"
+    if captured:
+        deferred = {"batch_size": 10**6, "flush_interval_s": 3600.0} if mode == "capture_hot" else {}
+        capture.configure(database_url=f"sqlite:///{tmp / 'capture.db'}", spool_dir=tmp / "spool", **deferred)
+        capture.instrument(agent)
+        before = stored_events(tmp)
+    loop = asyncio.new_event_loop()
+    try:
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        loop.run_until_complete(agent.ask("Look the keys up."))
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+    finally:
+        loop.close()
+    events = 0
+    if captured:
+        capture.uninstrument(agent)
+        if not capture.flush(60.0) or capture.stats()["errors"] or capture.stats()["dropped"]:
+            raise RuntimeError(f"capture lost or failed events: {capture.stats()}")
+        events = stored_events(tmp) - before
+    return elapsed, cpu, events
+
+
+def stored_events(tmp: Path) -> int:
+    """``execution_events`` rows in the capture database (a span's start and completion are one row)."""
+    with sqlite3.connect(tmp / "capture.db") as db:
+        return db.execute("SELECT count(*) FROM execution_events").fetchone()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--cycles", type=int, default=30)
+    args = parser.parse_args(argv)
+    import ag2
+
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        upgrade(f"sqlite:///{tmp / 'capture.db'}")
+        wall: dict[str, list[float]] = {m: [] for m in MODES}
+        cpu: dict[str, list[float]] = {m: [] for m in MODES}
+        events: dict[str, list[int]] = {m: [] for m in MODES}
+        for mode in MODES:  # warm-up: imports, first-call caches, table creation
+            timed_run(args.cycles, mode, tmp)
+        for _ in range(args.repeats):
+            for mode in MODES:
+                elapsed, used, made = timed_run(args.cycles, mode, tmp)
+                wall[mode].append(elapsed)
+                cpu[mode].append(used)
+                events[mode].append(made)
+        capture.shutdown()
+    print(f"ag2 {ag2.__version__}; tool round trips per run: {args.cycles}  repeats: {args.repeats}  capture events "
+          f"stored per run: {events['capture'][0]}  (every run flushed; errors and drops checked: 0)  "
+          f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for label, times in (("wall time", wall), ("CPU time of the agent's thread", cpu)):
+        print(f"\n{label}\n")
+        print("| variant | min ms | median ms | ratio to off (min) | ratio to off (median) |")
+        print("|---|---:|---:|---:|---:|")
+        base_min, base_med = min(times["off"]), statistics.median(times["off"])
+        for mode in MODES:
+            low, mid = min(times[mode]), statistics.median(times[mode])
+            print(f"| {mode} | {low * 1e3:.2f} | {mid * 1e3:.2f} | {low / base_min:.3f} | {mid / base_med:.3f} |")
+    print()
+    for mode in MODES[1:]:
+        for label, times in (("wall", wall), ("cpu", cpu)):
+            per_event = [(c - o) / n * 1e6 for c, o, n in zip(times[mode], times["off"], events[mode], strict=True)]
+            print(f"per-event cost, {mode}, {label} ((run - paired off run) / events): median "
+                  f"{statistics.median(per_event):.1f} us, min-to-min "
+                  f"{(min(times[mode]) - min(times['off'])) / events[mode][0] * 1e6:.1f} us")
+    print(f"AG2 v1 itself: {statistics.median(wall['off']) / args.cycles * 1e6:.0f} us per tool round trip "
+          "(median wall, off)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
