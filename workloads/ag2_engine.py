@@ -23,7 +23,7 @@ from workloads.fast_engine import MANAGER, USER, tool_call_id
 from workloads.ground_truth import GroundTruth, GroundTruthWriter
 from workloads.progress import Progress
 from workloads.script import RATE_LIMIT_ERROR, TOOL_EXECUTOR, NodeScript, RunScript, ToolCall, Turn
-from workloads.simulate import SimulationSummary, stored_runs
+from workloads.summary import SimulationSummary, stored_runs
 
 EXECUTORS = ("executor", "executor_bash", "researcher_executor")
 

@@ -7,7 +7,8 @@ from rich.console import Console
 from capture.store.db import StoreError
 from skillmine.console import console, fail, table
 from workloads.families import FAMILIES, MODES
-from workloads.simulate import ENGINES, SimulationSummary, simulate
+from workloads.simulate import ENGINES, simulate
+from workloads.summary import SimulationSummary
 
 
 def _names(kind: str, allowed: tuple[str, ...]):

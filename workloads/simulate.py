@@ -5,9 +5,7 @@
 """
 
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -19,52 +17,10 @@ from workloads.families import FAMILIES, MODES, usable_modes
 from workloads.ground_truth import GroundTruth, GroundTruthWriter, default_path
 from workloads.progress import Progress
 from workloads.script import RunScript, build_run_script
+from workloads.summary import SimulationSummary, stored_runs
 
 ENGINES = ("fast", "ag2")
 FAST_BATCH_RUNS = 200
-
-
-@dataclass
-class SimulationSummary:
-    """What a simulation wrote."""
-
-    runs: int = 0
-    already_stored: int = 0
-    events: int = 0
-    files: int = 0
-    messages: int = 0
-    costs: int = 0
-    by_mode: Counter = field(default_factory=Counter)
-    by_outcome: Counter = field(default_factory=Counter)
-    by_mode_outcome: Counter = field(default_factory=Counter)
-    ground_truth_path: Path | None = None
-    url: str = ""
-    engine: str = ""
-    seconds: float = 0.0
-
-    def count(self, truth: GroundTruth) -> None:
-        """Count one finished run."""
-        self.runs += 1
-        self.by_mode[truth.mode] += 1
-        self.by_outcome[truth.outcome] += 1
-        self.by_mode_outcome[(truth.mode, truth.outcome)] += 1
-
-    def render(self) -> str:
-        """A human-readable report."""
-        rate = self.runs / self.seconds if self.seconds else 0.0
-        lines = [(f"simulated {self.runs:,} runs with the {self.engine} engine in {self.seconds:.1f} s "
-                  f"({rate:,.0f} runs/s)"),
-                 f"store: {self.url}",
-                 f"written: {self.events:,} events, {self.files:,} files, {self.messages:,} messages, "
-                 f"{self.costs:,} cost records"
-                 + (f" ({self.already_stored:,} runs were already stored and were skipped)"
-                    if self.already_stored else ""),
-                 "runs by mode / outcome:"]
-        for mode, count in sorted(self.by_mode.items()):
-            outcomes = ", ".join(f"{o} {n}" for (m, o), n in sorted(self.by_mode_outcome.items()) if m == mode)
-            lines.append(f"  {mode:22s} {count:7,}  ({outcomes})")
-        lines.append(f"ground truth: {self.ground_truth_path}")
-        return "\n".join(lines)
 
 
 def _check_choice(kind: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
@@ -126,17 +82,6 @@ def _run_fast(store: CaptureStore, scripts: Iterator[RunScript], writer: GroundT
                 fast_engine.add_run(script, batch)
         summary.already_stored += len(stored)
         _flush(store, batch, [GroundTruth.from_script(s, "fast") for s in chunk], writer, summary, progress)
-
-
-def stored_runs(store: CaptureStore, run_ids: list[str]) -> set[str]:
-    """Which of ``run_ids`` the store already holds: a repeated simulation skips them (edges and the recorder's
-    event ids are not replay-safe)."""
-    from sqlalchemy import select
-
-    from capture.store.capture_store import RUNS
-
-    with store.engine.connect() as conn:
-        return set(conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(run_ids))).scalars())
 
 
 def _flush(store: CaptureStore, batch: Batch, pending: list[GroundTruth], writer: GroundTruthWriter,

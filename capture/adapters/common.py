@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import capture
+from capture import api
 from capture.core import clock
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -74,7 +74,7 @@ def record_written_files(written: dict[str, bool], event_id: str | None, agent_n
     count = 0
     for path, existed in written.items():
         if os.path.isfile(path):
-            capture.record_file(path, event_id=event_id, root=root, agent_name=agent_name,
+            api.record_file(path, event_id=event_id, root=root, agent_name=agent_name,
                                 operation="update" if existed else "create")
             count += 1
     return count
@@ -96,10 +96,10 @@ def record_human_input(agent_name: str | None, prompt: Any, answer: Any, started
     request that raised is recorded as failed."""
     wait_ms = clock.elapsed_ms(started, clock.stamp())
     if error is not None:
-        return capture.record_event("approval_requested", "rejected", agent_name=agent_name,
+        return api.record_event("approval_requested", "rejected", agent_name=agent_name,
                                     inputs={"prompt": prompt}, status="failed", duration_ms=wait_ms,
                                     error_message=f"{type(error).__name__}: {error}",
                                     meta={"wait_ms": wait_ms, "mechanism": mechanism})
-    return capture.record_event("approval_requested", human_input_resolution(answer), agent_name=agent_name,
+    return api.record_event("approval_requested", human_input_resolution(answer), agent_name=agent_name,
                                 inputs={"prompt": prompt}, outputs={"answer": answer}, duration_ms=wait_ms,
                                 meta={"wait_ms": wait_ms, "mechanism": mechanism})

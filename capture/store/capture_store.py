@@ -19,10 +19,10 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
 from capture.core.context import DEFAULT_SESSION_ID
-from capture.store.db import make_engine, ping, require_current_schema
-from capture.store.migrate import migrate_new_sqlite
+from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
+from capture.store.db import make_engine, ping
+from capture.store.migrate import migrate_new_sqlite, require_current_schema
 from capture.store.models import (
     CostRecord,
     DagEdge,

@@ -96,15 +96,3 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-def require_current_schema(engine: Engine) -> None:
-    """Raise :class:`SchemaOutOfDate` unless the store is at the head revision shipped with this code."""
-    from capture.store.migrate import head_revision  # local: pulls in Alembic only when checking
-
-    at, head = current_revision(engine), head_revision()
-    if at != head:
-        where = safe_url(engine.url.render_as_string(False))
-        state = "has no skillmine schema" if at is None else f"is at schema revision {at}"
-        raise SchemaOutOfDate(f"the capture store {where} {state}, this code needs {head}: "
-                              f"run `skillmine db upgrade`")

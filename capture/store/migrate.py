@@ -13,7 +13,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from capture.core import config
-from capture.store.db import check_url, current_revision, make_engine, ping
+from capture.store.db import SchemaOutOfDate, check_url, current_revision, make_engine, ping, safe_url
 
 
 def _script_location() -> str:
@@ -38,6 +38,16 @@ def head_revision() -> str:
     head = script.get_current_head()
     assert head is not None, "no migration scripts found"
     return head
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaOutOfDate` unless the store is at the head revision shipped with this code."""
+    at, head = current_revision(engine), head_revision()
+    if at != head:
+        where = safe_url(engine.url.render_as_string(False))
+        state = "has no skillmine schema" if at is None else f"is at schema revision {at}"
+        raise SchemaOutOfDate(f"the capture store {where} {state}, this code needs {head}: "
+                              f"run `skillmine db upgrade`")
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:

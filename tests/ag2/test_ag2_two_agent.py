@@ -8,6 +8,7 @@ from ag2_scenarios import llm_agent, terminates, two_agent_tool_chat
 from autogen import ConversableAgent
 
 import capture
+from capture import api
 from capture.adapters.ag2_classic import failure_count, is_instrumented
 from capture.core.clock import SimulatedClock, use_clock
 from workloads.scripted_llm import Script, ScriptedLLMError, Turn
@@ -128,8 +129,8 @@ def test_a_failing_capture_never_changes_the_chat(stored, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("capture bug")
 
-    monkeypatch.setattr(capture, "span", broken)
-    monkeypatch.setattr(capture, "record_message", broken)
+    monkeypatch.setattr(api, "span", broken)  # the adapters call the capture API through capture.api
+    monkeypatch.setattr(api, "record_message", broken)
     before = failure_count()
     result, _, _ = two_agent_tool_chat(capture.instrument)
     assert [(m.get("name"), m.get("content"), m.get("role")) for m in result.chat_history] == expected

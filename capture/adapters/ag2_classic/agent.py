@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Any
 
-import capture
+from capture import api
 from capture.adapters import patching
 from capture.adapters.ag2_classic.chat import chat_scope, is_manager, record_transition
 from capture.adapters.ag2_classic.fanout import FanOut
@@ -81,7 +81,7 @@ class ReplyScope:
             else:
                 history = self.messages
             last = _last_message(history)
-            self.guard = Guarded("reply", lambda: capture.span(
+            self.guard = Guarded("reply", lambda: api.span(
                 "agent_call", agent_name=agent.name,
                 inputs={"sender": name_of(sender), "message": excerpt(last)}))
             span = self.guard.__enter__()
@@ -107,7 +107,7 @@ class ReplyScope:
         if self.frame is not None:
             pop_reply(self.agent, self.frame)
             if exc is not None:
-                attempt("reply.error", capture.record_event, "error", "agent_call", agent_name=self.agent.name,
+                attempt("reply.error", api.record_event, "error", "agent_call", agent_name=self.agent.name,
                         error_message=f"{type(exc).__name__}: {exc}", status="failed",
                         parent_event_id=self.frame.span.id)
         if self.guard is not None:
@@ -168,14 +168,14 @@ def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:
         frame = open_reply(agent)
         with adopt(frame.snapshot if frame is not None else None):
             before = _usage_key(getattr(client, "actual_usage_summary", None))
-            guard = Guarded("llm", lambda: capture.span(
+            guard = Guarded("llm", lambda: api.span(
                 "llm_call", agent_name=name_of(agent),
                 inputs={"messages": len(config.get("messages") or ())}))
             with guard as span:
                 try:
                     response = original(**config)
                 except Exception as exc:
-                    attempt("llm.error", capture.record_event, "error", "llm_call", agent_name=name_of(agent),
+                    attempt("llm.error", api.record_event, "error", "llm_call", agent_name=name_of(agent),
                             error_message=f"{type(exc).__name__}: {exc}", status="failed")
                     raise
                 if span is not None:
@@ -200,7 +200,7 @@ def _finish_llm(span: Any, frame: ReplyFrame | None, agent: Any, response: Any, 
                                      for c in getattr(message, "tool_calls", None) or ()]})
     span.set_meta(model=model, prompt_tokens=prompt, completion_tokens=completion,
                   total_tokens=prompt + completion, cost_usd=cost, cached=cached)
-    capture.record_cost(agent_name=name_of(agent), model=model, prompt_tokens=prompt, completion_tokens=completion,
+    api.record_cost(agent_name=name_of(agent), model=model, prompt_tokens=prompt, completion_tokens=completion,
                         cost_usd=cost, event_id=span.id)
     if frame is not None:
         frame.llm_calls += 1
@@ -241,7 +241,7 @@ def _finish_tool(agent: Any, span: Any, result: Any, written: dict[str, bool], r
     span.set_outputs({"content": excerpt(content), "success": bool(ok)})
     if not ok:
         span.fail(str(content)[:2000])
-        capture.record_event("error", "tool_call", agent_name=agent.name, error_message=str(content)[:2000],
+        api.record_event("error", "tool_call", agent_name=agent.name, error_message=str(content)[:2000],
                              status="failed")
     record_written_files(written, span.id, agent.name, root)
 
@@ -252,7 +252,7 @@ def _wrap_execute_function(agent: Any, original: Any) -> Any:
         if not patching.is_active(agent):
             return original(*args, **kwargs)
         root = os.getcwd()
-        with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
+        with adopt(stashed(agent)), Guarded("tool", lambda: api.span(
                 "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
             with watch_writes() as written:
                 result = original(*args, **kwargs)
@@ -269,7 +269,7 @@ def _wrap_a_execute_function(agent: Any, original: Any) -> Any:
         if not patching.is_active(agent):
             return await original(*args, **kwargs)
         root = os.getcwd()
-        with adopt(stashed(agent)), Guarded("tool", lambda: capture.span(
+        with adopt(stashed(agent)), Guarded("tool", lambda: api.span(
                 "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
             with watch_writes() as written:
                 result = await original(*args, **kwargs)
@@ -332,7 +332,7 @@ def _run_code(agent: Any, work_dir: Any, blocks: list[tuple[str, str]], call: An
         before = scan(work_dir)
         inputs = {"language": blocks[0][0] if blocks else None, "blocks": len(blocks),
                   "code": excerpt("\n\n".join(code for _, code in blocks))}
-        with Guarded("code", lambda: capture.span("code_exec", agent_name=agent.name, inputs=inputs)) as span:
+        with Guarded("code", lambda: api.span("code_exec", agent_name=agent.name, inputs=inputs)) as span:
             result = call()
             if span is not None:
                 attempt("code.finish", _finish_code, agent, span, work_dir, before, result)
@@ -350,11 +350,11 @@ def _finish_code(agent: Any, span: Any, work_dir: Any, before: dict, result: Any
     span.set_outputs({"exit_code": exit_code, "output": excerpt(output), "code_file": code_file, "scripts": scripts})
     if exit_code:
         span.fail(f"exit code {exit_code}")
-        capture.record_event("error", "code_exec", agent_name=agent.name, status="failed",
+        api.record_event("error", "code_exec", agent_name=agent.name, status="failed",
                              error_message=f"exit code {exit_code}: {str(output)[:1000]}")
     for path, operation in created:
         if path not in scripts:
-            capture.record_file(f"{work_dir}/{path}", event_id=span.id, root=work_dir, agent_name=agent.name,
+            api.record_file(f"{work_dir}/{path}", event_id=span.id, root=work_dir, agent_name=agent.name,
                                 operation=operation)
 
 
@@ -414,9 +414,9 @@ def _send_hook(agent: Any) -> Any:
                         meta["role"] = role
                 recipients = fan_out.opens(agent, message, recipient) if fanning else None
                 if recipients is not None:
-                    capture.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta)
+                    api.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta)
                 else:
-                    capture.record_message(name_of(sender), name_of(recipient), message_text(message),
+                    api.record_message(name_of(sender), name_of(recipient), message_text(message),
                                            silent=quiet and is_manager(sender), meta=meta)
             except Exception as exc:  # noqa: BLE001 - capture must never break the run
                 patching.capture_failed("message", exc)

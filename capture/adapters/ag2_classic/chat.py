@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import capture
+from capture import api
 from capture.adapters.ag2_classic.stream import CaptureTee
 from capture.adapters.ag2_classic.threads import ChatState, adopt, chat_var, take_over
 from capture.adapters.guarded import Guarded, attempt, message_text, name_of
@@ -42,9 +42,9 @@ def chat_scope(initiator: Any, recipient: Any, message: Any, *, entry: str) -> E
         else:
             task = message_text(message)[:TASK_CHARS] if message is not None else None
             who = name_of(recipient)
-            stack.enter_context(Guarded("chat.run", lambda: capture.run(
+            stack.enter_context(Guarded("chat.run", lambda: api.run(
                 f"{name_of(initiator)} -> {who}", task=task, meta={"source": "ag2", "entry": entry})))
-            stack.enter_context(Guarded("chat.node", lambda: capture.node(who or "chat", agent=who)))
+            stack.enter_context(Guarded("chat.node", lambda: api.node(who or "chat", agent=who)))
     if chat_var.get() is None:
         stack.enter_context(Guarded("chat.tee", _chat_state))
     return stack
@@ -73,7 +73,7 @@ def record_transition(speaker: Any, manager: Any) -> None:
         return
     groupchat = getattr(manager, "groupchat", None)
     method = getattr(groupchat, "speaker_selection_method", None)
-    attempt("transition", capture.record_event, "handoff", "speaker_selection", agent_name=speaker.name,
+    attempt("transition", api.record_event, "handoff", "speaker_selection", agent_name=speaker.name,
             inputs={"from": previous, "to": speaker.name},
             meta={"method": method if isinstance(method, str) else getattr(method, "__name__", "custom"),
                   "manager": manager.name})

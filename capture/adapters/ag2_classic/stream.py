@@ -3,7 +3,7 @@ forwarded unchanged to the stream it wraps, so what the user sees (console, ``ru
 
 from typing import Any
 
-import capture
+from capture import api
 from capture.adapters.ag2_classic.threads import ChatState
 from capture.adapters.guarded import attempt, name_of
 
@@ -45,12 +45,12 @@ class CaptureTee:
             target_name = target.display_name() if hasattr(target, "display_name") else str(target)
             source = name_of(event.source_agent)
             self._chat.pending_targets[target_name] = HANDOFF_EVENTS[kind]
-            capture.record_event("handoff", HANDOFF_EVENTS[kind], agent_name=source,
+            api.record_event("handoff", HANDOFF_EVENTS[kind], agent_name=source,
                                  inputs={"from": source, "to": target_name},
                                  meta={"target_type": type(target).__name__, "ag2_event": kind})
         elif kind == "TerminationEvent":
-            capture.record_event("info", "termination", agent_name=name_of(event.sender),
+            api.record_event("info", "termination", agent_name=name_of(event.sender),
                                  outputs={"reason": event.termination_reason},
                                  meta={"recipient": name_of(event.recipient)})
         else:
-            capture.record_event("error", "ag2", error_message=str(event.error), status="failed")
+            api.record_event("error", "ag2", error_message=str(event.error), status="failed")

@@ -13,7 +13,8 @@ from capture.read import queries, questions, summary
 from capture.read.queries import EVENTS, NODES, RUNS, row_dict
 from capture.read.questions import NotFound
 from capture.read.summary import cost_of, tokens_of
-from capture.store.db import make_engine, ping, require_current_schema
+from capture.store.db import make_engine, ping
+from capture.store.migrate import require_current_schema
 from capture.store.models import CostRecord, Session
 
 COSTS: Table = CostRecord.__table__
