@@ -87,6 +87,7 @@ MAX_TEXT = 200
 STREAM_IDLE_S = 600.0
 KEEP_ALIVE_S = 5
 MAX_CONNECTIONS = 1000
+STREAM_BATCH = 500
 SEARCH_FILTERS = ("mode", "outcome", "agent", "file_type")
 
 
@@ -368,10 +369,11 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
     forget_sent_at = time.monotonic() + 2 * state.feed.late_window
     try:
         yield f"retry: 1000\n: following run {sub.run_id} after seq {after}\n\n".encode()
+        chunk = []
         for event in catch_up.events:
             last_id = max(last_id, event["seq"])
-            yield sse_message("event_captured", event_captured(event), last_id)
-        yield sse_message("run_status", {"run_id": sub.run_id, "status": catch_up.status})
+            chunk.append(sse_message("event_captured", event_captured(event), last_id))
+        yield b"".join([*chunk, sse_message("run_status", {"run_id": sub.run_id, "status": catch_up.status})])
         last_change = last_beat = time.monotonic()
         while True:
             try:
@@ -384,23 +386,26 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
                     last_beat = now
                     yield sse_message("heartbeat", {"timestamp": datetime.now(UTC).isoformat()})
                 continue
-            if change is None:
-                return
+            batch = [change]
+            while not sub.queue.empty() and len(batch) < STREAM_BATCH:  # what queued meanwhile goes in one write
+                batch.append(sub.queue.get_nowait())
             last_change = last_beat = time.monotonic()
             if sent and last_change > forget_sent_at:
                 sent = set()
-            kind, value = change
-            if kind == "event_captured":
-                if value["seq"] <= after or value["seq"] in sent:
-                    continue
-                last_id = max(last_id, value["seq"])
-                yield sse_message(kind, event_captured(value), last_id)
-            elif kind == "event_updated":
-                yield sse_message(kind, event_captured(value))
-            elif kind == "run_status":
-                yield sse_message(kind, {"run_id": sub.run_id, "status": value})
-            else:
-                yield sse_message(kind, value)
+            chunk = []
+            for item in batch:
+                if item is None:
+                    break
+                kind, value, payload = item
+                if kind != "event_captured":
+                    chunk.append(sse_message(kind, payload))
+                elif value > after and value not in sent:
+                    last_id = max(last_id, value)
+                    chunk.append(sse_message(kind, payload, last_id))
+            if chunk:
+                yield b"".join(chunk)
+            if None in batch:
+                return
     finally:
         _release(state, sub)
 

@@ -46,15 +46,23 @@ def event_captured(event: dict[str, Any]) -> dict[str, Any]:
             "session_id": event["session_id"], "data": data}
 
 
-def sse_message(kind: str, payload: dict[str, Any], ident: int | None = None) -> bytes:
-    """One Server-Sent Events message (``id:`` lets EventSource resume with ``Last-Event-ID``)."""
+def sse_message(kind: str, payload: dict[str, Any] | bytes, ident: int | None = None) -> bytes:
+    """One Server-Sent Events message (``id:`` lets EventSource resume with ``Last-Event-ID``); ``payload`` may
+    come JSON-encoded already (the feed encodes each change once for all its streams)."""
     head = f"id: {ident}\n" if ident is not None else ""
-    return f"{head}event: {kind}\ndata: {dumps(payload)}\n\n".encode()
+    data = payload if isinstance(payload, bytes) else dumps(payload).encode()
+    return b"%sevent: %s\ndata: %s\n\n" % (head.encode(), kind.encode(), data)
 
 
-# A change handed to subscribers: ("event_captured" | "event_updated", event row), ("run_status", status),
-# ("error_occurred", message), or None when the stream must end (shutdown, or the subscriber fell behind).
-Change = tuple[str, Any] | None
+# A change handed to subscribers: (kind, value, JSON-encoded payload) — ("event_captured" | "event_updated", seq,
+# the event's envelope), ("run_status", status, ...), ("error_occurred", None, ...) — or None when the stream must
+# end (shutdown, or the subscriber fell behind).
+Change = tuple[str, Any, bytes] | None
+
+
+def change(kind: str, value: Any, payload: dict[str, Any]) -> tuple[str, Any, bytes]:
+    """A change with its payload encoded once."""
+    return kind, value, dumps(payload).encode()
 
 
 @dataclass(eq=False)
@@ -66,13 +74,13 @@ class Subscriber:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     closed: bool = False
 
-    def put(self, change: Change) -> None:
+    def put(self, item: Change) -> None:
         """Queue a change (called on the event loop); past :data:`MAX_BACKLOG` the stream is ended instead."""
         if self.closed:
             return
-        if change is not None and self.queue.qsize() >= MAX_BACKLOG:
-            self.closed, change = True, None
-        self.queue.put_nowait(change)
+        if item is not None and self.queue.qsize() >= MAX_BACKLOG:
+            self.closed, item = True, None
+        self.queue.put_nowait(item)
 
 
 @dataclass
@@ -169,7 +177,7 @@ class ChangeFeed:
             try:
                 changes = self.poll(runs)
             except SQLAlchemyError:
-                changes = [(run_id, ("error_occurred", STORE_ERROR)) for run_id in runs]
+                changes = [(run_id, change("error_occurred", None, STORE_ERROR)) for run_id in runs]
             self._publish(changes)
 
     def poll(self, runs: list[str]) -> list[tuple[str, Change]]:
@@ -196,16 +204,16 @@ class ChangeFeed:
             for event in new:
                 self._recent[event["seq"]] = now
                 self._track(event)
-                changes.append((event["run_id"], ("event_captured", event)))
+                changes.append((event["run_id"], change("event_captured", event["seq"], event_captured(event))))
             for event in updated:  # compared with what was open before this poll: a catch-up may have sent it
                 known = opened[event["id"]]
                 if (event.get("status"), event.get("completed_at")) != known[1:]:
                     self._track(event)
-                    changes.append((event["run_id"], ("event_updated", event)))
+                    changes.append((event["run_id"], change("event_updated", event["seq"], event_captured(event))))
             for run_id, status in statuses:
                 if run_id in self._status and self._status[run_id] != status:
                     self._status[run_id] = status
-                    changes.append((run_id, ("run_status", status)))
+                    changes.append((run_id, change("run_status", status, {"run_id": run_id, "status": status})))
         return changes
 
     def _track(self, event: dict[str, Any]) -> None:
@@ -217,13 +225,13 @@ class ChangeFeed:
     def _publish(self, changes: list[tuple[str, Change]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, Change]]] = {}
         with self._lock:
-            for run_id, change in changes:
+            for run_id, item in changes:
                 for sub in self._subscribers.get(run_id, ()):
-                    by_loop.setdefault(sub.loop, []).append((sub, change))
+                    by_loop.setdefault(sub.loop, []).append((sub, item))
         for loop, items in by_loop.items():
             loop.call_soon_threadsafe(_deliver, items)
 
 
 def _deliver(items: list[tuple[Subscriber, Change]]) -> None:
-    for sub, change in items:
-        sub.put(change)
+    for sub, item in items:
+        sub.put(item)
