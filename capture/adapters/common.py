@@ -56,10 +56,11 @@ def _install_hook() -> None:
 
 
 @contextmanager
-def watch_writes() -> Iterator[dict[str, bool]]:
-    """Collect the files opened for writing in this context while the block runs (nested blocks collect apart)."""
+def watch_writes(written: dict[str, bool] | None = None) -> Iterator[dict[str, bool]]:
+    """Collect into ``written`` (a new dict by default) the files opened for writing in this context while the block
+    runs, as {absolute path: existed before}; nested blocks collect apart."""
     _install_hook()
-    written: dict[str, bool] = {}
+    written = {} if written is None else written
     token = _writes.set(written)
     try:
         yield written

@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 
 from capture.adapters import patching
+from capture.adapters.ag2_v1.network import instrument_hub, uninstrument_hub
 from capture.adapters.ag2_v1.pricing import DEFAULT_PRICES, Price, price_for, reset_prices, set_prices
 
 __all__ = ["DEFAULT_PRICES", "Price", "instrument", "is_instrumented", "is_v1", "price_for", "reset_prices",
@@ -86,35 +87,24 @@ def _uninstrument_agent(agent: Any) -> None:
     patching.restore(agent)
 
 
+def _each(target: Any, hub_action: Any, agent_action: Any) -> Any:
+    """Apply the hub or agent action to ``target`` (each item of a list); returns ``target``."""
+    if isinstance(target, (list, tuple)):
+        for item in target:
+            _each(item, hub_action, agent_action)
+        return target
+    _check(target)
+    (hub_action if _is_hub(target) else agent_action)(target)
+    return target
+
+
 def instrument(target: Any, *, prices: "dict[str, Price | tuple[float, float]] | None" = None) -> Any:
     """Capture everything ``target`` does from now on (``prices`` adds to the price table); returns ``target``."""
     if prices:
         set_prices(prices)
-    if isinstance(target, (list, tuple)):
-        for item in target:
-            instrument(item)
-        return target
-    _check(target)
-    if _is_hub(target):
-        from capture.adapters.ag2_v1.network import instrument_hub
-
-        instrument_hub(target)
-    else:
-        _instrument_agent(target)
-    return target
+    return _each(target, instrument_hub, _instrument_agent)
 
 
 def uninstrument(target: Any) -> Any:
     """Restore ``target`` (and what was instrumented with it) to exactly its original behaviour; returns it."""
-    if isinstance(target, (list, tuple)):
-        for item in target:
-            uninstrument(item)
-        return target
-    _check(target)
-    if _is_hub(target):
-        from capture.adapters.ag2_v1.network import uninstrument_hub
-
-        uninstrument_hub(target)
-    else:
-        _uninstrument_agent(target)
-    return target
+    return _each(target, uninstrument_hub, _uninstrument_agent)

@@ -38,9 +38,8 @@ _runs: ContextVar[list[CodeRun] | None] = ContextVar("skillmine_v1_code_runs", d
 
 
 @contextmanager
-def code_runs() -> Iterator[list[CodeRun]]:
-    """Collect the code runs made inside the block (by the code tool call it wraps)."""
-    runs: list[CodeRun] = []
+def code_runs(runs: list[CodeRun]) -> Iterator[list[CodeRun]]:
+    """Collect into ``runs`` the code runs made inside the block (by the code tool call it wraps)."""
     token = _runs.set(runs)
     try:
         yield runs

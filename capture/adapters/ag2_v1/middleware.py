@@ -7,7 +7,7 @@ summed. Everything recorded is guarded: a capture failure is counted, never rais
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -84,21 +84,27 @@ class CaptureMiddleware(BaseMiddleware):
     def _active(self) -> bool:
         return patching.is_active(self.agent)
 
-    async def on_turn(self, call_next: Any, event: Any, context: Any) -> ModelResponse:
-        if not self._active():
-            return await call_next(event, context)
-        with _turn_scope(self.agent_name, event, context), Guarded("v1.turn", lambda: capture.span(
-                "agent_call", agent_name=self.agent_name,
-                inputs={"message": excerpt(event_text(event))})) as span:
+    async def _spanned(self, where: str, event_type: str, inputs: dict[str, Any],
+                       call: Callable[[], Awaitable[Any]], finish: Callable[..., None], *extra: Any) -> Any:
+        """Run ``call()`` inside an ``event_type`` span: an exception is recorded as an ``error`` event and re-raised;
+        a result is passed to ``finish(span, result, *extra)``."""
+        with Guarded(where, lambda: capture.span(event_type, agent_name=self.agent_name, inputs=inputs)) as span:
             try:
-                response = await call_next(event, context)
+                result = await call()
             except Exception as exc:
-                attempt("v1.turn.error", capture.record_event, "error", "agent_call", agent_name=self.agent_name,
+                attempt(f"{where}.error", capture.record_event, "error", event_type, agent_name=self.agent_name,
                         error_message=f"{type(exc).__name__}: {exc}", status="failed")
                 raise
             if span is not None:
-                attempt("v1.turn.finish", self._finish_turn, span, response)
-        return response
+                attempt(f"{where}.finish", finish, span, result, *extra)
+        return result
+
+    async def on_turn(self, call_next: Any, event: Any, context: Any) -> ModelResponse:
+        if not self._active():
+            return await call_next(event, context)
+        with _turn_scope(self.agent_name, event, context):
+            return await self._spanned("v1.turn", "agent_call", {"message": excerpt(event_text(event))},
+                                       lambda: call_next(event, context), self._finish_turn)
 
     def _finish_turn(self, span: Any, response: ModelResponse) -> None:
         span.set_outputs({"reply": excerpt(event_text(response)), "replied": response.message is not None})
@@ -110,17 +116,8 @@ class CaptureMiddleware(BaseMiddleware):
     async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> ModelResponse:
         if not self._active():
             return await call_next(events, context)
-        with Guarded("v1.llm", lambda: capture.span("llm_call", agent_name=self.agent_name,
-                                                    inputs={"messages": len(events)})) as span:
-            try:
-                response = await call_next(events, context)
-            except Exception as exc:
-                attempt("v1.llm.error", capture.record_event, "error", "llm_call", agent_name=self.agent_name,
-                        error_message=f"{type(exc).__name__}: {exc}", status="failed")
-                raise
-            if span is not None:
-                attempt("v1.llm.finish", self._finish_llm, span, response)
-        return response
+        return await self._spanned("v1.llm", "llm_call", {"messages": len(events)}, lambda: call_next(events, context),
+                                   self._finish_llm)
 
     def _finish_llm(self, span: Any, response: ModelResponse) -> None:
         usage = response.usage
@@ -151,18 +148,17 @@ class CaptureMiddleware(BaseMiddleware):
             return await self._code(call_next, event, context)
         inputs = {"name": event.name, "arguments": excerpt(event.arguments), "call_id": event.id}
         target = self.subagents.get(event.name)
-        root = os.getcwd()
-        with Guarded("v1.tool", lambda: capture.span("tool_call", agent_name=self.agent_name,
-                                                     inputs=inputs)) as span:
+        written: dict[str, bool] = {}
+
+        async def call() -> Any:
             if target is not None:
                 attempt("v1.handoff", capture.record_event, "handoff", "delegation", agent_name=self.agent_name,
                         inputs={"from": self.agent_name, "to": target}, meta={"tool": event.name,
                                                                               "call_id": event.id})
-            with watch_writes() as written:
-                result = await call_next(event, context)
-            if span is not None:
-                attempt("v1.tool.finish", self._finish_tool, span, result, written, root)
-        return result
+            with watch_writes(written):
+                return await call_next(event, context)
+
+        return await self._spanned("v1.tool", "tool_call", inputs, call, self._finish_tool, written, os.getcwd())
 
     def _finish_tool(self, span: Any, result: Any, written: dict[str, bool], root: str) -> None:
         if isinstance(result, ClientToolCallEvent):
@@ -182,12 +178,13 @@ class CaptureMiddleware(BaseMiddleware):
         args = _arguments(event)
         inputs = {"language": args.get("language"), "blocks": 1, "code": excerpt(args.get("code")),
                   "call_id": event.id, "tool": event.name}
-        with Guarded("v1.code", lambda: capture.span("code_exec", agent_name=self.agent_name,
-                                                     inputs=inputs)) as span, code_runs() as runs:
-            result = await call_next(event, context)
-            if span is not None:
-                attempt("v1.code.finish", self._finish_code, span, result, runs)
-        return result
+        runs: list[CodeRun] = []
+
+        async def call() -> Any:
+            with code_runs(runs):
+                return await call_next(event, context)
+
+        return await self._spanned("v1.code", "code_exec", inputs, call, self._finish_code, runs)
 
     def _finish_code(self, span: Any, result: Any, runs: list[CodeRun]) -> None:
         if runs:
