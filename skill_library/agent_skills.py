@@ -27,17 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .document import content_hash, sha256_hex
-from .errors import BundleError
+from .document import sha256_hex
+from .errors import BundleError, IntegrityError
 from .instantiate import render
 from .values import placeholders
-from .verify import VerifyReport, verify_source
+from .verify import VerifyReport, check_release_signature, verify_source
 
 EXPORT_MANIFEST = "skillmine-export.json"
 EXPORT_FORMAT = "skillmine.agent-skills/1"
 SKILL_MD = "SKILL.md"
 REFERENCE = "references/skill.json"
 EVALS = "evals/evals.json"
+RELEASE_DIR = ".skillmine-release"  # the release manifest (and signature) the export was made from
 MAX_NAME = 64
 MAX_DESCRIPTION = 1024
 MAX_COMPATIBILITY = 500
@@ -268,10 +269,20 @@ def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def skill_files(doc: dict[str, Any], name: str, release: int, watermark: Any) -> dict[str, bytes]:
+    """The files of one exported skill folder, by path relative to the export: a pure function of its inputs."""
+    return {f"{name}/{SKILL_MD}": skill_markdown(doc, name, release, watermark).encode("utf-8"),
+            f"{name}/{REFERENCE}": store.skill_file_bytes(doc),
+            f"{name}/{EVALS}": _json_bytes(skill_evals(doc, name))}
+
+
 def _export_files(library: store.Release) -> tuple[dict[str, bytes], dict[str, str]]:
     """Every file of the export by relative path, and the skillmine -> Agent Skills name mapping."""
     files: dict[str, bytes] = {}
     names: dict[str, str] = {}
+    for rel in (store.manifest_path(library.release), store.signature_path(library.release)):
+        if library.source.exists(rel):
+            files[f"{RELEASE_DIR}/{rel}"] = library.source.read(rel)
     for skill, entry in sorted(library.manifest["skills"].items()):
         if entry["status"] != "active":
             continue
@@ -282,10 +293,7 @@ def _export_files(library: store.Release) -> tuple[dict[str, bytes], dict[str, s
             raise BundleError(f"{library.location}: skills {skill!r} and "
                               f"{next(k for k, v in names.items() if v == name)!r} both export as {name!r}")
         names[skill] = name
-        markdown = skill_markdown(doc, name, library.release, library.manifest.get("source_watermark"))
-        files[f"{name}/{SKILL_MD}"] = markdown.encode("utf-8")
-        files[f"{name}/{REFERENCE}"] = store.skill_file_bytes(doc)
-        files[f"{name}/{EVALS}"] = _json_bytes(skill_evals(doc, name))
+        files.update(skill_files(doc, name, library.release, library.manifest.get("source_watermark")))
     return files, names
 
 
@@ -303,7 +311,7 @@ def export_agent_skills(library: store.Release, destination: str | os.PathLike[s
         raise BundleError(f"{root}: exists and is not a directory")
     files, names = _export_files(library)
     previous = _previous_folders(root)
-    for folder in sorted(set(names.values()) - previous):
+    for folder in sorted((set(names.values()) | {RELEASE_DIR}) - previous):
         if (root / folder).exists():
             raise BundleError(f"{root / folder}: already exists and is not part of a skillmine export")
     (root / EXPORT_MANIFEST).unlink(missing_ok=True)  # the tree is unverifiable until the new manifest lands
@@ -337,7 +345,7 @@ def _read_export_manifest(root: Path) -> dict[str, Any] | None:
 
 def _previous_folders(root: Path) -> set[str]:
     manifest = _read_export_manifest(root)
-    return set(manifest["skills"]) if manifest else set()
+    return set(manifest["skills"]) | {RELEASE_DIR} if manifest else set()
 
 
 def is_export(path: str | os.PathLike[str]) -> bool:
@@ -345,9 +353,11 @@ def is_export(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / EXPORT_MANIFEST).is_file()
 
 
-def verify_export(path: str | os.PathLike[str]) -> VerifyReport:
-    """Check an exported tree: every listed file present with its sha256, nothing added inside a skill folder,
-    every ``references/skill.json`` matching its own content hash, which its ``SKILL.md`` names."""
+def verify_export(path: str | os.PathLike[str], *, trusted: str | None = None) -> VerifyReport:
+    """Check an exported tree: every listed file present with its sha256 and nothing added inside a skill folder;
+    the release manifest it was made from intact (and signed by a trusted key, as ``verify`` requires); each
+    ``references/skill.json`` the very file that release publishes; ``SKILL.md`` and ``evals.json`` exactly what
+    that document renders to. An edited skill is caught even when the export's own manifest was re-hashed."""
     root = Path(path)
     report = VerifyReport(str(root))
     try:
@@ -359,7 +369,6 @@ def verify_export(path: str | os.PathLike[str]) -> VerifyReport:
         report.errors.append(f"{root / EXPORT_MANIFEST}: missing; not an Agent Skills export")
         return report
     report.release = manifest.get("release")
-    report.manifests_checked = 1
     listed: dict[str, str] = manifest.get("files", {})
     for rel, digest in sorted(listed.items()):
         file = root / rel
@@ -367,26 +376,35 @@ def verify_export(path: str | os.PathLike[str]) -> VerifyReport:
             report.errors.append(f"{file}: listed in the export manifest but missing")
         elif sha256_hex(file.read_bytes()) != digest:
             report.errors.append(f"{file}: bytes do not match the sha256 in the export manifest")
-    for folder in sorted(manifest.get("skills", {})):
+    for folder in sorted([*manifest.get("skills", {}), RELEASE_DIR]):
         present = {p.relative_to(root).as_posix() for p in (root / folder).rglob("*") if p.is_file()}
         report.errors += [f"{root / rel}: not part of the export (added after it)" for rel in sorted(present - set(listed))]
-        reference = root / folder / REFERENCE
-        if reference.is_file() and f"{folder}/{REFERENCE}" in listed:
-            report.skill_files_checked += 1
-            report.errors += _check_reference(reference, root / folder / SKILL_MD)
+    release_source = store.DirSource(root / RELEASE_DIR)
+    try:
+        release = store.read_manifest(release_source, manifest["release"], manifest["manifest_hash"])
+    except IntegrityError as exc:
+        report.errors.append(str(exc))
+        return report
+    report.manifests_checked = 1
+    check_release_signature(report, release_source, release["release"], release["manifest_hash"], trusted)
+    for folder, info in sorted(manifest.get("skills", {}).items()):
+        report.skill_files_checked += 1
+        report.errors += _check_skill_folder(root, folder, info["skillmine_name"], release)
     return report
 
 
-def _check_reference(reference: Path, skill_md: Path) -> list[str]:
-    """The reference document's own content hash holds, and ``SKILL.md`` names it (a cheap check: the library's
-    ``verify`` validated every document against the schema before it was exported)."""
-    try:
-        doc = json.loads(reference.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return [f"{reference}: not valid JSON: {exc}"]
-    if not isinstance(doc, dict) or doc.get("content_hash") != content_hash(doc):
-        return [f"{reference}: content_hash does not match the document content"]
-    expected = f"content-hash: {_yaml_string(doc['content_hash'])}"
-    if skill_md.is_file() and expected not in skill_md.read_text("utf-8", errors="replace"):
-        return [f"{skill_md}: does not name the content hash of {reference.name}"]
-    return []
+def _check_skill_folder(root: Path, folder: str, skill: str, release: dict[str, Any]) -> list[str]:
+    """The folder holds the release's own skill file and exactly what it renders to."""
+    entry = release["skills"].get(skill)
+    reference = root / folder / REFERENCE
+    if entry is None:
+        return [f"{root / folder}: skill {skill!r} is not in release {release['release']}"]
+    if not reference.is_file():
+        return []  # reported as missing above
+    data = reference.read_bytes()
+    version = entry["versions"][-1]
+    if sha256_hex(data) != version["sha256"]:
+        return [f"{reference}: is not {skill} {version['version']} as release {release['release']} publishes it"]
+    expected = skill_files(json.loads(data), folder, release["release"], release.get("source_watermark"))
+    return [f"{root / rel}: differs from what {skill} {version['version']} renders to"
+            for rel, content in expected.items() if (root / rel).is_file() and (root / rel).read_bytes() != content]

@@ -190,7 +190,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     location = Path(args.path) if args.path else library_location(args.library)
-    report = verify_export(location) if is_export(location) else verify(location, trusted=args.trust)
+    report = (verify_export(location, trusted=args.trust) if is_export(location)
+              else verify(location, trusted=args.trust))
     if args.json:
         _emit_json(report.to_dict())
     else:

@@ -44,8 +44,10 @@ def _check_skill_file(source: store.Source, name: str, version_entry: dict[str, 
     return problems
 
 
-def _check_signature(report: VerifyReport, source: store.Source, release: int, manifest_hash: str,
-                     trusted: str | None) -> None:
+def check_release_signature(report: VerifyReport, source: store.Source, release: int, manifest_hash: str,
+                            trusted: str | None) -> None:
+    """Add the release signature's description to ``report``, and an error when it is invalid, or missing or not
+    trusted while trusted keys are configured (``trusted``, default ``$SKILLMINE_TRUSTED_KEYS``)."""
     try:
         keys = signing.trusted_keys(trusted)
         check = signing.check_signature(source, release, manifest_hash, keys)
@@ -105,7 +107,7 @@ def verify_source(source: store.Source, release: int | None = None, location: st
                     report.skill_files_checked += 1
                     report.errors += _check_skill_file(source, name, version_entry)
     if previous_hash is not None:
-        _check_signature(report, source, last, previous_hash, trusted)
+        check_release_signature(report, source, last, previous_hash, trusted)
     if last == pointer["release"]:
         for rel in source.files("skills") + source.files("releases"):
             if rel.endswith(store.TEMP_SUFFIX):
@@ -131,7 +133,7 @@ def quick_check(source: store.Source, release: int, manifest: dict[str, Any]) ->
             problems.append(f"{source.display(version['file'])}: skill {name} does not match the sha256 in the "
                             "release manifest")
     report = VerifyReport(source.display(""))
-    _check_signature(report, source, release, manifest["manifest_hash"], None)
+    check_release_signature(report, source, release, manifest["manifest_hash"], None)
     return problems + report.errors
 
 

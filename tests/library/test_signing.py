@@ -9,6 +9,7 @@ import pytest
 from conftest import plot_candidate, table_candidate
 
 from skill_library import content_hash, import_bundle, open_library, publish, store, verify
+from skill_library.agent_skills import verify_export
 from skill_library.document import canonical_bytes, sha256_hex
 from skill_library.signing import SigningError, generate_key, load_key
 from skillmine.cli import main
@@ -136,7 +137,7 @@ def test_list_and_search_warn_on_a_library_that_does_not_verify(tmp_path: Path, 
                "match the sha256 in the release manifest)" in captured.err
 
 
-def test_bundles_carry_the_signature(tmp_path: Path, keys: dict[str, str]) -> None:
+def test_bundles_and_agent_skills_exports_carry_the_signature(tmp_path: Path, keys: dict[str, str]) -> None:
     lib = tmp_path / "lib"
     publish(lib, [plot_candidate()], signing_key=load_key(tmp_path / "alice.pem", "alice"))
     bundle = open_library(lib).export(tmp_path / "lib.zip")
@@ -144,3 +145,8 @@ def test_bundles_carry_the_signature(tmp_path: Path, keys: dict[str, str]) -> No
     assert import_bundle(bundle, tmp_path / "copy") == 1
     report = verify(tmp_path / "copy", trusted=keys["alice"])
     assert report.ok and report.signature.startswith("signed by alice")
+    tree = open_library(lib).export_agent_skills(tmp_path / "skills").path
+    exported = verify_export(tree, trusted=keys["alice"])
+    assert exported.ok and exported.signature.startswith("signed by alice") and exported.signature.endswith("trusted key")
+    refused = verify_export(tree, trusted=keys["mallory"])
+    assert not refused.ok and "NOT trusted" in refused.errors[0]
