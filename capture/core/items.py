@@ -11,10 +11,7 @@ as row dicts (column names of the store's tables). The hot path builds the named
 import itertools
 import os
 import uuid
-from datetime import datetime
-from typing import Any, NamedTuple
-
-from capture.core.context import RunState
+from collections import namedtuple
 
 # Queue item kinds. FLUSH carries a threading.Event the writer sets once everything before it is durable.
 RUN, NODE, EDGE, EVENT, END, FILE, MESSAGE, COST, FLUSH = range(9)
@@ -22,57 +19,21 @@ RUN, NODE, EDGE, EVENT, END, FILE, MESSAGE, COST, FLUSH = range(9)
 make = tuple.__new__
 
 
-class EventItem(NamedTuple):
-    """One event. ``at`` is the start of a running span, else the event's end (a finished event with a
-    ``duration_ms`` began that much earlier)."""
+# Where an event-like item sits: its id, run (a RunState), node, parent event, nesting depth and execution order.
+_PLACE = ("id", "run", "node_id", "parent_event_id", "depth", "execution_order")
 
-    id: str
-    run: RunState
-    node_id: str | None
-    parent_event_id: str | None
-    depth: int
-    execution_order: int
-    event_type: str
-    event_subtype: str | None
-    agent_name: str | None
-    inputs: Any
-    outputs: Any
-    meta: Any
-    status: str
-    error_message: str | None
-    duration_ms: float | None
-    at: int | datetime
+EventItem = namedtuple("EventItem", [*_PLACE, "event_type", "event_subtype", "agent_name", "inputs", "outputs", "meta",
+                                     "status", "error_message", "duration_ms", "at"])
+EventItem.__doc__ = """One event. ``at`` is a stamp: the start of a running span, else the event's end (a finished
+event with a ``duration_ms`` began that much earlier)."""
 
+EndItem = namedtuple("EndItem", ["event_id", "started", "ended", "failed", "outputs", "meta", "error_message"])
+EndItem.__doc__ = """A span's completion: two stamps, whether it failed, and ``outputs``/``meta`` (``None``:
+unchanged)."""
 
-class EndItem(NamedTuple):
-    """A span's completion (``outputs``/``meta`` ``None``: unchanged)."""
-
-    event_id: str
-    started: int | datetime
-    ended: int | datetime
-    failed: bool
-    outputs: Any
-    meta: Any
-    error_message: str | None
-
-
-class MessageItem(NamedTuple):
-    """A message between agents: one ``message`` event plus its ``messages`` row. A list of recipients is one
-    silent group fan-out (a ``broadcast``)."""
-
-    id: str
-    run: RunState
-    node_id: str | None
-    parent_event_id: str | None
-    depth: int
-    execution_order: int
-    sender: str
-    recipient: str | list[str] | None
-    content: Any
-    tokens: int | None
-    silent: bool
-    meta: Any
-    at: int | datetime
+MessageItem = namedtuple("MessageItem", [*_PLACE, "sender", "recipient", "content", "tokens", "silent", "meta", "at"])
+MessageItem.__doc__ = """A message between agents: one ``message`` event plus its ``messages`` row. A list of
+recipients is one silent group fan-out (a ``broadcast``)."""
 
 
 class _Ids:

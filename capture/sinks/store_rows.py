@@ -12,21 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from capture.core import items
 from capture.core.clock import as_datetime, elapsed_ms
 from capture.core.files import classify_file, sha256_file
-from capture.core.items import (
-    COST,
-    EDGE,
-    END,
-    EVENT,
-    FILE,
-    MESSAGE,
-    NODE,
-    RUN,
-    EndItem,
-    EventItem,
-    MessageItem,
-)
 from capture.core.payload import dumps, encode_payload
 from capture.core.redaction import Redactor
 from capture.core.vocabulary import message_addressing
@@ -36,7 +24,7 @@ PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 TEXT_FIELDS = ("error_message", "content", "task_description")
 
 
-def event_row(item: EventItem) -> dict[str, Any]:
+def event_row(item: items.EventItem) -> dict[str, Any]:
     """The ``execution_events`` row of an event."""
     (eid, run, node_id, parent, depth, order, event_type, subtype, agent_name, inputs, outputs, meta, status,
      error_message, duration_ms, at) = item
@@ -50,7 +38,7 @@ def event_row(item: EventItem) -> dict[str, Any]:
             "error_message": error_message, "execution_order": order, "depth": depth, "status": status}
 
 
-def end_changes(item: EndItem) -> dict[str, Any]:
+def end_changes(item: items.EndItem) -> dict[str, Any]:
     """The lifecycle columns a span's completion sets on its event."""
     eid, started, ended, failed, outputs, meta, error_message = item
     changes: dict[str, Any] = {"id": eid, "status": "failed" if failed else "completed",
@@ -65,7 +53,7 @@ def end_changes(item: EndItem) -> dict[str, Any]:
     return changes
 
 
-def message_rows(item: MessageItem) -> tuple[dict[str, Any], dict[str, Any]]:
+def message_rows(item: items.MessageItem) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``message`` event and the ``messages`` row of a message (``broadcast`` for a list of recipients)."""
     eid, run, node_id, parent, depth, order, sender, recipient, content, tokens, silent, meta, at = item
     now = as_datetime(at)
@@ -104,38 +92,38 @@ class RowBuilder:
         self.redactor = redactor
         self.limit = max_payload_bytes
 
-    def batch(self, items: list[tuple[int, Any]]) -> dict[str, Any]:
+    def batch(self, queued: list[tuple[int, Any]]) -> dict[str, Any]:
         """The rows of ``items`` by ``Batch`` field, plus ``_items`` (how many queue items they stand for)."""
         runs: dict[str, dict[str, Any]] = {}
         nodes: dict[str, dict[str, Any]] = {}
         events: dict[str, dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
-        lists: dict[int, list[dict[str, Any]]] = {EDGE: [], FILE: [], MESSAGE: [], COST: []}
-        messages = lists[MESSAGE]
-        for kind, item in items:
-            if kind == EVENT:
+        lists: dict[int, list[dict[str, Any]]] = {items.EDGE: [], items.FILE: [], items.MESSAGE: [], items.COST: []}
+        messages = lists[items.MESSAGE]
+        for kind, item in queued:
+            if kind == items.EVENT:
                 events[item[0]] = event_row(item)
-            elif kind == END:
+            elif kind == items.END:
                 changes = end_changes(item)
                 target = events.get(item[0])
                 (target if target is not None else updates.setdefault(item[0], {})).update(changes)
-            elif kind == MESSAGE:
+            elif kind == items.MESSAGE:
                 event, message = message_rows(item)
                 events[event["id"]] = event
                 messages.append(message)
-            elif kind == RUN:
+            elif kind == items.RUN:
                 runs.setdefault(item["id"], {}).update(item)
-            elif kind == NODE:
+            elif kind == items.NODE:
                 nodes.setdefault(item["id"], {}).update(item)
-            elif kind == FILE:
-                lists[FILE].append(file_row(item))
+            elif kind == items.FILE:
+                lists[items.FILE].append(file_row(item))
             else:
                 lists[kind].append(item)
         clean = self.clean
         return {"runs": [clean(r) for r in runs.values()], "nodes": [clean(r) for r in nodes.values()],
-                "edges": lists[EDGE], "events": [clean(r) for r in events.values()],
-                "event_updates": [clean(r) for r in updates.values()], "files": [clean(r) for r in lists[FILE]],
-                "messages": [clean(r) for r in messages], "costs": lists[COST], "_items": len(items)}
+                "edges": lists[items.EDGE], "events": [clean(r) for r in events.values()],
+                "event_updates": [clean(r) for r in updates.values()], "files": [clean(r) for r in lists[items.FILE]],
+                "messages": [clean(r) for r in messages], "costs": lists[items.COST], "_items": len(queued)}
 
     def clean(self, row: dict[str, Any]) -> dict[str, Any]:
         """Encode and redact a row in place (rows built from queue items belong to the sink)."""

@@ -10,7 +10,7 @@ costs a whole batch.
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -281,10 +281,6 @@ class CaptureStore:
                 self._write_prepared(conn, prepared, ctx)
         self._remember(ctx.learned)
         return ctx.result
-
-    def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Bulk-insert events (one transaction); returns how many were new."""
-        return self.write_batch(Batch(events=[dict(r) for r in rows])).events_inserted
 
     def forget_known(self) -> None:
         """Drop the remembered ids (after deleting runs, sessions, nodes or events behind this store's back)."""
