@@ -32,7 +32,7 @@ from capture.importers.common import (
     stage_run_id,
 )
 from capture.importers.merge import Contribution
-from capture.importers.transcript import RunBuilder, tool_name
+from capture.importers.transcript import RunBuilder, cost_report_row, tool_name
 from capture.store.capture_store import Batch
 
 RECORD = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\] \[([a-z_.]+)\] ?(.*)$")
@@ -281,21 +281,19 @@ class TaskFolder:
         return self.nodes.get("planning") if relative.startswith("planning/") else None
 
     def costs(self, builder: RunBuilder) -> None:
-        """One cost record per agent row of every cost report (the ``Total`` row is a sum, not a record)."""
+        """An ``llm_call`` aggregate (with its cost record) per agent row of every cost report, on the report's
+        node (the ``Total`` row is a sum, not a record)."""
         for path in sorted(self.path.rglob("cost_report*.json")):
             rows = load_json(path)
             if not isinstance(rows, list):
                 raise SourceError(f"{path}: expected a list of cost rows")
-            builder.node_id = self.node_of(path.relative_to(self.path).as_posix())
+            relative = path.relative_to(self.path).as_posix()
+            builder.enter_node(self.node_of(relative))
             for row in rows:
-                agent = str(row.get("Agent") or "").strip()
-                if not agent or agent == "Total":
-                    continue
-                model = row.get("Model")
-                builder.cost(agent.replace(" ", "_"), model if isinstance(model, str) else None,
-                             _number(row.get("Prompt Tokens")), _number(row.get("Completion Tokens")),
-                             _number(row.get("Total Tokens")), row.get("Cost ($)"))
-        builder.node_id = None
+                parsed = cost_report_row(row, str(path))
+                if parsed is not None:
+                    builder.llm_call(parsed[0], {**parsed[1], "cost_report": relative}, aggregate=True)
+        builder.enter_node(None)
 
     def files(self, builder: RunBuilder) -> list[dict[str, Any]]:
         """A ``files`` row per file (sha256, size, type by location); ``ideas_*.json`` also a ``file_gen``."""
@@ -315,13 +313,6 @@ class TaskFolder:
                          "created_at": builder.untimed(), "meta": {"source_path": str(path), "no_source_time": True}})
         builder.node_id = None
         return rows
-
-
-def _number(value: Any) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return 0
 
 
 def _task_batch(folder: TaskFolder, builder: RunBuilder, run: dict[str, Any], use_chats: bool) -> Batch:

@@ -8,12 +8,13 @@ Events and messages the source gives no time get the run's start (or, when that 
 Cost rows that a source prints per LLM call become ``llm_call`` events under the calling agent's call.
 """
 
+import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from capture.importers.common import ImportReport, canonical, stable_id
+from capture.importers.common import ImportReport, SourceError, canonical, stable_id
 
 # Speakers that are not LLM agents: the human/task side and AG2's tool executors.
 PSEUDO_AGENTS = frozenset({"_User", "_Group_Tool_Executor", "_Swarm_Tool_Executor", "admin", "user", "assistant",
@@ -44,6 +45,36 @@ def last_error_line(text: str) -> str:
     """The exception line of a traceback (its last non-empty line)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text
+
+
+# Cost reports spell agents with spaces ("executor response formatter"); names become snake_case, anything else
+# is kept as recorded (and so still meets the redaction patterns).
+AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*$")
+
+
+def as_number(value: Any) -> float:
+    """A report's number; missing, unreadable or NaN (MARS writes bare ``NaN``) counts as 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if math.isnan(number) else number
+
+
+def cost_report_row(row: Any, where: str, model: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(agent, cost meta) of one row of a CMBAgent cost report (``Agent``, ``Cost ($)``, token columns, optional
+    ``Model``, else ``model``); None for the ``Total`` row, which sums the others. ``where`` names the report."""
+    if not isinstance(row, dict):
+        raise SourceError(f"{where}: a cost row is not an object")
+    agent = str(row.get("Agent") or "").strip()
+    if not agent or agent == "Total":
+        return None
+    named = row.get("Model") if isinstance(row.get("Model"), str) else None
+    cost = {"model": named or model, "cost_usd": as_number(row.get("Cost ($)")),
+            "prompt_tokens": int(as_number(row.get("Prompt Tokens"))),
+            "completion_tokens": int(as_number(row.get("Completion Tokens"))),
+            "total_tokens": int(as_number(row.get("Total Tokens")))}
+    return ("_".join(agent.split()) if AGENT_NAME.match(agent) else agent), cost
 
 
 def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:

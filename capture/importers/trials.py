@@ -21,24 +21,13 @@ from typing import Any
 from capture.importers.common import ImportReport, SourceError, importing, stable_id
 from capture.importers.mars_session import STEP_COST, file_type, plan_nodes
 from capture.importers.merge import Contribution
-from capture.importers.transcript import RunBuilder
+from capture.importers.transcript import RunBuilder, as_number, cost_report_row
 from capture.store.capture_store import Batch, CaptureStore
 
 MODES = {"evals": "one_shot", "pacevals": "planning_and_control"}
 GROUP_MODEL = re.compile(r"^prompt_engineer(.+)_\d+$")
 RESULT = "data/result.csv"
 STEP_TIMING = re.compile(r"timing_report_step_(\d+)_")
-# Cost reports spell agents with spaces ("executor response formatter"); names become snake_case, anything else
-# is kept as recorded.
-AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*$")
-AGENT_WORDS = re.compile(r"\s+")
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _outcome(suite: str, artifacts: list[str]) -> tuple[str, str]:
@@ -100,7 +89,7 @@ class _Trial:
         meta = {"source": "benchmarks_cmbagent_trials", "suite": self.suite, "prompt_group": self.group,
                 "trial": self.trial, "outcome": outcome, "timing": timing, "source_times": False}
         if len(timing) == 1 and "total_time" in timing[0]:
-            meta["duration_s"] = _number(timing[0]["total_time"])
+            meta["duration_s"] = as_number(timing[0]["total_time"])
         run = {"id": self.run_id, "session_id": self.session_id, "mode": MODES.get(self.suite, self.suite),
                "model": group_model.group(1) if group_model else None, "status": status,
                "task_description": f"CMBAgent benchmark prompt {self.group}", "meta": meta}
@@ -117,18 +106,13 @@ class _Trial:
         return node_ids.get("planning") if path.startswith("planning/") else None
 
     def _cost_row(self, builder: RunBuilder, row: Any, path: str) -> None:
-        if not isinstance(row, dict):
-            raise SourceError(f"{self.where}: {path}: a cost row is not an object")
-        agent = str(row.get("Agent") or "").strip()
-        if not agent or agent == "Total":
-            return
-        model = row.get("Model") if isinstance(row.get("Model"), str) else None
         group_model = GROUP_MODEL.match(self.group)
-        cost = {"model": model or (group_model.group(1) if group_model and agent == "engineer" else None),
-                "cost_usd": _number(row.get("Cost ($)")), "prompt_tokens": int(_number(row.get("Prompt Tokens"))),
-                "completion_tokens": int(_number(row.get("Completion Tokens"))),
-                "total_tokens": int(_number(row.get("Total Tokens"))), "cost_report": path}
-        builder.llm_call(AGENT_WORDS.sub("_", agent) if AGENT_NAME.match(agent) else agent, cost, aggregate=True)
+        parsed = cost_report_row(row, f"{self.where}: {path}")
+        if parsed is not None:
+            agent, cost = parsed
+            if cost["model"] is None and group_model and agent == "engineer":
+                cost["model"] = group_model.group(1)
+            builder.llm_call(agent, {**cost, "cost_report": path}, aggregate=True)
 
     def _file(self, path: str, builder: RunBuilder) -> dict[str, Any]:
         return {"id": stable_id(self.run_id, "file", path), "run_id": self.run_id, "session_id": self.session_id,
