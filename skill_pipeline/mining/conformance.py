@@ -21,11 +21,13 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .patterns import Pattern, PatternStep
 from .roles import step_action
 from .tokens import canonical_token, parse_token, token_events
+
+if TYPE_CHECKING:  # patterns imports numpy and rapidfuzz; the trace API only aligns runs to documents
+    from .patterns import Pattern, PatternStep
 
 KINDS = ("missing", "extra", "out_of_order", "repeated")
 MAX_UNROLL = 50  # block iterations compiled explicitly; a larger max behaves as 50
@@ -69,7 +71,7 @@ class _Edge:
     target: int
     label: str | None  # None: a move of the skill alone
     cost: int
-    kind: str  # sync | skip | missing | repeated | eps
+    kind: str  # sync | skip | missing | eps (block entry/exit) | repeated, beyond (iterations past max)
     step: int | None
 
 
@@ -115,10 +117,10 @@ class SkillModel:
                    skill.get("version"))
 
     @classmethod
-    def from_pattern(cls, pattern: Pattern, name: str | None = None,
-                     label: Callable[[PatternStep], str] | None = None) -> "SkillModel":
+    def from_pattern(cls, pattern: "Pattern", name: str | None = None,
+                     label: "Callable[[PatternStep], str] | None" = None) -> "SkillModel":
         """The model of a mined pattern; ``label`` maps a step to its label (default: as a skill document's)."""
-        def default(step: PatternStep) -> str:
+        def default(step: "PatternStep") -> str:
             return step_label(step.agent, step_action(step.event_type, step.agent, step.tool), step.tool)
         to_label = label or default
         return cls(name or str(pattern.cluster_id), [to_label(s) for s in pattern.steps],
@@ -132,7 +134,8 @@ class SkillModel:
         for j in steps:
             nxt = self._new()
             if beyond:
-                self.edges[state] += [_Edge(nxt, self.labels[j], 1, "repeated", j), _Edge(nxt, None, 0, "eps", j)]
+                self.edges[state] += [_Edge(nxt, self.labels[j], 1, "repeated", j),
+                                     _Edge(nxt, None, 0, "beyond", j)]
             else:
                 skip = _Edge(nxt, None, 0, "skip", j) if self.optional[j] else _Edge(nxt, None, 1, "missing", j)
                 self.edges[state] += [_Edge(nxt, self.labels[j], 0, "sync", j), skip]
@@ -153,6 +156,13 @@ class SkillModel:
 
     def _empty_cost(self) -> int:
         return _search(self, [])[0]
+
+    def transitions(self) -> list[tuple[int, int, str | None]]:
+        """The skill's language as a labelled transition system from state 0 to ``final``: ``(source, target,
+        label)``, label None for a silent move. Moves that cost (missing steps, iterations past ``max``) are
+        left out, so another conformance tool aligning runs to it finds the same costs."""
+        return [(s, e.target, e.label) for s, edges in enumerate(self.edges) for e in edges
+                if e.kind in ("sync", "skip", "eps")]
 
     def enabled(self, states: Iterable[int]) -> tuple[set[int], set[str]]:
         """The zero-cost closure of ``states`` and the labels a step may take from it at no cost."""
@@ -257,18 +267,29 @@ def _ids(steps: Sequence[RunStep], *positions: int) -> tuple[str, ...]:
     return tuple(steps[p].event_id for p in positions if 0 <= p < len(steps) and steps[p].event_id is not None)
 
 
+def _involved(kind: str, steps: Sequence[RunStep], position: int) -> tuple[str, ...]:
+    return _ids(steps, position - 1, position) if kind == "missing" else _ids(steps, position)
+
+
+def for_run(result: Conformance, steps: Sequence[RunStep]) -> Conformance:
+    """``result`` (computed for another run with the same step labels) with this run's event ids."""
+    deviations = [Deviation(d.kind, d.label, d.step, d.position, _involved(d.kind, steps, d.position))
+                  for d in result.deviations]
+    return Conformance(result.skill, result.version, result.fitness, result.cost, result.steps, deviations)
+
+
 def _deviations(model: SkillModel, steps: Sequence[RunStep], path: list[Move]) -> list[Deviation]:
     raw: list[Deviation] = []
     for kind, step, pos in path:
         assert pos is not None
         if kind == "missing":
-            raw.append(Deviation("missing", model.labels[step], step, pos, _ids(steps, pos - 1, pos)))
+            raw.append(Deviation("missing", model.labels[step], step, pos, _involved("missing", steps, pos)))
         elif kind == "repeated":
-            raw.append(Deviation("repeated", steps[pos].label, step, pos, _ids(steps, pos)))
+            raw.append(Deviation("repeated", steps[pos].label, step, pos, _involved("repeated", steps, pos)))
         elif kind == "extra":
             label = steps[pos].label
             twin = any(0 <= q < len(steps) and steps[q].label == label for q in (pos - 1, pos + 1))
-            raw.append(Deviation("repeated" if twin else "extra", label, None, pos, _ids(steps, pos)))
+            raw.append(Deviation("repeated" if twin else "extra", label, None, pos, _involved("extra", steps, pos)))
     missing: dict[str, list[int]] = defaultdict(list)
     for i, d in enumerate(raw):
         if d.kind == "missing":

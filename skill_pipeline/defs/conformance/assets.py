@@ -1,0 +1,41 @@
+"""``run_conformance``: every run extracted since the last materialisation, aligned to the library's skills."""
+
+import dagster as dg
+
+from skill_pipeline.defs.common import OWNERS, table_metadata
+from skill_pipeline.defs.conformance.settings import ConformanceSettings
+from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
+from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
+from skill_pipeline.verification.runs import CONFORMANCE_COLUMNS, assess_new_runs, histogram, library_models
+
+BINS = 10
+
+
+@dg.asset(group_name="conformance", kinds={"duckdb"}, owners=OWNERS, deps=["skill_library_release"],
+          description="Per run: the active skill it fits best, fitness and deviations (missing, extra, out of "
+                      "order, repeated steps with their event ids). Incremental: only runs with events extracted "
+                      "since the last materialisation are (re)assessed.")
+def run_conformance(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
+                    skill_library: SkillLibraryResource,
+                    conformance_settings: ConformanceSettings) -> dg.MaterializeResult:
+    models = library_models(skill_library.resolved_path())
+    threshold = conformance_settings.fitness_threshold()
+    with warehouse_db.connection() as con:
+        batch = assess_new_runs(con, models, min_fitness=threshold)
+        total = con.execute("SELECT count(*) FROM run_conformance").fetchone()[0]
+    context.log.info(f"{batch['runs']} runs assessed against {batch['skills']} skills; "
+                     f"{batch['successful_unfit']} of {batch['successful']} successful runs fit none")
+    counts = histogram(batch["fitness"], BINS)
+    labels = [f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}" for i in range(BINS)]
+    top = markdown_table(["skill", "deviation", "step", "runs"],
+                         [(skill, kind, label.replace("|", " "), n)
+                          for skill, found in batch["top_deviations"].items() for (kind, label), n in found])
+    return dg.MaterializeResult(metadata={
+        **table_metadata(total, CONFORMANCE_COLUMNS),
+        "runs_assessed": batch["runs"], "skills": batch["skills"], "successful_runs": batch["successful"],
+        "successful_unfit": batch["successful_unfit"], "unfit_share": float(batch["unfit_share"]),
+        "min_fitness": threshold, "seq_range": f"({batch['previous_hwm']}, {batch['hwm']}]",
+        "mean_fitness": float(sum(batch["fitness"]) / len(batch["fitness"])) if batch["fitness"] else 0.0,
+        "fitness_histogram": dg.MetadataValue.md(bar_chart_markdown("Runs by fitness to their best skill",
+                                                                    labels, counts, fmt="{:.0f}")),
+        "top_deviations": dg.MetadataValue.md("**Top deviations per skill (this batch)**\n\n" + top)})
