@@ -9,7 +9,12 @@ import pytest
 from capture.store.migrate import upgrade
 from skill_pipeline.definitions import defs
 from skill_pipeline.defs.conformance.settings import ConformanceSettings
-from skill_pipeline.resources import EventStoreResource, MiningSettings, SkillLibraryResource, WarehouseResource
+from skill_pipeline.resources import (
+    EventStoreResource,
+    MiningSettings,
+    SkillLibraryResource,
+    WarehouseResource,
+)
 from workloads.simulate import simulate
 
 
