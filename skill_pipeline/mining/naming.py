@@ -8,7 +8,7 @@ the last word before its first preposition (the object of the verb).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 _SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RANGE = re.compile(r"[\[(]\s*\{[^}]+\}\s*,\s*\{[^}]+\}\s*[\])]")
@@ -29,9 +29,19 @@ def _slot_words(name: str) -> str:
 
 def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_chars: int = 80) -> str:
     """The template's main clause (up to ' and ') in words: slots become 'a <what>', '[{a}, {b}]' 'a range',
-    counts before a noun disappear, and a slot right after its own name ('column {column}') reads 'a column'."""
+    counts before a noun disappear, and a slot right after its own name ('column {column}') reads 'a column'.
+    Empty when the request has no words of its own to show (it starts with a parameter, or has fewer than two
+    constant words): the title then comes from the behaviour (:func:`behaviour_title`)."""
     kinds = slot_kinds or {}
-    clause = re.split(r"\s+and\s+", template.strip(), maxsplit=1)[0]
+    constant = _SLOT.sub(" ", template)
+    if template.strip().startswith("{") or len(re.findall(r"[A-Za-z]{2,}", constant)) < 2:
+        return ""
+    parts = re.split(r"\s+and\s+", template.strip())
+    clause = parts[0]
+    for more in parts[1:]:  # "Devise and execute a plan ...": a clause of one or two words is not yet the request
+        if len(clause.split()) > 2:
+            break
+        clause += " and " + more
     clause = _RANGE.sub("a range", clause)
     words = clause.split()
     out: list[str] = []
@@ -54,7 +64,23 @@ def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_
             out.append(_article(what))
     title = re.sub(r"\s+", " ", " ".join(out)).strip(" ,.;:")
     title = re.sub(r"\b(a|an|the) (a|an|the)\b", r"\1", title)
-    return (title[:1].upper() + title[1:])[:max_chars]
+    return _cut_words(title[:1].upper() + title[1:], max_chars)
+
+
+def _cut_words(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` at a word boundary."""
+    return text if len(text) <= max_chars else text[:max_chars + 1].rsplit(" ", 1)[0].rstrip(" ,;:")
+
+
+def behaviour_title(actions: Sequence[str], output_types: Sequence[str], max_chars: int = 80) -> str:
+    """A title from what the skill does: its main agents' actions in order, and the files it writes
+    (``["plan", "write code", "execute code"], ["png"]`` -> "Plan, write code and execute code, writing png
+    files")."""
+    seen = list(dict.fromkeys(a for a in actions if a))
+    words = ", ".join(seen[:-1]) + (" and " if len(seen) > 1 else "") + (seen[-1] if seen else "run the workflow")
+    if output_types:
+        words += ", writing " + ", ".join(output_types[:3]) + " files"
+    return _cut_words(words[:1].upper() + words[1:], max_chars)
 
 
 def _snake(text: str) -> str:

@@ -22,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
 from .clustering import encode
-from .naming import skill_name, skill_title
+from .naming import behaviour_title, skill_name, skill_title
 from .patterns import Pattern, describe_pattern
 from .roles import step_action
 from .stats import (
@@ -34,7 +34,7 @@ from .stats import (
     run_duration_s,
     wilson_interval,
 )
-from .task_families import EXPRESSION
+from .task_families import EXPRESSION, task_families
 from .tokens import canonical_sequence, token_events
 
 _WORD_RX = re.compile(
@@ -110,7 +110,10 @@ def _convert(kind: str, v: str) -> Any:
     return v
 
 
-def infer_kind(values: Sequence[str], max_enum: int = 5) -> str:
+def infer_kind(values: Sequence[str], max_enum: int = 8) -> str:
+    """integer | number | file_path | expression | enum | string. An enum is a *closed* set: at most ``max_enum``
+    short values, each seen at least twice and on average three times (a value seen once says the set is still
+    open: a topic or a file name stays free text, so a consumer may pass one no member run used)."""
     vals = [v for v in values if v != ""]
     if not vals:
         return "string"
@@ -122,8 +125,9 @@ def infer_kind(values: Sequence[str], max_enum: int = 5) -> str:
         return "file_path"
     if all(EXPRESSION.fullmatch(v) for v in vals):
         return "expression"
-    distinct = set(vals)
-    if len(distinct) <= max_enum and len(distinct) < len(vals):
+    counts = Counter(vals)
+    if (len(counts) <= max_enum and min(counts.values()) >= 2 and len(vals) >= 3 * len(counts)
+            and all(len(v.split()) <= 2 for v in counts)):
         return "enum"
     return "string"
 
@@ -220,10 +224,15 @@ def extract_task_template(
         if seen[nm] > 1:
             names[i] = f"{nm}_{seen[nm]}"
     slots = []
+    is_constant = set(constant)
     for si, vals in enumerate(slot_values):
-        a, b = slot_pos[si]
-        ctx = _join(ref[max(0, a - 2) : a + 1]) if a >= 0 else ""
-        slots.append(_make_slot(names[si], vals, n, "task", f"value after '{ctx.strip()}'" if ctx else ""))
+        a, _ = slot_pos[si]
+        before = []  # the constant words just before the slot (never another slot's value)
+        for k in range(a, max(-1, a - 3), -1):
+            if k not in is_constant:
+                break
+            before.insert(0, ref[k])
+        slots.append(_make_slot(names[si], vals, n, "task", describe_slot(names[si], _join(before).strip())))
     # template text
     out = ""
     first = True
@@ -243,8 +252,18 @@ def extract_task_template(
 _ARTICLES = frozenset({"a", "an", "the"})
 _VALUE_KINDS = frozenset({"integer", "number", "file_path", "expression"})
 _WRITE_VERBS = frozenset({"save", "write", "store", "export", "dump", "summarise", "summarize", "report"})
-_PREPOSITION_NAMES = {"about": "topic", "on": "topic", "for": "target", "with": "method", "from": "source",
-                      "of": "subject", "by": "method", "into": "target"}
+_PREPOSITION_NAMES = {"about": "topic", "on": "topic", "concerning": "topic", "regarding": "topic", "in": "subject",
+                      "for": "target", "with": "method", "using": "method", "from": "source", "of": "subject",
+                      "by": "method", "into": "target", "versus": "other_quantity", "vs": "other_quantity",
+                      "against": "other_quantity", "across": "region", "over": "region"}
+_ROLE_DESCRIPTIONS = {
+    "x_min": "lower end of the range", "x_max": "upper end of the range", "input_file": "file the task reads",
+    "output_file": "file the result is written to", "expression": "mathematical expression to work on",
+    "topic": "topic the request is about", "subject": "what the request is about",
+    "target": "what the result is for", "method": "method or tool to use", "source": "where the input comes from",
+    "other_quantity": "second quantity it is compared with", "region": "region or range it covers",
+    "quantity": "quantity to compute", "request": "the request in the user's words",
+}
 _CONTENT = re.compile(r"^[A-Za-z][A-Za-z_]+$")
 
 
@@ -291,7 +310,52 @@ def _slot_name(ref: Sequence[tuple[str, bool]], a: int, b: int, kind: str) -> st
         return _snake(prev)
     if prev.lower() in _ARTICLES:
         return _snake(nxt) if _is_content(nxt) else "quantity"  # "a {model} model", "the {quantity} of"
-    return kind
+    if _is_content(nxt):  # "{model} fit": what the value qualifies
+        return _snake(nxt) + "_kind"
+    return "request" if a < 0 else "detail"
+
+
+def describe_slot(name: str, before: str = "") -> str:
+    """What a parameter is, from its role (its name), plus the request's own words that precede it."""
+    if name in _ROLE_DESCRIPTIONS:
+        role = _ROLE_DESCRIPTIONS[name]
+    elif name.startswith("n_"):
+        role = "number of " + name[2:].replace("_", " ")
+    elif name.endswith("_kind"):
+        role = "kind of " + name.removesuffix("_kind").replace("_", " ")
+    else:
+        role = name.rstrip("_0123456789").replace("_", " ")
+    return f"{role} (after '{before}' in the request)" if before else role
+
+
+def wordings(descriptions: Mapping[str, str]) -> list[list[str]]:
+    """Run ids per wording of the request (``task_families`` over these descriptions), most common first."""
+    by_family: dict[str, list[str]] = defaultdict(list)
+    for rid, fid in task_families(descriptions).labels.items():
+        by_family[fid].append(rid)
+    return sorted((sorted(r) for r in by_family.values()), key=lambda rs: (-len(rs), rs[0]))
+
+
+def request_template(descriptions: Mapping[str, str]) -> TaskTemplate:
+    """The task template in the words of the most common wording; runs asked in other words (paraphrases) get
+    their values from their own wording's template, each slot matched to the main slot of the same name, else of
+    the same kind, in order."""
+    groups = wordings(descriptions) or [[]]
+    task = extract_task_template({r: descriptions[r] for r in groups[0]})
+    values = dict(task.values)
+    for other in groups[1:]:
+        own = extract_task_template({r: descriptions[r] for r in other})
+        unused = list(task.slots)
+        mapping: dict[str, str] = {}
+        for slot in own.slots:
+            match = next((m for m in unused if m.name == slot.name), None) or next(
+                (m for m in unused if m.json_type() == slot.json_type() and m.kind == slot.kind), None)
+            if match is not None:
+                mapping[slot.name] = match.name
+                unused.remove(match)
+        for rid in other:
+            values[rid] = {mapping[k]: v for k, v in own.values.get(rid, {}).items() if k in mapping}
+    return TaskTemplate(task.template, task.slots, values, task.reference_run)
 
 
 def tool_argument_slots(
@@ -333,7 +397,7 @@ def tool_argument_slots(
                     continue
             name = _snake(f"{tool}_{key}")
             slot = _make_slot(name, [vals.get(r, "") for r in run_ids], len(run_ids), "tool_argument",
-                              f"argument '{key}' of tool {tool}")
+                              f"{key.replace('_', ' ')} passed to the {tool.replace('_', ' ')} tool")
             slots.append(slot)
             for rid, v in vals.items():
                 values[rid][name] = v
@@ -430,7 +494,7 @@ def build_skill_candidate(
     run_ids = [str(r.get("run_id")) for r in runs]
     tev = {rid: token_events(events_by_run.get(rid, ()), granularity) for rid in run_ids}
     full = {rid: [t for t, _ in tev[rid]] for rid in run_ids}
-    task = extract_task_template({str(r.get("run_id")): str(r.get("task_description") or "") for r in runs})
+    task = request_template({str(r.get("run_id")): str(r.get("task_description") or "") for r in runs})
     arg_slots, arg_values = tool_argument_slots(pattern, tev, task_values=task.values)
     outputs = expected_outputs(files, run_ids)
     expected = [o for o in outputs if o["share"] >= output_share]
@@ -444,7 +508,9 @@ def build_skill_candidate(
     main_agents = [a for a, _ in sorted(agents.items(), key=lambda kv: (-kv[1], kv[0]))
                    if a not in generic and not a.endswith("_response_formatter") and not a.endswith("_nest")]
     tools = sorted({s.tool for s in pattern.steps if s.tool and not s.optional})
-    title = skill_title(task.template, {sl.name: sl.kind for sl in task.slots})
+    title = skill_title(task.template, {sl.name: sl.kind for sl in task.slots}) or behaviour_title(
+        [step_action(s.event_type, s.agent, s.tool) for s in pattern.steps if not s.optional and s.agent in main_agents],
+        [o["file_type"] for o in expected])
     name = skill_name(mode, title, main_agents[0] if main_agents else f"skill_{pattern.cluster_id}")
     all_slots = task.slots + arg_slots
     steps = []

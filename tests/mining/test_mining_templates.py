@@ -46,7 +46,9 @@ def test_tokenize_and_kinds():
     assert infer_kind(["1", "2", "3"]) == "integer"
     assert infer_kind(["1.5", "2"]) == "number"
     assert infer_kind(["a.png", "dir/b.csv"]) == "file_path"
-    assert infer_kind(["red", "blue", "red"]) == "enum"
+    assert infer_kind(["red", "blue", "red", "blue", "red", "blue"]) == "enum"  # closed: every value recurs
+    assert infer_kind(["red", "blue", "red"]) == "string"  # 'blue' seen once: the set may be open
+    assert infer_kind(["cosmic shear", "galaxy clustering in DES"] * 4) == "string"  # open text, not a set
     assert infer_kind(["alpha", "beta", "gamma"]) == "string"
 
 
