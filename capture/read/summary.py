@@ -9,7 +9,7 @@ when no event carries tokens the node's ``cost_records`` are used.
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, case, func, or_, select, update
 
@@ -54,8 +54,32 @@ def cost_of(meta: Any) -> float:
     return value or 0.0
 
 
-def compute_node_summary(source: Any, session_id: str, node_id: str) -> dict[str, Any]:
-    """The execution summary of one node (not stored; see :func:`summarise_node`)."""
+class _NodeRows(NamedTuple):
+    """What one node's summary is computed from, read in one connection."""
+
+    groups: list[Any]  # (event_type, agent, status, errors, count, summed duration_ms)
+    started: Any
+    completed: Any
+    files: list[Any]  # (file_type, count)
+    messages: int
+    metas: list[Any]  # (event_type, agent, meta) of events with a meta
+    calls: list[Any]  # (event_type, agent, status, subtype) of call-like events, in order
+    cost_rows: list[Any] | None  # (agent, tokens, cost) from cost_records when no event carries tokens or cost
+
+
+class _EventCounts(NamedTuple):
+    total: int
+    completed: int
+    failed: int
+    errors: int
+    event_types: dict[str, int]
+    agents: set[str]
+    agent_calls: dict[str, int]
+    agent_time: dict[str, float]
+
+
+def _read_node(source: Any, session_id: str, node_id: str) -> _NodeRows:
+    """SQL aggregates of the node's events, files, messages and (when needed) cost records."""
     where = and_(EVENTS.c.node_id == node_id, EVENTS.c.session_id == session_id)
     is_error = or_(EVENTS.c.event_type == "error", EVENTS.c.event_subtype == "error")
     with engine_of(source).connect() as conn:
@@ -81,7 +105,11 @@ def compute_node_summary(source: Any, session_id: str, node_id: str) -> dict[str
             cost_rows = conn.execute(
                 select(COSTS.c.agent_name, func.sum(COSTS.c.total_tokens), func.sum(COSTS.c.cost_usd))
                 .where(COSTS.c.node_id == node_id).group_by(COSTS.c.agent_name)).all()
+    return _NodeRows(groups, started, completed, files, int(messages), metas, calls, cost_rows)
 
+
+def _count_events(groups: list[Any]) -> _EventCounts:
+    """Totals by status, event type and agent, and each agent's ``agent_call`` count and time."""
     event_types: dict[str, int] = {}
     agents: set[str] = set()
     agent_calls: dict[str, int] = {}
@@ -100,7 +128,12 @@ def compute_node_summary(source: Any, session_id: str, node_id: str) -> dict[str
             completed_n += n
         elif status == "failed":
             failed_n += n
+    return _EventCounts(total, completed_n, failed_n, error_n, event_types, agents, agent_calls, agent_time)
 
+
+def _cost_by_agent(metas: list[Any], cost_rows: list[Any] | None) -> dict[str, dict[str, Any]]:
+    """Tokens and cost per agent: from event metas (only ``llm_call`` ones when those carry tokens), else from
+    the node's cost records."""
     by_agent: dict[str, dict[str, Any]] = {}
     if cost_rows is not None:
         for agent, tokens, cost in cost_rows:
@@ -119,22 +152,29 @@ def compute_node_summary(source: Any, session_id: str, node_id: str) -> dict[str
                 slot["cost"] += cost
     for slot in by_agent.values():
         slot["cost"] = round(slot["cost"], 6)
+    return by_agent
 
-    started_at, completed_at = as_utc(_dt(started)), as_utc(_dt(completed))
+
+def compute_node_summary(source: Any, session_id: str, node_id: str) -> dict[str, Any]:
+    """The execution summary of one node (not stored; see :func:`summarise_node`)."""
+    rows = _read_node(source, session_id, node_id)
+    counts = _count_events(rows.groups)
+    by_agent = _cost_by_agent(rows.metas, rows.cost_rows)
+    started_at, completed_at = as_utc(_dt(rows.started)), as_utc(_dt(rows.completed))
     duration = (completed_at - started_at).total_seconds() if started_at and completed_at else None
     return {
-        "total_events": total,
-        "event_types": dict(sorted(event_types.items())),
-        "agents_involved": sorted(agents),
-        "agent_call_counts": dict(sorted(agent_calls.items())),
-        "files_generated": sum(n for _, n in files),
-        "files_by_type": dict(sorted((t, n) for t, n in files)),
-        "messages_count": int(messages),
+        "total_events": counts.total,
+        "event_types": dict(sorted(counts.event_types.items())),
+        "agents_involved": sorted(counts.agents),
+        "agent_call_counts": dict(sorted(counts.agent_calls.items())),
+        "files_generated": sum(n for _, n in rows.files),
+        "files_by_type": dict(sorted((t, n) for t, n in rows.files)),
+        "messages_count": rows.messages,
         "timing": {
             "started_at": started_at.isoformat() if started_at else None,
             "completed_at": completed_at.isoformat() if completed_at else None,
             "duration_seconds": duration,
-            "agent_time_breakdown": {a: round(s, 3) for a, s in sorted(agent_time.items())},
+            "agent_time_breakdown": {a: round(s, 3) for a, s in sorted(counts.agent_time.items())},
         },
         "cost_summary": {
             "total_tokens": sum(s["tokens"] for s in by_agent.values()),
@@ -142,11 +182,11 @@ def compute_node_summary(source: Any, session_id: str, node_id: str) -> dict[str
             "by_agent": dict(sorted(by_agent.items())),
         },
         "success_metrics": {
-            "completion_rate": round(completed_n / total, 4) if total else 0.0,
-            "error_count": error_n,
-            "failed_count": failed_n,
-            "completed_count": completed_n,
-            "retry_count": retry_count(calls),
+            "completion_rate": round(counts.completed / counts.total, 4) if counts.total else 0.0,
+            "error_count": counts.errors,
+            "failed_count": counts.failed,
+            "completed_count": counts.completed,
+            "retry_count": retry_count(rows.calls),
         },
     }
 
