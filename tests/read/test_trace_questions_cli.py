@@ -51,14 +51,18 @@ def test_trace_node_by_step_name_gives_flow_tools_files_tokens_cost(ask):
     run_id = ask("trace", "file", STEP_PLOT, "--json")["files"][0]["run"]["id"]
     flow = ask("trace", "node", run_id[:8], "step_1", "--json")
     assert flow["run_id"] == run_id and flow["step"] == "step_1" and flow["node"]["agent"] == "engineer"
-    assert flow["total_events"] == 19 and len(flow["sequence"]) == 19
-    assert flow["sequence"][:3] == ["message:assistant", "agent_call:control", "tool_call:control"]
+    # 19 recorded events, plus one llm_call per cost-report row where the importer turns those into events
+    steps = [t for t in flow["sequence"] if not t.startswith("llm_call:")]
+    assert len(steps) == 19 and flow["total_events"] == len(flow["sequence"])
+    assert steps[:3] == ["message:assistant", "agent_call:control", "tool_call:control"]
     assert flow["tools"] == {"record_status": 1, "post_execution_transfer": 1, "terminate_session": 1}
     assert flow["invocations"] == {"control": 2, "engineer": 1, "executor_response_formatter": 1, "terminator": 1}
     assert {(f["path"], f["file_type"]) for f in flow["files"]} >= {(STEP_PLOT, "plot"), (MOBIUS_CODE, "code")}
     # the step's cost report: terminator 4,281 + engineer_response_formatter 3,212 + control 4,172 +
-    # executor_response_formatter 1,333 + engineer 5,269 tokens; no event of this run carries tokens
-    assert (flow["tokens"], flow["cost_usd"], flow["usage_source"]) == (18267, 0.485925, "cost records")
+    # executor_response_formatter 1,333 + engineer 5,269 tokens, counted once whether read from the cost
+    # records or from the llm_call events made of them
+    assert (flow["tokens"], flow["cost_usd"]) == (18267, 0.485925)
+    assert flow["usage_source"] in {"cost records", "llm_call events"}
     by_number = ask("trace", "node", run_id, "1", "--json")
     assert by_number["node"]["id"] == flow["node"]["id"]
     code, text = ask("trace", "node", run_id, "step_9")
@@ -68,15 +72,15 @@ def test_trace_node_by_step_name_gives_flow_tools_files_tokens_cost(ask):
 def test_trace_agents_counts_invocations_not_events(ask):
     run_id = ask("trace", "file", STEP_PLOT, "--json")["files"][0]["run"]["id"]
     answer = ask("trace", "agents", run_id, "--json")
-    calls = {a["agent"]: a["invocations"] for a in answer["agents"]}
+    calls = {a["agent"]: a["invocations"] for a in answer["agents"] if a["invocations"]}
     events = {a["agent"]: a["events"] for a in answer["agents"]}
-    assert calls == {"control": 2, "engineer": 1, "executor_response_formatter": 1, "terminator": 1,
-                     "_Group_Tool_Executor": 0, "assistant": 0}
-    assert events["engineer"] == 3 and answer["total_invocations"] == 5
+    assert calls == {"control": 2, "engineer": 1, "executor_response_formatter": 1, "terminator": 1}
+    assert answer["total_invocations"] == 5 and events["_Group_Tool_Executor"] == 3  # messages, never called
+    assert all(events[a] > n for a, n in calls.items())  # each also sent messages and handoffs
     assert answer["agents"][0]["agent"] == "control"  # most called first
     stats = ask("trace", "show", run_id, "--json")["statistics"]
-    assert stats["agent_call_counts"] == {a: n for a, n in calls.items() if n}  # the same count at its source
-    assert stats["events_by_agent"]["engineer"] == 3
+    assert stats["agent_call_counts"] == calls  # the same count at its source
+    assert stats["events_by_agent"] == events
 
 
 def test_trace_failure_with_an_error_event_and_without_one(ask):
