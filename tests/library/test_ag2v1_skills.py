@@ -1,10 +1,9 @@
 """AG2 v1 (``ag2>=1.2``) reads the Agent Skills export: its ``SkillsToolkit`` lists every exported skill, loads its
 body and its ``references/skill.json``, and ``SkillPlugin`` puts every skill in its catalogue prompt.
 
-AG2 v1 and AG2 Classic (which skillmine captures) are both imported as packages named ``ag2``/``autogen`` at
-different major versions, so v1 lives in its own environment: set ``SKILLMINE_AG2V1_PYTHON`` to that environment's
-interpreter (``python3 -m venv /tmp/ag2v1 && /tmp/ag2v1/bin/pip install 'ag2>=1.2,<2'``) and run ``pytest -m ag2v1``.
-Without it the test is skipped locally and fails in CI.
+AG2 v1 and AG2 Classic share the distribution name ``ag2``, so v1 lives in its own environment, the one the
+``tests/ag2v1`` capture tests use: ``export SKILLMINE_AG2V1_PYTHON="$(scripts/ag2v1_env.sh)"``. The probe runs
+there (it needs nothing but AG2 v1); without the variable the test is skipped locally and fails in CI.
 """
 
 import json
@@ -27,7 +26,7 @@ def ag2v1_python() -> str:
     if not python:
         if os.environ.get("CI", "").strip().lower() == "true":
             pytest.fail(f"{ENV} is not set: CI must run the AG2 v1 test in its own environment")
-        pytest.skip(f"{ENV} is not set (an interpreter with ag2>=1.2 installed)")
+        pytest.skip(f"{ENV} is not set (scripts/ag2v1_env.sh creates an AG2 v1 environment and prints it)")
     return python
 
 
