@@ -49,7 +49,7 @@ def run_import(args: argparse.Namespace) -> int:
         report = importer(args.path, store, session=args.session, quiet=args.quiet)
     except SourceError as exc:
         print(f"skillmine import: {exc}", file=sys.stderr)
-        if exc.report is not None:
+        if exc.report is not None and (exc.report.runs_written or exc.report.runs_skipped):
             print(exc.report.summary(), file=sys.stderr)
         return 1
     except StoreError as exc:

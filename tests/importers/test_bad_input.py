@@ -84,7 +84,8 @@ def test_an_empty_directory_is_bad_input(tmp_path: Path, sqlite_store: CaptureSt
     assert set(row_counts(sqlite_store).values()) == {0}
     url = str(sqlite_store.engine.url)
     assert run_cli(["import", "cmbagent-history", str(empty), "--url", url]) == 1
-    assert f"skillmine import: {empty}: no CMBAgent chat history" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"skillmine import: {empty}: no CMBAgent chat history") and err.count("\n") == 1
 
 
 def test_a_value_the_store_refuses_is_named_with_its_source_record(sqlite_store: CaptureStore, data: Path,
@@ -98,3 +99,4 @@ def test_a_value_the_store_refuses_is_named_with_its_source_record(sqlite_store:
                                           r"status 'exploded' is not one of"):
         import_cmbagent_db(copy, sqlite_store)
     assert row_counts(sqlite_store)["execution_events"] == 0
+
