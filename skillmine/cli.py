@@ -22,6 +22,7 @@ PARTS = (
     "workloads.cli",
     "skill_library.cli",
     "skill_pipeline.cli",
+    "skill_pipeline.verification.cli",
     "skillmine.main_job",
 )
 
