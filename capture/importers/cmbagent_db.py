@@ -1,7 +1,8 @@
 """Import a CMBAgent/MARS SQLite database (``cmbagent_workdir/database/cmbagent.db``) run by run.
 
 The source is opened read-only (``mode=ro`` URI) and never written. A run gets its canonical id (its UI task id,
-else its UUID; see :func:`~capture.importers.common.mars_run_id`) so that its session folder, imported before or
+recorded in its meta or, for older MARS versions, read off the task folder its files sit in; else its UUID; see
+:func:`~capture.importers.common.mars_run_id`) so that its session folder, imported before or
 after, merges into the same run; nodes are keyed by their readable id (``meta.id``), files by their path relative
 to the run's work directory (the original in ``meta.source_path``). Events keep ids in the database's own
 namespace (file name, table, source id); the source id stays in ``meta.source_id``. ``agent_call/execution``
@@ -11,6 +12,7 @@ merges into them; cost rows without an agent are attributed to ``unattributed``.
 """
 
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
@@ -81,9 +83,11 @@ class _Mapper:
         runs = reader.rows("workflow_runs")
         self.run_ids = {r["id"] for r in runs}
         self.run_session = {r["id"]: self.session_of(r) for r in runs}
-        self.canonical = {r["id"]: mars_run_id(_dict(r.get("meta")).get("task_id"), r["id"]) for r in runs}
-        self.work_dirs = {r["id"]: _work_dir(r) for r in runs}
         self.runs = runs
+        self.files = self._by_run(reader.rows("files"), "run_id", "files")
+        task_ids = {r["id"]: _task_id(r, self.files.get(r["id"], [])) for r in runs}
+        self.canonical = {r["id"]: mars_run_id(task_ids[r["id"]], r["id"]) for r in runs}
+        self.work_dirs = {r["id"]: _work_dir(r, task_ids[r["id"]]) for r in runs}
         self.stages = self._by_run(reader.rows("task_stages"), "parent_run_id", "task_stages")
         self.nodes = self._by_run(reader.rows("dag_nodes"), "run_id", "dag_nodes")
         node_run = {n["id"]: run for run, nodes in self.nodes.items() for n in nodes}
@@ -98,7 +102,6 @@ class _Mapper:
                 edges[run].append(edge)
         self.edges = edges
         self.events = self._by_run(reader.rows("execution_events"), "run_id", "execution_events")
-        self.files = self._by_run(reader.rows("files"), "run_id", "files")
         self.messages = self._by_run(reader.rows("messages"), "run_id", "messages")
         self.costs = self._by_run(reader.rows("cost_records"), "run_id", "cost_records")
         self.sessions = reader.rows("sessions")
@@ -274,14 +277,26 @@ class _Mapper:
                 "timestamp": row.get("timestamp")}
 
 
-def _work_dir(run: dict[str, Any]) -> str | None:
+def _task_id(run: dict[str, Any], files: list[dict[str, Any]]) -> str | None:
+    """The run's UI task id: ``meta.task_id``, else the one task folder of the run's session that its files sit in
+    (older MARS versions wrote no task id but kept the folder layout)."""
+    recorded = _dict(run.get("meta")).get("task_id")
+    if recorded:
+        return str(recorded)
+    folders = {found.group(1) for row in files
+               if (found := re.search(rf"/sessions/{re.escape(str(run.get('session_id')))}/tasks/([^/]+)/",
+                                      str(row.get("file_path") or "")))}
+    return folders.pop() if len(folders) == 1 else None
+
+
+def _work_dir(run: dict[str, Any], task_id: str | None) -> str | None:
     """Where a MARS run wrote its files: ``meta.work_dir`` (Denario), else ``<workDir>/sessions/<session>/tasks/
-    <task id>`` when the run names its task."""
+    <task id>`` when the run's task is known."""
     meta = _dict(run.get("meta"))
     if meta.get("work_dir"):
         return str(meta["work_dir"])
-    if meta.get("workDir") and meta.get("task_id") and run.get("session_id"):
-        return f"{meta['workDir']}/sessions/{run['session_id']}/tasks/{meta['task_id']}"
+    if meta.get("workDir") and task_id and run.get("session_id"):
+        return f"{meta['workDir']}/sessions/{run['session_id']}/tasks/{task_id}"
     return None
 
 

@@ -166,3 +166,25 @@ def test_postgresql_merges_like_sqlite_in_the_other_order(pg_url: str, data: Pat
     again = import_in(postgres, ["sessions", "db-89797ef"], available)
     assert [r.runs_written for r in again] == [0, 0]
     postgres.close()
+
+
+def test_an_older_database_run_is_recognised_by_the_task_folder_of_its_files(data: Path, tmp_path: Path,
+                                                                            sqlite_store: CaptureStore) -> None:
+    """bdf6c3e's runs record no task id, but their files sit in ``sessions/<session>/tasks/<task id>/``. A session
+    folder for one of them (built here from a real log of the same one-shot task, renamed to that run's session
+    and task) merges into the database's run."""
+    session, task = "caaa8693-4f1b-4c89-a0c3-26137fa3d112", "task_1771362636842_gv022znhr"
+    real = data / "cmbagent" / "mars_sessions_2026-02-18" / "268e84d4-9872-48b2-a93b-aa2dd23413c9"
+    folder = tmp_path / session
+    folder.mkdir()
+    log = (real / "session.log").read_text().replace(MOBIUS_TASK, task).replace(real.name, session)
+    (folder / "session.log").write_text(log)
+    import_cmbagent_history(folder, sqlite_store)
+    report = import_cmbagent_db(data / "cmbagent" / "mars_sqlite" / "cmbagent_mars_bdf6c3e_2026-02-17.db",
+                                sqlite_store)
+    assert (report.runs_new, report.runs_merged) == (7, 1)
+    with sqlite_store.engine.connect() as conn:
+        run = conn.execute(select(WorkflowRun).where(WorkflowRun.session_id == session)).one()
+        paths = conn.execute(select(File.file_path).where(File.run_id == run.id)).scalars().all()
+    assert len(run.meta["sources"]) == 2 and run.meta["events_from"].startswith("mars-session:")
+    assert paths and not any(p.startswith("/") for p in paths)
