@@ -102,9 +102,20 @@ class CaptureMiddleware(BaseMiddleware):
     async def on_turn(self, call_next: Any, event: Any, context: Any) -> ModelResponse:
         if not self._active():
             return await call_next(event, context)
-        with _turn_scope(self.agent_name, event, context):
-            return await self._spanned("v1.turn", "agent_call", {"message": excerpt(event_text(event))},
-                                       lambda: call_next(event, context), self._finish_turn)
+        # The turn's span is opened here rather than through _spanned: every resumption of the whole turn passes
+        # through this frame, so one frame less is measurable (the short LLM and tool spans do not matter).
+        inputs = {"message": excerpt(event_text(event))}
+        with _turn_scope(self.agent_name, event, context), Guarded("v1.turn", lambda: capture.span(
+                "agent_call", agent_name=self.agent_name, inputs=inputs)) as span:
+            try:
+                response = await call_next(event, context)
+            except Exception as exc:
+                attempt("v1.turn.error", capture.record_event, "error", "agent_call", agent_name=self.agent_name,
+                        error_message=f"{type(exc).__name__}: {exc}", status="failed")
+                raise
+            if span is not None:
+                attempt("v1.turn.finish", self._finish_turn, span, response)
+        return response
 
     def _finish_turn(self, span: Any, response: ModelResponse) -> None:
         span.set_outputs({"reply": excerpt(event_text(response)), "replied": response.message is not None})
