@@ -15,10 +15,8 @@ from capture.read.questions import NotFound
 from capture.read.summary import cost_of, tokens_of
 from capture.store.db import make_engine, ping
 from capture.store.migrate import require_current_schema
-from capture.store.models import CostRecord, Session
+from capture.store.models import COSTS, SESSIONS
 
-COSTS: Table = CostRecord.__table__
-SESSIONS: Table = Session.__table__
 DEFAULT_RUN_LIMIT = 50
 MAX_RUN_LIMIT = 1000
 # What a waterfall row or a tree entry needs: the reference's tree entry (id, event_type, agent_name,
@@ -111,33 +109,30 @@ class TraceReader:
     # -- runs -------------------------------------------------------------------------------------------
 
     def runs(self, session_id: str | None = None, limit: int = DEFAULT_RUN_LIMIT) -> dict[str, Any]:
-        """Recent runs (newest first) with status, mode, event/failure counts, tokens, cost and highest seq."""
-        counts = (select(EVENTS.c.run_id, func.count().label("total_events"),
-                         func.sum(case((EVENTS.c.status == "failed", 1), else_=0)).label("failed_events"),
-                         func.max(EVENTS.c.seq).label("max_seq"))
-                  .group_by(EVENTS.c.run_id).subquery())
-        costs = (select(COSTS.c.run_id, func.sum(COSTS.c.total_tokens).label("total_tokens"),
-                        func.sum(COSTS.c.cost_usd).label("total_cost_usd"))
-                 .group_by(COSTS.c.run_id).subquery())
+        """Recent runs (newest first) with status, mode, event/failure counts, tokens, cost and highest seq.
+
+        The runs are chosen first and only their events and cost records are aggregated (through the run
+        indexes), so the answer costs the same however many events the store holds.
+        """
         stmt = (select(RUNS.c.id, RUNS.c.session_id, RUNS.c.mode, RUNS.c.agent, RUNS.c.model, RUNS.c.status,
-                       RUNS.c.started_at, RUNS.c.completed_at, RUNS.c.task_description, RUNS.c.parent_run_id,
-                       func.coalesce(counts.c.total_events, 0).label("total_events"),
-                       func.coalesce(counts.c.failed_events, 0).label("failed_events"),
-                       func.coalesce(counts.c.max_seq, 0).label("max_seq"),
-                       func.coalesce(costs.c.total_tokens, 0).label("total_tokens"),
-                       func.coalesce(costs.c.total_cost_usd, 0).label("total_cost_usd"))
-                .outerjoin(counts, counts.c.run_id == RUNS.c.id)
-                .outerjoin(costs, costs.c.run_id == RUNS.c.id)
-                .order_by(RUNS.c.started_at.desc().nulls_last(), RUNS.c.id)
-                .limit(limit))
+                       RUNS.c.started_at, RUNS.c.completed_at, RUNS.c.task_description, RUNS.c.parent_run_id)
+                .order_by(RUNS.c.started_at.desc().nulls_last(), RUNS.c.id).limit(limit))
         if session_id is not None:
             stmt = stmt.where(RUNS.c.session_id == session_id)
         with self.engine.connect() as conn:
             rows = [row_dict(r) for r in conn.execute(stmt)]
+            ids = [r["id"] for r in rows]
+            counts = {r[0]: r[1:] for r in conn.execute(
+                select(EVENTS.c.run_id, func.count(), func.sum(case((EVENTS.c.status == "failed", 1), else_=0)),
+                       func.max(EVENTS.c.seq)).where(EVENTS.c.run_id.in_(ids)).group_by(EVENTS.c.run_id))}
+            costs = {r[0]: r[1:] for r in conn.execute(
+                select(COSTS.c.run_id, func.sum(COSTS.c.total_tokens), func.sum(COSTS.c.cost_usd))
+                .where(COSTS.c.run_id.in_(ids)).group_by(COSTS.c.run_id))}
         for row in rows:
-            row["total_cost_usd"] = round(float(row["total_cost_usd"]), 6)
-            row["total_events"], row["failed_events"] = int(row["total_events"]), int(row["failed_events"])
-            row["max_seq"], row["total_tokens"] = int(row["max_seq"]), int(row["total_tokens"])
+            total, failed, max_seq = counts.get(row["id"], (0, 0, 0))
+            tokens, cost = costs.get(row["id"], (0, 0))
+            row.update(total_events=int(total), failed_events=int(failed or 0), max_seq=int(max_seq or 0),
+                       total_tokens=int(tokens or 0), total_cost_usd=round(float(cost or 0), 6))
         return {"session_id": session_id, "total_runs": len(rows), "runs": rows}
 
     def run(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:

@@ -87,7 +87,7 @@ MAX_TEXT = 200
 STREAM_IDLE_S = 600.0
 KEEP_ALIVE_S = 5
 MAX_CONNECTIONS = 1000
-STREAM_BATCH = 500
+STREAM_BATCH = 50  # queued polls written together
 SEARCH_FILTERS = ("mode", "outcome", "agent", "file_type")
 
 
@@ -393,15 +393,15 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
             if sent and last_change > forget_sent_at:
                 sent = set()
             chunk = []
-            for item in batch:
-                if item is None:
-                    break
-                kind, value, payload = item
-                if kind != "event_captured":
-                    chunk.append(sse_message(kind, payload))
-                elif value > after and value not in sent:
-                    last_id = max(last_id, value)
-                    chunk.append(sse_message(kind, payload, last_id))
+            for items in batch:
+                for item in items or ():
+                    if item.kind != "event_captured":
+                        chunk.append(item.message)
+                    elif item.seq > after and item.seq not in sent:
+                        # in order, the prepared message (id = its seq); a late commit keeps the highest id sent
+                        chunk.append(item.message if item.seq > last_id else
+                                     sse_message(item.kind, item.payload, last_id))
+                        last_id = max(last_id, item.seq)
             if chunk:
                 yield b"".join(chunk)
             if None in batch:

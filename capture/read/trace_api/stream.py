@@ -28,7 +28,7 @@ from capture.read.summary import cost_of, tokens_of
 POLL_INTERVAL_S = 0.1
 HEARTBEAT_S = 15.0
 LATE_WINDOW_S = 2.0
-MAX_BACKLOG = 50_000  # changes queued for one slow subscriber before its stream is closed (it resumes by id)
+MAX_BACKLOG = 600  # polls queued for one slow subscriber before its stream is closed (it resumes by id)
 OPEN_STATUSES = frozenset({"pending", "running"})
 EVENT_FIELDS = ("event_type", "event_subtype", "agent_name", "timestamp", "execution_order", "depth")
 TIMELINE_FIELDS = ("seq", "parent_event_id", "status", "started_at", "completed_at", "duration_ms",
@@ -54,15 +54,28 @@ def sse_message(kind: str, payload: dict[str, Any] | bytes, ident: int | None = 
     return b"%sevent: %s\ndata: %s\n\n" % (head.encode(), kind.encode(), data)
 
 
-# A change handed to subscribers: (kind, value, JSON-encoded payload) — ("event_captured" | "event_updated", seq,
-# the event's envelope), ("run_status", status, ...), ("error_occurred", None, ...) — or None when the stream must
-# end (shutdown, or the subscriber fell behind).
-Change = tuple[str, Any, bytes] | None
+@dataclass(frozen=True)
+class Change:
+    """One change, encoded once for every stream: ``kind`` (``event_captured``, ``event_updated``, ``run_status``,
+    ``error_occurred``), the event's ``seq`` (0 for the others), the JSON ``payload`` and the whole SSE
+    ``message`` (for ``event_captured`` with ``id:`` = its seq, what a stream sends when nothing came out of
+    order)."""
+
+    kind: str
+    seq: int
+    payload: bytes
+    message: bytes
 
 
-def change(kind: str, value: Any, payload: dict[str, Any]) -> tuple[str, Any, bytes]:
-    """A change with its payload encoded once."""
-    return kind, value, dumps(payload).encode()
+def change(kind: str, payload: dict[str, Any], seq: int = 0) -> Change:
+    """A change with its payload and message encoded once."""
+    data = dumps(payload).encode()
+    return Change(kind, seq, data, sse_message(kind, data, seq if kind == "event_captured" else None))
+
+
+# What a subscriber's queue holds: the changes of one poll for its run, or None when the stream must end
+# (shutdown, or the subscriber fell behind by more than MAX_BACKLOG polls).
+Delivery = list[Change] | None
 
 
 @dataclass(eq=False)
@@ -74,8 +87,8 @@ class Subscriber:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     closed: bool = False
 
-    def put(self, item: Change) -> None:
-        """Queue a change (called on the event loop); past :data:`MAX_BACKLOG` the stream is ended instead."""
+    def put(self, item: Delivery) -> None:
+        """Queue one poll's changes (called on the event loop); past :data:`MAX_BACKLOG` the stream is ended."""
         if self.closed:
             return
         if item is not None and self.queue.qsize() >= MAX_BACKLOG:
@@ -177,7 +190,7 @@ class ChangeFeed:
             try:
                 changes = self.poll(runs)
             except SQLAlchemyError:
-                changes = [(run_id, change("error_occurred", None, STORE_ERROR)) for run_id in runs]
+                changes = [(run_id, change("error_occurred", STORE_ERROR)) for run_id in runs]
             self._publish(changes)
 
     def poll(self, runs: list[str]) -> list[tuple[str, Change]]:
@@ -204,16 +217,16 @@ class ChangeFeed:
             for event in new:
                 self._recent[event["seq"]] = now
                 self._track(event)
-                changes.append((event["run_id"], change("event_captured", event["seq"], event_captured(event))))
+                changes.append((event["run_id"], change("event_captured", event_captured(event), event["seq"])))
             for event in updated:  # compared with what was open before this poll: a catch-up may have sent it
                 known = opened[event["id"]]
                 if (event.get("status"), event.get("completed_at")) != known[1:]:
                     self._track(event)
-                    changes.append((event["run_id"], change("event_updated", event["seq"], event_captured(event))))
+                    changes.append((event["run_id"], change("event_updated", event_captured(event))))
             for run_id, status in statuses:
                 if run_id in self._status and self._status[run_id] != status:
                     self._status[run_id] = status
-                    changes.append((run_id, change("run_status", status, {"run_id": run_id, "status": status})))
+                    changes.append((run_id, change("run_status", {"run_id": run_id, "status": status})))
         return changes
 
     def _track(self, event: dict[str, Any]) -> None:
@@ -223,15 +236,19 @@ class ChangeFeed:
             self._open.pop(event["id"], None)
 
     def _publish(self, changes: list[tuple[str, Change]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, Change]]] = {}
+        """Hand each subscriber one list: this poll's changes of its run (one queue item per poll, not per event)."""
+        per_run: dict[str, list[Change]] = {}
+        for run_id, item in changes:
+            per_run.setdefault(run_id, []).append(item)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, Delivery]]] = {}
         with self._lock:
-            for run_id, item in changes:
+            for run_id, items in per_run.items():
                 for sub in self._subscribers.get(run_id, ()):
-                    by_loop.setdefault(sub.loop, []).append((sub, item))
-        for loop, items in by_loop.items():
-            loop.call_soon_threadsafe(_deliver, items)
+                    by_loop.setdefault(sub.loop, []).append((sub, items))
+        for loop, deliveries in by_loop.items():
+            loop.call_soon_threadsafe(_deliver, deliveries)
 
 
-def _deliver(items: list[tuple[Subscriber, Change]]) -> None:
-    for sub, item in items:
-        sub.put(item)
+def _deliver(deliveries: list[tuple[Subscriber, Delivery]]) -> None:
+    for sub, items in deliveries:
+        sub.put(items)
