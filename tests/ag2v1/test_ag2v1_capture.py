@@ -5,6 +5,7 @@ Classic group chat mined into the same skill."""
 
 import hashlib
 import importlib.util
+import json
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ def test_team_is_captured_completely_against_v1s_own_record(run_v1) -> None:
     assert [e["agent_name"] for e in turns] == speakers[1:]
     transitions = [(e["inputs"]["from"], e["inputs"]["to"]) for e in events if e["event_subtype"] == "transition"]
     assert transitions == list(pairwise(speakers))
+    # Every message, as a broadcast to the other participants.
+    said = captured.rows("SELECT m.sender, m.content, m.meta FROM messages m JOIN execution_events e "
+                         "ON e.id = m.event_id ORDER BY e.execution_order")
+    assert [(m["sender"], m["content"]) for m in said] == list(zip(speakers, record["workflow"]["said"], strict=True))
+    participants = {"user", "planner", "engineer", "executor"}
+    assert [sorted(json.loads(m["meta"])["recipients"]) for m in said] == [sorted(participants - {s})
+                                                                             for s in speakers]
 
     # Per agent: every tool call id (code runs as code_exec), every LLM call with its tokens and model.
     agents = record["agents"]

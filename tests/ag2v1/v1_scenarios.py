@@ -166,7 +166,9 @@ async def run_workflow(agents: list[Agent], record: Record, *, instrument: bool)
     wal = await hub.read_wal(channel.channel_id)
     names = {v: k for k, v in ids.items()}
     await hub.close()
-    return {"speakers": [names[e.sender_id] for e in wal if e.event_type in ("ag2.msg.text", "ag2.packet")],
+    speech = [e for e in wal if e.event_type in ("ag2.msg.text", "ag2.packet")]
+    return {"speakers": [names[e.sender_id] for e in speech],
+            "said": [e.event_data.get("text", e.event_data.get("body")) for e in speech],
             "close_reason": info.close_reason, "channel_id": channel.channel_id}
 
 

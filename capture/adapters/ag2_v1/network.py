@@ -1,4 +1,5 @@
-"""AG2 v1 networks (``ag2.network``): a hub listener records who speaks after whom, channel ends and failed turns.
+"""AG2 v1 networks (``ag2.network``): a hub listener records what is said, who speaks after whom, channel ends and
+failed turns.
 
 Each channel is one capture scope. A channel opened inside a ``capture.run()`` records into that run; otherwise the
 listener opens a run (and one node for the channel) in a private copy of the context and closes it with the channel.
@@ -79,8 +80,8 @@ def _closing(state: Any) -> bool:
 
 
 class CaptureListener:
-    """A ``HubListener``: speaker transitions (``handoff``/``transition``), channel ends (``info``), failed turns
-    (``error``)."""
+    """A ``HubListener``: what each participant said (``message``), speaker transitions (``handoff``/``transition``),
+    channel ends (``info``), failed turns (``error``)."""
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
@@ -110,6 +111,7 @@ class CaptureListener:
         scope = _scopes.get(envelope.channel_id)
         if scope is None or envelope.event_type not in SPEECH or not patching.is_active(self.hub):
             return
+        attempt("v1.message", self._message, scope, envelope, metadata)
         state = attempt("v1.channel.state", self.hub.adapter_state, envelope.channel_id)
         following = getattr(state, "expected_next_speaker", None)
         if following is None or _closing(state):
@@ -119,6 +121,19 @@ class CaptureListener:
                 inputs={"from": speaker, "to": target},
                 meta={"method": metadata.manifest.type, "channel_id": envelope.channel_id,
                       "envelope_id": envelope.envelope_id, "turn": getattr(state, "turn_count", None)})
+
+    def _message(self, scope: ChannelScope, envelope: Any, metadata: Any) -> None:
+        """The speech as a ``message``: a ``broadcast`` to the other participants (the audience, when one is set)."""
+        sender = self._name(envelope.sender_id)
+        audience = envelope.audience or [p.agent_id for p in metadata.participants if p.agent_id != envelope.sender_id]
+        data = envelope.event_data or {}
+        content = data.get("text", data.get("body", ""))
+        meta = {"channel_id": envelope.channel_id, "envelope_id": envelope.envelope_id, "kind": envelope.event_type}
+        recipients = [self._name(agent_id) for agent_id in audience]
+        if len(recipients) == 1:
+            scope.record(capture.record_message, sender, recipients[0], content, meta=meta)
+        else:
+            scope.record(capture.record_broadcast, sender, recipients, content, meta=meta)
 
     async def on_turn_failed(self, channel_id: str, agent_id: str, envelope_id: str, exc: BaseException) -> None:
         scope = _scopes.get(channel_id)
