@@ -1,7 +1,7 @@
 """AG2 Classic capture on an older minor too (0.10.x, CMBAgent's line; the main environment has the newest Classic):
 this folder's tests run again under the interpreter named by ``SKILLMINE_AG2_CLASSIC_OLD_PYTHON``, an environment
-``scripts/ag2_env.sh 'ag2>=0.10.5,<0.11' DIR 'pytest>=8,<10' 'pytest-timeout>=2.3,<3'`` creates. Without the
-variable the test skips locally and fails under ``CI=true``."""
+``scripts/ag2_classic_old_env.sh`` creates. Without the variable the test skips locally and fails under
+``CI=true``."""
 
 import os
 import re
