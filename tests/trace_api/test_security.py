@@ -67,6 +67,10 @@ def test_token_guards_every_api_route_but_not_the_page(sqlite_url, writer, serve
     status, head, _ = request(srv.url, "/api/session", "POST", headers={"Authorization": f"Bearer {TOKEN}"})
     cookie = head["set-cookie"]
     assert status == 204 and "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
+    assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would never come back
+    behind_tls = request(srv.url, "/api/session", "POST", headers={"Authorization": f"Bearer {TOKEN}",
+                                                                   "X-Forwarded-Proto": "https"})[1]["set-cookie"]
+    assert "Secure" in behind_tls
     pair = cookie.split(";")[0]
     assert request(srv.url, "/api/runs/run-1/agents", headers={"Cookie": pair})[0] == 200
     assert request(srv.url, "/api/runs", headers={"Cookie": pair[:-2] + "00"})[0] == 401

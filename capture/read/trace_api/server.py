@@ -314,7 +314,7 @@ async def _session(request: Request) -> Response:
         return _error(401, "wrong or missing token", headers={"WWW-Authenticate": 'Bearer realm="skillmine trace"'})
     response = Response(status_code=204)
     response.set_cookie(COOKIE, session_cookie_value(settings.token), httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https")
+                        secure="https" in (request.url.scheme, request.headers.get("x-forwarded-proto")))
     return response
 
 
