@@ -2,13 +2,13 @@
 
 The source is opened read-only (``mode=ro`` URI) and never written. A run gets its canonical id (its UI task id,
 recorded in its meta or, for older MARS versions, read off the task folder its files sit in; else its UUID; see
-:func:`~capture.importers.common.mars_run_id`) so that its session folder, imported before or
-after, merges into the same run; nodes are keyed by their readable id (``meta.id``), files by their path relative
-to the run's work directory (the original in ``meta.source_path``). Events keep ids in the database's own
-namespace (file name, table, source id); the source id stays in ``meta.source_id``. ``agent_call/execution``
-rows from the DAG tracker become ``state_transition/node``; ``task_stages`` rows become child runs
-(``parent_run_id``, ``stage_number``, ``stage_name``) keyed by parent and stage name, so a stage's output folder
-merges into them; cost rows without an agent are attributed to ``unattributed``.
+:func:`~capture.importers.common.mars_run_id`) so that its session folder, imported before or after, merges into
+the same run; nodes are keyed by their readable id (``meta.id``), files by their path relative to the run's work
+directory (the original in ``meta.source_path``). Events keep ids in the database's own namespace (file name,
+table, source id); the source id stays in ``meta.source_id``. ``agent_call/execution`` rows from the DAG tracker
+become ``state_transition/node``; ``task_stages`` rows become child runs (``parent_run_id``, ``stage_number``,
+``stage_name``) keyed by parent and stage name, so a stage's output folder and the stage's own child run, when the
+database holds one, merge into them; cost rows without an agent are attributed to ``unattributed``.
 """
 
 import json
@@ -89,6 +89,10 @@ class _Mapper:
         self.canonical = {r["id"]: mars_run_id(task_ids[r["id"]], r["id"]) for r in runs}
         self.work_dirs = {r["id"]: _work_dir(r, task_ids[r["id"]]) for r in runs}
         self.stages = self._by_run(reader.rows("task_stages"), "parent_run_id", "task_stages")
+        for parent, stages in self.stages.items():  # a stage's own child run is the stage run
+            for stage in stages:
+                if stage.get("child_run_id") in self.run_ids:
+                    self.canonical[stage["child_run_id"]] = stage_run_id(parent, stage["stage_name"])
         self.nodes = self._by_run(reader.rows("dag_nodes"), "run_id", "dag_nodes")
         node_run = {n["id"]: run for run, nodes in self.nodes.items() for n in nodes}
         self.node_ids = {n["id"]: stable_id(self.canonical[run], "node", _dict(n.get("meta")).get("id") or n["id"])

@@ -1,6 +1,7 @@
 """One run per real run: the same run from several real sources, imported in any order, is one stored run."""
 
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,3 +189,24 @@ def test_an_older_database_run_is_recognised_by_the_task_folder_of_its_files(dat
         paths = conn.execute(select(File.file_path).where(File.run_id == run.id)).scalars().all()
     assert len(run.meta["sources"]) == 2 and run.meta["events_from"].startswith("mars-session:")
     assert paths and not any(p.startswith("/") for p in paths)
+
+
+def test_a_stage_child_run_is_the_stage_run(data: Path, tmp_path: Path, sqlite_store: CaptureStore) -> None:
+    """A ``task_stages`` row naming its own child run (a copy of 474d7ff given one for a65e0e35's first stage)
+    yields one run for the stage, not two."""
+    copy = tmp_path / "with_child.db"
+    shutil.copy(data / "cmbagent" / "mars_sqlite" / "cmbagent_mars_474d7ff_2026-03-01.db", copy)
+    parent = "a65e0e35-855e-4b01-a2fa-34e932716ec4"
+    with sqlite3.connect(copy) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(workflow_runs)") if r[1] != "id"]
+        conn.execute(f"INSERT INTO workflow_runs (id, {', '.join(columns)}) SELECT 'child-of-stage-1', "
+                     f"{', '.join(columns)} FROM workflow_runs WHERE id = ?", (parent,))
+        conn.execute("UPDATE workflow_runs SET parent_run_id = ?, stage_number = 1, stage_name = 'idea_generation' "
+                     "WHERE id = 'child-of-stage-1'", (parent,))
+        conn.execute("UPDATE task_stages SET child_run_id = 'child-of-stage-1' WHERE parent_run_id = ? "
+                     "AND stage_number = 1", (parent,))
+    report = import_cmbagent_db(copy, sqlite_store)
+    assert (report.runs_new, report.runs_merged) == (6 + 20, 1)
+    with sqlite_store.engine.connect() as conn:
+        stages = conn.execute(select(WorkflowRun.meta).where(WorkflowRun.stage_name == "idea_generation")).scalars()
+    assert sorted(len(meta["sources"]) for meta in stages) == [1, 1, 1, 1, 2]
