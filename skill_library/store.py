@@ -23,8 +23,10 @@ import fcntl
 import json
 import os
 import re
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,6 +105,10 @@ MAX_MEMBERS = 200_000  # 100,000 skill versions with their manifests
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a 1,000-skill manifest is ~0.8 MiB
 MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
 _SYMLINK = 0o120000
+# What zipfile raises on a damaged archive besides OSError: bad headers and CRCs, corrupt deflate streams, members
+# cut short, unsupported compression or encryption, inconsistent sizes.
+ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
+                                           RuntimeError, ValueError, struct.error)
 
 
 def _refusal(info: zipfile.ZipInfo) -> str | None:
@@ -132,7 +138,7 @@ class ZipSource:
         self.path = Path(path)
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (*ZIP_ERRORS, OSError) as exc:
             raise BundleError(f"{self.path}: not a readable .zip bundle ({exc})") from None
         self._infos = {i.filename: i for i in self._zip.infolist() if not i.is_dir()}
         self._check_members()
@@ -155,7 +161,7 @@ class ZipSource:
         try:
             with self._zip.open(self._infos[rel]) as member:
                 return member.read(MAX_MEMBER_BYTES + 1)
-        except (zipfile.BadZipFile, OSError) as exc:  # CRC mismatch, truncated member
+        except (*ZIP_ERRORS, OSError) as exc:  # CRC mismatch, truncated or undecodable member
             raise IntegrityError(self.display(rel), f"cannot be read from the bundle: {exc}") from None
 
     def exists(self, rel: str) -> bool:
@@ -203,7 +209,7 @@ def release_files(source: Source, release: int, manifest: dict[str, Any]) -> lis
 def _parse(source: Source, rel: str, data: bytes) -> Any:
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise IntegrityError(source.display(rel), f"not valid JSON (truncated or corrupted): {exc}") from None
 
 
