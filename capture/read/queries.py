@@ -13,22 +13,8 @@ from typing import Any
 
 from sqlalchemy import Date, DateTime, Engine, Numeric, Select, Table, and_, func, literal, or_, select
 
-from capture.store.models import (
-    CostRecord,
-    DagEdge,
-    DagNode,
-    ExecutionEvent,
-    File,
-    Message,
-    Session,
-    WorkflowRun,
-)
+from capture.store.models import COSTS, EDGES, EVENTS, FILES, MESSAGES, NODES, RUNS, SESSIONS
 
-EVENTS = ExecutionEvent.__table__
-NODES = DagNode.__table__
-RUNS = WorkflowRun.__table__
-FILES = File.__table__
-MESSAGES = Message.__table__
 MAX_TREE_LEVELS = 64
 
 
@@ -234,14 +220,14 @@ def list_nodes_for_run(source: Any, session_id: str, run_id: str) -> list[dict[s
 
 # -- overview ---------------------------------------------------------------------------------------------
 
-OVERVIEW_TABLES = (Session, WorkflowRun, DagNode, DagEdge, ExecutionEvent, File, Message, CostRecord)
+OVERVIEW_TABLES = (SESSIONS, RUNS, NODES, EDGES, EVENTS, FILES, MESSAGES, COSTS)
 
 
 def store_overview(engine: Any) -> dict[str, Any]:
     """Row counts per table, runs per mode and the highest event ``seq`` (``skillmine db status``)."""
     with engine_of(engine).connect() as conn:
-        tables = {model.__tablename__: int(conn.execute(select(func.count()).select_from(model.__table__))
-                                           .scalar_one()) for model in OVERVIEW_TABLES}
+        tables = {table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                  for table in OVERVIEW_TABLES}
         modes = conn.execute(select(RUNS.c.mode, func.count()).group_by(RUNS.c.mode)).all()
         max_seq = conn.execute(select(func.coalesce(func.max(EVENTS.c.seq), 0))).scalar_one()
     return {

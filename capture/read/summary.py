@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, case, func, or_, select, update
 
 from capture.read.queries import EVENTS, FILES, MESSAGES, NODES, as_utc, engine_of
-from capture.store.models import CostRecord
+from capture.store.models import COSTS
 
-COSTS = CostRecord.__table__
 CALL_TYPES = ("agent_call", "llm_call", "tool_call", "code_exec")
 
 

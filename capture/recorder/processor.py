@@ -1,11 +1,11 @@
 """The recorder: a cheap hot path in front of one background writer thread and a sink.
 
 Hot path (the agent's thread): append one ``(kind, item)`` pair to a bounded in-memory deque (items:
-:mod:`capture.core.items`). Events, span completions and messages are named tuples of raw values with a
-:func:`~capture.core.clock.stamp`; nothing is encoded, redacted or written on the caller's thread, except when the
-queue is full: then ``full_policy`` ``block`` waits up to :data:`BLOCK_WAIT_S` for room, and the item that still
-finds none is handed to :meth:`Sink.spill <capture.sinks.base.Sink.spill>` on the caller's thread (the store sink
-builds its rows and appends them to the spool there).
+:mod:`capture.core.items`). Events, span completions and messages are plain tuples of raw values laid out as that
+module's named tuples, with a :func:`~capture.core.clock.stamp`; nothing is encoded, redacted or written on the
+caller's thread, except when the queue is full: then ``full_policy`` ``block`` waits up to :data:`BLOCK_WAIT_S`
+for room, and the item that still finds none is handed to :meth:`Sink.spill <capture.sinks.base.Sink.spill>` on
+the caller's thread (the store sink builds its rows and appends them to the spool there).
 
 Writer (one daemon thread): every ``flush_interval_s``, or as soon as ``batch_size`` items are queued, it drains
 the deque in batches and hands each to the sink (:class:`capture.sinks.store_sink.StoreSink` unless another is
@@ -32,20 +32,7 @@ from typing import Any
 
 from capture.core import clock
 from capture.core.context import DEFAULT_SESSION_ID, RunState, SpanState
-from capture.core.items import (
-    EDGE,
-    END,
-    EVENT,
-    FLUSH,
-    IDS,
-    MESSAGE,
-    NODE,
-    RUN,
-    EndItem,
-    EventItem,
-    MessageItem,
-    make,
-)
+from capture.core.items import EDGE, END, EVENT, FLUSH, IDS, MESSAGE, NODE, RUN
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
 from capture.core.vocabulary import NEVER_SAMPLED, normalise_event
@@ -206,26 +193,26 @@ class Recorder:
     def event(self, run: RunState, event_type: str, subtype: str | None, node_id: str | None,
               parent_event_id: str | None, depth: int, agent_name: str | None, inputs: Any, outputs: Any, meta: Any,
               status: str, error_message: str | None, duration_ms: float | None, at: int | datetime) -> str:
-        """Enqueue one :class:`~capture.core.items.EventItem` (positional: it is the hot path); returns its id."""
+        """Enqueue one event, a tuple laid out as :data:`~capture.core.items.EventItem` (positional: it is the hot
+        path); returns its id."""
         eid = IDS.new()
-        self.put(EVENT, make(EventItem, (eid, run, node_id, parent_event_id, depth, next(run.order), event_type,
-                                         subtype, agent_name, inputs, outputs, meta, status, error_message,
-                                         duration_ms, at)))
+        self.put(EVENT, (eid, run, node_id, parent_event_id, depth, next(run.order), event_type, subtype, agent_name,
+                         inputs, outputs, meta, status, error_message, duration_ms, at))
         return eid
 
     def end_span(self, event_id: str, started: int | datetime, failed: bool, outputs: Any, meta: Any,
                  error_message: str | None) -> None:
         """Enqueue a span's completion; merged into its start row when both are in one batch, else written as an
         update of the stored event."""
-        self.put(END, make(EndItem, (event_id, started, clock.stamp(), failed, outputs, meta, error_message)))
+        self.put(END, (event_id, started, clock.stamp(), failed, outputs, meta, error_message))  # an EndItem
 
     def message(self, run: RunState, node_id: str | None, parent_event_id: str | None, depth: int, sender: str,
                 recipient: str | list[str] | None, content: Any, tokens: int | None, silent: bool, meta: Any) -> str:
-        """Enqueue a :class:`~capture.core.items.MessageItem` (a ``message`` event and its ``messages`` row);
-        returns the event id."""
+        """Enqueue a message (a ``message`` event and its ``messages`` row), a tuple laid out as
+        :data:`~capture.core.items.MessageItem`; returns the event id."""
         eid = IDS.new()
-        self.put(MESSAGE, make(MessageItem, (eid, run, node_id, parent_event_id, depth, next(run.order), sender,
-                                             recipient, content, tokens, silent, meta, clock.stamp())))
+        self.put(MESSAGE, (eid, run, node_id, parent_event_id, depth, next(run.order), sender, recipient, content,
+                           tokens, silent, meta, clock.stamp()))
         return eid
 
     def artefact(self, kind: int, row: dict[str, Any]) -> None:

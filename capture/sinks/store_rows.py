@@ -1,8 +1,8 @@
 """Pure row builders: recorder queue items -> the capture store's rows, redacted and with payloads encoded.
 
-:func:`event_row`, :func:`end_changes` and :func:`message_rows` read the named tuples of
-:mod:`capture.core.items`; :class:`RowBuilder` turns one drained batch of items into the dict of row lists that
-:meth:`CaptureStore.write_batch` and the spool take, coalescing an event's start and its completion into one
+:func:`event_row`, :func:`end_changes` and :func:`message_rows` unpack queue items in the field order of the named
+tuples of :mod:`capture.core.items`; :class:`RowBuilder` turns one drained batch of items into the dict of row lists
+that :meth:`CaptureStore.write_batch` and the spool take, coalescing an event's start and its completion into one
 insert when both are in the batch. Payloads (inputs, outputs, meta) are encoded here, once, with secrets masked
 before and after encoding (so truncation cannot cut a secret into an unrecognisable piece); the store's own
 preparation then finds plain JSON data and only serialises it. Stdlib and ``capture.core`` only.

@@ -23,16 +23,7 @@ from capture.core.context import DEFAULT_SESSION_ID
 from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
 from capture.store.db import make_engine, ping
 from capture.store.migrate import migrate_new_sqlite, require_current_schema
-from capture.store.models import (
-    CostRecord,
-    DagEdge,
-    DagNode,
-    ExecutionEvent,
-    File,
-    Message,
-    Session,
-    WorkflowRun,
-)
+from capture.store.models import COSTS, EDGES, EVENTS, FILES, MESSAGES, NODES, RUNS, SESSIONS
 from capture.store.records import (
     EDGE_COLUMNS,
     BadRecord,
@@ -45,15 +36,6 @@ from capture.store.records import (
     prepare_node,
     prepare_run,
 )
-
-SESSIONS: Table = Session.__table__
-RUNS: Table = WorkflowRun.__table__
-NODES: Table = DagNode.__table__
-EDGES: Table = DagEdge.__table__
-EVENTS: Table = ExecutionEvent.__table__
-FILES: Table = File.__table__
-MESSAGES: Table = Message.__table__
-COSTS: Table = CostRecord.__table__
 
 
 @dataclass

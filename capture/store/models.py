@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -265,3 +266,14 @@ class CostRecord(Base):
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Table handles for Core (non-ORM) statements: the write path, the read side and the importers share these.
+SESSIONS: Table = Session.__table__
+RUNS: Table = WorkflowRun.__table__
+NODES: Table = DagNode.__table__
+EDGES: Table = DagEdge.__table__
+EVENTS: Table = ExecutionEvent.__table__
+FILES: Table = File.__table__
+MESSAGES: Table = Message.__table__
+COSTS: Table = CostRecord.__table__
