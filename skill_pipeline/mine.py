@@ -182,10 +182,14 @@ def _report_failure(result: dg.ExecuteInProcessResult, log: Path, err: Console) 
 def _beside_capture(err: Console) -> Iterator[Console]:
     """A console for the live display that stays visible while Dagster points this process's stdout and stderr
     descriptors at a step's compute log: on a terminal it writes to a duplicate of the terminal's descriptor."""
-    if not err.is_terminal:
+    try:
+        descriptor = err.file.fileno() if err.is_terminal else None
+    except (AttributeError, OSError, ValueError):  # a terminal-like stream without a descriptor
+        descriptor = None
+    if descriptor is None:
         yield err
         return
-    with os.fdopen(os.dup(err.file.fileno()), "w") as stream:
+    with os.fdopen(os.dup(descriptor), "w") as stream:
         yield console(file=stream)
 
 
