@@ -9,7 +9,7 @@ import dagster as dg
 from skill_pipeline.defs import automation
 from skill_pipeline.defs.conformance import assets as conformance_assets
 from skill_pipeline.defs.conformance import checks as conformance_checks
-from skill_pipeline.defs.conformance.settings import ConformanceSettings
+from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
 from skill_pipeline.defs.extract import assets as extract_assets
 from skill_pipeline.defs.extract import checks as extract_checks
 from skill_pipeline.defs.library import assets as library_assets
@@ -28,14 +28,14 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     """Resources configured from the environment (see :mod:`skill_pipeline.resources`)."""
     return {"event_store": EventStoreResource(), "warehouse_db": WarehouseResource(),
             "skill_library": SkillLibraryResource(), "mining_settings": MiningSettings(),
-            "conformance_settings": ConformanceSettings()}
+            "conformance_settings": ConformanceSettings(), "replays": ReplayResource()}
 
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([extract_assets, mining_assets, library_assets, conformance_assets]),
     asset_checks=dg.load_asset_checks_from_modules([extract_checks, mining_checks, library_checks,
                                                     conformance_checks]),
-    jobs=[automation.mine_skills_job],
+    jobs=[automation.mine_skills_job, conformance_assets.verify_skills_job],
     schedules=[automation.mine_skills_schedule],
     sensors=[automation.new_events_sensor],
     resources=resources(),

@@ -15,7 +15,7 @@ from skill_pipeline.resources import EventStoreResource
 
 mine_skills_job = dg.define_asset_job(
     name="mine_skills_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("skill_replays"),  # replays: verify_skills_job
     tags=WAREHOUSE_TAG,
     description="Extract new events into DuckDB, mine sequences, clusters, patterns and templates, and publish a "
                 "library release.",

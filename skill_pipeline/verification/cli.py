@@ -1,4 +1,5 @@
-"""``skillmine conform RUN_ID``: how one captured run conforms to the library's skills."""
+"""``skillmine conform RUN_ID`` (how one captured run conforms to the library's skills) and ``skillmine skills
+replay NAME`` (replay verification of a skill version, promoting it when it passes)."""
 
 import argparse
 
@@ -19,6 +20,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help=f"fitness a run needs to fit a skill (default {DEFAULT_MIN_FITNESS})")
     conform.add_argument("--json", action="store_true", help="print the answer as JSON (as the trace API does)")
     conform.set_defaults(handler=_conform)
+    skills = subparsers.choices.get("skills")
+    if skills is not None:  # mounted by skill_library.cli, which must not import the pipeline
+        actions = [a for a in skills._actions if isinstance(a, argparse._SubParsersAction)]
+        _register_replay(actions[0])
+
+
+def _register_replay(sub: argparse._SubParsersAction) -> None:
+    replay = sub.add_parser("replay", help="replay a skill version on held-out tasks of its family as AG2 chats "
+                                           "it steers; promote it to active when it passes")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("name", nargs="?", help="skill name")
+    target.add_argument("--all", action="store_true", help="every skill whose current version was not replayed")
+    replay.add_argument("--version", default="latest", help="version or range (default latest)")
+    replay.add_argument("--tasks", type=int, help="tasks to replay (default 10)")
+    replay.add_argument("--library", help="skill library directory (default $SKILLMINE_LIBRARY or "
+                                          "$SKILLMINE_HOME/library)")
+    replay.add_argument("--warehouse", help="DuckDB file with the mined runs (default $SKILLMINE_WAREHOUSE or "
+                                            "$SKILLMINE_HOME/warehouse.duckdb)")
+    replay.add_argument("--replay-url", help="capture store for the replays (default $SKILLMINE_REPLAY_DATABASE_URL "
+                                             "or sqlite:///$SKILLMINE_HOME/replays.db)")
+    replay.add_argument("--threshold", type=float, help="Wilson lower bound of the pass rate that promotes "
+                                                        "(default $SKILLMINE_PROMOTION_THRESHOLD or 0.4)")
+    replay.add_argument("--json", action="store_true", help="print results and statistics as JSON")
+    replay.set_defaults(handler=_replay)
 
 
 def _conform(args: argparse.Namespace) -> int:
@@ -75,3 +100,54 @@ def _print(answer: dict, library: object) -> None:
         out.print(f"... {len(best['deviations']) - MAX_ROWS} more (--json lists every deviation)")
     if answer["alternatives"]:
         out.print("next best: " + ", ".join(f"{a['skill']} {a['fitness']:.3f}" for a in answer["alternatives"]))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from capture.core import config
+    from skill_library.errors import SkillLibraryError
+    from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
+    from skill_pipeline.lib import warehouse
+    from skill_pipeline.verification.replay import replay_store, shutdown_capture, unreplayed, verify_skill
+    from skillmine.console import console, fail, table
+
+    library = Path(args.library or config.env("LIBRARY") or config.home() / "library").expanduser()
+    db = Path(args.warehouse or config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
+    settings = ReplayResource(store_url=args.replay_url, threshold=args.threshold).settings(
+        ConformanceSettings().fitness_threshold())
+    if args.tasks is not None:
+        settings = dataclasses.replace(settings, tasks=args.tasks)
+    if not db.is_file():
+        fail("skills replay", f"no warehouse at {db}", "run `skillmine mine` first")
+        return 2
+    targets = unreplayed(library) if args.all else [(args.name, args.version)]
+    answers, out = [], console()
+    replay_store(settings)
+    try:
+        with warehouse.connect(db) as con:
+            for name, version in targets:
+                results, stats, status = verify_skill(con, library, name, settings, version)
+                answers.append({"skill": name, "status": status, "statistics": stats,
+                                "replays": [r.as_dict() for r in results]})
+    except SkillLibraryError as exc:
+        fail("skills replay", str(exc))
+        return 2
+    finally:
+        shutdown_capture()
+    if args.json:
+        print(json.dumps(answers, indent=1))
+        return 0
+    for answer in answers:
+        stats = answer["statistics"]
+        out.print(f"{answer['skill']}: {stats['passed']} of {stats['tried']} replays passed "
+                  f"({stats['held_out']} held-out tasks), pass rate lower bound {stats['pass_wilson'][0]:.3f} "
+                  f"(threshold {settings.threshold}) -> {answer['status']}")
+        out.print(table(["source run", "replay run", "passed", "fitness", "reason"],
+                        [(r["source_run"][:8], r["run_id"][:8], r["passed"], r["fitness"], r["reason"] or "")
+                         for r in answer["replays"]]))
+    promoted = sum(a["status"] == "active" for a in answers)
+    out.print(f"{len(answers)} skill versions replayed: {promoted} promoted, {len(answers) - promoted} left candidate")
+    return 0

@@ -1,11 +1,12 @@
-"""``run_conformance``: every run extracted since the last materialisation, aligned to the library's skills."""
+"""``run_conformance`` (new runs aligned to the library's skills) and ``skill_replays`` (replay verification)."""
 
 import dagster as dg
 
-from skill_pipeline.defs.common import OWNERS, table_metadata
-from skill_pipeline.defs.conformance.settings import ConformanceSettings
+from skill_pipeline.defs.common import OWNERS, WAREHOUSE_TAG, table_metadata
+from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
 from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
+from skill_pipeline.verification.replay import replay_store, shutdown_capture, unreplayed, verify_skill
 from skill_pipeline.verification.runs import CONFORMANCE_COLUMNS, assess_new_runs, histogram, library_models
 
 BINS = 10
@@ -39,3 +40,42 @@ def run_conformance(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
         "fitness_histogram": dg.MetadataValue.md(bar_chart_markdown("Runs by fitness to their best skill",
                                                                     labels, counts, fmt="{:.0f}")),
         "top_deviations": dg.MetadataValue.md("**Top deviations per skill (this batch)**\n\n" + top)})
+
+
+@dg.asset(group_name="conformance", kinds={"json"}, owners=OWNERS, deps=["skill_library_release"],
+          description="Replay verification: every skill version not replayed yet is re-run on tasks of its family "
+                      "(held-out member runs first) as AG2 group chats it steers, captured into the replay store; "
+                      "it becomes active when the Wilson lower bound of its pass rate reaches the threshold, else "
+                      "stays candidate with its failures recorded. A failing replay never fails this asset.")
+def skill_replays(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource,
+                  skill_library: SkillLibraryResource, conformance_settings: ConformanceSettings,
+                  replays: ReplayResource) -> dg.MaterializeResult:
+    library = skill_library.resolved_path()
+    settings = replays.settings(conformance_settings.fitness_threshold())
+    pending = unreplayed(library)
+    rows, outcome = [], {"active": 0, "candidate": 0}
+    if pending:
+        replay_store(settings)
+        try:
+            with warehouse_db.connection() as con:
+                for name, version in pending:
+                    _, stats, status = verify_skill(con, library, name, settings, version)
+                    outcome[status] += 1
+                    rows.append((name, version, status, stats["tried"], stats["passed"], stats["pass_wilson"][0],
+                                 stats["fitness_p50"], "; ".join(stats["failures"])[:100]))
+        finally:
+            shutdown_capture()
+    context.log.info(f"{len(pending)} skill versions replayed: {outcome['active']} promoted, "
+                     f"{outcome['candidate']} left candidate")
+    table = markdown_table(["skill", "version", "status", "tried", "passed", "pass rate lower bound", "fitness p50",
+                            "failures"], rows)
+    return dg.MaterializeResult(metadata={
+        "replayed": len(pending), "promoted": outcome["active"], "left_candidate": outcome["candidate"],
+        "threshold": settings.threshold, "tasks_per_skill": settings.tasks,
+        "replay_store": settings.store_url, "replays": dg.MetadataValue.md(table)})
+
+
+verify_skills_job = dg.define_asset_job(
+    name="verify_skills_job", selection=dg.AssetSelection.assets(skill_replays), tags=WAREHOUSE_TAG,
+    description="Replay every skill version not replayed yet and promote those that pass (run after mining: "
+                "replays take seconds per task, so mine_skills_job leaves them out).")

@@ -1,9 +1,10 @@
-"""Thresholds of the conformance assets (unset fields fall back to SKILLMINE_* variables)."""
+"""Settings of the conformance and replay assets (unset fields fall back to SKILLMINE_* variables)."""
 
 import dagster as dg
 from pydantic import Field
 
 from capture.core import config
+from skill_pipeline.verification.replay import ReplaySettings
 from skill_pipeline.verification.runs import DEFAULT_MIN_FITNESS
 
 DEFAULT_MAX_DRIFT = 0.1
@@ -32,3 +33,25 @@ class ConformanceSettings(dg.ConfigurableResource):
 
     def drift_threshold(self) -> float:
         return self.max_drift if self.max_drift is not None else _env_float("CONFORMANCE_MAX_DRIFT", DEFAULT_MAX_DRIFT)
+
+
+class ReplayResource(dg.ConfigurableResource):
+    """Replay verification of new skill versions (unset fields fall back to SKILLMINE_* variables)."""
+
+    store_url: str | None = Field(default=None, description="capture store replays are recorded in "
+                                                             "(SKILLMINE_REPLAY_DATABASE_URL, default "
+                                                             "sqlite:///$SKILLMINE_HOME/replays.db)")
+    tasks: int = Field(default=10, description="tasks replayed per skill version")
+    threshold: float | None = Field(default=None, description="Wilson lower bound of the replay pass rate that "
+                                                               "promotes a candidate (SKILLMINE_PROMOTION_THRESHOLD, "
+                                                               "default 0.4)")
+    max_round: int = Field(default=60, description="group chat rounds before a replay counts as looping")
+    timeout_s: float = Field(default=120.0, description="wall-clock seconds one replay may take")
+
+    def settings(self, min_fitness: float) -> ReplaySettings:
+        """The replay settings the driver takes."""
+        home = config.home()
+        url = self.store_url or config.env("REPLAY_DATABASE_URL") or f"sqlite:///{home / 'replays.db'}"
+        threshold = self.threshold if self.threshold is not None else _env_float("PROMOTION_THRESHOLD", 0.4)
+        return ReplaySettings(url, home / "replays", tasks=self.tasks, threshold=threshold,
+                              max_round=self.max_round, timeout_s=self.timeout_s, min_fitness=min_fitness)

@@ -1,0 +1,50 @@
+"""Replay verification records: which published skill versions passed replay (``active``) and which stay
+``candidate``, with their replay statistics.
+
+A version has no record until it is replayed, and counts as a ``candidate`` until then. Records live beside the
+releases, one JSON file per skill (``<library>/replays/<name>.json``, written atomically), so recording a replay
+never rewrites an immutable published document. Stdlib only, like the rest of the consumer side.
+"""
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ACTIVE, CANDIDATE = "active", "candidate"
+FOLDER = "replays"
+
+
+def _path(library: str | os.PathLike[str], name: str) -> Path:
+    return Path(library) / FOLDER / f"{name}.json"
+
+
+def replay_records(library: str | os.PathLike[str], name: str) -> dict[str, dict[str, Any]]:
+    """Version -> its replay record (``status``, ``statistics``, ``replayed_at``) for one skill ({} when none)."""
+    path = _path(library, name)
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("versions") or {})
+
+
+def status(library: str | os.PathLike[str], name: str, version: str) -> str:
+    """``active`` once the version passed replay, else ``candidate``."""
+    return str(replay_records(library, name).get(version, {}).get("status") or CANDIDATE)
+
+
+def record_replays(library: str | os.PathLike[str], name: str, version: str, statistics: dict[str, Any],
+                   new_status: str) -> dict[str, Any]:
+    """Store one version's replay statistics and status (replacing an earlier record of that version)."""
+    if new_status not in (ACTIVE, CANDIDATE):
+        raise ValueError(f"status must be {ACTIVE!r} or {CANDIDATE!r}, got {new_status!r}")
+    versions = replay_records(library, name)
+    record = {"status": new_status, "statistics": statistics, "replayed_at": datetime.now(UTC).isoformat()}
+    versions[version] = record
+    path = _path(library, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        json.dump({"name": name, "versions": versions}, tmp, indent=1, sort_keys=True)
+    os.replace(tmp.name, path)
+    return record
