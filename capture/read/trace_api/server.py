@@ -466,6 +466,7 @@ class TraceServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted connections
         try:
             self.socket.bind((host, port))
             self.socket.listen(2048)  # connections queue from now on, before uvicorn takes the socket
