@@ -1,7 +1,8 @@
 """Versioned skill library: immutable, content-addressed publishing and a consumer API.
 
-Only the standard library (and, lazily, ``jsonschema`` for validation) is imported, so consumers
-can ``from skill_library import open_library`` cheaply.
+Only the standard library is imported up front (lazily: ``jsonschema`` for validation, ``cryptography`` for release
+signatures), so consumers can ``from skill_library import open_library`` cheaply. ``Library.export_agent_skills``
+writes Agent Skills folders (``agent_skills``); ``skill_library.ag2`` puts skills into AG2 Classic chats.
 """
 
 from .bundle import export_bundle, import_bundle
