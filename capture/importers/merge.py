@@ -37,21 +37,9 @@ from sqlalchemy.exc import DBAPIError
 from capture.core.payload import clip_text, encode_payload
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
-from capture.store.capture_store import (
-    COSTS,
-    EDGES,
-    EVENTS,
-    FILES,
-    MESSAGES,
-    NODES,
-    RUNS,
-    SESSIONS,
-    Batch,
-    CaptureStore,
-    _WriteContext,
-)
+from capture.store.capture_store import Batch, CaptureStore, _WriteContext
 from capture.store.db import StoreError, safe_url
-from capture.store.models import Base
+from capture.store.models import COSTS, EDGES, EVENTS, FILES, MESSAGES, NODES, RUNS, SESSIONS, Base
 from capture.store.records import prepare_run, to_utc
 
 SOURCES_KEY = "import_sources"
