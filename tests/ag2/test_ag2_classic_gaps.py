@@ -173,3 +173,24 @@ def test_random_speaker_selection_matches_the_transcript(stored) -> None:
     assert transitions(stored) == [(a, b, "random") for a, b in pairwise(speakers)]
     replies = [e["agent_name"] for e in stored.events("agent_call") if e["depth"] == 1]
     assert replies == speakers[1:]
+
+
+def test_human_input_through_the_threaded_run_api(stored) -> None:
+    """``run()`` asks the human on its worker thread with an ``InputRequestEvent`` the caller answers."""
+    assistant = llm_agent("assistant", Script([Turn("Draft ready.", prompt_tokens=9, completion_tokens=3),
+                                               Turn("Revised. TERMINATE", prompt_tokens=19, completion_tokens=3)],
+                                              name="threaded"))
+    capture.instrument(assistant)
+    response = assistant.run(message="Write the draft.", max_turns=2, user_input=True)
+    prompts = []
+    for event in response.events:
+        if event.type == "input_request":
+            prompts.append(event.content.prompt)
+            time.sleep(0.03)
+            event.content.respond("make it shorter")
+    approvals = stored.events("approval_requested")
+    assert [json.loads(e["inputs"])["prompt"] for e in approvals] == prompts and len(prompts) == 1
+    assert json.loads(approvals[0]["outputs"])["answer"] == "make it shorter"
+    assert approvals[0]["event_subtype"] == "modified" and approvals[0]["duration_ms"] >= 30
+    (run,) = stored.table("workflow_runs")
+    assert {e["run_id"] for e in approvals} == {run["id"]}
