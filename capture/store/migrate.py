@@ -4,13 +4,13 @@ The migration scripts live in the ``migrations`` package (shipped as package dat
 Alembic configuration pointing at it and the target URL.
 """
 
+import fcntl
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
-from sqlalchemy.exc import SQLAlchemyError
 
 from capture.core import config
 from capture.store.db import SchemaOutOfDate, check_url, current_revision, make_engine, ping, safe_url
@@ -61,17 +61,21 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 def migrate_new_sqlite(engine: Engine) -> bool:
     """First use: a SQLite store without any table (a file just created) is migrated to head; returns whether it
-    was. Stores that hold tables, and PostgreSQL stores, are left to an explicit ``skillmine db upgrade``."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+    was. Stores that hold tables, and PostgreSQL stores, are left to an explicit ``skillmine db upgrade``.
+
+    Processes opening the same new file at once (forked workers) take turns on an exclusive ``flock`` of the file:
+    the first migrates, the others then find the tables and the head revision it committed."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
         return False
-    with engine.connect() as conn:
-        if inspect(conn).get_table_names():
-            return False
-    try:
+    if current_revision(engine) == head_revision():
+        return False
+    with open(Path(database).expanduser(), "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        with engine.connect() as conn:
+            if inspect(conn).get_table_names():
+                return False
         upgrade(engine.url.render_as_string(hide_password=False))
-    except SQLAlchemyError:
-        if current_revision(engine) != head_revision():  # not a concurrent first use that won the race
-            raise
     return True
 
 

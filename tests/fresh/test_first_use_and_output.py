@@ -3,6 +3,9 @@
 summary, Dagster's log in a named file, failed checks with their metadata, one closing line on failure."""
 
 import sqlite3
+import subprocess
+import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -48,6 +51,26 @@ def test_first_import_creates_and_migrates_the_store(home: Path, fixture_path, c
     with sqlite3.connect(home / "capture.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head_revision(),)
         assert conn.execute("SELECT count(*) FROM workflow_runs").fetchone() == (6,)
+
+
+OPEN_AT = """
+import sys, time
+from capture.store.capture_store import CaptureStore
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+CaptureStore.open(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_new_store_at_once_all_get_it_migrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    start = time.time() + 3  # after every interpreter has imported the store
+    workers = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(start)], stderr=subprocess.PIPE, text=True)
+               for _ in range(6)]
+    failures = [err for w in workers for _, err in [w.communicate(timeout=120)] if w.returncode]
+    assert failures == []
+    with sqlite3.connect(tmp_path / "capture.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
 
 
 def test_a_failed_first_command_leaves_no_store_behind(home: Path, tmp_path: Path, capsys) -> None:
