@@ -17,6 +17,7 @@ or a timeout fails the replay with the reason; it never raises.
 """
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from skill_pipeline.mining.stats import wilson_interval
 TOOL_EXECUTOR = "_Group_Tool_Executor"
 USER = "_User"
 CODE_ACTION = "execute code"
+_ERROR_PREFIX = re.compile(r"^\w+(Error|Exception): ")  # the recorded message names the exception class first
 DEFAULT_NAMES = {"plot": "data/replay_output.png", "data": "data/replay_output.json", "report": "replay_report.md",
                  "log": "replay.log", "other": "replay_output.txt"}
 
@@ -90,10 +92,10 @@ def replay_tasks(con: Any, skill: Mapping[str, Any], count: int) -> list[ReplayT
                              "WHERE run_id = ? ORDER BY execution_order NULLS LAST, seq", [run_id]).fetchall()
         codes = [e[3] for e in events if e[0] == "code_exec" and e[3] is not None]
         model_error = next((e for e in events if e[0] == "error" and e[1] == "llm_call" and e[4]), None)
+        message = _ERROR_PREFIX.sub("", str(model_error[4]), count=1) if model_error else None
         tasks.append(ReplayTask(run_id, str(text or ""), values_from_task(skill["task_template"], str(text or "")),
                                 run_id not in sample, not codes or str(codes[-1]) == "0",
-                                str(model_error[4]) if model_error else None,
-                                str(model_error[2]) if model_error else None))
+                                message, str(model_error[2]) if model_error else None))
     return tasks
 
 
