@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mined_library import mine_library
-
-from workloads.simulate import simulate
 
 
 def plot_candidate(**overrides: Any) -> dict[str, Any]:
@@ -99,6 +96,10 @@ def candidates() -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def mined(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """A capture store of 80 fast-engine simulated runs and the library ``skillmine mine`` published from it."""
+    from mined_library import mine_library  # Dagster and the simulator load only for the tests that mine
+
+    from workloads.simulate import simulate
+
     root = tmp_path_factory.mktemp("mined")
     url = f"sqlite:///{root / 'capture.db'}"
     simulate(runs=80, seed=11, url=url, ground_truth=root / "truth.jsonl")
