@@ -37,6 +37,7 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -88,6 +89,7 @@ STREAM_IDLE_S = 600.0
 KEEP_ALIVE_S = 5
 MAX_CONNECTIONS = 1000
 STREAM_BATCH = 50  # queued polls written together
+QUERY_WORKERS = 2
 SEARCH_FILTERS = ("mode", "outcome", "agent", "file_type")
 
 
@@ -127,6 +129,7 @@ class Settings:
     stream_idle_s: float = STREAM_IDLE_S
     cors_origins: tuple[str, ...] = ()
     verbose: bool = False
+    workers: int = QUERY_WORKERS
 
 
 # -- page -------------------------------------------------------------------------------------------------
@@ -238,7 +241,7 @@ def _answers(handler: Callable[[Request, TraceReader, dict[str, str]], Any], *pa
                 if len(value) > MAX_TEXT:
                     raise BadParameter(name, value[:40] + "...", f"at most {MAX_TEXT} characters")
             reader: TraceReader = request.app.state.reader
-            result = await asyncio.to_thread(handler, request, reader, query)
+            result = await _in_worker(request, handler, request, reader, query)
         except NotFound as exc:
             return _error(404, str(exc), kind=exc.kind, id=exc.ident)
         except BadParameter as exc:
@@ -252,6 +255,12 @@ def _answers(handler: Callable[[Request, TraceReader, dict[str, str]], Any], *pa
             return _error(500, "internal error")
         return result if isinstance(result, Response) else _json(result)
     return endpoint
+
+
+async def _in_worker(request: Request, func: Callable[..., Any], *args: Any) -> Any:
+    """Run a store query on the server's few worker threads: queries hold the GIL for most of their time, and
+    more threads would only take it from the event loop and the change feed that keep live streams flowing."""
+    return await asyncio.get_running_loop().run_in_executor(request.app.state.workers, func, *args)
 
 
 def _event_type(q: dict[str, str]) -> str | None:
@@ -333,7 +342,7 @@ async def _stream(request: Request) -> Response:
         resume = request.headers.get("last-event-id")
         after = parse_int("Last-Event-ID" if resume else "after_seq", resume or query.get("after_seq"), 0,
                           maximum=MAX_SEQ)
-        run = await asyncio.to_thread(state.reader.resolve_run, request.path_params["run_id"], _sid(query))
+        run = await _in_worker(request, state.reader.resolve_run, request.path_params["run_id"], _sid(query))
     except NotFound as exc:
         return _error(404, str(exc), kind=exc.kind, id=exc.ident)
     except BadParameter as exc:
@@ -347,7 +356,7 @@ async def _stream(request: Request) -> Response:
         state.streams += 1
     sub = Subscriber(run["id"], asyncio.get_running_loop())
     try:
-        catch_up = await asyncio.to_thread(state.feed.subscribe, sub, after)
+        catch_up = await _in_worker(request, state.feed.subscribe, sub, after)
     except (StoreError, SQLAlchemyError):
         _release(state, sub)
         return _error(503, STORE_ERROR["error"])
@@ -442,6 +451,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
     app.state.settings, app.state.reader, app.state.page = settings, TraceReader(engine), load_page()
     app.state.feed = ChangeFeed(engine, poll_interval=settings.poll_interval)
     app.state.streams, app.state.streams_lock = 0, threading.Lock()
+    app.state.workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="trace-query")
     return app
 
 
@@ -500,6 +510,7 @@ class TraceServer:
         finally:
             self.app.state.feed.stop()
             self.socket.close()
+            self.app.state.workers.shutdown(wait=False)
 
     def start(self) -> "TraceServer":
         """Serve in a background thread; returns once the server accepts connections."""
@@ -520,6 +531,7 @@ class TraceServer:
             self._thread.join(timeout=10)
             self._thread = None
         self.socket.close()
+        self.app.state.workers.shutdown(wait=False)
 
 
 def serve(url: str | None, host: str, port: int, *, verbose: bool = False, cors_origins: tuple[str, ...] = ()
