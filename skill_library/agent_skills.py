@@ -344,8 +344,15 @@ def _read_export_manifest(root: Path) -> dict[str, Any] | None:
 
 
 def _previous_folders(root: Path) -> set[str]:
+    """The folders a previous export wrote here (to be replaced); a manifest naming anything else is refused, so a
+    doctored one can never make a re-export delete outside the export."""
     manifest = _read_export_manifest(root)
-    return set(manifest["skills"]) | {RELEASE_DIR} if manifest else set()
+    if not manifest:
+        return set()
+    folders = set(manifest.get("skills", {}))
+    if bad := sorted(f for f in folders if not (isinstance(f, str) and _AGENT_NAME.match(f) and len(f) <= MAX_NAME)):
+        raise BundleError(f"{root / EXPORT_MANIFEST}: names folders that no export writes: {bad!r}; not replacing")
+    return folders | {RELEASE_DIR}
 
 
 def is_export(path: str | os.PathLike[str]) -> bool:

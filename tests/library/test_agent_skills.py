@@ -130,6 +130,20 @@ def test_export_is_deterministic_and_a_re_export_replaces_only_its_own_folders(m
     assert {k: v for k, v in _tree(again).items() if not k.startswith("hand-written/")} == _tree(exported)
 
 
+def test_a_doctored_export_manifest_cannot_make_a_re_export_delete_outside(mined: tuple[str, Path],
+                                                                           tmp_path: Path) -> None:
+    root = open_library(mined[1]).export_agent_skills(tmp_path / "skills").path
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    manifest = json.loads((root / EXPORT_MANIFEST).read_bytes())
+    manifest["skills"]["../victim"] = {"skillmine_name": "x", "folder": "../victim"}
+    (root / EXPORT_MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"names folders that no export writes: \['\.\./victim'\]"):
+        open_library(mined[1]).export_agent_skills(root)
+    assert (victim / "keep.txt").read_text() == "mine"
+
+
 def test_export_refuses_a_folder_in_the_way_that_is_not_its_own(mined: tuple[str, Path], tmp_path: Path) -> None:
     name = agent_skill_name(open_library(mined[1]).skills(include_deprecated=False)[0]["name"])
     (tmp_path / "skills" / name).mkdir(parents=True)
