@@ -36,6 +36,8 @@ def test_team_is_captured_completely_against_v1s_own_record(run_v1) -> None:
     (end,) = captured.events("info")
     assert end["outputs"]["reason"] == record["workflow"]["close_reason"] == "max_turns"
 
+    # Only the hub was instrumented: it instrumented the agents as it registered them.
+    assert record["workflow"]["instrumented_at_registration"] == [True, True, True]
     # Every turn and every transition, in the hub's order (the user only posts the task).
     speakers = record["workflow"]["speakers"]
     turns = [e for e in events if e["event_type"] == "agent_call" and e["parent_event_id"] is None]
@@ -154,6 +156,7 @@ def test_uninstrument_restores_v1_objects_and_records_nothing(run_v1) -> None:
     captured = run_v1("undo")
     record = captured.record
     assert record["during"] != record["before"] and record["during"]["run_patched"]
+    assert record["workflow"]["instrumented_at_registration"] == [True, True, True]  # by the hub, then undone
     assert record["after"] == record["before"]
     assert record["workflow"]["speakers"] == ["user", "planner", "engineer", "executor", "planner"]
     assert captured.events() == []

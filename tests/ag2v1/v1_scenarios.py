@@ -37,7 +37,7 @@ from ag2.testing import TestClient, TestConfig
 from ag2.tools import LocalEnvironment, SandboxCodeTool
 
 import capture
-from capture.adapters.ag2_v1 import set_prices
+from capture.adapters.ag2_v1 import is_instrumented, set_prices
 from capture.adapters.ag2_v1.code import running_environment
 
 CODE = "from pathlib import Path\nPath('result.txt').write_text('42')\nprint('wrote result')"
@@ -144,14 +144,19 @@ def research_agents(work: Path, record: Record, *, team: bool) -> list[Agent]:
     return [record.watch(agent) for agent in (planner, engineer, executor)]
 
 
-async def run_workflow(agents: list[Agent], record: Record, *, instrument: bool) -> dict[str, Any]:
+async def run_workflow(agents: list[Agent], record: Record, *, hub_capture: str = "on") -> dict[str, Any]:
     """Register the agents on an in-process hub and run one workflow channel from a ``user``: the task goes to the
-    planner, then engineer, executor and the planner again; the hub's WAL gives the speaker order."""
+    planner, then engineer, executor and the planner again; the hub's WAL gives the speaker order. ``hub_capture``:
+    ``on`` (the hub instrumented before it registers the agents), ``off``, or ``undone`` (instrumented, then undone
+    after the registrations)."""
     hub = await Hub.open(MemoryKnowledgeStore(), expectation_sweep_interval=0)
-    if instrument:
+    if hub_capture != "off":
         capture.instrument(hub)
     user = await hub.register(Agent("user", config=TestConfig("unused")))
     clients = [await hub.register(agent) for agent in agents]
+    instrumented = [is_instrumented(agent) for agent in agents]
+    if hub_capture == "undone":
+        capture.uninstrument(hub)
     ids = {c.agent.name: c.agent_id for c in [user, *clients]}
     order = ["user", "planner", "engineer", "executor", "planner"]
     graph = TransitionGraph(initial_speaker=ids["user"], max_turns=len(order), transitions=[
@@ -169,15 +174,16 @@ async def run_workflow(agents: list[Agent], record: Record, *, instrument: bool)
     speech = [e for e in wal if e.event_type in ("ag2.msg.text", "ag2.packet")]
     return {"speakers": [names[e.sender_id] for e in speech],
             "said": [e.event_data.get("text", e.event_data.get("body")) for e in speech],
-            "close_reason": info.close_reason, "channel_id": channel.channel_id}
+            "close_reason": info.close_reason, "channel_id": channel.channel_id,
+            "instrumented_at_registration": instrumented}
 
 
 def team(work: Path, runs: int) -> dict[str, Any]:
-    """The full team (tools, sub-agent, human input, sandboxed code) on a hub, captured without a ``capture.run``."""
+    """The full team (tools, sub-agent, human input, sandboxed code) on a hub, captured without a ``capture.run``;
+    only the hub is instrumented (before it registers the agents)."""
     record = Record()
-    agents = research_agents(work, record, team=True)
-    capture.instrument(agents)
-    workflow = asyncio.run(run_workflow(agents, record, instrument=True))
+    agents = research_agents(work, record, team=True)  # instrumented by the hub as it registers them
+    workflow = asyncio.run(run_workflow(agents, record))
     return {"workflow": workflow, "agents": record.summary()}
 
 
@@ -189,7 +195,7 @@ def research(work: Path, runs: int) -> dict[str, Any]:
         agents = research_agents(work / f"run{index}", record, team=False)
         capture.instrument(agents)
         with capture.run("research", mode="one_shot", task=TASK) as handle:
-            workflow = asyncio.run(run_workflow(agents, record, instrument=True))
+            workflow = asyncio.run(run_workflow(agents, record))
         out.append({"run_id": handle.id, "workflow": workflow, "agents": record.summary()})
     return {"runs": out}
 
@@ -251,8 +257,9 @@ def failures(work: Path, runs: int) -> dict[str, Any]:
 
 
 def undo(work: Path, runs: int) -> dict[str, Any]:
-    """Instrument a team, then undo it, and run a workflow: nothing may be recorded and AG2's own objects must be as
-    before (each agent's middleware, the code environment's ``run``)."""
+    """Instrument a team, then undo it; instrument a hub, let it instrument the agents it registers, undo it; then run
+    the workflow: nothing may be recorded and AG2's own objects must be as before (each agent's middleware, the code
+    environment's ``run``)."""
     record = Record()
     agents = research_agents(work, record, team=False)
     environment = running_environment(agents[2].tools[0])
@@ -265,7 +272,7 @@ def undo(work: Path, runs: int) -> dict[str, Any]:
     capture.instrument(agents)
     during = state()
     capture.uninstrument(agents)
-    workflow = asyncio.run(run_workflow(agents, record, instrument=False))
+    workflow = asyncio.run(run_workflow(agents, record, hub_capture="undone"))
     return {"workflow": workflow, "agents": record.summary(), "before": before, "during": during, "after": state()}
 
 

@@ -1,9 +1,9 @@
 """AG2 v1 (``import ag2``, ``ag2>=1.2``) instrumentation: ``instrument(target)`` / ``uninstrument(target)``.
 
-A target is an ``ag2.Agent``, a list of agents, or an ``ag2.network`` ``Hub`` (its envelopes become speaker
-transitions; register the agents' capture separately). Capture goes through v1's public extension points: one
-:class:`~capture.adapters.ag2_v1.middleware.CaptureMiddleware` inserted outermost in each agent (turns, LLM calls,
-tool calls, human input), the environment of each ``SandboxCodeTool`` (exit code, output, files), sub-agents exposed
+A target is an ``ag2.Agent``, a list of agents, or an ``ag2.network`` ``Hub`` (what is said on its channels, speaker
+transitions, channel ends; agents it registers from then on are instrumented with it). Capture goes through v1's
+public extension points: one :class:`~capture.adapters.ag2_v1.middleware.CaptureMiddleware` inserted outermost in
+each agent (turns, LLM calls, tool calls, human input), the environment of each ``SandboxCodeTool`` (exit code, output, files), sub-agents exposed
 with ``Agent.as_tool`` (instrumented with their parent, a ``handoff`` before each delegation), and a hub listener.
 v1 reports no cost: it is computed from :mod:`capture.adapters.ag2_v1.pricing` and marked ``cost_source:
 "computed"``. AG2 is imported only when an agent is instrumented. Tools passed per ``ask(tools=...)`` rather than
@@ -102,9 +102,9 @@ def instrument(target: Any, *, prices: "dict[str, Price | tuple[float, float]] |
     """Capture everything ``target`` does from now on (``prices`` adds to the price table); returns ``target``."""
     if prices:
         set_prices(prices)
-    return _each(target, instrument_hub, _instrument_agent)
+    return _each(target, lambda hub: instrument_hub(hub, _instrument_agent), _instrument_agent)
 
 
 def uninstrument(target: Any) -> Any:
     """Restore ``target`` (and what was instrumented with it) to exactly its original behaviour; returns it."""
-    return _each(target, uninstrument_hub, _uninstrument_agent)
+    return _each(target, lambda hub: uninstrument_hub(hub, _uninstrument_agent), _uninstrument_agent)

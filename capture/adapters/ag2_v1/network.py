@@ -5,10 +5,12 @@ Each channel is one capture scope. A channel opened inside a ``capture.run()`` r
 listener opens a run (and one node for the channel) in a private copy of the context and closes it with the channel.
 Agent turns the hub starts for that channel find the run through the channel in their ``Context`` (see
 :func:`channel_scope`), so a whole workflow lands in one run whichever task drives each turn. Network ids are random
-hex: events carry agent *names* (``hub.name_for``).
+hex: events carry agent *names* (``hub.name_for``). Agents registered with ``hub.register`` after the hub was
+instrumented are instrumented with it; instrument agents registered otherwise (or earlier) yourself.
 """
 
 import contextvars
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,19 +146,36 @@ class CaptureListener:
 
 
 _listeners: dict[int, CaptureListener] = {}
+_registered: dict[int, list[Any]] = {}  # hub -> the agents instrumented when it registered them
 
 
-def instrument_hub(hub: Any) -> None:
-    """Register the capture listener on ``hub`` (idempotent)."""
+def _wrap_register(hub: Any, original: Any, instrument_agent: Any) -> Any:
+    @functools.wraps(original)
+    async def register(agent: Any, *args: Any, **kwargs: Any) -> Any:
+        if patching.is_active(hub) and not patching.is_active(agent):
+            attempt("v1.hub.register", instrument_agent, agent)
+            if patching.is_active(agent):
+                _registered.setdefault(id(hub), []).append(agent)
+        return await original(agent, *args, **kwargs)
+
+    return register
+
+
+def instrument_hub(hub: Any, instrument_agent: Any) -> None:
+    """Register the capture listener on ``hub`` and instrument every agent registered through ``hub.register`` from
+    now on with ``instrument_agent`` (idempotent)."""
     if patching.activate(hub):
         listener = CaptureListener(hub)
         _listeners[id(hub)] = listener
         hub.register_listener(listener)
+        patching.patch(hub, "register", lambda original: _wrap_register(hub, original, instrument_agent))
 
 
-def uninstrument_hub(hub: Any) -> None:
-    """Remove the capture listener from ``hub``."""
+def uninstrument_hub(hub: Any, uninstrument_agent: Any) -> None:
+    """Remove the capture listener from ``hub`` and undo the agents it instrumented."""
     listener = _listeners.pop(id(hub), None)
     if listener is not None:
         hub.unregister_listener(listener)
+    for agent in _registered.pop(id(hub), []):
+        uninstrument_agent(agent)
     patching.restore(hub)
