@@ -93,7 +93,8 @@ def _error_of(entry: Any) -> Any:
     return entry.error_info
 
 
-def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+def materialisations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """Asset key -> metadata values of the run's materialisations (what the summary reports)."""
     out = {}
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -103,7 +104,7 @@ def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
 
 def summary(result: dg.ExecuteInProcessResult, library_path: Path) -> str:
     """What the run did, in a few lines."""
-    meta = _metadata(result)
+    meta = materialisations(result)
     events, clusters = meta.get("raw_agent_events", {}), meta.get("sequence_clusters", {})
     templates, release = meta.get("skill_templates", {}), meta.get("skill_library_release", {})
     outcomes = meta.get("run_outcomes", {})
