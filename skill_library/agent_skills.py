@@ -312,11 +312,14 @@ def export_agent_skills(library: store.Release, destination: str | os.PathLike[s
     files, names = _export_files(library)
     previous = _previous_folders(root)
     for folder in sorted((set(names.values()) | {RELEASE_DIR}) - previous):
-        if (root / folder).exists():
+        if os.path.lexists(root / folder):
             raise BundleError(f"{root / folder}: already exists and is not part of a skillmine export")
     (root / EXPORT_MANIFEST).unlink(missing_ok=True)  # the tree is unverifiable until the new manifest lands
     for folder in sorted(previous):
-        shutil.rmtree(root / folder, ignore_errors=True)
+        if (root / folder).is_symlink():  # never follow a link planted in place of one of our folders
+            (root / folder).unlink()
+        else:
+            shutil.rmtree(root / folder, ignore_errors=True)
     for rel, data in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

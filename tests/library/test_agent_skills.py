@@ -4,6 +4,7 @@ deterministic, round-trippable, verified against its manifest; the CLI; name map
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,14 @@ def test_a_doctored_export_manifest_cannot_make_a_re_export_delete_outside(mined
     with pytest.raises(BundleError, match=r"names folders that no export writes: \['\.\./victim'\]"):
         open_library(mined[1]).export_agent_skills(root)
     assert (victim / "keep.txt").read_text() == "mine"
+    manifest["skills"].pop("../victim")
+    (root / EXPORT_MANIFEST).write_text(json.dumps(manifest))
+    folder = _skill_folders(root)[0]
+    shutil.rmtree(folder)
+    folder.symlink_to(victim)  # a link planted in place of one of the export's folders is replaced, not followed
+    open_library(mined[1]).export_agent_skills(root)
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and not folder.is_symlink()
+    assert verify_export(root).ok
 
 
 def test_export_refuses_a_folder_in_the_way_that_is_not_its_own(mined: tuple[str, Path], tmp_path: Path) -> None:
