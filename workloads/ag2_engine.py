@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import capture
+from capture.adapters.common import recorded_by_caller
 from capture.core.clock import SimulatedClock, use_clock
 from capture.store.capture_store import Batch, CaptureStore
 from workloads import scripted_llm
@@ -108,7 +109,8 @@ class _NodeChat:
                 target = self.work / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 operation = "update" if target.exists() else "create"
-                target.write_bytes(call.files[path])
+                with recorded_by_caller():  # recorded right below, relative to the work directory
+                    target.write_bytes(call.files[path])
                 capture.record_file(target, root=self.work, agent_name=TOOL_EXECUTOR, operation=operation)
             return call.result
 

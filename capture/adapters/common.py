@@ -4,7 +4,8 @@ Files written by a tool are seen through a Python audit hook (``sys.addaudithook
 ``os.open`` raises an ``open`` audit event with the path and the mode or flags. The hook is installed once per
 process (audit hooks cannot be removed) and does nothing unless a tool call is being watched in the current context
 (:func:`watch_writes`), so it costs one string comparison per audit event elsewhere. Writes made by a subprocess the
-tool starts, or on a thread that does not carry the tool's context, are not seen.
+tool starts, or on a thread that does not carry the tool's context, are not seen; writes inside
+:func:`recorded_by_caller` are left to the tool, which records them itself.
 """
 
 import os
@@ -64,6 +65,17 @@ def watch_writes(written: dict[str, bool] | None = None) -> Iterator[dict[str, b
     token = _writes.set(written)
     try:
         yield written
+    finally:
+        _writes.reset(token)
+
+
+@contextmanager
+def recorded_by_caller() -> Iterator[None]:
+    """Files written inside the block are not detected: for a tool that records what it writes itself (with
+    ``capture.record_file``), so that each file gets one ``file_gen``."""
+    token = _writes.set(None)
+    try:
+        yield
     finally:
         _writes.reset(token)
 
