@@ -387,6 +387,9 @@ def verify_export(path: str | os.PathLike[str], *, trusted: str | None = None) -
         elif sha256_hex(file.read_bytes()) != digest:
             report.errors.append(f"{file}: bytes do not match the sha256 in the export manifest")
     for folder in sorted([*manifest.get("skills", {}), RELEASE_DIR]):
+        if (root / folder).is_symlink():
+            report.errors.append(f"{root / folder}: is a symbolic link, not a folder the export wrote")
+            continue
         present = {p.relative_to(root).as_posix() for p in (root / folder).rglob("*") if p.is_file()}
         report.errors += [f"{root / rel}: not part of the export (added after it)" for rel in sorted(present - set(listed))]
     release_source = store.DirSource(root / RELEASE_DIR)

@@ -148,6 +148,7 @@ def test_a_doctored_export_manifest_cannot_make_a_re_export_delete_outside(mined
     folder = _skill_folders(root)[0]
     shutil.rmtree(folder)
     folder.symlink_to(victim)  # a link planted in place of one of the export's folders is replaced, not followed
+    assert f"{folder}: is a symbolic link, not a folder the export wrote" in verify_export(root).errors
     open_library(mined[1]).export_agent_skills(root)
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and not folder.is_symlink()
     assert verify_export(root).ok
