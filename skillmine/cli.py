@@ -24,6 +24,7 @@ PARTS = (
     "skill_pipeline.cli",
     "skill_pipeline.verification.cli",
     "skillmine.main_job",
+    "skillmine.otel",
 )
 
 

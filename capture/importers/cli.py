@@ -17,6 +17,8 @@ IMPORTERS = {
     "xes": ("capture.importers.xes", "import_xes", "an XES event log (.xes or .xes.gz)"),
     "cmbagent-trials": ("capture.importers.trials", "import_cmbagent_trials",
                         "CMBAgent benchmark trials (benchmarks_cmbagent_trials.jsonl: one trial per line)"),
+    "otlp": ("capture.importers.otlp", "import_otlp",
+             "OTLP/JSON trace lines, as the OpenTelemetry Collector's file exporter writes them"),
 }
 
 

@@ -1,0 +1,510 @@
+"""OTLP traces into the capture store: ``skillmine import otlp FILE`` and the receiver of ``skillmine serve otlp``.
+
+The mapping (GenAI semantic conventions, AG2 Classic's ``autogen.opentelemetry`` names, and skillmine's own
+``skillmine.*`` attributes written by :mod:`capture.read.otlp_export`, which win where present):
+
+- a trace is a run (``run_id`` is the trace id as a UUID); its root span, when it is a workflow span
+  (``invoke_workflow``, AG2's ``conversation`` / ``initiate_chats``), gives the run row (mode, task, status,
+  times) and is not an event; any other span is one event, nested as the spans are (``parent_event_id``,
+  ``depth``);
+- ``invoke_agent`` (and a nested ``conversation``) -> ``agent_call``; ``chat`` / ``text_completion`` /
+  ``generate_content`` -> ``llm_call`` with tokens (``gen_ai.usage.*``) and a cost record where a cost is given
+  (AG2's ``gen_ai.usage.cost``); ``execute_tool`` -> ``tool_call`` (``meta.tool_name``); AG2's ``execute_code`` ->
+  ``code_exec`` with its exit code; AG2's ``speaker_selection`` -> ``handoff`` to the selected speaker;
+  ``await_human_input`` -> ``approval_requested``; anything else -> ``info``, counted as not mapped;
+- an event's id is ``skillmine.event.id`` when given, else derived from the trace and span ids; its order is
+  ``skillmine.event.order``, else the rank of its start time in the trace.
+
+Idempotent: a span already stored is skipped, so re-sending changes nothing. Each trace is written in one
+transaction. Late spans of a stored trace are merged: they join the run, their parents and children are linked
+and, for traces without explicit orders, the run's order is recomputed. Every row passes the capture redactor.
+Malformed input raises :class:`~capture.importers.common.SourceError` naming the span (trace and span id, name).
+"""
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from capture.core import otlp_names as names
+from capture.core.redaction import Redactor
+from capture.core.settings import CaptureSettings
+from capture.importers.common import ImportReport, SourceError, importing, stable_id
+from capture.importers.merge import redact_batch
+from capture.store.capture_store import Batch, CaptureStore
+from capture.store.models import EVENTS, RUNS
+
+ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
+KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
+              "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+TIME = (1_000_000_000, 1_000)
+
+
+@dataclass(slots=True)
+class Span:
+    """One span, from protobuf or JSON: what the mapping reads."""
+
+    trace_id: bytes
+    span_id: bytes
+    parent_id: bytes
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    status_code: int
+    status_message: str
+    service: str
+
+    def label(self) -> str:
+        """How errors name this span."""
+        return f"span {self.span_id.hex()} ({self.name!r}) of trace {self.trace_id.hex()}"
+
+
+# -- parsing ----------------------------------------------------------------------------------------------------
+
+def _proto_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_proto_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _proto_value(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def spans_from_protobuf(body: bytes) -> list[Span]:
+    """The spans of a protobuf ``ExportTraceServiceRequest``; ``SourceError`` when it does not parse."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except DecodeError as exc:
+        raise SourceError(f"not an OTLP ExportTraceServiceRequest (protobuf): {exc}") from None
+    out = []
+    for resource_spans in request.resource_spans:
+        service = next((_proto_value(a.value) for a in resource_spans.resource.attributes
+                        if a.key == "service.name"), None) or ""
+        for scope_spans in resource_spans.scope_spans:
+            for s in scope_spans.spans:
+                out.append(Span(s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.start_time_unix_nano,
+                                s.end_time_unix_nano, {a.key: _proto_value(a.value) for a in s.attributes},
+                                s.status.code, s.status.message, str(service)))
+    return out
+
+
+def _json_value(value: dict[str, Any]) -> Any:
+    for key, item in value.items():
+        if key == "stringValue" or key == "boolValue":
+            return item
+        if key == "intValue":
+            return int(item)
+        if key == "doubleValue":
+            return float(item)
+        if key == "bytesValue":
+            return base64.b64decode(item)
+        if key == "arrayValue":
+            return [_json_value(v) for v in item.get("values", [])]
+        if key == "kvlistValue":
+            return {kv["key"]: _json_value(kv.get("value", {})) for kv in item.get("values", [])}
+    return None
+
+
+def _json_id(text: Any, size: int, what: str) -> bytes:
+    """OTLP/JSON ids are hex (the spec; what the Collector writes); base64 is accepted as protobuf's JSON gives."""
+    if not text:
+        return b""
+    text = str(text)
+    if len(text) == size * 2:
+        return bytes.fromhex(text)
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != size:
+        raise ValueError(f"{what} {text!r} is not {size} bytes")
+    return raw
+
+
+def _enum(value: Any, table: dict[str, int]) -> int:
+    return table[value] if isinstance(value, str) else int(value or 0)
+
+
+def spans_from_json(document: dict[str, Any]) -> list[Span]:
+    """The spans of an OTLP/JSON ``ExportTraceServiceRequest``; ``SourceError`` naming the first bad span."""
+    if not isinstance(document, dict) or not isinstance(document.get("resourceSpans", []), list):
+        raise SourceError("not an OTLP/JSON ExportTraceServiceRequest (no resourceSpans list)")
+    out = []
+    for r_index, resource_spans in enumerate(document.get("resourceSpans", [])):
+        attributes = (resource_spans.get("resource") or {}).get("attributes") or []
+        service = next((_json_value(a.get("value", {})) for a in attributes if a.get("key") == "service.name"),
+                       None) or ""
+        for s_index, scope_spans in enumerate(resource_spans.get("scopeSpans") or []):
+            for index, s in enumerate(scope_spans.get("spans") or []):
+                where = f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{index}]"
+                try:
+                    status = s.get("status") or {}
+                    span = Span(_json_id(s["traceId"], 16, "traceId"), _json_id(s["spanId"], 8, "spanId"),
+                                _json_id(s.get("parentSpanId"), 8, "parentSpanId"), str(s.get("name", "")),
+                                _enum(s.get("kind"), KIND_NAMES), int(s.get("startTimeUnixNano") or 0),
+                                int(s.get("endTimeUnixNano") or 0),
+                                {a["key"]: _json_value(a.get("value") or {}) for a in s.get("attributes") or []},
+                                _enum(status.get("code"), STATUS_NAMES), str(status.get("message") or ""),
+                                str(service))
+                except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                    name = s.get("name") if isinstance(s, dict) else None
+                    raise SourceError(f"{where} ({name!r}): malformed span: {type(exc).__name__}: {exc}") from None
+                out.append(span)
+    return out
+
+
+# -- mapping ----------------------------------------------------------------------------------------------------
+
+def _operation(span: Span) -> str:
+    attrs = span.attributes
+    return str(attrs.get("gen_ai.operation.name") or span.name.split(" ", 1)[0])
+
+
+def _is_workflow_root(span: Span) -> bool:
+    return not span.parent_id and _operation(span) in names.WORKFLOW_OPS
+
+
+def _loads(span: Span, key: str, default: Any) -> Any:
+    raw = span.attributes.get(key)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{span.label()}: attribute {key} is not JSON: {exc}") from None
+
+
+def _first_text(messages: Any) -> str | None:
+    """The first text part of a GenAI ``gen_ai.input.messages`` list (the task of an AG2 conversation)."""
+    for message in messages if isinstance(messages, list) else []:
+        for part in (message or {}).get("parts") or []:
+            if isinstance(part, dict) and part.get("type") == "text" and part.get("content"):
+                return str(part["content"])
+    return None
+
+
+def _moment(ns: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns // TIME[0], UTC).replace(microsecond=(ns % TIME[0]) // TIME[1]) if ns else None
+
+
+@dataclass
+class _Known:
+    """A stored or incoming span of a trace, as the merge of late spans needs it."""
+
+    event_id: str
+    parent_hex: str | None
+    start_ns: int
+    explicit_order: int | None
+    explicit_depth: int | None
+    agent: str | None
+    parent_event_id: str | None = None
+    depth: int = 0
+    order: int = 0
+
+
+@dataclass
+class TraceOutcome:
+    """What ingesting one trace did."""
+
+    state: str  # "new", "updated" (late spans merged) or "unchanged"
+    events: int = 0
+    files: int = 0
+    costs: int = 0
+
+
+@dataclass
+class IngestCounts:
+    """Totals over :meth:`OtlpIngestor.ingest` calls."""
+
+    spans: int = 0
+    traces: int = 0
+    events: int = 0
+    unmapped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class OtlpIngestor:
+    """Writes spans into a capture store, one transaction per trace (see the module docstring)."""
+
+    def __init__(self, store: CaptureStore, *, session: str | None = None,
+                 redactor: Redactor | None = None) -> None:
+        self.store = store
+        self.session = session
+        self.redactor = redactor or Redactor(CaptureSettings.from_env().redact_patterns)
+        self.counts = IngestCounts()
+
+    def ingest(self, spans: Iterable[Span]) -> list[TraceOutcome]:
+        """Write every trace of ``spans`` (grouped by trace id, in first-seen order)."""
+        traces: dict[bytes, list[Span]] = {}
+        for span in spans:
+            if len(span.trace_id) != 16 or len(span.span_id) != 8 or span.parent_id and len(span.parent_id) != 8:
+                raise SourceError(f"{span.label()}: trace ids have 16 bytes, span ids 8")
+            traces.setdefault(span.trace_id, []).append(span)
+        return [self.write_trace(trace_id, group) for trace_id, group in traces.items()]
+
+    def _stored(self, run_id: str) -> tuple[dict[str, Any] | None, dict[str, _Known]]:
+        with self.store.engine.connect() as conn:
+            run = conn.execute(select(RUNS.c.meta, RUNS.c.session_id).where(RUNS.c.id == run_id)).first()
+            if run is None:
+                return None, {}
+            rows = conn.execute(select(EVENTS.c.id, EVENTS.c.parent_event_id, EVENTS.c.depth,
+                                       EVENTS.c.execution_order, EVENTS.c.agent_name, EVENTS.c.meta)
+                                .where(EVENTS.c.run_id == run_id))
+            known = {}
+            for row in rows:
+                otlp = (row.meta or {}).get("otlp") or {}
+                if otlp.get("span_id"):
+                    known[otlp["span_id"]] = _Known(row.id, otlp.get("parent_span_id"), int(otlp.get("start_ns", 0)),
+                                                    otlp.get("order"), otlp.get("depth"), row.agent_name,
+                                                    row.parent_event_id, row.depth, row.execution_order)
+        return {"meta": run.meta or {}, "session_id": run.session_id}, known
+
+    def write_trace(self, trace_id: bytes, spans: list[Span]) -> TraceOutcome:
+        """Merge one trace's spans into its run in one transaction."""
+        run_id = names.run_id_of(trace_id)
+        stored_run, known = self._stored(run_id)
+        self.counts.spans += len(spans)
+        self.counts.traces += 1
+        roots = [s for s in spans if _is_workflow_root(s)]
+        root = roots[0] if roots else None
+        run_meta = (stored_run or {}).get("meta") or {}
+        if root is not None and run_meta.get("otlp_root_span") == root.span_id.hex():
+            root = None  # already stored: re-sent
+        fresh: dict[str, Span] = {}
+        for span in spans:
+            key = span.span_id.hex()
+            if key not in known and span is not (roots[0] if roots else None):
+                fresh[key] = span
+        if root is None and not fresh:
+            return TraceOutcome("unchanged")
+        session = (self.session or (root.attributes.get(names.SESSION) if root else None)
+                   or (stored_run or {}).get("session_id")
+                   or stable_id("otlp-session", (root or next(iter(fresh.values()))).service))
+        batch = Batch()
+        if root is not None or stored_run is None:
+            batch.runs.append(self._run_row(run_id, session, root, run_meta))
+        if root is not None:
+            batch.nodes.extend({**node, "run_id": run_id, "session_id": session}
+                               for node in _loads(root, names.NODES, []))
+            batch.files.extend(self._files(root, run_id, session, None))
+            batch.costs.extend(self._costs(root, run_id, session, None))
+        workflow_hex = run_meta.get("otlp_root_span") or (roots[0].span_id.hex() if roots else None)
+        for key, span in fresh.items():
+            known[key] = _Known(self._event_id(run_id, span), span.parent_id.hex() or None, span.start_ns,
+                                span.attributes.get(names.EVENT + "order"),
+                                span.attributes.get(names.EVENT + "depth"), span.attributes.get("gen_ai.agent.name"))
+        before = {k: (v.parent_event_id, v.depth, v.order) for k, v in known.items() if k not in fresh}
+        _place(known, workflow_hex)
+        for key, span in fresh.items():
+            batch.events.append(self._event_row(span, run_id, session, known[key], known))
+            batch.files.extend(self._files(span, run_id, session, known[key].event_id))
+            batch.costs.extend(self._costs(span, run_id, session, known[key].event_id)
+                               or self._llm_cost(span, run_id, session, known[key]))
+        for key, (parent, depth, order) in before.items():
+            item = known[key]
+            if (item.parent_event_id, item.depth, item.order) != (parent, depth, order):
+                batch.event_updates.append({"id": item.event_id, "parent_event_id": item.parent_event_id,
+                                            "depth": item.depth, "execution_order": item.order})
+        clean = redact_batch(batch, self.redactor)
+        clean.event_updates = batch.event_updates
+        self.store.write_batch(clean)
+        self.counts.events += len(batch.events)
+        return TraceOutcome("new" if stored_run is None else "updated", len(batch.events), len(batch.files),
+                            len(batch.costs))
+
+    @staticmethod
+    def _event_id(run_id: str, span: Span) -> str:
+        return str(span.attributes.get(names.EVENT + "id") or stable_id("otlp", run_id, span.span_id.hex()))
+
+    def _run_row(self, run_id: str, session: str, root: Span | None, run_meta: dict[str, Any]) -> dict[str, Any]:
+        if root is None:
+            return {"id": run_id, "session_id": session, "status": "executing", "mode": None,
+                    "meta": {"source": "otlp", "otlp_root_span": None}}
+        attrs = root.attributes
+        task = attrs.get(names.RUN + "task_description") or _first_text(_loads(root, "gen_ai.input.messages", None))
+        status = attrs.get(names.RUN + "status") or ("failed" if root.status_code == ERROR else "completed")
+        return {"id": run_id, "session_id": session, "status": status,
+                "mode": attrs.get(names.RUN + "mode") or attrs.get("gen_ai.workflow.name") or _operation(root),
+                "agent": attrs.get(names.RUN + "agent") or attrs.get("gen_ai.agent.name"),
+                "model": attrs.get(names.RUN + "model") or attrs.get("gen_ai.request.model"),
+                "task_description": task or root.name, "started_at": _moment(root.start_ns),
+                "completed_at": _moment(root.end_ns),
+                "meta": {**{k: v for k, v in run_meta.items() if k != "otlp_root_span"}, "source": "otlp",
+                         "otlp_root_span": root.span_id.hex(), "service": root.service,
+                         "span_name": root.name}}
+
+    def _event_row(self, span: Span, run_id: str, session: str, item: _Known,
+                   known: dict[str, _Known]) -> dict[str, Any]:
+        attrs, op = span.attributes, _operation(span)
+        failed = span.status_code == ERROR
+        meta = dict(_loads(span, names.EVENT + "meta", {}) or {})
+        inputs = _loads(span, names.EVENT + "inputs", None)
+        outputs = _loads(span, names.EVENT + "outputs", None)
+        etype = attrs.get(names.EVENT + "type")
+        agent = item.agent or _inherited_agent(item, known)
+        if etype is None:
+            etype, inputs, outputs = self._mapped(span, op, meta, inputs, outputs)
+        if etype == "tool_call" and attrs.get("gen_ai.tool.name"):
+            meta["tool_name"] = attrs["gen_ai.tool.name"]
+        if etype == "code_exec" and attrs.get(names.EXIT_CODE, attrs.get("ag2.code_execution.exit_code")) is not None:
+            meta["exit_code"] = attrs.get(names.EXIT_CODE, attrs.get("ag2.code_execution.exit_code"))
+        if etype == "file_gen" and attrs.get(names.FILE_TYPE):
+            meta["file_type"] = attrs[names.FILE_TYPE]
+        if etype == "llm_call":
+            meta.update(self._usage(attrs))
+        meta["otlp"] = {"span_id": span.span_id.hex(), "parent_span_id": item.parent_hex, "start_ns": span.start_ns,
+                        "name": span.name, "order": item.explicit_order, "depth": item.explicit_depth}
+        duration = max(0, span.end_ns - span.start_ns) // 1_000_000 if span.end_ns else None
+        return {"id": item.event_id, "run_id": run_id, "session_id": session, "parent_event_id": item.parent_event_id,
+                "node_id": attrs.get(names.EVENT + "node_id"), "step_id": attrs.get(names.EVENT + "step_id"),
+                "event_type": etype,
+                "event_subtype": attrs.get(names.EVENT + "subtype") or ("error" if failed else "complete"),
+                "agent_name": agent, "agent_role": attrs.get(names.EVENT + "agent_role"),
+                "timestamp": _moment(span.start_ns), "started_at": _moment(span.start_ns),
+                "completed_at": _moment(span.end_ns), "duration_ms": duration,
+                "status": attrs.get(names.EVENT + "status") or ("failed" if failed else "completed"),
+                "error_message": span.status_message or attrs.get("error.type") if failed else None,
+                "inputs": inputs, "outputs": outputs, "meta": meta, "execution_order": item.order,
+                "depth": item.depth}
+
+    def _mapped(self, span: Span, op: str, meta: dict[str, Any], inputs: Any, outputs: Any) -> tuple[str, Any, Any]:
+        """Event type, inputs and outputs of a span without ``skillmine.event.type``."""
+        attrs = span.attributes
+        if op in names.AGENT_OPS or op in names.WORKFLOW_OPS:
+            meta["source_type"] = op
+            return "agent_call", inputs, outputs
+        if op in names.LLM_OPS:
+            return "llm_call", inputs, outputs
+        if op in names.TOOL_OPS:
+            args, result = attrs.get("gen_ai.tool.call.arguments"), attrs.get("gen_ai.tool.call.result")
+            return ("tool_call", inputs or {"tool_name": attrs.get("gen_ai.tool.name"), "arguments": args,
+                                            "call_id": attrs.get("gen_ai.tool.call.id")},
+                    outputs or ({"result": result} if result is not None else None))
+        if op in names.CODE_OPS:
+            return "code_exec", inputs, outputs or {"exit_code": attrs.get("ag2.code_execution.exit_code"),
+                                                    "output": attrs.get("ag2.code_execution.output")}
+        if op in names.HANDOFF_OPS:
+            meta["source_type"] = op
+            return "handoff", inputs or {"from": attrs.get(names.HANDOFF_FROM),
+                                         "to": attrs.get(names.HANDOFF_TO) or attrs.get("ag2.speaker_selection.selected"),
+                                         "candidates": _loads(span, "ag2.speaker_selection.candidates", None)}, outputs
+        if op in names.HUMAN_OPS:
+            return ("approval_requested", inputs or {"prompt": attrs.get("ag2.human_input.prompt")},
+                    outputs or {"answer": attrs.get("ag2.human_input.response")})
+        self.counts.unmapped[f"span {op}"] += 1
+        meta["source_type"] = op
+        return "info", inputs, outputs
+
+    @staticmethod
+    def _usage(attrs: dict[str, Any]) -> dict[str, Any]:
+        prompt, completion = attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens")
+        usage = {"model": attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model")}
+        if prompt is not None or completion is not None:
+            usage.update(prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0),
+                         total_tokens=int(prompt or 0) + int(completion or 0))
+        if attrs.get("gen_ai.usage.cost") is not None:
+            usage["cost_usd"] = float(attrs["gen_ai.usage.cost"])
+        return usage
+
+    def _llm_cost(self, span: Span, run_id: str, session: str, item: _Known) -> list[dict[str, Any]]:
+        """A cost record for a foreign ``chat`` span that reports tokens or a cost."""
+        if _operation(span) not in names.LLM_OPS or names.EVENT + "type" in span.attributes:
+            return []
+        usage = self._usage(span.attributes)
+        if len(usage) == 1:
+            return []
+        return [{"run_id": run_id, "session_id": session, "event_id": item.event_id, "model": usage["model"],
+                 "agent_name": item.agent, "prompt_tokens": usage.get("prompt_tokens", 0),
+                 "completion_tokens": usage.get("completion_tokens", 0),
+                 "total_tokens": usage.get("total_tokens", 0), "cost_usd": usage.get("cost_usd", 0.0),
+                 "timestamp": _moment(span.start_ns)}]
+
+    @staticmethod
+    def _files(span: Span, run_id: str, session: str, event_id: str | None) -> list[dict[str, Any]]:
+        return [{**row, "run_id": run_id, "session_id": session, "event_id": event_id}
+                for row in _loads(span, names.FILES, [])]
+
+    @staticmethod
+    def _costs(span: Span, run_id: str, session: str, event_id: str | None) -> list[dict[str, Any]]:
+        return [{**row, "run_id": run_id, "session_id": session, "event_id": event_id}
+                for row in _loads(span, names.COSTS, [])]
+
+
+def _inherited_agent(item: _Known, known: dict[str, _Known]) -> str | None:
+    """The nearest ancestor's agent (an LLM or tool span inside an ``invoke_agent`` span)."""
+    seen, current = set(), item.parent_hex
+    while current and current in known and current not in seen:
+        seen.add(current)
+        if known[current].agent:
+            return known[current].agent
+        current = known[current].parent_hex
+    return None
+
+
+def _place(known: dict[str, _Known], workflow_hex: str | None) -> None:
+    """Parent event, depth and order of every span of a trace (stored and incoming together)."""
+    for item in known.values():
+        parent = known.get(item.parent_hex) if item.parent_hex and item.parent_hex != workflow_hex else None
+        item.parent_event_id = parent.event_id if parent is not None else None
+        if item.explicit_depth is not None:
+            item.depth = int(item.explicit_depth)
+            continue
+        depth, seen, current = 0, set(), parent
+        while current is not None and current.event_id not in seen:
+            seen.add(current.event_id)
+            depth += 1
+            current = known.get(current.parent_hex) if current.parent_hex != workflow_hex else None
+        item.depth = depth
+    ranked = sorted(known.items(), key=lambda kv: (kv[1].start_ns, kv[0]))
+    for rank, (_, item) in enumerate(ranked, start=1):
+        item.order = int(item.explicit_order) if item.explicit_order is not None else rank
+
+
+# -- files ------------------------------------------------------------------------------------------------------
+
+def read_json_lines(path: Path) -> Iterator[Span]:
+    """Spans of a Collector file-exporter file (one OTLP/JSON ``ExportTraceServiceRequest`` per line)."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                document = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SourceError(f"{path}: line {number}: invalid JSON at column {exc.colno}: {exc.msg}") from None
+            try:
+                yield from spans_from_json(document)
+            except SourceError as exc:
+                raise SourceError(f"{path}: line {number}: {exc}") from None
+
+
+def import_otlp(path: str | Path, store: CaptureStore, *, session: str | None = None,
+                quiet: bool = True) -> ImportReport:
+    """Merge every trace of an OTLP JSON-lines file into ``store`` (one transaction per trace)."""
+    path = Path(path)
+    with importing("otlp", path, store, quiet=quiet) as job:
+        ingestor = OtlpIngestor(store, session=session)
+        for outcome in ingestor.ingest(read_json_lines(path)):
+            if outcome.state == "unchanged":
+                job.report.runs_skipped += 1
+                continue
+            setattr(job.report, f"runs_{outcome.state}", getattr(job.report, f"runs_{outcome.state}") + 1)
+            job.report.events += outcome.events
+            job.report.files += outcome.files
+            job.report.costs += outcome.costs
+            job.progress.step(outcome.events)
+        job.report.unmapped.update(ingestor.counts.unmapped)
+    return job.report

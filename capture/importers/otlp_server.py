@@ -1,0 +1,119 @@
+"""``skillmine serve otlp``: an OTLP/HTTP traces receiver (``POST /v1/traces``) writing into the capture store.
+
+Protobuf (``application/x-protobuf``) and JSON (``application/json``) bodies, gzip or not, as the OTLP/HTTP
+specification describes; the response is an ``ExportTraceServiceResponse`` in the request's encoding. A request
+is acknowledged (200) only after its traces are committed (one transaction per trace, through
+:class:`~capture.importers.otlp.OtlpIngestor`), so a client never gets a 200 for spans that are not stored. On
+SIGTERM uvicorn stops accepting connections and lets requests in progress finish before the process exits: nothing
+acknowledged is lost, and what was not acknowledged is retried by the client (OTLP exporters retry on 503 and on
+connection errors). Bad input gets a 400 whose message names the span; a store that cannot be written, a 503.
+
+Binding beyond loopback is refused without a token (the trace server's rule, checked by the CLI); with a token every
+request needs ``Authorization: Bearer <token>``. Writes are serialised by one lock: a trace's late spans are merged
+against what the previous request committed.
+"""
+
+import asyncio
+import gzip
+import hmac
+import socket
+import threading
+import zlib
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from capture.importers.common import SourceError
+from capture.importers.otlp import OtlpIngestor, spans_from_json, spans_from_protobuf
+from capture.store.capture_store import CaptureStore
+from capture.store.db import StoreError
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+PROTOBUF = "application/x-protobuf"
+
+
+@dataclass
+class ReceiverStats:
+    """What the receiver has acknowledged since it started."""
+
+    requests: int = 0
+    spans: int = 0
+    refused: int = 0
+
+
+class OtlpReceiver:
+    """The Starlette app and the single writer behind it."""
+
+    def __init__(self, store: CaptureStore, *, token: str | None = None, session: str | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.ingestor = OtlpIngestor(store, session=session)
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+        self.lock = threading.Lock()
+        self.stats = ReceiverStats()
+        self.app = Starlette(routes=[Route("/v1/traces", self.traces, methods=["POST"])])
+
+    def _ingest(self, body: bytes, protobuf: bool) -> int:
+        import json
+
+        spans = spans_from_protobuf(body) if protobuf else spans_from_json(json.loads(body))
+        with self.lock:
+            self.ingestor.ingest(spans)
+            self.stats.requests += 1
+            self.stats.spans += len(spans)
+        return len(spans)
+
+    def _refuse(self, status: int, message: str, protobuf: bool) -> Response:
+        self.stats.refused += 1
+        if protobuf:
+            from google.rpc.status_pb2 import Status
+
+            return Response(Status(code=3 if status == 400 else 14, message=message).SerializeToString(),
+                            status_code=status, media_type=PROTOBUF)
+        return JSONResponse({"code": 3 if status == 400 else 14, "message": message}, status_code=status)
+
+    async def traces(self, request: Request) -> Response:
+        """``POST /v1/traces``: parse, commit, then acknowledge."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        protobuf = media != "application/json"
+        if self.token and not hmac.compare_digest(request.headers.get("authorization", "").encode(),
+                                                  f"Bearer {self.token}".encode()):
+            return self._refuse(401, "missing or wrong 'Authorization: Bearer <token>'", protobuf)
+        if media not in (PROTOBUF, "application/json"):
+            return self._refuse(415, f"content type {media!r}: send {PROTOBUF} or application/json", protobuf)
+        body = await request.body()
+        try:
+            if request.headers.get("content-encoding", "").lower() == "gzip":
+                body = gzip.decompress(body)
+            if len(body) > self.max_body_bytes:
+                return self._refuse(413, f"body over {self.max_body_bytes} bytes", protobuf)
+            await asyncio.to_thread(self._ingest, body, protobuf)
+        except (SourceError, ValueError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
+            return self._refuse(400, str(exc), protobuf)
+        except StoreError as exc:
+            return self._refuse(503, str(exc), protobuf)
+        if protobuf:
+            return Response(b"", media_type=PROTOBUF)
+        return JSONResponse({})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def serve(receiver: OtlpReceiver, sock: socket.socket, *, verbose: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; requests in progress finish (and are committed) before this returns."""
+    import uvicorn
+
+    config = uvicorn.Config(receiver.app, log_level="info" if verbose else "warning", access_log=verbose,
+                            timeout_graceful_shutdown=30, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
