@@ -13,6 +13,9 @@
   is not in this chat, or the plan is done, the chat ends (``None``): a workflow of several chats passes one selection
   to each and the walk continues where the agent is. The first selection records ``skill_applied`` (skill name,
   version, content hash) in the captured run's meta via ``capture.annotate_run`` when capture is installed.
+- ``skill_transitions(skill, agents)`` is the softer alternative: an ``allowed_or_disallowed_speaker_transitions``
+  graph (``speaker_transitions_type="allowed"``) that lets AG2's own selection choose only among the skill's next
+  steps (skipping optional ones, re-entering repeated groups); agents that are not steps may speak at any point.
 
 AG2 and capture are imported only inside these functions, so ``import skill_library`` stays light.
 """
@@ -218,3 +221,28 @@ def skill_speaker_selection(skill: Mapping[str, Any], agents: Mapping[str, Any] 
     """A GroupChat ``speaker_selection_method`` following ``skill``'s steps (a skill document, e.g. from
     ``Library.get``); ``agents`` maps step agent names to AG2 agents (or lists agents, matched by name)."""
     return SkillWalk(skill, agents, fallback=fallback)
+
+
+def skill_transitions(skill: Mapping[str, Any], agents: Iterable[Any]) -> dict[Any, list[Any]]:
+    """Allowed speaker transitions of a group of ``agents`` (matched to steps by name) that follow ``skill``."""
+    group = list(agents)
+    by_name = {a.name: a for a in group}
+    steps = [s for s in skill["steps"] if s["agent"] in by_name]
+    plumbing = [a for a in group if a.name not in {s["agent"] for s in steps}]
+    allowed: dict[Any, list[Any]] = {a: [] for a in group}
+    for index, step in enumerate(steps):
+        targets = []
+        following = index + 1
+        while following < len(steps):  # the next step, and past it while the steps skipped are optional
+            targets.append(by_name[steps[following]["agent"]])
+            if not steps[following].get("optional"):
+                break
+            following += 1
+        group_steps = _repeat_group(steps, index)
+        if group_steps and index == group_steps[-1]:
+            targets.append(by_name[steps[group_steps[0]]["agent"]])
+        speaker = by_name[step["agent"]]
+        allowed[speaker] = list(dict.fromkeys([*allowed[speaker], *targets, *plumbing]))
+    for agent in plumbing:
+        allowed[agent] = [a for a in group if a is not agent]
+    return allowed

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 import capture
 from capture.core.clock import SimulatedClock, use_clock
 from skill_library import open_library
-from skill_library.ag2 import SkillTools, register_skill_tools, skill_speaker_selection
+from skill_library.ag2 import SkillTools, register_skill_tools, skill_speaker_selection, skill_transitions
 from skill_pipeline.lib.slot_values import values_from_task
 from workloads import scripted_llm
 from workloads.ag2_engine import _NodeChat
@@ -221,3 +221,25 @@ def test_selection_sends_tool_calls_to_their_executor_and_maps_renamed_agents() 
     assert walk(agents["tools"], chat) is agents["reviewer"]
     other, _ = _chat(["user", "tools2"], [])
     assert skill_speaker_selection(skill)(agents["user"], other) is None  # no agent of the next step here
+
+
+def test_transitions_allow_only_the_next_steps_and_let_plumbing_speak_anywhere() -> None:
+    skill = {"name": "s", "version": "1.0.0", "content_hash": "h", "steps": [
+        {"agent": "a", "action": "plan"},
+        {"agent": "b", "action": "review", "optional": True},
+        {"agent": "c", "action": "code", "repeat": {"min": 1, "max": 3}},
+        {"agent": "d", "action": "run", "repeat": {"min": 1, "max": 3}},
+        {"agent": "e", "action": "report"},
+        {"agent": "absent", "action": "archive"}]}
+    _, agents = _chat(["user", "a", "b", "c", "d", "e", "tools"], [])
+    graph = skill_transitions(skill, agents.values())
+    named = {k.name: [a.name for a in v] for k, v in graph.items()}
+    assert named["a"] == ["b", "c", "user", "tools"]  # b is optional: c may follow a directly
+    assert named["b"] == ["c", "user", "tools"]
+    assert named["c"] == ["d", "user", "tools"]
+    assert named["d"] == ["e", "c", "user", "tools"]  # end of the repeated group: back to its start
+    assert named["e"] == ["user", "tools"]
+    assert named["user"] == ["a", "b", "c", "d", "e", "tools"]
+    chat = GroupChat(agents=list(agents.values()), messages=[], max_round=5,
+                     allowed_or_disallowed_speaker_transitions=graph, speaker_transitions_type="allowed")
+    assert chat.allowed_speaker_transitions_dict[agents["d"]] == graph[agents["d"]]
