@@ -18,11 +18,14 @@ from sqlalchemy.engine import Engine
 from capture.store.capture_store import EVENTS, RUNS
 from skill_library import open_library
 from skill_library.errors import LibraryNotFoundError
+from skill_pipeline.lib.step_lists import dropped_types
+from skill_pipeline.lib.warehouse import sql_list
 from skill_pipeline.mining.conformance import Conformance, RunStep, SkillModel, conform, for_run, run_steps
 from skill_pipeline.mining.vocabulary import SUCCESS_STATUSES
 
 DEFAULT_MIN_FITNESS = 0.8
 TOP_ALTERNATIVES = 3
+RUN_BATCH = 5_000  # runs whose events are held in memory at once
 # Columns of the warehouse table ``run_conformance`` (one row per run, replaced when the run changes).
 CONFORMANCE_COLUMNS: dict[str, str] = {
     "run_id": "VARCHAR", "status": "VARCHAR", "successful": "BOOLEAN", "skill": "VARCHAR", "version": "VARCHAR",
@@ -51,21 +54,39 @@ class Assessor:
 
     def __init__(self, models: Sequence[SkillModel]) -> None:
         self.models = list(models)
-        self._cache: dict[tuple[str, ...], list[Conformance]] = {}
+        self._vocabulary = [set(m.labels) for m in self.models]
+        self._ranked: dict[tuple[str, ...], list[Conformance]] = {}
+        self._best: dict[tuple[str, ...], Conformance | None] = {}
 
     def ranked(self, steps: Sequence[RunStep]) -> list[Conformance]:
         """Every skill's conformance of the run, best first (fitness, then fewer deviations, then name), with
         the run's event ids."""
         labels = tuple(s.label for s in steps)
-        if labels not in self._cache:
-            self._cache[labels] = sorted((conform(m, steps) for m in self.models),
-                                         key=lambda c: (-c.fitness, len(c.deviations), c.skill))
-        return [for_run(c, steps) for c in self._cache[labels]]
+        if labels not in self._ranked:
+            self._ranked[labels] = sorted((conform(m, steps) for m in self.models), key=_rank)
+        return [for_run(c, steps) for c in self._ranked[labels]]
 
     def best(self, steps: Sequence[RunStep]) -> Conformance | None:
-        """The best-fitting skill's conformance with this run's event ids, or None without skills."""
-        ranked = self.ranked(steps)
-        return ranked[0] if ranked else None
+        """The best-fitting skill's conformance with this run's event ids, or None without skills. Skills are
+        aligned in order of an upper bound of their fitness (each run step no skill step has costs at least 1),
+        and the search stops at a bound below the best fitness found."""
+        labels = tuple(s.label for s in steps)
+        if labels not in self._best:
+            bounds = sorted(((1.0 - sum(x not in vocabulary for x in labels) / (len(labels) + m.min_cost or 1), i)
+                             for i, (m, vocabulary) in enumerate(zip(self.models, self._vocabulary, strict=True))),
+                            key=lambda b: (-b[0], b[1]))
+            found: list[Conformance] = []
+            for bound, i in bounds:
+                if found and bound < found[0].fitness:
+                    break
+                found = sorted([*found, conform(self.models[i], steps)], key=_rank)[:1]
+            self._best[labels] = found[0] if found else None
+        best = self._best[labels]
+        return for_run(best, steps) if best else None
+
+
+def _rank(c: Conformance) -> tuple[float, int, str]:
+    return -c.fitness, len(c.deviations), c.skill
 
 
 def report(events: Sequence[Mapping[str, Any]], assessor: Assessor, *, run_id: str, status: str | None,
@@ -106,12 +127,13 @@ def _create(con: Any) -> None:
 
 
 def _warehouse_events(con: Any, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """The extracted events of ``run_ids`` as ``mining.tokens`` reads them (tool, exit code and file type
-    under ``meta``)."""
+    """The extracted events of ``run_ids`` that can become a step, as ``mining.tokens`` reads them (tool, exit code
+    and file type under ``meta``); messages and LLM calls never do, and are half of all events."""
     con.execute("CREATE OR REPLACE TEMP TABLE conformance_runs (id VARCHAR)")
     con.executemany("INSERT INTO conformance_runs VALUES (?)", [(r,) for r in run_ids])
     fields = ", ".join(f"e.{f}" for f in _EVENT_FIELDS + _META_FIELDS)
     cursor = con.execute(f"SELECT {fields} FROM events e JOIN conformance_runs w ON e.run_id = w.id "
+                         f"WHERE e.event_type IS NULL OR e.event_type NOT IN {sql_list(dropped_types('standard'))} "
                          "ORDER BY e.run_id, e.seq")
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
     width = len(_EVENT_FIELDS)
@@ -137,7 +159,8 @@ def assess_new_runs(con: Any, models: Sequence[SkillModel], *, min_fitness: floa
     assessor = Assessor(models)
     now = datetime.now(UTC)
     rows, fitness, deviations = [], [], defaultdict(Counter)
-    for run_id, events in _warehouse_events(con, run_ids).items():
+    batches = (_warehouse_events(con, run_ids[i:i + RUN_BATCH]) for i in range(0, len(run_ids), RUN_BATCH))
+    for run_id, events in ((r, e) for batch in batches for r, e in batch.items()):
         best = assessor.best(run_steps(events))
         status = statuses.get(run_id)
         successful = str(status or "").lower() in SUCCESS_STATUSES

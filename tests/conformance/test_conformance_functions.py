@@ -103,3 +103,23 @@ def test_run_steps_follow_the_miner_tokens_and_match_a_mined_skills_labels():
     assert step_label("control", "record status", "record_status") == C
     pattern = mine_pattern([["agent_call:engineer", "code_exec:executor", "tool_call:control:record_status"]] * 3)
     assert conform(SkillModel.from_pattern(pattern), steps).fitness == 1.0
+
+
+def test_the_pruned_best_fit_equals_the_full_ranking():
+    import random
+
+    from skill_pipeline.verification.runs import Assessor
+
+    skills = [_skill("retrying", repeat={"min": 1, "max": 3}), _skill("once"),
+              {"name": "research", "steps": [{"agent": "researcher", "action": "research"},
+                                             {"agent": "control", "action": "record status", "tool": "record_status"},
+                                             {"agent": "terminator", "action": "terminate",
+                                              "tool": "terminate_session"}]}]
+    assessor = Assessor([SkillModel.from_skill(s) for s in skills])
+    rng = random.Random(0)
+    vocabulary = [E, X, I, C, T, "researcher|research|", "planner|plan|"]
+    for _ in range(300):
+        steps = _steps(*rng.choices(vocabulary, k=rng.randint(0, 9)))
+        best, ranked = assessor.best(steps), assessor.ranked(steps)
+        assert (best.skill, best.fitness, best.deviations) == (ranked[0].skill, ranked[0].fitness,
+                                                                ranked[0].deviations)
