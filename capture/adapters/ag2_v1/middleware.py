@@ -14,7 +14,7 @@ from typing import Any
 from ag2.events import ClientToolCallEvent, ModelResponse, ToolCallEvent, ToolErrorEvent
 from ag2.middleware import BaseMiddleware
 
-import capture
+from capture import api
 from capture.adapters import patching
 from capture.adapters.ag2_v1.code import CodeRun, code_runs, parse_result
 from capture.adapters.ag2_v1.network import channel_scope
@@ -57,9 +57,9 @@ def _turn_scope(agent_name: str, event: Any, context: Any) -> Iterator[None]:
     with channel_scope(context) as joined, ExitStack() as stack:
         if not joined:
             task = event_text(event)[:TASK_CHARS]
-            stack.enter_context(Guarded("v1.run", lambda: capture.run(agent_name, task=task,
+            stack.enter_context(Guarded("v1.run", lambda: api.run(agent_name, task=task,
                                                                       meta={"source": "ag2v1", "entry": "ask"})))
-            stack.enter_context(Guarded("v1.node", lambda: capture.node(agent_name, agent=agent_name)))
+            stack.enter_context(Guarded("v1.node", lambda: api.node(agent_name, agent=agent_name)))
         yield
 
 
@@ -88,11 +88,11 @@ class CaptureMiddleware(BaseMiddleware):
                        call: Callable[[], Awaitable[Any]], finish: Callable[..., None], *extra: Any) -> Any:
         """Run ``call()`` inside an ``event_type`` span: an exception is recorded as an ``error`` event and re-raised;
         a result is passed to ``finish(span, result, *extra)``."""
-        with Guarded(where, lambda: capture.span(event_type, agent_name=self.agent_name, inputs=inputs)) as span:
+        with Guarded(where, lambda: api.span(event_type, agent_name=self.agent_name, inputs=inputs)) as span:
             try:
                 result = await call()
             except Exception as exc:
-                attempt(f"{where}.error", capture.record_event, "error", event_type, agent_name=self.agent_name,
+                attempt(f"{where}.error", api.record_event, "error", event_type, agent_name=self.agent_name,
                         error_message=f"{type(exc).__name__}: {exc}", status="failed")
                 raise
             if span is not None:
@@ -105,12 +105,12 @@ class CaptureMiddleware(BaseMiddleware):
         # The turn's span is opened here rather than through _spanned: every resumption of the whole turn passes
         # through this frame, so one frame less is measurable (the short LLM and tool spans do not matter).
         inputs = {"message": excerpt(event_text(event))}
-        with _turn_scope(self.agent_name, event, context), Guarded("v1.turn", lambda: capture.span(
+        with _turn_scope(self.agent_name, event, context), Guarded("v1.turn", lambda: api.span(
                 "agent_call", agent_name=self.agent_name, inputs=inputs)) as span:
             try:
                 response = await call_next(event, context)
             except Exception as exc:
-                attempt("v1.turn.error", capture.record_event, "error", "agent_call", agent_name=self.agent_name,
+                attempt("v1.turn.error", api.record_event, "error", "agent_call", agent_name=self.agent_name,
                         error_message=f"{type(exc).__name__}: {exc}", status="failed")
                 raise
             if span is not None:
@@ -144,7 +144,7 @@ class CaptureMiddleware(BaseMiddleware):
                       prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
                       cost_usd=cost, cost_source="computed" if cost is not None else "unpriced")
         if cost is not None:
-            capture.record_cost(agent_name=self.agent_name, model=model, prompt_tokens=prompt,
+            api.record_cost(agent_name=self.agent_name, model=model, prompt_tokens=prompt,
                                 completion_tokens=completion, cost_usd=cost, event_id=span.id)
         self.llm_calls += 1
         self.prompt_tokens += prompt
@@ -163,7 +163,7 @@ class CaptureMiddleware(BaseMiddleware):
 
         async def call() -> Any:
             if target is not None:
-                attempt("v1.handoff", capture.record_event, "handoff", "delegation", agent_name=self.agent_name,
+                attempt("v1.handoff", api.record_event, "handoff", "delegation", agent_name=self.agent_name,
                         inputs={"from": self.agent_name, "to": target}, meta={"tool": event.name,
                                                                               "call_id": event.id})
             with watch_writes(written):
@@ -181,7 +181,7 @@ class CaptureMiddleware(BaseMiddleware):
         if not ok:
             message = f"{type(result.error).__name__}: {result.error}"
             span.fail(message[:2000])
-            capture.record_event("error", "tool_call", agent_name=self.agent_name, error_message=message[:2000],
+            api.record_event("error", "tool_call", agent_name=self.agent_name, error_message=message[:2000],
                                  status="failed")
         record_written_files(written, span.id, self.agent_name, root)
 
@@ -206,7 +206,7 @@ class CaptureMiddleware(BaseMiddleware):
                        else "the code tool returned no result")
             span.set_outputs({"exit_code": None, "output": None})
             span.fail(message[:2000])
-            capture.record_event("error", "code_exec", agent_name=self.agent_name, status="failed",
+            api.record_event("error", "code_exec", agent_name=self.agent_name, status="failed",
                                  error_message=message[:2000])
             return
         else:  # the environment that ran was not reachable: the exit code is in the result text
@@ -216,10 +216,10 @@ class CaptureMiddleware(BaseMiddleware):
                           "scripts": run.scripts if run is not None else []})
         if exit_code:
             span.fail(f"exit code {exit_code}")
-            capture.record_event("error", "code_exec", agent_name=self.agent_name, status="failed",
+            api.record_event("error", "code_exec", agent_name=self.agent_name, status="failed",
                                  error_message=f"exit code {exit_code}: {str(output)[:1000]}")
         for path, operation in run.files if run is not None else ():
-            capture.record_file(f"{run.work_dir}/{path}", event_id=span.id, root=run.work_dir,
+            api.record_file(f"{run.work_dir}/{path}", event_id=span.id, root=run.work_dir,
                                 agent_name=self.agent_name, operation=operation)
 
     async def on_human_input(self, call_next: Any, event: Any, context: Any) -> Any:

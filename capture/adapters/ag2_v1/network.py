@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import capture
+from capture import api
 from capture.adapters import patching
 from capture.adapters.guarded import attempt
 from capture.core.context import current_node_var, current_run_var, current_span_var
@@ -33,9 +33,9 @@ class ChannelScope:
         self.context = contextvars.copy_context()
         self.handles: list[Any] = []
         if self.context.run(current_run_var.get) is None:
-            for handle in (capture.run(f"{kind} channel", meta={"source": "ag2v1", "entry": "network",
+            for handle in (api.run(f"{kind} channel", meta={"source": "ag2v1", "entry": "network",
                                                                   "channel_id": channel_id}),
-                           capture.node(kind, node_type="channel", meta={"channel_id": channel_id})):
+                           api.node(kind, node_type="channel", meta={"channel_id": channel_id})):
                 self.context.run(handle.__enter__)
                 self.handles.append(handle)
 
@@ -105,7 +105,7 @@ class CaptureListener:
             with _lock:
                 scope = _scopes.pop(channel_id, None)
             if scope is not None:
-                attempt("v1.channel.end", scope.record, capture.record_event, "info", "termination",
+                attempt("v1.channel.end", scope.record, api.record_event, "info", "termination",
                         outputs={"reason": payload.get("reason") or kind}, meta={"channel_id": channel_id})
                 attempt("v1.channel.close", scope.close)
 
@@ -119,7 +119,7 @@ class CaptureListener:
         if following is None or _closing(state):
             return
         speaker, target = self._name(envelope.sender_id), self._name(following)
-        attempt("v1.transition", scope.record, capture.record_event, "handoff", "transition", agent_name=target,
+        attempt("v1.transition", scope.record, api.record_event, "handoff", "transition", agent_name=target,
                 inputs={"from": speaker, "to": target},
                 meta={"method": metadata.manifest.type, "channel_id": envelope.channel_id,
                       "envelope_id": envelope.envelope_id, "turn": getattr(state, "turn_count", None)})
@@ -133,14 +133,14 @@ class CaptureListener:
         meta = {"channel_id": envelope.channel_id, "envelope_id": envelope.envelope_id, "kind": envelope.event_type}
         recipients = [self._name(agent_id) for agent_id in audience]
         if len(recipients) == 1:
-            scope.record(capture.record_message, sender, recipients[0], content, meta=meta)
+            scope.record(api.record_message, sender, recipients[0], content, meta=meta)
         else:
-            scope.record(capture.record_broadcast, sender, recipients, content, meta=meta)
+            scope.record(api.record_broadcast, sender, recipients, content, meta=meta)
 
     async def on_turn_failed(self, channel_id: str, agent_id: str, envelope_id: str, exc: BaseException) -> None:
         scope = _scopes.get(channel_id)
         if scope is not None and patching.is_active(self.hub):
-            attempt("v1.turn_failed", scope.record, capture.record_event, "error", "turn_failed",
+            attempt("v1.turn_failed", scope.record, api.record_event, "error", "turn_failed",
                     agent_name=self._name(agent_id), error_message=f"{type(exc).__name__}: {exc}", status="failed",
                     meta={"channel_id": channel_id, "envelope_id": envelope_id})
 
