@@ -6,7 +6,7 @@ returned as ISO-8601 strings in UTC; events come in execution order with ties br
 ``execution_order`` are normal).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -83,9 +83,12 @@ def _filtered(stmt: Select, event_type: str | None, agent_name: str | None, limi
 
 
 def list_events_for_run(source: Any, session_id: str, run_id: str, *, event_type: str | None = None,
-                        agent_name: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Events of a run in execution order (ties by ``seq``), optionally filtered by type and agent."""
-    stmt = select(EVENTS).where(EVENTS.c.run_id == run_id, EVENTS.c.session_id == session_id)
+                        agent_name: str | None = None, limit: int | None = None,
+                        columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Events of a run in execution order (ties by ``seq``), optionally filtered by type and agent; only
+    ``columns`` when given (payload columns are the costly ones to decode)."""
+    selected = [EVENTS.c[name] for name in columns] if columns else [EVENTS]
+    stmt = select(*selected).where(EVENTS.c.run_id == run_id, EVENTS.c.session_id == session_id)
     return _all(source, _filtered(stmt, event_type, agent_name, limit))
 
 
@@ -131,31 +134,33 @@ def get_event_statistics(source: Any, session_id: str, run_id: str) -> dict[str,
     agent (what the reference reports under ``agent_call_counts``).
     """
     where = and_(EVENTS.c.run_id == run_id, EVENTS.c.session_id == session_id)
-    with engine_of(source).connect() as conn:
-        by_type = conn.execute(select(EVENTS.c.event_type, func.count()).where(where)
-                               .group_by(EVENTS.c.event_type)).all()
-        by_agent = conn.execute(
-            select(EVENTS.c.agent_name, EVENTS.c.event_type, func.count())
-            .where(where, EVENTS.c.agent_name.is_not(None))
-            .group_by(EVENTS.c.agent_name, EVENTS.c.event_type)).all()
-        total_ms, avg_ms, timed = conn.execute(
-            select(func.sum(EVENTS.c.duration_ms), func.avg(EVENTS.c.duration_ms), func.count(EVENTS.c.duration_ms))
-            .where(where)).one()
+    with engine_of(source).connect() as conn:  # one pass: every figure is a sum over (type, agent) groups
+        groups = conn.execute(
+            select(EVENTS.c.event_type, EVENTS.c.agent_name, func.count(), func.sum(EVENTS.c.duration_ms),
+                   func.count(EVENTS.c.duration_ms))
+            .where(where).group_by(EVENTS.c.event_type, EVENTS.c.agent_name)).all()
+    types: dict[str, int] = {}
     counts: dict[str, int] = {}
     invocations: dict[str, int] = {}
-    for agent, etype, n in by_agent:
+    total_ms = timed = 0
+    for etype, agent, n, duration, n_timed in groups:
+        types[etype] = types.get(etype, 0) + n
+        total_ms += int(duration or 0)
+        timed += int(n_timed)
+        if agent is None:
+            continue
         counts[agent] = counts.get(agent, 0) + n
         if etype == "agent_call":
             invocations[agent] = invocations.get(agent, 0) + n
     return {
-        "total_events": sum(n for _, n in by_type),
-        "event_types": dict(sorted((t, n) for t, n in by_type)),
+        "total_events": sum(types.values()),
+        "event_types": dict(sorted(types.items())),
         "agents_involved": sorted(counts),
         "agent_call_counts": dict(sorted(invocations.items())),
         "events_by_agent": dict(sorted(counts.items())),
-        "total_duration_ms": int(total_ms or 0),
-        "avg_duration_ms": float(avg_ms) if avg_ms is not None else 0.0,
-        "timed_events": int(timed),
+        "total_duration_ms": total_ms,
+        "avg_duration_ms": total_ms / timed if timed else 0.0,
+        "timed_events": timed,
     }
 
 

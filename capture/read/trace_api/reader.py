@@ -158,7 +158,8 @@ class TraceReader:
         timeline draws)."""
         run = self.resolve_run(run_id, session_id)
         events = queries.list_events_for_run(self.engine, run["session_id"], run["id"], event_type=event_type,
-                                             agent_name=agent_name, limit=limit)
+                                             agent_name=agent_name, limit=limit,
+                                             columns=None if payloads else (*LIGHT_FIELDS, "meta"))
         events = [light(e) if not payloads else {**e, **usage_of(e)} for e in events]
         return {"run_id": run["id"], "total_events": len(events), "events": events}
 
