@@ -182,6 +182,8 @@ class SpanBuilder:
             attributes[names.COSTS] = _json(costs)
         if files:
             attributes[names.FILES] = _json(files)
+        if self.content and etype == "llm_call" and outputs:
+            attributes["gen_ai.output.messages"] = _json(self.redactor.value(output_messages(outputs)))
         if self.content:
             attributes.update({names.EVENT + "inputs": _json(self.redactor.value(inputs)) if inputs else None,
                                names.EVENT + "outputs": _json(self.redactor.value(outputs)) if outputs else None,
@@ -193,6 +195,16 @@ class SpanBuilder:
         return self._span(name, context, parent, attributes, kind, start, max(start, end),
                           event.get("status") == "failed" or event.get("event_subtype") == "error",
                           event.get("error_message"))
+
+
+def output_messages(outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """An LLM call's recorded reply (``content`` and the names in ``tool_calls``) as GenAI ``OutputMessages``."""
+    parts: list[dict[str, Any]] = []
+    if outputs.get("content"):
+        parts.append({"type": "text", "content": str(outputs["content"])})
+    parts.extend({"type": "tool_call", "name": str(name)} for name in outputs.get("tool_calls") or () if name)
+    return [{"role": "assistant", "parts": parts,
+             "finish_reason": "tool_call" if outputs.get("tool_calls") else "stop"}]
 
 
 def to_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
