@@ -13,7 +13,7 @@ from capture.core import config
 from skillmine.console import fail
 
 # Optional dependencies some commands need -> the extra that installs them.
-OPTIONAL_MODULES = {"autogen": "ag2"}
+OPTIONAL_MODULES = {"autogen": "ag2", "starlette": "trace", "uvicorn": "trace"}
 # Modules that contribute subcommands; each has ``register(subparsers) -> None``.
 PARTS = (
     "capture.store.cli",
