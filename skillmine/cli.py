@@ -84,10 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         result = 130
     except ModuleNotFoundError as exc:
-        if exc.name not in OPTIONAL_MODULES:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OPTIONAL_MODULES:
             raise
-        fail(args.command, f"{exc.name} is not installed",
-             f"pip install 'skillmine[{OPTIONAL_MODULES[exc.name]}]'")
+        fail(args.command, f"{missing} is not installed", f"pip install 'skillmine[{OPTIONAL_MODULES[missing]}]'")
     except Exception as exc:  # noqa: BLE001 - the last resort: an unexpected error ends with one line too
         traceback.print_exc()
         fail(args.command, f"unexpected {type(exc).__name__}: {exc}",

@@ -84,3 +84,12 @@ def test_serve_names_a_busy_port(sqlite_url, writer, server, capsys):
     port = server.server_address[1]
     assert run_cli("trace", "serve", "--port", str(port), "--url", sqlite_url) == 2
     assert capsys.readouterr().err.startswith(f"skillmine trace serve: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_serve_without_the_web_stack_names_the_extra(sqlite_url, writer):
+    script = ("import sys\nsys.modules['uvicorn'] = None  # as if skillmine[trace] were not installed\n"
+              "from skillmine.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", script, "trace", "serve", "--port", "0", "--url", sqlite_url],
+                          check=False, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 1
+    assert "uvicorn is not installed (fix: pip install 'skillmine[trace]')" in done.stderr
