@@ -1,4 +1,5 @@
-"""What both AG2 adapters (Classic and v1) record the same way: files written by tools, and human input.
+"""What both AG2 adapters (Classic and v1) record the same way: files written by tools, and human input
+(:class:`HumanInput`).
 
 Files written by a tool are seen through a Python audit hook (``sys.addaudithook``, PEP 578): every ``open`` /
 ``os.open`` raises an ``open`` audit event with the path and the mode or flags. The hook is installed once per
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from capture import api
+from capture.adapters.guarded import attempt
 from capture.core import clock
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -102,17 +105,35 @@ def human_input_resolution(answer: Any) -> str:
     return "rejected" if text.lower() == "exit" else "modified"
 
 
-def record_human_input(agent_name: str | None, prompt: Any, answer: Any, started: Any, *,
-                       mechanism: str, error: BaseException | None = None) -> str | None:
-    """One ``approval_requested`` event for a human-input request: the prompt, the answer and the time the agent
-    waited for it since ``started`` (a :func:`capture.core.clock.stamp`; ``duration_ms`` and ``meta.wait_ms``); a
-    request that raised is recorded as failed."""
-    wait_ms = clock.elapsed_ms(started, clock.stamp())
-    if error is not None:
-        return api.record_event("approval_requested", "rejected", agent_name=agent_name,
-                                    inputs={"prompt": prompt}, status="failed", duration_ms=wait_ms,
-                                    error_message=f"{type(error).__name__}: {error}",
-                                    meta={"wait_ms": wait_ms, "mechanism": mechanism})
-    return api.record_event("approval_requested", human_input_resolution(answer), agent_name=agent_name,
-                                inputs={"prompt": prompt}, outputs={"answer": answer}, duration_ms=wait_ms,
-                                meta={"wait_ms": wait_ms, "mechanism": mechanism})
+class HumanInput:
+    """Around a human-input request: one ``approval_requested`` event when it ends, with the prompt, the answer (set
+    ``answer`` inside the block) and the time the agent waited (``duration_ms`` and ``meta.wait_ms``); a request
+    that raised is recorded as failed (``rejected``) and the exception propagates. Recording never raises."""
+
+    __slots__ = ("agent_name", "answer", "mechanism", "prompt", "started")
+
+    def __init__(self, agent_name: str | None, prompt: Any, mechanism: str) -> None:
+        self.agent_name, self.prompt, self.mechanism = agent_name, prompt, mechanism
+        self.answer: Any = None
+        self.started: Any = None
+
+    def __enter__(self) -> Self:
+        self.started = clock.stamp()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+                 ) -> bool:
+        attempt("human_input", self._record, exc)
+        return False
+
+    def _record(self, error: BaseException | None) -> None:
+        wait_ms = clock.elapsed_ms(self.started, clock.stamp())
+        meta = {"wait_ms": wait_ms, "mechanism": self.mechanism}
+        if error is not None:
+            api.record_event("approval_requested", "rejected", agent_name=self.agent_name,
+                             inputs={"prompt": self.prompt}, status="failed", duration_ms=wait_ms,
+                             error_message=f"{type(error).__name__}: {error}", meta=meta)
+        else:
+            api.record_event("approval_requested", human_input_resolution(self.answer), agent_name=self.agent_name,
+                             inputs={"prompt": self.prompt}, outputs={"answer": self.answer}, duration_ms=wait_ms,
+                             meta=meta)

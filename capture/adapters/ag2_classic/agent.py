@@ -26,10 +26,9 @@ from capture.adapters.ag2_classic.threads import (
     snapshot,
     stashed,
 )
-from capture.adapters.common import record_human_input, record_written_files, watch_writes
+from capture.adapters.common import HumanInput, record_written_files, watch_writes
 from capture.adapters.guarded import Guarded, attempt, excerpt, message_text, name_of
 from capture.adapters.workdir import changes, scan, script_files
-from capture.core import clock
 from capture.core.context import current_run_var
 
 _children: "weakref.WeakKeyDictionary[Any, list[weakref.ref]]" = weakref.WeakKeyDictionary()
@@ -288,17 +287,9 @@ def _wrap_get_human_input(agent: Any, original: Any) -> Any:
     def get_human_input(prompt: str, *args: Any, **kwargs: Any) -> Any:
         if not patching.is_active(agent):
             return original(prompt, *args, **kwargs)
-        with adopt(stashed(agent)):
-            started = clock.stamp()
-            try:
-                answer = original(prompt, *args, **kwargs)
-            except Exception as exc:
-                attempt("human_input", record_human_input, agent.name, prompt, None, started,
-                        mechanism="get_human_input", error=exc)
-                raise
-            attempt("human_input", record_human_input, agent.name, prompt, answer, started,
-                    mechanism="get_human_input")
-        return answer
+        with adopt(stashed(agent)), HumanInput(agent.name, prompt, "get_human_input") as asked:
+            asked.answer = original(prompt, *args, **kwargs)
+        return asked.answer
 
     return get_human_input
 
@@ -308,17 +299,9 @@ def _wrap_a_get_human_input(agent: Any, original: Any) -> Any:
     async def a_get_human_input(prompt: str, *args: Any, **kwargs: Any) -> Any:
         if not patching.is_active(agent):
             return await original(prompt, *args, **kwargs)
-        with adopt(stashed(agent)):
-            started = clock.stamp()
-            try:
-                answer = await original(prompt, *args, **kwargs)
-            except Exception as exc:
-                attempt("human_input", record_human_input, agent.name, prompt, None, started,
-                        mechanism="a_get_human_input", error=exc)
-                raise
-            attempt("human_input", record_human_input, agent.name, prompt, answer, started,
-                    mechanism="a_get_human_input")
-        return answer
+        with adopt(stashed(agent)), HumanInput(agent.name, prompt, "a_get_human_input") as asked:
+            asked.answer = await original(prompt, *args, **kwargs)
+        return asked.answer
 
     return a_get_human_input
 

@@ -19,9 +19,8 @@ from capture.adapters import patching
 from capture.adapters.ag2_v1.code import CodeRun, code_runs, parse_result
 from capture.adapters.ag2_v1.network import channel_scope
 from capture.adapters.ag2_v1.pricing import price_for
-from capture.adapters.common import record_human_input, record_written_files, watch_writes
+from capture.adapters.common import HumanInput, record_written_files, watch_writes
 from capture.adapters.guarded import Guarded, attempt, excerpt
-from capture.core import clock
 from capture.core.context import current_run_var
 
 TASK_CHARS = 500
@@ -225,13 +224,7 @@ class CaptureMiddleware(BaseMiddleware):
     async def on_human_input(self, call_next: Any, event: Any, context: Any) -> Any:
         if not self._active():
             return await call_next(event, context)
-        started = clock.stamp()
-        try:
+        with HumanInput(self.agent_name, event.content, "hitl_hook") as asked:
             answer = await call_next(event, context)
-        except Exception as exc:
-            attempt("v1.human_input", record_human_input, self.agent_name, event.content, None, started,
-                    mechanism="hitl_hook", error=exc)
-            raise
-        attempt("v1.human_input", record_human_input, self.agent_name, event.content, answer.content, started,
-                mechanism="hitl_hook")
+            asked.answer = answer.content
         return answer
