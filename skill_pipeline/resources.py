@@ -98,7 +98,8 @@ class MiningSettings(dg.ConfigurableResource):
     """Thresholds of the mining and publishing steps (unset fields fall back to SKILLMINE_* variables)."""
 
     min_support: int | None = Field(default=None, description="runs a template needs before it is published "
-                                                                 "(SKILLMINE_MIN_SUPPORT, default 5)")
+                                                                 "(SKILLMINE_MIN_SUPPORT, default 1: a skill "
+                                                                 "seen once is published with its interval)")
     max_medoid_distance: float | None = Field(
         default=None, description="largest mean edit distance of runs to their group's behaviour medoid the "
                                   "clustering check accepts (SKILLMINE_MAX_MEDOID_DISTANCE, default 0.35)")
@@ -107,7 +108,7 @@ class MiningSettings(dg.ConfigurableResource):
     sample_size: int = Field(default=2000, description="sequences clustered exactly before medoid assignment")
 
     def support(self) -> int:
-        return self.min_support if self.min_support is not None else _env_int("MIN_SUPPORT", 5)
+        return self.min_support if self.min_support is not None else _env_int("MIN_SUPPORT", MiningParams.min_support)
 
     def medoid_distance(self) -> float:
         return (self.max_medoid_distance if self.max_medoid_distance is not None

@@ -36,7 +36,7 @@ class MiningParams:
     sample_size: int = 2000  # reduced sequences clustered exactly before the others are assigned to medoids
     template_sample_runs: int = 100  # oldest member runs whose full events feed slot inference per skill
     granularity: str = "standard"  # token granularity (``tokens.GRANULARITIES``)
-    min_support: int = 5  # member runs a skill needs to be published
+    min_support: int = 1  # member runs a skill needs to be published (a skill must also have worked once)
 
 
 @dataclass
@@ -147,7 +147,8 @@ def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern
                     first_seq: Mapping[str, int], last_seq: Mapping[str, int], load_sample: SampleLoader,
                     params: MiningParams, cache: SlotCache | None = None) -> list[SkillTemplate]:
     """Every group's skill (largest pattern first), names made unique, publishability decided: a skill is
-    published when the library schema accepts it, it has ``params.min_support`` runs and a success rate."""
+    published when the library schema accepts it (it has steps), it has ``params.min_support`` runs and at least
+    one of them succeeded (a skill is a way of doing the task that worked)."""
     by_id = {g.group_id: g for g in groups}
     order = sorted(patterns, key=lambda gid: (-patterns[gid].support, gid))
     templates = [build_template(by_id[gid], patterns[gid], runs, sequences, first_seq, last_seq, load_sample,
@@ -155,7 +156,7 @@ def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern
     unique_names([t.candidate for t in templates])
     for t in templates:
         t.errors = candidates.library_errors(t.candidate)
-        t.publishable = not t.errors and t.support >= params.min_support and t.success_rate is not None
+        t.publishable = not t.errors and t.support >= params.min_support and bool(t.success_rate)
     return templates
 
 

@@ -4,8 +4,11 @@ Each member is canonicalised and repeat-collapsed (``clustering.reduce_sequence`
 cluster medoid (Levenshtein opcodes), and:
 
 - a medoid step matched in fewer than ``optional_below`` of the members becomes optional;
-- a step inserted (relative to the medoid) in at least ``min_insert_share`` of the members is added
-  at its slot (optional unless it is frequent enough to be required);
+- a step inserted (relative to the medoid) in at least ``min_insert_share`` of the members, and in at least
+  two of them, is added at its slot (optional unless it is frequent enough to be required); an optional insertion
+  of a step the medoid already takes elsewhere is left out: it is that step done in another place by some runs
+  (a resumed session, a shuffled phase), and adding it would put steps in an order no run follows as a whole
+  (the engineer before the planner in a planning run);
 - a tandem-repeated block (e.g. the engineer -> executor retry loop) becomes a ``RepeatBlock`` with
   ``min``/``max`` counts over the members (members without the loop count 1).
 """
@@ -201,8 +204,10 @@ def mine_pattern(
 
     # steps: medoid positions plus frequent insertions at their slots
     inserts_at: dict[int, list[tuple[float, str, float]]] = defaultdict(list)
+    in_medoid = set(M)
     for (slot, tok), cnt in ins_count.items():
-        if cnt / total >= min_insert_share:
+        supported = cnt / total >= min_insert_share and cnt >= min(2.0, total)
+        if supported and (tok not in in_medoid or cnt / total >= optional_below):
             inserts_at[slot].append((float(np.mean(ins_offset[(slot, tok)])), tok, cnt / total))
     steps: list[PatternStep] = []
     pos_of_m: dict[int, int] = {}

@@ -20,8 +20,9 @@ different skills). Within a mode:
    (average linkage). Two requests that behave alike stay two skills.
 4. A (request, leaf) cell is a candidate skill. Cells with fewer than ``min_group_size`` successful runs fold
    into the family's dominant cell (the one with the most successful runs): failed, truncated or abandoned attempts
-   of the same task; so does a cell of another behaviour cluster whose medoid is within ``variant_distance`` of
-   the dominant one (a detour the edit-distance clustering separated).
+   of the same task; so do runs without a single recorded step (a source that kept only the run row) and a cell of
+   another behaviour cluster whose medoid is within ``variant_distance`` of the dominant one (a detour the
+   edit-distance clustering separated).
 
 Group ids hash the mode, the request's words and the leaf's medoid, so re-mining the same runs gives the same ids.
 """
@@ -145,7 +146,7 @@ class _Context:
             kept: list[str] = []
             for b in order:
                 head = kept[0] if kept else None
-                if head is not None and (wins[b] < self.min_group_size or (
+                if head is not None and (b == NO_TOKENS or wins[b] < self.min_group_size or (
                         _cluster(b) != _cluster(head)
                         and normalized_distance(medoids[b], medoids[head]) <= self.variant_distance)):
                     members[(fid, head)] += by_leaf[b]

@@ -17,8 +17,9 @@ from .templates import build_skill_candidate
 
 def group_pattern(group: SkillGroup, sequences_by_run: Mapping[str, Sequence[str]],
                   runs_by_id: Mapping[str, Mapping[str, Any]]) -> Pattern:
-    """The group's pattern over its members (in ``group.run_ids`` order), steps defined by successful runs."""
-    core = [outcome(runs_by_id.get(r, {})) == "success" for r in group.run_ids]
+    """The group's pattern over its members (in ``group.run_ids`` order), steps defined by the successful runs that
+    recorded steps (a run known only from its run row says nothing about the steps)."""
+    core = [outcome(runs_by_id.get(r, {})) == "success" and bool(sequences_by_run.get(r)) for r in group.run_ids]
     pattern = mine_pattern([sequences_by_run.get(r, []) for r in group.run_ids], cluster_id=group.group_id,
                            core=core)
     pattern.member_indices = list(range(len(group.run_ids)))

@@ -98,10 +98,10 @@ def _paraphrased_runs(seed: int = 5):
     rng = random.Random(seed)
     columns, regions = ["flux", "redshift", "stellar mass", "colour"], ["stripe", "deep field", "polar cap"]
     requests = {
-        "chart": (["Draw a line chart of {v} from data/cat_{n}.csv", "Make a plot showing how {v} varies, using "
-                   "data/cat_{n}.csv", "I need a figure of {v} taken from data/cat_{n}.csv"], columns, "png"),
-        "table": (["Tabulate the mean of {v} in data/cat_{n}.csv", "Give me a table with the average {v} of "
-                   "data/cat_{n}.csv", "Summarise {v} from data/cat_{n}.csv as a table of means"], columns, "csv"),
+        "chart": (["Draw a line chart of {v} from data/cat_{n}.csv", ("Make a plot showing how {v} varies, using "
+                   "data/cat_{n}.csv"), "I need a figure of {v} taken from data/cat_{n}.csv"], columns, "png"),
+        "table": (["Tabulate the mean of {v} in data/cat_{n}.csv", ("Give me a table with the average {v} of "
+                   "data/cat_{n}.csv"), "Summarise {v} from data/cat_{n}.csv as a table of means"], columns, "csv"),
         "skymap": (["Render a sky map of the {v} region", "Produce an all-sky image around the {v}",
                     "Show the {v} area on a projected map"], regions, "png"),
     }
@@ -124,7 +124,7 @@ def test_paraphrases_are_one_skill_outputs_split_behaviour_and_other_requests_st
 
 
 def test_a_detour_any_request_may_take_does_not_split_a_behaviour():
-    seqs, descs, outputs, truth = _paraphrased_runs()
+    seqs, descs, outputs, _truth = _paraphrased_runs()
     for rid in list(seqs)[::4]:  # an installer detour in a quarter of the runs, whatever was asked
         seqs[rid] = [*seqs[rid][:3], "agent_call:installer", "code_exec:executor:ok", *seqs[rid][3:]]
     groups = group_runs(seqs, descs, dict.fromkeys(seqs, "one_shot"), None, outputs)

@@ -59,5 +59,6 @@ def test_dirty_data_mines_without_crashing(sqlite_store: CaptureStore, tmp_path:
     assert meta["run_outcomes"]["unfinished"] == 1
     assert checks(result) == {"events_reconcile_with_source": True, "events_have_no_orphans": True,
                               "every_run_has_a_sequence": True, "clustering_quality": True,
-                              "templates_match_library_schema": True, "release_verifies": True}
+                              "templates_match_library_schema": True, "release_verifies": True,
+                              "conformance_drift": True}
     assert meta["skill_library_release"]["release"] == 1
