@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace_api"))  # the DevTools client of the UI tests
-from chromium_devtools import Browser, chromium_path  # noqa: E402
+from chromium_devtools import Browser, chromium_path
 
-from capture.read.trace_api.reader import TraceReader, open_read_only  # noqa: E402
-from capture.read.trace_api.server import TraceServer  # noqa: E402
+from capture.read.trace_api.reader import TraceReader, open_read_only
+from capture.read.trace_api.server import TraceServer
 
 STEP_PLOT = "control/data/mobius_strip_1_20260218_094920.png"
 
