@@ -163,6 +163,8 @@ def evaluate(url: str, truth_path: Path) -> dict[str, Any]:
         "model_interval_coverage": interval_coverage(intervals, model_rates),
         "mine_s": mine_seconds, "baseline_s": base_seconds,
         "skills": [{"name": s["name"], "title": s["title"], "task_template": s["task_template"],
+                    "parameters": {k: p.get("description", "") for k, p in s["parameters"].items()},
+                    "values": sorted({str(v) for run in s["slot_values"].values() for v in run.values()}),
                     "runs": s["statistics"]["support"], "successes": s["successes"],
                     "success_ci95": s["statistics"].get("success_wilson"), "step_recall": round(pr["recall"], 3)}
                    for s, pr in zip(skills, steps, strict=True)],
