@@ -2,14 +2,13 @@
 tokens and cost (from the step's cost report), the run's totals, its files and the source's wall time; a benchmark
 trial recorded without source times says so instead of showing an invented duration."""
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace_api"))  # the DevTools client of the UI tests
-from chromium_devtools import Browser, chromium_path
+from chromium_devtools import Browser, browser_for_test
 
 from capture.read.trace_api.reader import TraceReader, open_read_only
 from capture.read.trace_api.server import TraceServer
@@ -19,14 +18,7 @@ STEP_PLOT = "control/data/mobius_strip_1_20260218_094920.png"
 
 @pytest.fixture
 def browser(tmp_path):
-    binary = chromium_path()
-    if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium is not installed (apt-get install -y chromium)")
-        pytest.skip("Chromium is not installed")
-    opened = Browser(binary, str(tmp_path / "chromium-profile"))
-    yield opened
-    opened.close()
+    yield from browser_for_test(str(tmp_path / "chromium-profile"))
 
 
 @pytest.fixture

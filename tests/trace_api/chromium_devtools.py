@@ -14,7 +14,10 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -24,6 +27,18 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def chromium_path() -> str | None:
     """The Chromium binary, if installed."""
     return shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium") or None
+
+
+def browser_for_test(profile_dir: str) -> Iterator["Browser"]:
+    """A browser for one test (the body of a pytest fixture): skipped without Chromium, except under CI=true."""
+    binary = chromium_path()
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("Chromium is not installed")
+    opened = Browser(binary, profile_dir)
+    yield opened
+    opened.close()
 
 
 class WebSocket:

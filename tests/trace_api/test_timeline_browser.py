@@ -1,12 +1,11 @@
 """The timeline page in real headless Chromium: it renders the run's events as a waterfall, shows details on
 click, and an event written after the page loaded appears without a reload (EventSource)."""
 
-import os
 import time
 from datetime import UTC, datetime
 
 import pytest
-from chromium_devtools import Browser, chromium_path
+from chromium_devtools import browser_for_test
 
 from capture.store.capture_store import Batch
 
@@ -15,14 +14,7 @@ ROW_IDS = "[...document.querySelectorAll('.row')].map(r => r.dataset.id)"
 
 @pytest.fixture
 def browser(tmp_path):
-    binary = chromium_path()
-    if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium is not installed (apt-get install -y chromium)")
-        pytest.skip("Chromium is not installed")
-    opened = Browser(binary, str(tmp_path / "chromium-profile"))
-    yield opened
-    opened.close()
+    yield from browser_for_test(str(tmp_path / "chromium-profile"))
 
 
 def test_timeline_renders_the_run_and_updates_live(server, writer, browser, tmp_path):
