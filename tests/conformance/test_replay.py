@@ -28,7 +28,8 @@ from workloads.simulate import simulate
 
 
 def _mine(root: Path, url: str) -> Path:
-    mine_store(url, root / "warehouse.duckdb", MiningParams(template_sample_runs=4), library=root / "library")
+    mine_store(url, root / "warehouse.duckdb", MiningParams(template_sample_runs=4, min_support=5),
+               library=root / "library")
     return root / "library"
 
 

@@ -22,7 +22,7 @@ def _run(url: str, tmp_path: Path, instance: dg.DagsterInstance) -> dg.ExecuteIn
     resources = {"event_store": EventStoreResource(database_url=url),
                  "warehouse_db": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
                  "skill_library": SkillLibraryResource(path=str(tmp_path / "library")),
-                 "mining_settings": MiningSettings(), "conformance_settings": ConformanceSettings()}
+                 "mining_settings": MiningSettings(min_support=5), "conformance_settings": ConformanceSettings()}
     return defs.resolve_job_def("mine_skills_job").execute_in_process(resources=resources, instance=instance)
 
 
@@ -49,7 +49,7 @@ def test_new_runs_are_assessed_once_and_a_jump_of_unfit_runs_fails_the_drift_che
         assert metadata["successful_runs"] > 40 and metadata["unfit_share"] <= 0.2
         assert "data:image/png;base64," in metadata["fitness_histogram"] and drift_ok
 
-        # four runs of a new family and mode: too few to publish a skill, so none of them fits one
+        # four runs of a new family and mode: fewer than min_support=5, so no skill for them and none fits one
         simulate(runs=4, seed=2, engine="fast", url=url, modes=("planning_and_control",),
                  families=("summarise_papers",), ground_truth=tmp_path / "b.jsonl")
         second = _run(url, tmp_path, instance)
