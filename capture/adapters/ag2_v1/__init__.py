@@ -70,7 +70,8 @@ def _instrument_agent(agent: Any) -> None:
             if not patching.is_active(tool.agent):
                 _instrument_agent(tool.agent)
                 owned.append(tool.agent)
-    factory = Middleware(CaptureMiddleware, agent=agent, code_tools=frozenset(code_tools), subagents=subagents)
+    factory = Middleware(CaptureMiddleware, agent=weakref.ref(agent), code_tools=frozenset(code_tools),
+                         subagents=subagents)
     agent.insert_middleware(factory)
     _installed[agent] = (factory, owned)
 

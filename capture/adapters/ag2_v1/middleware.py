@@ -7,6 +7,7 @@ summed. Everything recorded is guarded: a capture failure is counted, never rais
 
 import json
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -67,11 +68,11 @@ class CaptureMiddleware(BaseMiddleware):
     ``code_exec`` for sandbox code tools, a ``handoff`` before a sub-agent runs) and human input
     (``approval_requested``)."""
 
-    def __init__(self, event: Any, context: Any, *, agent: Any, code_tools: frozenset[str],
+    def __init__(self, event: Any, context: Any, *, agent: "weakref.ref[Any]", code_tools: frozenset[str],
                  subagents: dict[str, str]) -> None:
         super().__init__(event, context)
-        self.agent = agent
-        self.agent_name: str = agent.name
+        self.agent = agent  # weakly: the agent holds the factory that holds this reference
+        self.agent_name: str = agent().name
         self.code_tools = code_tools
         self.subagents = subagents
         self.llm_calls = 0
@@ -81,7 +82,8 @@ class CaptureMiddleware(BaseMiddleware):
         self.models: list[str] = []
 
     def _active(self) -> bool:
-        return patching.is_active(self.agent)
+        agent = self.agent()
+        return agent is not None and patching.is_active(agent)
 
     async def _spanned(self, where: str, event_type: str, inputs: dict[str, Any],
                        call: Callable[[], Awaitable[Any]], finish: Callable[..., None], *extra: Any) -> Any:

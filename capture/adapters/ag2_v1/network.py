@@ -12,6 +12,7 @@ instrumented are instrumented with it; instrument agents registered otherwise (o
 import contextvars
 import functools
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -86,7 +87,11 @@ class CaptureListener:
     channel ends (``info``), failed turns (``error``)."""
 
     def __init__(self, hub: Any) -> None:
-        self.hub = hub
+        self._hub = weakref.ref(hub)  # the hub holds this listener
+
+    @property
+    def hub(self) -> Any:
+        return self._hub()
 
     def _name(self, agent_id: str | None) -> str | None:
         return self.hub.name_for(agent_id, default=agent_id) if agent_id else None
@@ -145,8 +150,8 @@ class CaptureListener:
                     meta={"channel_id": channel_id, "envelope_id": envelope_id})
 
 
-_listeners: dict[int, CaptureListener] = {}
-_registered: dict[int, list[Any]] = {}  # hub -> the agents instrumented when it registered them
+_listeners: "weakref.WeakKeyDictionary[Any, CaptureListener]" = weakref.WeakKeyDictionary()
+_registered: "weakref.WeakKeyDictionary[Any, list[Any]]" = weakref.WeakKeyDictionary()  # agents the hub instrumented
 
 
 def _wrap_register(hub: Any, original: Any, instrument_agent: Any) -> Any:
@@ -155,7 +160,7 @@ def _wrap_register(hub: Any, original: Any, instrument_agent: Any) -> Any:
         if patching.is_active(hub) and not patching.is_active(agent):
             attempt("v1.hub.register", instrument_agent, agent)
             if patching.is_active(agent):
-                _registered.setdefault(id(hub), []).append(agent)
+                _registered.setdefault(hub, []).append(agent)
         return await original(agent, *args, **kwargs)
 
     return register
@@ -166,16 +171,16 @@ def instrument_hub(hub: Any, instrument_agent: Any) -> None:
     now on with ``instrument_agent`` (idempotent)."""
     if patching.activate(hub):
         listener = CaptureListener(hub)
-        _listeners[id(hub)] = listener
+        _listeners[hub] = listener
         hub.register_listener(listener)
         patching.patch(hub, "register", lambda original: _wrap_register(hub, original, instrument_agent))
 
 
 def uninstrument_hub(hub: Any, uninstrument_agent: Any) -> None:
     """Remove the capture listener from ``hub`` and undo the agents it instrumented."""
-    listener = _listeners.pop(id(hub), None)
+    listener = _listeners.pop(hub, None)
     if listener is not None:
         hub.unregister_listener(listener)
-    for agent in _registered.pop(id(hub), []):
+    for agent in _registered.pop(hub, []):
         uninstrument_agent(agent)
     patching.restore(hub)
