@@ -6,6 +6,8 @@ import http.client
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -171,3 +173,18 @@ def test_the_token_never_reaches_the_log(sqlite_url, writer):
         out, err = proc.communicate(timeout=10)
     assert "GET /api/runs" in out + err  # the access log is on
     assert TOKEN not in out + err and trace_server.session_cookie_value(TOKEN) not in out + err
+
+
+def test_streams_abandoned_at_once_give_their_slots_back(sqlite_url, writer, serve):
+    srv = serve(sqlite_url, max_streams=5, poll_interval=0.05)
+    host, port = srv.server_address
+    for _ in range(20):  # request a stream and reset the connection before reading anything
+        sock = socket.create_connection((host, port))
+        sock.sendall(b"GET /api/runs/run-1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    deadline = time.monotonic() + 5
+    while (srv.live_streams or srv.app.state.feed.streams) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (srv.live_streams, srv.app.state.feed.streams) == (0, 0)
+    assert request(srv.url, "/api/runs/run-2/failure")[0] == 200

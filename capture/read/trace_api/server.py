@@ -360,14 +360,33 @@ async def _stream(request: Request) -> Response:
     except (StoreError, SQLAlchemyError):
         _release(state, sub)
         return _error(503, STORE_ERROR["error"])
-    return StreamingResponse(_follow(request, sub, catch_up, after), media_type="text/event-stream",
-                             headers={"X-Accel-Buffering": "no"})
+    return _StreamResponse(_follow(request, sub, catch_up, after), media_type="text/event-stream",
+                           headers={"X-Accel-Buffering": "no"}, release=lambda: _release(state, sub))
+
+
+class _StreamResponse(StreamingResponse):
+    """A streaming response that gives its stream slot back however it ends, even when the client left before
+    the body started (then the body generator never runs, so its own ``finally`` cannot)."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
 
 
 def _release(state: Any, sub: Subscriber) -> None:
-    state.feed.unsubscribe(sub)
+    """Detach a stream from the feed and free its slot (once, whichever path ends the stream first)."""
     with state.streams_lock:
+        if sub.released:
+            return
+        sub.released = True
         state.streams -= 1
+    state.feed.unsubscribe(sub)
 
 
 async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):

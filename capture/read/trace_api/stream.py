@@ -86,6 +86,7 @@ class Subscriber:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     closed: bool = False
+    released: bool = False
 
     def put(self, item: Delivery) -> None:
         """Queue one poll's changes (called on the event loop); past :data:`MAX_BACKLOG` the stream is ended."""
