@@ -16,6 +16,7 @@ against what the previous request committed.
 import asyncio
 import gzip
 import hmac
+import signal
 import socket
 import threading
 import zlib
@@ -111,9 +112,17 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(receiver: OtlpReceiver, sock: socket.socket, *, verbose: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM; requests in progress finish (and are committed) before this returns."""
+    """Serve until SIGINT/SIGTERM (from the main thread); requests in progress finish (and are committed) before
+    this returns."""
     import uvicorn
 
     config = uvicorn.Config(receiver.app, log_level="info" if verbose else "warning", access_log=verbose,
                             timeout_graceful_shutdown=30, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn re-raises the stopping signal after its graceful shutdown; with these handlers that returns here,
+    # so the caller can report and close the store (and the process exits 0 after a clean stop).
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

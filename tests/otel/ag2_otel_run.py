@@ -18,12 +18,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ag2"))
 
-from ag2_scenarios import research_group  # noqa: E402
-from autogen import GroupChat  # noqa: E402
-from autogen.opentelemetry import instrument_agent, instrument_llm_wrapper  # noqa: E402
-from autogen.opentelemetry.instrumentators.pattern import instrument_groupchat  # noqa: E402
+from ag2_scenarios import research_group
+from autogen import GroupChat
+from autogen.opentelemetry import instrument_agent, instrument_llm_wrapper
+from autogen.opentelemetry.instrumentators.pattern import instrument_groupchat
 
-from capture.read.otlp_export import to_otlp_json  # noqa: E402
+from capture.read.otlp_export import to_otlp_json
 
 
 def main(out: Path, work_dir: Path, repeats: int) -> None:
