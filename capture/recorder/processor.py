@@ -78,9 +78,9 @@ class Recorder:
         self._stopping = False
         self._closed = False
         self._stats_lock = threading.Lock()
-        self._counts = {"dequeued": 0, "written": 0, "spooled": 0, "sampled_out": 0, "errors": 0,
-                        "caller_spilled": 0, "dropped": 0}
-        self._warned: set[str] = set()
+        self._counts = {"dequeued": 0, "written": 0, "spooled": 0, "sampled_out": 0, "caller_spilled": 0,
+                        "dropped": 0}
+        self.error = Failures()  # shared with the sink, so the sink holds no reference back to the recorder
         self._implicit: RunState | None = None
         self._implicit_lock = threading.Lock()
         self.open_spans: dict[str, SpanState] = {}
@@ -231,15 +231,6 @@ class Recorder:
             self._counts["spooled"] += result.spooled
             self._counts["dropped"] += result.dropped
 
-    def error(self, kind: str, exc: BaseException | str) -> None:
-        """Count a capture-internal failure and log it once per kind (the sink reports through this too)."""
-        with self._stats_lock:
-            self._counts["errors"] += 1
-        if kind not in self._warned:
-            self._warned.add(kind)
-            log.warning("skillmine capture: %s failed (counted in stats; the workflow is not affected): %s",
-                        kind, exc)
-
     # -- the sink and the writer thread ----------------------------------------------------------------------
 
     def sink(self) -> Sink:
@@ -260,6 +251,7 @@ class Recorder:
             self._sink.after_fork()
         with self._stats_lock:
             self._counts = dict.fromkeys(self._counts, 0)
+        self.error.count = 0
         self._implicit = None
         if self.enabled and not self._closed:
             self._start_thread()
@@ -406,13 +398,32 @@ class Recorder:
             "enabled": self.enabled, "queue_depth": depth, "enqueued": enqueued, "written": counts["written"],
             "spooled": counts["spooled"], "spool_pending": sink.get("spool_pending", 0),
             "replayed": sink.get("replayed", 0), "dropped": counts["dropped"], "sampled_out": counts["sampled_out"],
-            "errors": counts["errors"], "bad_records": lost,
+            "errors": self.error.count, "bad_records": lost,
             "write_latency_ms_p50": sink.get("write_latency_ms_p50"),
             "write_latency_ms_p95": sink.get("write_latency_ms_p95"),
             "events_last_minute": sink.get("events_last_minute", 0),
             "capture_rate": 1.0 if not enqueued else round((enqueued - lost) / enqueued, 6),
             "database_available": sink.get("database_available", True),
         }
+
+
+class Failures:
+    """Counts capture-internal failures and logs each kind once; called as ``failures(kind, exc)`` by the recorder
+    and its sink (a separate object, so that the sink's callback keeps no reference cycle through the recorder)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, exc: BaseException | str) -> None:
+        with self._lock:
+            self.count += 1
+            first = kind not in self._warned
+            self._warned.add(kind)
+        if first:
+            log.warning("skillmine capture: %s failed (counted in stats; the workflow is not affected): %s",
+                        kind, exc)
 
 
 def _after_fork_hook(ref: "weakref.ref[Recorder]") -> Any:
