@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import signing, store
+from . import promotion, signing, store
 from .agent_skills import is_export, verify_export
 from .bundle import import_bundle
 from .errors import SkillLibraryError
@@ -69,14 +69,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             _table([(r["release"], r["created_at"], r["skills"], len(r["changes"]), r["pipeline_run_id"])
                     for r in rows], ["RELEASE", "CREATED", "SKILLS", "CHANGES", "PIPELINE RUN"])
         return 0
-    rows = library.skills(include_deprecated=args.all)
+    rows = [{**r, "replay": promotion.status(library.location, r["name"], r["version"])}
+            for r in library.skills(include_deprecated=args.all)]
     _warn_if_unverified(library, "list")
     if args.json:
         _emit_json({"release": library.release, "skills": rows})
     else:
         print(f"{library.location}  release {library.release}")
-        _table([(r["name"], r["version"], r["status"], r["category"], r["support"], f"{r['success_rate']:.2f}",
-                 r["title"]) for r in rows], ["NAME", "VERSION", "STATUS", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"])
+        _table([(r["name"], r["version"], r["status"], r["replay"], r["category"], r["support"],
+                 f"{r['success_rate']:.2f}", r["title"]) for r in rows],
+               ["NAME", "VERSION", "STATUS", "REPLAY", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"])
     return 0
 
 

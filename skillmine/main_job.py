@@ -27,12 +27,13 @@ def _quickstart(args: argparse.Namespace) -> int:
     from capture.store.db import StoreError, safe_url
     from skill_pipeline.cli import dagster_home
     from skill_pipeline.mine import MineOptions, mine_now
+    from skill_pipeline.verification.cli import verify_quickstart
     from workloads.cli import show_summary
     from workloads.simulate import simulate
 
     out = console()
     url = config.database_url()
-    out.print(f"[bold]1/3 capture[/] {args.runs} CMBAgent-shaped runs of real AG2 agents (offline, scripted models)"
+    out.print(f"[bold]1/4 capture[/] {args.runs} CMBAgent-shaped runs of real AG2 agents (offline, scripted models)"
               f" into {safe_url(url)}")
     try:
         summary = simulate(runs=args.runs, seed=args.seed, engine="ag2", url=url, quiet=args.quiet)
@@ -40,11 +41,14 @@ def _quickstart(args: argparse.Namespace) -> int:
         fail("quickstart", str(exc))
         return 2
     show_summary(summary, out)
-    out.print("[bold]2/3 mine[/] with Dagster: extract -> sequences -> clusters -> patterns -> templates -> release")
+    out.print("[bold]2/4 mine[/] with Dagster: extract -> sequences -> clusters -> patterns -> templates -> release")
     code = mine_now(MineOptions(quiet=args.quiet, verbose=args.verbose), home=dagster_home(), out=out)
     if code:
         return code
-    out.print("[bold]3/3 where to look[/]")
+    out.print("[bold]3/4 verify[/] replay each new skill version on held-out tasks of its family; promote those "
+              "that pass")
+    out.print(verify_quickstart(), markup=False)
+    out.print("[bold]4/4 where to look[/]")
     out.print(f"  skills:   skillmine skills list          (library {config.home() / 'library'})", markup=False)
     out.print('  search:   skillmine skills search "plotting workflows"', markup=False)
     out.print("  traces:   skillmine trace serve          (timeline at http://127.0.0.1:8321/)", markup=False)

@@ -2,6 +2,7 @@
 replay NAME`` (replay verification of a skill version, promoting it when it passes)."""
 
 import argparse
+from pathlib import Path
 
 from skill_pipeline.verification.runs import DEFAULT_MIN_FITNESS
 
@@ -48,7 +49,6 @@ def _register_replay(sub: argparse._SubParsersAction) -> None:
 
 def _conform(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from capture.core import config
     from capture.read.questions import resolve_run
@@ -105,7 +105,6 @@ def _print(answer: dict, library: object) -> None:
 def _replay(args: argparse.Namespace) -> int:
     import dataclasses
     import json
-    from pathlib import Path
 
     from capture.core import config
     from skill_library.errors import SkillLibraryError
@@ -151,3 +150,17 @@ def _replay(args: argparse.Namespace) -> int:
     promoted = sum(a["status"] == "active" for a in answers)
     out.print(f"{len(answers)} skill versions replayed: {promoted} promoted, {len(answers) - promoted} left candidate")
     return 0
+
+
+def verify_quickstart(tasks: int = 8) -> str:
+    """Replay the configured library's unreplayed skill versions (``tasks`` each) and say what was promoted."""
+    import dataclasses
+
+    from capture.core import config
+    from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
+    from skill_pipeline.verification.replay import outcome_line, verify_library
+
+    settings = dataclasses.replace(ReplayResource().settings(ConformanceSettings().fitness_threshold()), tasks=tasks)
+    library = Path(config.env("LIBRARY") or config.home() / "library").expanduser()
+    db = Path(config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
+    return outcome_line(verify_library(library, db, settings))

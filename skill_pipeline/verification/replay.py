@@ -37,8 +37,10 @@ TOOL_EXECUTOR = "_Group_Tool_Executor"
 USER = "_User"
 CODE_ACTION = "execute code"
 _ERROR_PREFIX = re.compile(r"^\w+(Error|Exception): ")  # the recorded message names the exception class first
-DEFAULT_NAMES = {"plot": "data/replay_output.png", "data": "data/replay_output.json", "report": "replay_report.md",
-                 "log": "replay.log", "other": "replay_output.txt"}
+# Where a replay writes an expected output no parameter names (``classify_file`` gives each its type back).
+DEFAULT_NAMES = {"plan": "replay_plan.json", "data": "data/replay_output.json", "plot": "data/replay_output.png",
+                 "report": "replay_report.md", "chat": "chats/replay_chat.json",
+                 "context": "context/replay_context.json", "log": "replay.log", "other": "replay_output.bin"}
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,18 @@ def replay_tasks(con: Any, skill: Mapping[str, Any], count: int) -> list[ReplayT
 
 # --- the scripted re-enactment --------------------------------------------------------------------------------
 
-def _output_paths(skill: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, str]:
-    """Expected output type -> the path the replay writes it to (a parameter naming such a file, else a default;
-    code is the script itself)."""
-    wanted = {o["type"] for s in skill["steps"] for o in s.get("expected_outputs") or []} - {"code"}
+def _output_paths(skill: Mapping[str, Any], params: Mapping[str, str], tool: str | None = None) -> dict[str, str]:
+    """Expected output type -> the path the replay writes it to (a parameter naming such a file, else a default),
+    for the outputs of the steps calling ``tool`` (None: of the steps without a tool; code is the script itself)."""
+    wanted = {o["type"] for s in skill["steps"] if s.get("tool") == tool
+              for o in s.get("expected_outputs") or []} - {"code"}
     named = {classify_file(v): v for v in params.values() if isinstance(v, str) and "." in v.rsplit("/", 1)[-1]}
     return {kind: named.get(kind) or DEFAULT_NAMES.get(kind, DEFAULT_NAMES["other"]) for kind in sorted(wanted)}
+
+
+def _expected_types(skill: Mapping[str, Any], params: Mapping[str, str], wrote_code: bool) -> set[str]:
+    tools = {s.get("tool") for s in skill["steps"]}
+    return {kind for tool in tools for kind in _output_paths(skill, params, tool)} | ({"code"} if wrote_code else set())
 
 
 def replay_code(skill: Mapping[str, Any], task: ReplayTask) -> str:
@@ -154,7 +162,7 @@ class _Chat:
                 agents[name] = scripted_llm.use_script(agent, scripted_llm.Script(turns, name=name))
         if tools:
             agents[TOOL_EXECUTOR] = ConversableAgent(TOOL_EXECUTOR, llm_config=False, human_input_mode="NEVER",
-                                                     function_map={t: self._tool(t) for t in tools})
+                                                     function_map={t: self._tool(t, work) for t in tools})
         self.user = agents[USER]
         self.walk = skill_speaker_selection(skill, fallback="round_robin")
         self.groupchat = GroupChat(agents=list(agents.values()), messages=[], max_round=max_round,
@@ -168,9 +176,14 @@ class _Chat:
             return None
         return self.walk(last_speaker, groupchat)
 
-    @staticmethod
-    def _tool(name: str) -> Any:
+    def _tool(self, name: str, work: Path) -> Any:
+        outputs = _output_paths(self.skill, self.task.params, name)
+
         def tool(**_: Any) -> str:
+            for path in outputs.values():
+                target = work / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(b"replayed output of " + path.encode())
             return f"{name}: done"
 
         tool.__name__ = name
@@ -216,14 +229,16 @@ def _captured(url: str, run_id: str) -> tuple[str | None, list[dict[str, Any]], 
 
 def _judge(skill: Mapping[str, Any], task: ReplayTask, status: str | None, events: list[dict[str, Any]],
            files: list[dict[str, Any]], min_fitness: float) -> tuple[str | None, float, list[str]]:
-    """(reason it failed or None, fitness, expected output types found linked to a code execution)."""
+    """(reason it failed or None, fitness, output types found linked to the code execution or tool call that
+    wrote them)."""
     fitness = conform(SkillModel.from_skill(skill), run_steps(events)).fitness
     code_events = {e["id"] for e in events if e["event_type"] == "code_exec"}
-    written = code_events | {e["id"] for e in events if e["event_type"] == "file_gen"
-                             and e.get("parent_event_id") in code_events}
+    producers = code_events | {e["id"] for e in events if e["event_type"] == "tool_call"}
+    written = producers | {e["id"] for e in events if e["event_type"] == "file_gen"
+                           and e.get("parent_event_id") in producers}
     exits = [e for e in events if e["event_type"] == "code_exec" and e["event_subtype"] in ("complete", "error")]
     linked = sorted({str(f["file_type"]) for f in files if f.get("event_id") in written})
-    expected = sorted(set(_output_paths(skill, task.params)) | ({"code"} if code_events else set()))
+    expected = sorted(_expected_types(skill, task.params, bool(code_events)))
     if status != "completed":
         return f"the replayed run ended {status}", fitness, linked
     if exits and exits[-1]["event_subtype"] == "error":
@@ -232,7 +247,7 @@ def _judge(skill: Mapping[str, Any], task: ReplayTask, status: str | None, event
         return f"fitness {fitness:.3f} to the skill is below {min_fitness}", fitness, linked
     missing = [kind for kind in expected if kind not in linked]
     if missing:
-        return f"no {', '.join(missing)} output linked to a code execution", fitness, linked
+        return f"no {', '.join(missing)} output linked to the code execution or tool call that wrote it", fitness, linked
     return None, fitness, linked
 
 
@@ -369,3 +384,26 @@ def shutdown_capture() -> None:
     import capture
 
     capture.shutdown(30.0)
+
+
+def verify_library(library: Path, warehouse_path: Path, settings: ReplaySettings
+                   ) -> list[tuple[str, str, dict[str, Any], str]]:
+    """Replay every skill whose current version has no replay record: ``(name, version, statistics, status)``."""
+    from skill_pipeline.lib import warehouse
+
+    pending = unreplayed(library)
+    if not pending:
+        return []
+    replay_store(settings)
+    try:
+        with warehouse.connect(warehouse_path) as con:
+            return [(name, version, *verify_skill(con, library, name, settings, version)[1:])
+                    for name, version in pending]
+    finally:
+        shutdown_capture()
+
+
+def outcome_line(outcomes: Sequence[tuple[str, str, dict[str, Any], str]]) -> str:
+    """``'3 skill versions replayed: 2 promoted, 1 left candidate'``."""
+    promoted = sum(status == "active" for *_, status in outcomes)
+    return f"{len(outcomes)} skill versions replayed: {promoted} promoted, {len(outcomes) - promoted} left candidate"

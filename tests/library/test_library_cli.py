@@ -41,9 +41,9 @@ def test_list_table_and_json(lib, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"{lib}  release 2"
-    assert lines[1].split() == ["NAME", "VERSION", "STATUS", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"]
-    assert lines[3].split()[:3] == ["literature_search", "1.0.0", "active"]
-    assert lines[4].split()[:3] == ["plot_function", "1.1.0", "active"]
+    assert lines[1].split() == ["NAME", "VERSION", "STATUS", "REPLAY", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"]
+    assert lines[3].split()[:4] == ["literature_search", "1.0.0", "active", "candidate"]  # never replayed
+    assert lines[4].split()[:4] == ["plot_function", "1.1.0", "active", "candidate"]
     code, out, _ = run(capsys, "list", "--library", str(lib), "--json")
     data = json.loads(out)
     assert data["release"] == 2 and [s["name"] for s in data["skills"]] == [
@@ -141,3 +141,13 @@ def test_publish_rejects_invalid_candidates(lib, capsys, tmp_path):
     bad.write_text(json.dumps([plot_candidate(steps=[])]))
     code, _, err = run(capsys, "publish", str(bad), "--library", str(lib))
     assert code == 1 and "candidate[0] ('Plot function') is invalid: steps: [] should be non-empty" in err
+
+
+def test_list_shows_the_replay_status_recorded_for_a_version(lib, capsys):
+    from skill_library.promotion import record_replays
+
+    record_replays(lib, "plot_function", "1.1.0", {"tried": 4, "passed": 4}, "active")
+    code, out, _ = run(capsys, "list", "--library", str(lib), "--json")
+    replay = {s["name"]: s["replay"] for s in json.loads(out)["skills"]}
+    assert code == 0 and replay == {"literature_search": "candidate", "plot_function": "active",
+                                    "summarise_dataset": "candidate"}
