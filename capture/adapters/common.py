@@ -53,6 +53,8 @@ def _audit(event: str, args: tuple) -> None:
 
 def _install_hook() -> None:
     global _hook_installed
+    if _hook_installed:  # every tool call passes here: no lock once installed
+        return
     with _hook_lock:
         if not _hook_installed:
             sys.addaudithook(_audit)
