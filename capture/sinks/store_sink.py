@@ -12,6 +12,7 @@ writer thread, so an agent process loads SQLAlchemy there, not when it imports `
 full, or exit with the writer stuck) builds rows and spools them on the caller's thread.
 """
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,12 +21,14 @@ from typing import Any
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
 from capture.sinks.base import WriteResult
-from capture.sinks.spool import BATCH_KEYS, Spool
+from capture.sinks.spool import BATCH_KEYS, Spool, store_key
 from capture.sinks.store_rows import RowBuilder
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.db import SchemaOutOfDate, StoreError, current_revision, make_engine
 from capture.store.migrate import upgrade
 from capture.store.records import BadRecord
+
+log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # DB-API 2.0 exception names, shared by SQLAlchemy's wrappers and every driver's own exceptions.
@@ -64,7 +67,8 @@ class StoreSink:
         self._rows = RowBuilder(redactor, settings.max_payload_bytes)
         self._store = store
         self._owns_store = store is None
-        self._spool = Spool(settings.spool_dir)
+        self._spool = self._new_spool()
+        self._dropped = 0
         self._down_until = 0.0
         self._failures = 0
         self._replay_due = True
@@ -116,13 +120,16 @@ class StoreSink:
     def after_fork(self) -> None:
         """Own spool file and a fresh connection pool in the child; the parent's stay untouched."""
         self._spool.forget()
-        self._spool = Spool(self.settings.spool_dir)
+        self._spool = self._new_spool()
         if self._store is not None:
             self._store.engine.dispose(close=False)
-        self._replayed = self._bad_records = 0
+        self._replayed = self._bad_records = self._dropped = 0
 
     def close(self) -> None:
-        """Release the spool file and the store (when this sink opened it)."""
+        """Release the spool file and the store (when this sink opened it); say how many items were lost."""
+        if self._dropped:
+            log.warning("skillmine capture: %d recorder items were lost: the database could not take them and the "
+                        "spool in %s could not keep them (disk full?)", self._dropped, self.settings.spool_dir)
         self._spool.close()
         if self._owns_store and self._store is not None:
             self._store.close()
@@ -132,7 +139,9 @@ class StoreSink:
         latencies = sorted(self._latencies)
         cutoff = time.monotonic() - 60
         return {"spool_pending": self._spool.pending_records, "replayed": self._replayed,
-                "bad_records": self._bad_records,
+                "bad_records": self._bad_records, "spool_dropped": self._dropped,
+                "spool_torn_lines": self._spool.torn_lines,
+                "spool_files_of_other_stores": self._spool.kept_for_other_stores,
                 "write_latency_ms_p50": _percentile(latencies, 0.50),
                 "write_latency_ms_p95": _percentile(latencies, 0.95),
                 "events_last_minute": sum(n for t, n in list(self._recent) if t >= cutoff),
@@ -140,11 +149,16 @@ class StoreSink:
 
     # -- spool and back-off ----------------------------------------------------------------------------------
 
+    def _new_spool(self) -> Spool:
+        """A spool for this sink's store: its files name the store, and only that store's files are replayed."""
+        return Spool(self.settings.spool_dir, store_key(self.settings.database_url), self._on_error)
+
     def _spool_batch(self, batch: dict[str, Any], n: int) -> WriteResult:
         try:
             spooled = self._spool.append(batch)
         except Exception as exc:  # noqa: BLE001 - disk full too: nothing left to do but count it
             self._on_error("spool", exc)
+            self._dropped += n
             return WriteResult(dropped=n)
         return WriteResult(spooled=spooled)
 
