@@ -43,9 +43,11 @@ MAX_NAME = 64
 MAX_DESCRIPTION = 1024
 MAX_COMPATIBILITY = 500
 MAX_BODY_LINES = 500
-MAX_HOTSPOTS = 5
+MAX_HOTSPOTS = 5  # also the most repeated groups whose recovery is described
+MAX_PARAMETER_ROWS = 40
 DESCRIPTION_AGENTS = 6
 _AGENT_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_DASHES = re.compile(r"-(?=--)")
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,12 @@ def agent_skill_name(name: str) -> str:
 
 
 def _yaml_string(text: str) -> str:
-    """A YAML double-quoted scalar: JSON string syntax is a subset YAML reads as the same text."""
-    return json.dumps(text, ensure_ascii=False)
+    """A YAML double-quoted scalar: JSON string syntax is a subset YAML reads as the same text. Characters YAML
+    readers refuse raw (controls, unassigned code points) are escaped, and a dash starting ``---`` is written
+    ``\\u002d``: frontmatter readers split the file at the first ``---`` wherever it stands."""
+    quoted = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+                     for c in json.dumps(text, ensure_ascii=False))
+    return _DASHES.sub(r"\\u002d", quoted)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -101,7 +107,7 @@ def _outputs_phrase(doc: dict[str, Any]) -> str:
 def skill_description(doc: dict[str, Any]) -> str:
     """What the skill does and when to use it, from its title, template, steps and statistics (no run ids)."""
     stats = doc["statistics"]
-    template = " ".join(doc["task_template"].split())
+    template = doc["task_template"]
     mode = f" in {doc['category']} workflows" if doc.get("category") not in (None, "", "general") else ""
     parts = [f"{doc['title'].rstrip('.')}.",
              f"Use when a task reads like \"{_cut(template, 300)}\"{mode}.",
@@ -109,14 +115,14 @@ def skill_description(doc: dict[str, Any]) -> str:
     if outputs := _outputs_phrase(doc):
         parts.append(f"Produces {outputs}.")
     parts.append(f"Mined from {stats['support']} runs, {_percent(stats['success_rate'])} succeeded.")
-    return _cut(" ".join(parts), MAX_DESCRIPTION)
+    return _cut(" ".join(" ".join(parts).split()), MAX_DESCRIPTION)
 
 
 def _compatibility(doc: dict[str, Any]) -> str:
     agents = ", ".join(dict.fromkeys(s["agent"] for s in doc["steps"]))
     tools = ", ".join(dict.fromkeys(s["tool"] for s in doc["steps"] if s.get("tool")))
     text = f"Multi-agent (AG2-style) workflow with the agents {agents}" + (f"; tools {tools}" if tools else "")
-    return _cut(text + ".", MAX_COMPATIBILITY)
+    return _cut(" ".join(text.split()) + ".", MAX_COMPATIBILITY)
 
 
 def _metadata(doc: dict[str, Any], release: int, watermark: Any) -> dict[str, str]:
@@ -200,7 +206,7 @@ def _failure_lines(doc: dict[str, Any], groups: dict[int, tuple[int, int]]) -> l
     if not lines:
         lines.append("- No step stands out where runs stopped.")
     recoveries = sorted(set(groups.values()))
-    for first, last in recoveries:
+    for first, last in recoveries[:MAX_HOTSPOTS]:
         rep = steps[first]["repeat"]
         lines.append(f"- Recovery: runs that failed in steps {first + 1}-{last + 1} retried them "
                      f"(up to {rep['max']} times{' until ' + rep['until'] if rep.get('until') else ''})")
@@ -213,11 +219,13 @@ def skill_body(doc: dict[str, Any]) -> str:
     """The Markdown body of ``SKILL.md``: task, parameters, ordered steps, statistics, failures (<= 500 lines)."""
     groups = _repeat_groups(doc["steps"])
     head = [f"# {doc['title']}", "", doc["description"], "", "## Task", "", f"`{doc['task_template']}`", ""]
-    if doc["parameters"]:
+    if params := list(doc["parameters"].items()):
         head += ["| Parameter | Type | Required | Default | Examples |", "|---|---|---|---|---|"]
         head += [f"| `{n}` | {p['type']} | {'yes' if p['required'] else 'no'} | "
                  f"{_cell(p['default']) if 'default' in p else ''} | "
-                 f"{', '.join(_cell(e) for e in p.get('examples', [])[:3])} |" for n, p in doc["parameters"].items()]
+                 f"{', '.join(_cell(e) for e in p.get('examples', [])[:3])} |" for n, p in params[:MAX_PARAMETER_ROWS]]
+        if len(params) > MAX_PARAMETER_ROWS:
+            head.append(f"| ... {len(params) - MAX_PARAMETER_ROWS} more in `{REFERENCE}` | | | | |")
         head.append("")
     if doc.get("preconditions"):
         head += ["Preconditions: " + "; ".join(doc["preconditions"]), ""]
@@ -231,7 +239,8 @@ def skill_body(doc: dict[str, Any]) -> str:
     lines = [_step_line(i + 1, s, groups.get(i)) for i, s in enumerate(doc["steps"])]
     if len(lines) > room:
         lines = lines[:room - 1] + [f"{room}. ... {len(doc['steps']) - room + 1} more steps in `{REFERENCE}`"]
-    return "\n".join(head + ["## Steps", ""] + lines + tail) + "\n"
+    # One list item, one line: mined text may hold line breaks of any kind (\r, \u2028 ...).
+    return "\n".join(" ".join(line.split()) for line in head + ["## Steps", ""] + lines + tail) + "\n"
 
 
 def skill_markdown(doc: dict[str, Any], name: str, release: int, watermark: Any) -> str:
