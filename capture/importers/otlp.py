@@ -327,13 +327,22 @@ class OtlpIngestor:
 
     def _redacted(self, batch: Batch) -> Batch:
         """The batch with its free-text columns and payloads passed through the capture redactor (ids, types,
-        times and counts cannot carry a secret and are left alone: redacting them was half the ingest time)."""
+        times and counts cannot carry a secret and are left alone)."""
         for table, columns in TEXT_COLUMNS.items():
             for row in getattr(batch, table):
                 for column in columns:
                     if row.get(column) is not None:
-                        row[column] = self.redactor.value(row[column])
+                        row[column] = self._clean(row[column])
         return batch
+
+    def _clean(self, value: Any) -> Any:
+        """``value`` redacted. A payload whose JSON text the redactor leaves alone is returned as it is: every
+        secret pattern and sensitive key name also shows in that text, and one scan of it is several times cheaper
+        than walking the payload string by string."""
+        if isinstance(value, str):
+            return self.redactor.text(value)
+        dumped = json.dumps(value, ensure_ascii=False, default=str)
+        return value if self.redactor.text(dumped) == dumped else self.redactor.value(value)
 
     @staticmethod
     def _event_id(run_id: str, span: Span) -> str:
@@ -378,12 +387,13 @@ class OtlpIngestor:
         meta["otlp"] = {"span_id": span.span_id.hex(), "parent_span_id": item.parent_hex, "start_ns": span.start_ns,
                         "name": span.name, "order": item.explicit_order, "depth": item.explicit_depth}
         duration = max(0, span.end_ns - span.start_ns) // 1_000_000 if span.end_ns else None
+        started = _moment(span.start_ns)
         return {"id": item.event_id, "run_id": run_id, "session_id": session, "parent_event_id": item.parent_event_id,
                 "node_id": attrs.get(names.EVENT + "node_id"), "step_id": attrs.get(names.EVENT + "step_id"),
                 "event_type": etype,
                 "event_subtype": attrs.get(names.EVENT + "subtype") or ("error" if failed else "complete"),
                 "agent_name": agent, "agent_role": attrs.get(names.EVENT + "agent_role"),
-                "timestamp": _moment(span.start_ns), "started_at": _moment(span.start_ns),
+                "timestamp": started, "started_at": started,
                 "completed_at": _moment(span.end_ns), "duration_ms": duration,
                 "status": attrs.get(names.EVENT + "status") or ("failed" if failed else "completed"),
                 "error_message": span.status_message or attrs.get("error.type") if failed else None,
