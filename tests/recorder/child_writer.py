@@ -1,8 +1,10 @@
 """A workflow process for the durability tests: records events in a loop and reports each one on stdout.
 
 Usage: ``python child_writer.py URL SPOOL_DIR FLUSH_INTERVAL_S [EVENTS_PER_S [STOP_AFTER]]`` (rate 0 or absent: as
-fast as possible; STOP_AFTER > 0: return normally after that many events, without calling flush). Each line is the id of an event that was
-enqueued before the line was written, so the parent can compare what the child reported with what landed.
+fast as possible; STOP_AFTER > 0: return normally after that many events, without calling flush). Each line is the id
+of an event that was enqueued before the line was written, so the parent can compare what the child reported with
+what landed; every ``REPORT_EVERY`` events a line ``durable N`` says how many recorder items the writer had made
+durable by then (written to the database or fsynced into the spool): a kill may lose only what came after.
 """
 
 import sys
@@ -10,6 +12,8 @@ import time
 
 import capture
 from capture.core.settings import CaptureSettings
+
+REPORT_EVERY = 100
 
 
 def main() -> None:
@@ -28,6 +32,9 @@ def main() -> None:
                     time.sleep(ahead)
             event_id = capture.record_event("info", "trace", meta={"i": index})
             out.write(f"{event_id}\n")
+            if index % REPORT_EVERY == 0:
+                stats = capture.stats()
+                out.write(f"durable {stats['written'] + stats['spooled']}\n")
             out.flush()
             index += 1
 
