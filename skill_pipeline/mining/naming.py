@@ -46,9 +46,12 @@ def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_
     words = clause.split()
     out: list[str] = []
     for i, word in enumerate(words):
-        slot = _SLOT.fullmatch(word.strip(".,;:"))
+        slot = _SLOT.search(word)
         if not slot:
             out.append(word)
+            continue
+        if slot.start() or slot.end() < len(word.rstrip(".,;:?!")):  # "y={expression}": a value inside a word
+            out.append(_SLOT.sub(lambda m: "…", word))
             continue
         name = slot.group(1)
         what = _slot_words(name)

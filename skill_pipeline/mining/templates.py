@@ -252,7 +252,7 @@ def extract_task_template(
 _ARTICLES = frozenset({"a", "an", "the"})
 _VALUE_KINDS = frozenset({"integer", "number", "file_path", "expression"})
 _WRITE_VERBS = frozenset({"save", "write", "store", "export", "dump", "summarise", "summarize", "report"})
-_PREPOSITION_NAMES = {"about": "topic", "on": "topic", "concerning": "topic", "regarding": "topic", "in": "subject",
+_PREPOSITION_NAMES = {"is": "subject", "are": "subject", "about": "topic", "on": "topic", "concerning": "topic", "regarding": "topic", "in": "subject",
                       "for": "target", "with": "method", "using": "method", "from": "source", "of": "subject",
                       "by": "method", "into": "target", "versus": "other_quantity", "vs": "other_quantity",
                       "against": "other_quantity", "across": "region", "over": "region"}
