@@ -19,7 +19,7 @@ from capture.store.capture_store import EVENTS, RUNS
 from skill_library import open_library
 from skill_library.errors import LibraryNotFoundError
 from skill_pipeline.lib.step_lists import dropped_types
-from skill_pipeline.lib.warehouse import sql_list
+from skill_pipeline.lib.warehouse import insert_rows, sql_list
 from skill_pipeline.mining.conformance import Conformance, RunStep, SkillModel, conform, for_run, run_steps
 from skill_pipeline.mining.vocabulary import SUCCESS_STATUSES
 
@@ -126,15 +126,14 @@ def _create(con: Any) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
 
-def _warehouse_events(con: Any, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """The extracted events of ``run_ids`` that can become a step, as ``mining.tokens`` reads them (tool, exit code
-    and file type under ``meta``); messages and LLM calls never do, and are half of all events."""
-    con.execute("CREATE OR REPLACE TEMP TABLE conformance_runs (id VARCHAR)")
-    con.executemany("INSERT INTO conformance_runs VALUES (?)", [(r,) for r in run_ids])
+def _warehouse_events(con: Any, first: int, last: int) -> dict[str, list[dict[str, Any]]]:
+    """The extracted events of the runs numbered ``first < n <= last`` in ``conformance_runs`` that can become a
+    step, as ``mining.tokens`` reads them (tool, exit code and file type under ``meta``); messages and LLM calls
+    never do, and are half of all events."""
     fields = ", ".join(f"e.{f}" for f in _EVENT_FIELDS + _META_FIELDS)
     cursor = con.execute(f"SELECT {fields} FROM events e JOIN conformance_runs w ON e.run_id = w.id "
-                         f"WHERE e.event_type IS NULL OR e.event_type NOT IN {sql_list(dropped_types('standard'))} "
-                         "ORDER BY e.run_id, e.seq")
+                         f"WHERE w.n > ? AND w.n <= ? AND (e.event_type IS NULL OR e.event_type NOT IN "
+                         f"{sql_list(dropped_types('standard'))}) ORDER BY e.run_id, e.seq", [first, last])
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
     width = len(_EVENT_FIELDS)
     while rows := cursor.fetchmany(50_000):
@@ -145,21 +144,24 @@ def _warehouse_events(con: Any, run_ids: Sequence[str]) -> dict[str, list[dict[s
     return events
 
 
-def assess_new_runs(con: Any, models: Sequence[SkillModel], *, min_fitness: float = DEFAULT_MIN_FITNESS
-                    ) -> dict[str, Any]:
+def assess_new_runs(con: Any, models: Sequence[SkillModel], scratch: Path, *,
+                    min_fitness: float = DEFAULT_MIN_FITNESS) -> dict[str, Any]:
     """Assess every run with events extracted since the last call (by ``seq``), replace their rows in
-    ``run_conformance`` and log the batch; returns the batch's summary (counts, unfit share, fitness values,
-    top deviations per skill)."""
+    ``run_conformance`` (bulk-loaded through a CSV file in ``scratch``) and log the batch; returns the batch's
+    summary (counts, unfit share, fitness values, top deviations per skill)."""
     _create(con)
     hwm = con.execute("SELECT coalesce(max(hwm), 0) FROM conformance_log").fetchone()[0]
     top = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-    run_ids = [r[0] for r in con.execute("SELECT DISTINCT run_id FROM events WHERE seq > ? AND seq <= ? "
-                                         "ORDER BY run_id", [hwm, top]).fetchall()]
-    statuses = dict(con.execute("SELECT id, status FROM runs").fetchall()) if run_ids else {}
+    con.execute("CREATE OR REPLACE TEMP TABLE conformance_runs AS SELECT run_id AS id, row_number() OVER "
+                "(ORDER BY run_id) AS n FROM (SELECT DISTINCT run_id FROM events WHERE seq > ? AND seq <= ?)",
+                [hwm, top])
+    count = con.execute("SELECT count(*) FROM conformance_runs").fetchone()[0]
+    statuses = dict(con.execute("SELECT r.id, r.status FROM runs r JOIN conformance_runs w ON r.id = w.id")
+                    .fetchall())
     assessor = Assessor(models)
     now = datetime.now(UTC)
     rows, fitness, deviations = [], [], defaultdict(Counter)
-    batches = (_warehouse_events(con, run_ids[i:i + RUN_BATCH]) for i in range(0, len(run_ids), RUN_BATCH))
+    batches = (_warehouse_events(con, first, first + RUN_BATCH) for first in range(0, count, RUN_BATCH))
     for run_id, events in ((r, e) for batch in batches for r, e in batch.items()):
         best = assessor.best(run_steps(events))
         status = statuses.get(run_id)
@@ -172,15 +174,13 @@ def assess_new_runs(con: Any, models: Sequence[SkillModel], *, min_fitness: floa
         rows.append((run_id, status, successful, best.skill if best else None, best.version if best else None,
                      value, best.cost if best else None, best.steps if best else None,
                      json.dumps([d.as_dict() for d in best.deviations]) if best else "[]",
-                     max(int(e["seq"]) for e in events), now))
+                     max(int(e["seq"]) for e in events), now.isoformat()))
     successful = [r for r in rows if r[2]]
     unfit = sum(r[5] < min_fitness for r in successful)
     share = unfit / len(successful) if successful else 0.0
     con.execute("BEGIN")
     con.execute("CREATE OR REPLACE TEMP TABLE conformance_batch AS SELECT * FROM run_conformance LIMIT 0")
-    placeholders = ", ".join("?" * len(CONFORMANCE_COLUMNS))
-    if rows:
-        con.executemany(f"INSERT INTO conformance_batch VALUES ({placeholders})", rows)
+    insert_rows(con, "conformance_batch", CONFORMANCE_COLUMNS, rows, scratch)
     con.execute("DELETE FROM run_conformance WHERE run_id IN (SELECT run_id FROM conformance_batch)")
     con.execute("INSERT INTO run_conformance SELECT * FROM conformance_batch")
     con.execute("INSERT INTO conformance_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

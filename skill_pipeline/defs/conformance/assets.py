@@ -5,6 +5,7 @@ import dagster as dg
 from skill_pipeline.defs.common import OWNERS, WAREHOUSE_TAG, table_metadata
 from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
 from skill_pipeline.lib.charts import bar_chart_markdown, markdown_table
+from skill_pipeline.lib.warehouse import scratch_directory
 from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
 from skill_pipeline.verification.replay import replay_store, shutdown_capture, unreplayed, verify_skill
 from skill_pipeline.verification.runs import CONFORMANCE_COLUMNS, assess_new_runs, histogram, library_models
@@ -21,8 +22,8 @@ def run_conformance(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
                     conformance_settings: ConformanceSettings) -> dg.MaterializeResult:
     models = library_models(skill_library.resolved_path())
     threshold = conformance_settings.fitness_threshold()
-    with warehouse_db.connection() as con:
-        batch = assess_new_runs(con, models, min_fitness=threshold)
+    with warehouse_db.connection() as con, scratch_directory(warehouse_db.resolved_path()) as scratch:
+        batch = assess_new_runs(con, models, scratch, min_fitness=threshold)
         total = con.execute("SELECT count(*) FROM run_conformance").fetchone()[0]
     context.log.info(f"{batch['runs']} runs assessed against {batch['skills']} skills; "
                      f"{batch['successful_unfit']} of {batch['successful']} successful runs fit none")
