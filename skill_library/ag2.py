@@ -42,12 +42,11 @@ class SkillTools:
     """The three tool functions over one library (opened on first use, so a bad path is reported in the chat)."""
 
     def __init__(self, library: Library | str | os.PathLike[str]):
-        self._library = library if isinstance(library, Library) else None
-        self._path = None if isinstance(library, Library) else library
+        self._library: Library | str | os.PathLike[str] = library
 
     def _open(self) -> Library:
-        if self._library is None:
-            self._library = open_library(self._path)  # type: ignore[arg-type]
+        if not isinstance(self._library, Library):
+            self._library = open_library(self._library)
         return self._library
 
     def find_skills(self, query: str) -> str:
@@ -57,11 +56,11 @@ class SkillTools:
             hits = library.search(query, limit=FIND_LIMIT)
             found = []
             for hit in hits:
-                params = library.get(hit.name, hit.version)["parameters"]
+                doc = library.get(hit.name, hit.version)
                 found.append({"name": hit.name, "version": hit.version, "title": hit.title,
-                              "score": round(hit.score, 3), "task_template": library.get(hit.name)["task_template"],
+                              "score": round(hit.score, 3), "task_template": doc["task_template"],
                               "parameters": {n: {"type": p["type"], "required": p["required"]}
-                                             for n, p in params.items()}})
+                                             for n, p in doc["parameters"].items()}})
             return json.dumps(found, ensure_ascii=False) if found else f"no skill matches {query!r}"
         except (SkillLibraryError, OSError) as exc:
             return _one_line(exc)
