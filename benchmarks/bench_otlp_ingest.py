@@ -17,6 +17,7 @@ best (the machine is shared).
 """
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -69,31 +70,37 @@ def pack(runs: list[RunRows], batch: int) -> tuple[list[bytes], int]:
     return bodies, spans
 
 
-def direct(url: str, runs: list[RunRows]) -> float:
+def direct(url: str, runs: list[RunRows]) -> tuple[float, float]:
     store = CaptureStore.open(url)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for rows in runs:
         store.write_batch(Batch(runs=[dict(rows.run)], events=[{k: v for k, v in e.items() if k != "seq"}
                                                                for e in rows.events],
                                 files=[dict(f) for f in rows.files],
                                 costs=[{k: v for k, v in c.items() if k != "id"} for c in rows.costs]))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
-    return elapsed
+    return elapsed, cpu
 
 
-def ingest(url: str, bodies: list[bytes]) -> float:
+def ingest(url: str, bodies: list[bytes]) -> tuple[float, float]:
     store = CaptureStore.open(url)
     ingestor = OtlpIngestor(store)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for body in bodies:
         ingestor.ingest(spans_from_protobuf(body))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
-    return elapsed
+    return elapsed, cpu
 
 
-def server(url: str, bodies: list[bytes], clients: int) -> float:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server(url: str, bodies: list[bytes], clients: int) -> tuple[float, float]:
     process = subprocess.Popen([sys.executable, "-m", "skillmine.cli", "serve", "otlp", "--port", "0", "--url", url],
                                stdout=subprocess.PIPE, text=True)
     try:
@@ -107,18 +114,18 @@ def server(url: str, bodies: list[bytes], clients: int) -> float:
                     if reply.status_code != 200:
                         failures.append(f"HTTP {reply.status_code}: {reply.text[:200]}")
         threads = [threading.Thread(target=send, args=(bodies[i::clients],)) for i in range(clients)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), process_cpu(process.pid)
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, process_cpu(process.pid) - cpu
         if failures:
             raise SystemExit(f"server refused requests: {failures[:3]}")
     finally:
         process.terminate()
         process.wait(60)
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -142,20 +149,25 @@ def main() -> None:
         print(f"{len(runs)} runs, {events} events, {spans} spans (events + one workflow span per run) in "
               f"{len(bodies)} requests of <= {args.batch} spans, {sum(map(len, bodies)) / 1e6:.1f} MB protobuf")
         best: dict[str, float] = {}
+        best_cpu: dict[str, float] = {}
         for attempt in range(args.repeat):
             for name, timed in (("direct", lambda u: direct(u, runs)), ("ingest", lambda u: ingest(u, bodies)),
                                 ("server", lambda u: server(u, bodies, args.clients))):
                 url = fresh(root, f"{name}{attempt}")
-                elapsed = timed(url)
+                elapsed, cpu = timed(url)
                 if events_in(url) != events:
                     raise SystemExit(f"{name}: {events_in(url)} events stored, {events} expected")
                 best[name] = min(best.get(name, elapsed), elapsed)
-        rate = {name: (events if name == "direct" else spans) / seconds for name, seconds in best.items()}
-        print(f"direct write  {best['direct']:6.2f} s  {rate['direct']:9,.0f} events/s")
-        print(f"ingest        {best['ingest']:6.2f} s  {rate['ingest']:9,.0f} spans/s  "
-              f"ratio to direct {rate['ingest'] / rate['direct']:.2f}")
-        print(f"server (HTTP) {best['server']:6.2f} s  {rate['server']:9,.0f} spans/s  "
-              f"ratio to direct {rate['server'] / rate['direct']:.2f}  ({args.clients} clients)")
+                best_cpu[name] = min(best_cpu.get(name, cpu), cpu)
+        count = {"direct": events, "ingest": spans, "server": spans}
+        rate = {name: count[name] / seconds for name, seconds in best.items()}
+        per_cpu = {name: count[name] / seconds for name, seconds in best_cpu.items()}
+        print(f"{'':14}{'wall s':>7}{'per wall s':>12}{'per CPU s':>11}{'ratio (wall, CPU)':>20}")
+        for name, label in (("direct", "direct write"), ("ingest", "ingest"), ("server", "server (HTTP)")):
+            print(f"{label:14}{best[name]:7.2f}{rate[name]:12,.0f}{per_cpu[name]:11,.0f}"
+                  f"{rate[name] / rate['direct']:10.2f}{per_cpu[name] / per_cpu['direct']:10.2f}")
+        print(f"(events/s for the direct write, spans/s otherwise; server: {args.clients} clients, its own process's "
+              "CPU; load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + ")")
 
 
 if __name__ == "__main__":
