@@ -206,9 +206,11 @@ class _Context:
         leaves.sort(key=lambda p: (-len(p), p[0]))
         if len(leaves) > 1:
             in_core = set(core)
+            profiles = [_LeafProfile(leaf, features, family) for leaf in leaves]
             for r in runs:
                 if r not in in_core:
-                    leaves[_likeliest(features[r], family.get(r), leaves, features, family)].append(r)
+                    chosen = max(range(len(leaves)), key=lambda i: (profiles[i].score(features[r], family.get(r)), -i))
+                    leaves[chosen].append(r)
         else:
             leaves[0] = sorted(runs)
         return [sorted(p) for p in leaves]
@@ -334,17 +336,19 @@ def _best_split(runs: Sequence[str], features: Mapping[str, frozenset[str]], fam
     return best
 
 
-def _likeliest(run_features: frozenset[str], run_family: str | None, leaves: Sequence[Sequence[str]],
-               features: Mapping[str, frozenset[str]], family: Mapping[str, str]) -> int:
-    """The leaf whose runs best explain a cut-short run: the steps it took and its wording (absent steps say
-    nothing, the run may have stopped before them)."""
-    def score(leaf: Sequence[str]) -> float:
-        n = len(leaf)
-        have = Counter(f for r in leaf for f in features[r] if f in run_features)
-        same = sum(family.get(r) == run_family for r in leaf)
-        return (sum(math.log((have[f] + 0.5) / (n + 1)) for f in run_features)
-                + math.log((same + 0.5) / (n + 1)))
-    return max(range(len(leaves)), key=lambda i: (score(leaves[i]), -i))
+class _LeafProfile:
+    """How often a leaf's (successful) runs take each step and use each wording: scores a cut-short run by the
+    steps it did take and its wording (absent steps say nothing, the run may have stopped before them)."""
+
+    def __init__(self, leaf: Sequence[str], features: Mapping[str, frozenset[str]],
+                 family: Mapping[str, str]) -> None:
+        self.n = len(leaf)
+        self.steps = Counter(f for r in leaf for f in features[r])
+        self.wordings = Counter(family.get(r) for r in leaf)
+
+    def score(self, run_features: frozenset[str], run_family: str | None) -> float:
+        return (sum(math.log((self.steps[f] + 0.5) / (self.n + 1)) for f in run_features)
+                + math.log((self.wordings[run_family] + 0.5) / (self.n + 1)))
 
 
 def labels_of(groups: Sequence[SkillGroup]) -> dict[str, str]:
