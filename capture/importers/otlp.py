@@ -22,6 +22,7 @@ Malformed input raises :class:`~capture.importers.common.SourceError` naming the
 """
 
 import base64
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -283,8 +284,8 @@ class OtlpIngestor:
         roots = [s for s in spans if _is_workflow_root(s)]
         root = roots[0] if roots else None
         run_meta = (stored_run or {}).get("meta") or {}
-        if root is not None and run_meta.get("otlp_root_span") == root.span_id.hex():
-            root = None  # already stored: re-sent
+        if root is not None and run_meta.get("otlp_root_digest") == _digest(root):
+            root = None  # already stored as it is: re-sent (a changed one, e.g. the run has ended, is rewritten)
         fresh: dict[str, Span] = {}
         for span in spans:
             key = span.span_id.hex()
@@ -362,7 +363,8 @@ class OtlpIngestor:
                 "task_description": task or root.name, "started_at": _moment(root.start_ns),
                 "completed_at": _moment(root.end_ns),
                 "meta": {**{k: v for k, v in run_meta.items() if k != "otlp_root_span"}, "source": "otlp",
-                         "otlp_root_span": root.span_id.hex(), "service": root.service,
+                         "otlp_root_span": root.span_id.hex(), "otlp_root_digest": _digest(root),
+                         "service": root.service,
                          "span_name": root.name}}
 
     def _event_row(self, span: Span, run_id: str, session: str, item: _Known,
@@ -461,6 +463,13 @@ class OtlpIngestor:
     def _costs(span: Span, run_id: str, session: str, event_id: str | None) -> list[dict[str, Any]]:
         return [{**row, "run_id": run_id, "session_id": session, "event_id": event_id}
                 for row in _loads(span, names.COSTS, [])]
+
+
+def _digest(span: Span) -> str:
+    """What a re-sent span must equal to change nothing: its name, times, status and attributes."""
+    text = json.dumps([span.name, span.start_ns, span.end_ns, span.status_code, span.status_message,
+                       span.attributes], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _inherited_agent(item: _Known, known: dict[str, _Known]) -> str | None:

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from capture.core.redaction import Redactor
 from capture.importers.otlp import OtlpIngestor, spans_from_json, spans_from_protobuf
-from capture.read.otlp_export import SpanBuilder, load_runs, send, to_otlp_json
+from capture.read.otlp_export import RunRows, SpanBuilder, load_runs, send, to_otlp_json
 from capture.store.capture_store import CaptureStore
 from capture.store.migrate import upgrade
 from skill_pipeline.lib.mining_steps import mine_store
@@ -251,3 +251,43 @@ def test_sigterm_loses_nothing_acknowledged(captured, tmp_path) -> None:
     sender.join(60)
     stored = dict(_rows(url, "SELECT run_id, count(*) FROM execution_events GROUP BY run_id"))
     assert acknowledged and all(stored.get(run_id) == events for run_id, events in acknowledged)
+
+
+def test_a_run_exported_while_running_is_completed_by_the_next_export(captured, tmp_path) -> None:
+    engine = create_engine(captured)
+    rows = next(load_runs(engine, run_ids=_run_ids(captured)[:1]))
+    engine.dispose()
+    url = f"sqlite:///{tmp_path / 'increments.db'}"
+    upgrade(url)
+    store = CaptureStore.open(url)
+    ingestor = OtlpIngestor(store)
+    finished = dict(rows.run)
+    half = len(rows.events) // 2
+    rows.run.update(status="executing", completed_at=None)
+    ingestor.ingest(spans_from_protobuf(_protobuf(SpanBuilder().spans(
+        RunRows(rows.run, rows.events[:half], rows.nodes, rows.files, rows.costs)))))
+    assert _rows(url, "SELECT status FROM workflow_runs") == [("executing",)]
+    rows.run.update(finished)
+    outcomes = ingestor.ingest(spans_from_protobuf(_protobuf(SpanBuilder().spans(
+        RunRows(rows.run, rows.events[half:], rows.nodes, rows.files, rows.costs)))))
+    assert [o.state for o in outcomes] == ["updated"]
+    assert _rows(url, "SELECT status FROM workflow_runs") == [(finished["status"],)]
+    assert _mined_view(url) == [r for r in _mined_view(captured) if r[0] == rows.run["id"]]
+    store.close()
+
+
+def test_cli_export_to_file_and_import(captured, tmp_path) -> None:
+    out, url = tmp_path / "runs.otlp.jsonl", f"sqlite:///{tmp_path / 'cli.db'}"
+    cli = [sys.executable, "-m", "skillmine.cli"]
+    exported = subprocess.run([*cli, "export", "otlp", "--since", "0", "--file", str(out), "--url", captured],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith("exported 12 runs")
+    imported = subprocess.run([*cli, "import", "otlp", str(out), "--url", url],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert imported.returncode == 0, imported.stderr
+    assert "12 runs written" in imported.stdout
+    assert _mined_view(url) == _mined_view(captured)
+    again = subprocess.run([*cli, "import", "otlp", str(out), "--url", url],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert "0 runs written, 12 already imported" in again.stdout
