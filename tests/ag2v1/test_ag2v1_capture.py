@@ -152,6 +152,18 @@ def test_failures_are_recorded_and_still_raised(run_v1) -> None:
                       ("agent_call", "RuntimeError: model unavailable")]
 
 
+def test_a_failed_turn_on_a_hub_fails_the_channels_run_which_ends_with_the_hub(run_v1) -> None:
+    captured = run_v1("hub_failure")
+    assert captured.record["workflow"]["terminal_before_close"] is False  # nobody replied: the channel stayed open
+    (run,) = captured.rows("SELECT * FROM workflow_runs")
+    assert run["status"] == "failed" and run["completed_at"] is not None
+    assert json.loads(run["meta"])["error"] == "turn of planner failed: RuntimeError: model unavailable"
+    errors = [(e["event_subtype"], e["agent_name"]) for e in captured.events("error")]
+    assert errors == [("llm_call", "planner"), ("agent_call", "planner"), ("turn_failed", "planner")]
+    (end,) = captured.events("info")
+    assert end["outputs"] == {"reason": "hub_closed"}
+
+
 def test_uninstrument_restores_v1_objects_and_records_nothing(run_v1) -> None:
     captured = run_v1("undo")
     record = captured.record

@@ -276,7 +276,31 @@ def undo(work: Path, runs: int) -> dict[str, Any]:
     return {"workflow": workflow, "agents": record.summary(), "before": before, "during": during, "after": state()}
 
 
-SCENARIOS = {"team": team, "research": research, "concurrent": concurrent, "failures": failures, "undo": undo}
+def hub_failure(work: Path, runs: int) -> dict[str, Any]:
+    """A hub workflow whose planner's model fails: the hub reports the failed turn, nobody replies, the hub closes."""
+    record = Record()
+    planner = record.watch(Agent("planner", config=TestConfig(RuntimeError("model unavailable"))))
+
+    async def go() -> dict[str, Any]:
+        hub = await Hub.open(MemoryKnowledgeStore(), expectation_sweep_interval=0)
+        capture.instrument(hub)
+        user = await hub.register(Agent("user", config=TestConfig("unused")))
+        await hub.register(planner)
+        ids = {"user": user.agent_id, "planner": hub.find_agent_id("planner")}
+        graph = TransitionGraph(initial_speaker=ids["user"], max_turns=3, transitions=[
+            Transition(FromSpeaker(ids["user"]), AgentTarget(ids["planner"]))])
+        channel = await user.open(type=WORKFLOW_TYPE, target=["planner"], knobs={"graph": graph.to_dict()})
+        await channel.send(TASK)
+        await asyncio.sleep(0.5)
+        terminal = channel.is_terminal()
+        await hub.close()
+        return {"terminal_before_close": terminal}
+
+    return {"workflow": asyncio.run(go()), "agents": record.summary()}
+
+
+SCENARIOS = {"team": team, "research": research, "concurrent": concurrent, "failures": failures, "undo": undo,
+             "hub_failure": hub_failure}
 
 
 def main() -> None:

@@ -44,6 +44,11 @@ class ChannelScope:
         """Call a capture function inside the channel's context."""
         return self.context.run(fn, *args, **kwargs)
 
+    def fail(self, message: str) -> None:
+        """Mark the run this scope opened failed (it still closes with the channel)."""
+        if self.handles:
+            self.handles[0].fail(message)
+
     def close(self) -> None:
         """Close the run and node this scope opened (innermost first)."""
         for handle in reversed(self.handles):
@@ -88,6 +93,7 @@ class CaptureListener:
 
     def __init__(self, hub: Any) -> None:
         self._hub = weakref.ref(hub)  # the hub holds this listener
+        self.channels: set[str] = set()  # its channels with an open scope
 
     @property
     def hub(self) -> Any:
@@ -106,13 +112,24 @@ class CaptureListener:
             if scope is not None:
                 with _lock:
                     _scopes[channel_id] = scope
+                    self.channels.add(channel_id)
         elif kind in ENDS:
-            with _lock:
-                scope = _scopes.pop(channel_id, None)
-            if scope is not None:
-                attempt("v1.channel.end", scope.record, api.record_event, "info", "termination",
-                        outputs={"reason": payload.get("reason") or kind}, meta={"channel_id": channel_id})
-                attempt("v1.channel.close", scope.close)
+            self.end(channel_id, payload.get("reason") or kind)
+
+    def end(self, channel_id: str, reason: str) -> None:
+        """The channel is over: its ``termination`` event, then its scope closes."""
+        with _lock:
+            scope = _scopes.pop(channel_id, None)
+            self.channels.discard(channel_id)
+        if scope is not None:
+            attempt("v1.channel.end", scope.record, api.record_event, "info", "termination",
+                    outputs={"reason": reason}, meta={"channel_id": channel_id})
+            attempt("v1.channel.close", scope.close)
+
+    def end_all(self, reason: str) -> None:
+        """End every channel of this hub still open (the hub closes without closing them)."""
+        for channel_id in sorted(self.channels):
+            self.end(channel_id, reason)
 
     async def on_envelope_posted(self, envelope: Any, metadata: Any) -> None:
         scope = _scopes.get(envelope.channel_id)
@@ -145,6 +162,7 @@ class CaptureListener:
     async def on_turn_failed(self, channel_id: str, agent_id: str, envelope_id: str, exc: BaseException) -> None:
         scope = _scopes.get(channel_id)
         if scope is not None and patching.is_active(self.hub):
+            attempt("v1.turn_failed", scope.fail, f"turn of {self._name(agent_id)} failed: {type(exc).__name__}: {exc}")
             attempt("v1.turn_failed", scope.record, api.record_event, "error", "turn_failed",
                     agent_name=self._name(agent_id), error_message=f"{type(exc).__name__}: {exc}", status="failed",
                     meta={"channel_id": channel_id, "envelope_id": envelope_id})
@@ -166,14 +184,28 @@ def _wrap_register(hub: Any, original: Any, instrument_agent: Any) -> Any:
     return register
 
 
+def _wrap_close(hub: Any, original: Any) -> Any:
+    @functools.wraps(original)
+    async def close(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            listener = _listeners.get(hub)
+            if listener is not None:
+                attempt("v1.hub.close", listener.end_all, "hub_closed")
+
+    return close
+
+
 def instrument_hub(hub: Any, instrument_agent: Any) -> None:
-    """Register the capture listener on ``hub`` and instrument every agent registered through ``hub.register`` from
-    now on with ``instrument_agent`` (idempotent)."""
+    """Register the capture listener on ``hub``, instrument every agent registered through ``hub.register`` from now
+    on with ``instrument_agent``, and end the runs of channels still open when the hub closes (idempotent)."""
     if patching.activate(hub):
         listener = CaptureListener(hub)
         _listeners[hub] = listener
         hub.register_listener(listener)
         patching.patch(hub, "register", lambda original: _wrap_register(hub, original, instrument_agent))
+        patching.patch(hub, "close", lambda original: _wrap_close(hub, original))
 
 
 def uninstrument_hub(hub: Any, uninstrument_agent: Any) -> None:
