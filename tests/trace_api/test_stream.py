@@ -1,6 +1,7 @@
 """The live SSE stream over a real server: events written after connecting arrive in order, resumable with
 Last-Event-ID, updates and run status follow, heartbeats flow, and disconnects or shutdown end the stream."""
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -87,3 +88,34 @@ def test_shutdown_ends_open_streams(server, sse):
     server.stop()
     assert client.next(("never",), timeout=3) is None  # end of stream
     assert time.monotonic() - started < 2
+
+
+def test_streams_joining_while_events_flow_get_each_event_once_in_order(server, sse, writer):
+    """Two streams of run-1 (one joins mid-flow, overlapping the feed) and one of run-2, while a writer adds
+    events to both runs: every stream gets exactly its run's events after its cursor, once, in seq order."""
+    first = sse(server.url + "/api/runs/run-1/stream?after_seq=7")
+    other = sse(server.url + "/api/runs/run-2/stream?after_seq=7")
+    first.next(("run_status",))
+    ids = [f"f{i}" for i in range(60)]
+
+    def write() -> None:
+        for i, ident in enumerate(ids):
+            run, session = ("run-1", "sess-a") if i % 3 else ("run-2", "sess-b")
+            writer.write_batch(Batch(events=[{**new_event(ident, 100 + i), "run_id": run, "session_id": session,
+                                              "node_id": None}]))
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    time.sleep(0.2)
+    joined = sse(server.url + "/api/runs/run-1/stream?after_seq=7")
+    thread.join()
+    run1 = [i for n, i in enumerate(ids) if n % 3]
+    run2 = [i for n, i in enumerate(ids) if not n % 3]
+    for client, expected in ((first, run1), (joined, run1), (other, run2)):
+        got = [client.next(timeout=10)["data"]["data"] for _ in expected]
+        assert [e["event_id"] for e in got] == expected
+        assert [e["seq"] for e in got] == sorted(e["seq"] for e in got)
+    time.sleep(0.3)  # nothing sent twice: no event message is left after the expected ones
+    for client in (first, joined, other):
+        assert all(m is None or m["event"] != "event_captured" for m in list(client.messages.queue))

@@ -394,7 +394,6 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
     state = request.app.state
     settings: Settings = state.settings
     last_id, sent = after, {e["seq"] for e in catch_up.events}
-    forget_sent_at = time.monotonic() + 2 * state.feed.late_window
     try:
         yield f"retry: 1000\n: following run {sub.run_id} after seq {after}\n\n".encode()
         chunk = []
@@ -418,8 +417,6 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
             while not sub.queue.empty() and len(batch) < STREAM_BATCH:  # what queued meanwhile goes in one write
                 batch.append(sub.queue.get_nowait())
             last_change = last_beat = time.monotonic()
-            if sent and last_change > forget_sent_at:
-                sent = set()
             chunk = []
             for items in batch:
                 for item in items or ():
@@ -430,6 +427,9 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
                         chunk.append(item.message if item.seq > last_id else
                                      sse_message(item.kind, item.payload, last_id))
                         last_id = max(last_id, item.seq)
+            if sent:  # what the feed has passed (this batch included) can no longer come twice
+                horizon = state.feed.horizon(sub.run_id)
+                sent = {seq for seq in sent if seq > horizon}
             if chunk:
                 yield b"".join(chunk)
             if None in batch:
