@@ -1,5 +1,7 @@
 """Settings of the conformance and replay assets (unset fields fall back to SKILLMINE_* variables)."""
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
@@ -41,6 +43,8 @@ class ReplayResource(dg.ConfigurableResource):
     store_url: str | None = Field(default=None, description="capture store replays are recorded in "
                                                              "(SKILLMINE_REPLAY_DATABASE_URL, default "
                                                              "sqlite:///$SKILLMINE_HOME/replays.db)")
+    work_dir: str | None = Field(default=None, description="where replays run their code (default "
+                                                           "$SKILLMINE_HOME/replays)")
     tasks: int = Field(default=10, description="tasks replayed per skill version")
     threshold: float | None = Field(default=None, description="Wilson lower bound of the replay pass rate that "
                                                                "promotes a candidate (SKILLMINE_PROMOTION_THRESHOLD, "
@@ -53,5 +57,6 @@ class ReplayResource(dg.ConfigurableResource):
         home = config.home()
         url = self.store_url or config.env("REPLAY_DATABASE_URL") or f"sqlite:///{home / 'replays.db'}"
         threshold = self.threshold if self.threshold is not None else _env_float("PROMOTION_THRESHOLD", 0.4)
-        return ReplaySettings(url, home / "replays", tasks=self.tasks, threshold=threshold,
+        work = Path(self.work_dir).expanduser() if self.work_dir else home / "replays"
+        return ReplaySettings(url, work, tasks=self.tasks, threshold=threshold,
                               max_round=self.max_round, timeout_s=self.timeout_s, min_fitness=min_fitness)
