@@ -6,18 +6,11 @@ import dagster as dg
 from pydantic import Field
 
 from capture.core import config
+from skill_pipeline.resources import _env_float  # the one parser of numeric SKILLMINE_* settings
 from skill_pipeline.verification.replay import ReplaySettings
 from skill_pipeline.verification.runs import DEFAULT_MIN_FITNESS
 
 DEFAULT_MAX_DRIFT = 0.1
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = config.env(name)
-    try:
-        return float(raw) if raw is not None else default
-    except ValueError:
-        raise ValueError(f"SKILLMINE_{name}={raw!r} is not a number") from None
 
 
 class ConformanceSettings(dg.ConfigurableResource):
