@@ -214,6 +214,7 @@ class _Known:
     explicit_order: int | None
     explicit_depth: int | None
     agent: str | None
+    missing_node: str | None = None  # a node the event names that was not stored when the event was
     parent_event_id: str | None = None
     depth: int = 0
     order: int = 0
@@ -268,11 +269,13 @@ class OtlpIngestor:
                                 .where(EVENTS.c.run_id == run_id))
             known = {}
             for row in rows:
-                otlp = (row.meta or {}).get("otlp") or {}
+                meta = row.meta or {}
+                otlp = meta.get("otlp") or {}
                 if otlp.get("span_id"):
                     known[otlp["span_id"]] = _Known(row.id, otlp.get("parent_span_id"), int(otlp.get("start_ns", 0)),
                                                     otlp.get("order"), otlp.get("depth"), row.agent_name,
-                                                    row.parent_event_id, row.depth, row.execution_order)
+                                                    meta.get("missing_node_id"), row.parent_event_id, row.depth,
+                                                    row.execution_order)
         return {"meta": run.meta or {}, "session_id": run.session_id}, known
 
     def write_trace(self, trace_id: bytes, spans: list[Span]) -> TraceOutcome:
@@ -316,11 +319,16 @@ class OtlpIngestor:
             batch.files.extend(self._files(span, run_id, session, known[key].event_id))
             batch.costs.extend(self._costs(span, run_id, session, known[key].event_id)
                                or self._llm_cost(span, run_id, session, known[key]))
+        new_nodes = {node["id"] for node in batch.nodes}
         for key, (parent, depth, order) in before.items():
             item = known[key]
+            update: dict[str, Any] = {}
             if (item.parent_event_id, item.depth, item.order) != (parent, depth, order):
-                batch.event_updates.append({"id": item.event_id, "parent_event_id": item.parent_event_id,
-                                            "depth": item.depth, "execution_order": item.order})
+                update.update(parent_event_id=item.parent_event_id, depth=item.depth, execution_order=item.order)
+            if item.missing_node in new_nodes:  # its node came with a workflow span that arrived after it
+                update["node_id"] = item.missing_node
+            if update:
+                batch.event_updates.append({"id": item.event_id, **update})
         self.store.write_batch(self._redacted(batch))
         self.counts.events += len(batch.events)
         return TraceOutcome("new" if stored_run is None else "updated", len(batch.events), len(batch.files),

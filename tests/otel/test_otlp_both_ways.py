@@ -25,7 +25,7 @@ from skill_pipeline.lib.mining_steps import mine_store
 from workloads.simulate import simulate
 
 HERE = Path(__file__).resolve().parent
-MINED_COLUMNS = ("event_type", "event_subtype", "agent_name", "status", "execution_order", "depth",
+MINED_COLUMNS = ("event_type", "event_subtype", "agent_name", "status", "execution_order", "depth", "node_id",
                  # tool and exit code as mining reads them: meta, else the payload
                  ("coalesce(json_extract(meta, '$.tool_name'), json_extract(inputs, '$.tool_name'), "
                   "json_extract(inputs, '$.name'))"),
@@ -291,3 +291,22 @@ def test_cli_export_to_file_and_import(captured, tmp_path) -> None:
     again = subprocess.run([*cli, "import", "otlp", str(out), "--url", url],
                            capture_output=True, text=True, timeout=120, check=False)
     assert "0 runs written, 12 already imported" in again.stdout
+
+
+@pytest.mark.postgres
+def test_postgresql_store_merges_late_spans_and_ignores_resent_ones(captured, pg_url) -> None:
+    engine = create_engine(captured)
+    rows = next(load_runs(engine, run_ids=_run_ids(captured)[:1]))
+    engine.dispose()
+    parsed = spans_from_protobuf(_protobuf(SpanBuilder().spans(rows)))
+    upgrade(pg_url)
+    store = CaptureStore.open(pg_url)
+    ingestor = OtlpIngestor(store)
+    half = len(parsed) // 2
+    assert [o.state for o in ingestor.ingest(parsed[half:]) + ingestor.ingest(parsed[:half])] == ["new", "updated"]
+    assert [o.state for o in ingestor.ingest(parsed)] == ["unchanged"]
+    store.close()
+    view = ("SELECT id, event_type, event_subtype, agent_name, status, execution_order, depth, parent_event_id, "
+            "node_id FROM execution_events WHERE run_id = '{}' ORDER BY execution_order, id")
+    assert _rows(pg_url, view.format(rows.run["id"])) == \
+        _rows(captured, view.format(rows.run["id"]))
