@@ -27,6 +27,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
 KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
               "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
 STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
-TIME = (1_000_000_000, 1_000)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Columns that hold text a source wrote (everything else is an id, a type, a time or a number).
 TEXT_COLUMNS = {"runs": ("task_description", "meta", "agent", "mode"),
                 "events": ("agent_name", "error_message", "inputs", "outputs", "meta"),
@@ -198,10 +199,8 @@ def _first_text(messages: Any) -> str | None:
     return None
 
 
-def _moment(ns: int) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ns // TIME[0], UTC).replace(microsecond=(ns % TIME[0]) // TIME[1]) if ns else None
+def _moment(ns: int) -> datetime | None:
+    return EPOCH + timedelta(microseconds=ns // 1_000) if ns else None
 
 
 @dataclass
@@ -289,11 +288,9 @@ class OtlpIngestor:
         run_meta = (stored_run or {}).get("meta") or {}
         if root is not None and run_meta.get("otlp_root_digest") == _digest(root):
             root = None  # already stored as it is: re-sent (a changed one, e.g. the run has ended, is rewritten)
-        fresh: dict[str, Span] = {}
-        for span in spans:
-            key = span.span_id.hex()
-            if key not in known and span is not (roots[0] if roots else None):
-                fresh[key] = span
+        workflow = roots[0] if roots else None
+        fresh = {span.span_id.hex(): span for span in spans
+                 if span is not workflow and span.span_id.hex() not in known}
         if root is None and not fresh:
             return TraceOutcome("unchanged")
         session = (self.session or (root.attributes.get(names.SESSION) if root else None)
@@ -306,8 +303,9 @@ class OtlpIngestor:
             batch.nodes.extend({**node, "run_id": run_id, "session_id": session}
                                for node in _loads(root, names.NODES, []))
             batch.files.extend(self._files(root, run_id, session, None))
-            batch.costs.extend(self._costs(root, run_id, session, None))
-        workflow_hex = run_meta.get("otlp_root_span") or (roots[0].span_id.hex() if roots else None)
+            if not run_meta.get("otlp_root_digest"):  # run-level cost rows have no key: written once
+                batch.costs.extend(self._costs(root, run_id, session, None))
+        workflow_hex = run_meta.get("otlp_root_span") or (workflow.span_id.hex() if workflow else None)
         for key, span in fresh.items():
             known[key] = _Known(self._event_id(run_id, span), span.parent_id.hex() or None, span.start_ns,
                                 span.attributes.get(names.EVENT + "order"),

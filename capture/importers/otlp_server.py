@@ -16,6 +16,7 @@ against what the previous request committed.
 import asyncio
 import gzip
 import hmac
+import json
 import signal
 import socket
 import threading
@@ -58,8 +59,6 @@ class OtlpReceiver:
         self.app = Starlette(routes=[Route("/v1/traces", self.traces, methods=["POST"])])
 
     def _ingest(self, body: bytes, protobuf: bool) -> int:
-        import json
-
         spans = spans_from_protobuf(body) if protobuf else spans_from_json(json.loads(body))
         with self.lock:
             self.ingestor.ingest(spans)

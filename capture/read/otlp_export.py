@@ -14,6 +14,7 @@ every string leaves through the capture redactor first. Needs the ``skillmine[ot
 recording path imports this module.
 """
 
+import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -104,7 +105,6 @@ class SpanBuilder:
         run = rows.run
         trace_id = int.from_bytes(names.trace_id_of(run["id"]), "big")
         root = self._context(trace_id, names.span_id_of(f"run:{run['id']}"))
-        contexts = {e["id"]: self._context(trace_id, names.span_id_of(e["id"])) for e in rows.events}
         files, costs = defaultdict(list), defaultdict(list)
         for row in rows.files:
             files[row.get("event_id")].append({k: row.get(k) for k in FILE_FIELDS})
@@ -125,10 +125,11 @@ class SpanBuilder:
             attributes[names.COSTS] = _json(costs[None])
         out = [self._span(f"invoke_workflow {attributes['gen_ai.workflow.name']}", root, None, attributes,
                           SpanKind.INTERNAL, start, max(end, start), run.get("status") in FAILED, None)]
-        for event in rows.events:
-            parent = contexts.get(event.get("parent_event_id")) or root
-            out.append(self._event_span(event, contexts[event["id"]], parent, files.get(event["id"], []),
-                                        costs.get(event["id"], [])))
+        for event in rows.events:  # a parent exported earlier (``--since``) is still named as the parent
+            parent = event.get("parent_event_id")
+            out.append(self._event_span(event, self._context(trace_id, names.span_id_of(event["id"])),
+                                        self._context(trace_id, names.span_id_of(parent)) if parent else root,
+                                        files.get(event["id"], []), costs.get(event["id"], [])))
         return out
 
     @staticmethod
@@ -223,8 +224,6 @@ def to_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 def _b64_to_hex(text: str) -> str:
-    import base64
-
     return base64.b64decode(text).hex()
 
 

@@ -25,7 +25,8 @@ from skill_pipeline.lib.mining_steps import mine_store
 from workloads.simulate import simulate
 
 HERE = Path(__file__).resolve().parent
-MINED_COLUMNS = ("event_type", "event_subtype", "agent_name", "status", "execution_order", "depth", "node_id",
+MINED_COLUMNS = ("id", "parent_event_id", "event_type", "event_subtype", "agent_name", "status", "execution_order",
+                 "depth", "node_id",
                  # tool and exit code as mining reads them: meta, else the payload
                  ("coalesce(json_extract(meta, '$.tool_name'), json_extract(inputs, '$.tool_name'), "
                   "json_extract(inputs, '$.name'))"),
