@@ -53,3 +53,17 @@ def test_real_runs_show_usage_files_and_source_times(server, browser):
     browser.call("Page.navigate", url=f"{server.url}/runs/{trial}")
     browser.wait_for("document.querySelectorAll('.row').length === 5")
     assert "not recorded by the source" in text(browser, "#summary")
+
+
+def test_runs_page_searches_like_the_cli(server, browser):
+    expected = TraceReader(server.engine).search("plotting", limit=200)
+    browser.call("Page.enable")
+    browser.call("Page.navigate", url=server.url + "/")
+    browser.wait_for("!!document.getElementById('search-form')")
+    browser.evaluate("document.getElementById('search').value = 'plotting'; "
+                     "document.getElementById('search-form').requestSubmit()")
+    assert browser.wait_for("document.getElementById('search-count')?.textContent") == (
+        f"{expected['total_runs']} runs match “plotting”")
+    assert browser.evaluate("[...document.querySelectorAll('#runs tr[data-run]')].map(r => r.dataset.run)") == [
+        r["id"] for r in expected["runs"]]
+    assert browser.evaluate("location.search") == "?q=plotting"

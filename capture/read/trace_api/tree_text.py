@@ -55,7 +55,7 @@ def render_tree(tree: dict[str, Any]) -> str:
     for group in tree["tree"]:
         node = group["node"]
         if node is None:
-            lines.append("(events without a node)")
+            lines.append("(events without a step)")
             pairs = [(e["depth"], e) for e in group["flow"]]
         else:
             label = (node["meta"] or {}).get("id") if isinstance(node["meta"], dict) else None
