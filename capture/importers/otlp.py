@@ -45,6 +45,7 @@ KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SE
               "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
 STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK_SPANS = 20_000  # spans a file import holds in memory at once
 # Columns that hold text a source wrote (everything else is an id, a type, a time or a number).
 TEXT_COLUMNS = {"runs": ("task_description", "meta", "agent", "mode"),
                 "events": ("agent_name", "error_message", "inputs", "outputs", "meta"),
@@ -223,6 +224,7 @@ class _Known:
 class TraceOutcome:
     """What ingesting one trace did."""
 
+    run_id: str
     state: str  # "new", "updated" (late spans merged) or "unchanged"
     events: int = 0
     files: int = 0
@@ -292,7 +294,7 @@ class OtlpIngestor:
         fresh = {span.span_id.hex(): span for span in spans
                  if span is not workflow and span.span_id.hex() not in known}
         if root is None and not fresh:
-            return TraceOutcome("unchanged")
+            return TraceOutcome(run_id, "unchanged")
         session = (self.session or (root.attributes.get(names.SESSION) if root else None)
                    or (stored_run or {}).get("session_id")
                    or stable_id("otlp-session", (root or next(iter(fresh.values()))).service))
@@ -329,7 +331,7 @@ class OtlpIngestor:
                 batch.event_updates.append({"id": item.event_id, **update})
         self.store.write_batch(self._redacted(batch))
         self.counts.events += len(batch.events)
-        return TraceOutcome("new" if stored_run is None else "updated", len(batch.events), len(batch.files),
+        return TraceOutcome(run_id, "new" if stored_run is None else "updated", len(batch.events), len(batch.files),
                             len(batch.costs))
 
     def _redacted(self, batch: Batch) -> Batch:
@@ -528,20 +530,35 @@ def read_json_lines(path: Path) -> Iterator[Span]:
                 raise SourceError(f"{path}: line {number}: {exc}") from None
 
 
+def _chunks(spans: Iterable[Span], size: int) -> Iterator[list[Span]]:
+    chunk: list[Span] = []
+    for span in spans:
+        chunk.append(span)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def import_otlp(path: str | Path, store: CaptureStore, *, session: str | None = None,
                 quiet: bool = True) -> ImportReport:
-    """Merge every trace of an OTLP JSON-lines file into ``store`` (one transaction per trace)."""
+    """Merge every trace of an OTLP JSON-lines file into ``store``, :data:`CHUNK_SPANS` spans at a time (memory
+    stays bounded; a trace cut by a chunk boundary is merged like late spans), one transaction per trace."""
     path = Path(path)
     with importing("otlp", path, store, quiet=quiet) as job:
         ingestor = OtlpIngestor(store, session=session)
-        for outcome in ingestor.ingest(read_json_lines(path)):
-            if outcome.state == "unchanged":
-                job.report.runs_skipped += 1
-                continue
-            setattr(job.report, f"runs_{outcome.state}", getattr(job.report, f"runs_{outcome.state}") + 1)
-            job.report.events += outcome.events
-            job.report.files += outcome.files
-            job.report.costs += outcome.costs
-            job.progress.step(outcome.events)
+        states: dict[str, str] = {}  # run -> what the import did to it (its first change counts)
+        for chunk in _chunks(read_json_lines(path), CHUNK_SPANS):
+            for outcome in ingestor.ingest(chunk):
+                if states.get(outcome.run_id, "unchanged") == "unchanged":
+                    states[outcome.run_id] = outcome.state
+                job.report.events += outcome.events
+                job.report.files += outcome.files
+                job.report.costs += outcome.costs
+                job.progress.step(outcome.events)
+        for state in states.values():
+            name = "runs_skipped" if state == "unchanged" else f"runs_{state}"
+            setattr(job.report, name, getattr(job.report, name) + 1)
         job.report.unmapped.update(ingestor.counts.unmapped)
     return job.report

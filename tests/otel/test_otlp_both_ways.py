@@ -311,3 +311,23 @@ def test_postgresql_store_merges_late_spans_and_ignores_resent_ones(captured, pg
             "node_id FROM execution_events WHERE run_id = '{}' ORDER BY execution_order, id")
     assert _rows(pg_url, view.format(rows.run["id"])) == \
         _rows(captured, view.format(rows.run["id"]))
+
+
+def test_a_file_import_in_small_chunks_gives_the_same_runs(captured, tmp_path, monkeypatch) -> None:
+    from capture.importers import otlp
+
+    out = tmp_path / "runs.otlp.jsonl"
+    engine = create_engine(captured)
+    with out.open("w") as lines:
+        for rows in load_runs(engine, run_ids=_run_ids(captured)):
+            lines.write(json.dumps(to_otlp_json(SpanBuilder().spans(rows))) + "\n")
+    engine.dispose()
+    monkeypatch.setattr(otlp, "CHUNK_SPANS", 97)  # most traces cut across chunks, parents after children
+    url = f"sqlite:///{tmp_path / 'chunks.db'}"
+    upgrade(url)
+    store = CaptureStore.open(url)
+    report = otlp.import_otlp(out, store)
+    store.close()
+    assert (report.runs_new, report.runs_updated, report.runs_skipped) == (12, 0, 0)
+    assert report.events == len(_mined_view(captured))
+    assert _mined_view(url) == _mined_view(captured)
