@@ -86,7 +86,8 @@ def _print(answer: dict, library: object) -> None:
     out.print(f"run {answer['run_id']} ({answer['status']}): {answer['steps']} steps, "
               f"{answer['skills_compared']} skills compared")
     if best is None:
-        out.print(f"no active skill in {library} to compare with")
+        out.print("the run has no steps to align" if answer["skills_compared"]
+                  else f"no active skill in {library} to compare with")
         return
     verdict = "fits" if answer["fits"] else f"fits no skill (fitness below {answer['min_fitness']})"
     out.print(f"best skill {best['skill']} {best['version'] or ''}: fitness {best['fitness']:.3f}, "

@@ -94,7 +94,7 @@ def report(events: Sequence[Mapping[str, Any]], assessor: Assessor, *, run_id: s
     """One run's conformance: best skill, fitness, deviations, whether it fits (``fitness >= min_fitness``) and
     the runners-up."""
     steps = run_steps(events)
-    ranked = assessor.ranked(steps)
+    ranked = assessor.ranked(steps) if steps else []  # a run without steps fits no skill, and none best
     best = ranked[0] if ranked else None
     return {"run_id": run_id, "status": status, "steps": len(steps), "min_fitness": min_fitness,
             "skills_compared": len(assessor.models),
@@ -163,7 +163,8 @@ def assess_new_runs(con: Any, models: Sequence[SkillModel], scratch: Path, *,
     rows, fitness, deviations = [], [], defaultdict(Counter)
     batches = (_warehouse_events(con, first, first + RUN_BATCH) for first in range(0, count, RUN_BATCH))
     for run_id, events in ((r, e) for batch in batches for r, e in batch.items()):
-        best = assessor.best(run_steps(events))
+        steps = run_steps(events)
+        best = assessor.best(steps) if steps else None
         status = statuses.get(run_id)
         successful = str(status or "").lower() in SUCCESS_STATUSES
         value = best.fitness if best else 0.0
