@@ -338,9 +338,15 @@ class ReplaySettings:
 
 
 def replay_store(settings: ReplaySettings) -> None:
-    """Migrate the replay store and point ``capture`` at it (call once before :func:`verify_skill`)."""
+    """Migrate the replay store and point ``capture`` at it (call once before :func:`verify_skill`). The mined
+    capture store is refused: a replay counted as a member run would inflate its skill's support."""
     import capture
+    from capture.core import config
     from capture.store.migrate import upgrade
+
+    if settings.store_url == config.database_url():
+        raise ValueError(f"replays cannot be captured into the mined store {settings.store_url}: set "
+                         "SKILLMINE_REPLAY_DATABASE_URL to another store")
 
     upgrade(settings.store_url)
     capture.configure(database_url=settings.store_url, spool_dir=settings.work_root / "spool",

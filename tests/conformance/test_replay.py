@@ -128,3 +128,10 @@ def test_crashing_looping_and_slow_replays_fail_with_their_reason(failing, tmp_p
         assert not failing_code.passed and failing_code.reason == "the last code execution failed"
     finally:
         shutdown_capture()
+
+
+def test_replays_are_never_captured_into_the_mined_store(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    monkeypatch.setenv("SKILLMINE_DATABASE_URL", url)
+    with pytest.raises(ValueError, match="SKILLMINE_REPLAY_DATABASE_URL"):
+        replay_store(ReplaySettings(url, tmp_path / "work"))
