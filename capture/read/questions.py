@@ -81,44 +81,44 @@ def resolve_node(source: Any, run: dict[str, Any], step: str) -> dict[str, Any]:
 # -- tokens and cost -------------------------------------------------------------------------------------
 
 
+def event_usage(event: dict[str, Any]) -> dict[str, Any]:
+    """The ``tokens`` and ``cost_usd`` an event's meta carries (zero when none)."""
+    return {"tokens": tokens_of(event.get("meta")), "cost_usd": round(cost_of(event.get("meta")), 6)}
+
+
 def run_usage(source: Any, session_id: str, run_id: str) -> dict[str, Any]:
-    """Tokens and USD cost per event, per node and for the whole run.
+    """Tokens and USD cost per node and for the whole run (each event's own are in its meta: see
+    :func:`capture.read.summary.tokens_of`).
 
     The rule of the node summaries: ``llm_call`` events carry the usage when any does (their parent
-    ``agent_call`` often repeats the sum, so it is not added again); otherwise every event that carries tokens or
-    cost; when no event carries any, the run's ``cost_records`` (by their node). ``source`` names which applied.
+    ``agent_call`` often repeats the sum, so it is not added again; only their metas are read then); otherwise
+    every event that carries tokens or cost; when no event carries any, the run's ``cost_records`` (by their
+    node). ``source`` names which applied.
     """
     where = and_(EVENTS.c.run_id == run_id, EVENTS.c.session_id == session_id, EVENTS.c.meta.is_not(None))
+    metas = select(EVENTS.c.node_id, EVENTS.c.meta)
     with engine_of(source).connect() as conn:
-        metas = conn.execute(select(EVENTS.c.id, EVENTS.c.node_id, EVENTS.c.event_type, EVENTS.c.meta)
-                             .where(where)).all()
-        carried = [(eid, node, etype, tokens_of(meta), cost_of(meta)) for eid, node, etype, meta in metas]
-        carried = [c for c in carried if c[3] or c[4]]
-        cost_rows = [] if carried else conn.execute(
-            select(COSTS.c.node_id, func.sum(COSTS.c.total_tokens), func.sum(COSTS.c.cost_usd))
-            .where(COSTS.c.run_id == run_id).group_by(COSTS.c.node_id)).all()
-    by_event: dict[str, dict[str, Any]] = {}
-    by_node: dict[str, dict[str, Any]] = {}
+        rows, used = conn.execute(metas.where(where, EVENTS.c.event_type == "llm_call")).all(), "llm_call events"
+        carried = [(node, tokens_of(meta), cost_of(meta)) for node, meta in rows]
+        carried = [c for c in carried if c[1] or c[2]]
+        if not carried:
+            rows, used = conn.execute(metas.where(where, EVENTS.c.event_type != "llm_call")).all(), "events"
+            carried = [c for c in ((node, tokens_of(meta), cost_of(meta)) for node, meta in rows) if c[1] or c[2]]
+        if not carried:
+            carried = [(node, int(tokens or 0), float(cost or 0)) for node, tokens, cost in conn.execute(
+                select(COSTS.c.node_id, func.sum(COSTS.c.total_tokens), func.sum(COSTS.c.cost_usd))
+                .where(COSTS.c.run_id == run_id).group_by(COSTS.c.node_id))]
+            used = "cost records" if carried else "none recorded"
     total = {"tokens": 0, "cost_usd": 0.0}
-
-    def add(node_id: str | None, tokens: int, cost: float) -> None:
-        for slot in ([total, by_node.setdefault(node_id, {"tokens": 0, "cost_usd": 0.0})] if node_id else [total]):
+    by_node: dict[str, dict[str, Any]] = {}
+    for node, tokens, cost in carried:
+        for slot in (total, by_node.setdefault(node, {"tokens": 0, "cost_usd": 0.0})) if node else (total,):
             slot["tokens"] += tokens
             slot["cost_usd"] += cost
-
-    llm_only = any(etype == "llm_call" for _, _, etype, _, _ in carried)
-    for eid, node, etype, tokens, cost in carried:
-        by_event[eid] = {"tokens": tokens, "cost_usd": round(cost, 6)}
-        if not llm_only or etype == "llm_call":
-            add(node, tokens, cost)
-    for node, tokens, cost in cost_rows:
-        add(node, int(tokens or 0), float(cost or 0))
     for slot in (total, *by_node.values()):
         slot["cost_usd"] = round(slot["cost_usd"], 6)
     return {"total_tokens": total["tokens"], "total_cost_usd": total["cost_usd"], "by_node": by_node,
-            "by_event": by_event,
-            "source": "llm_call events" if llm_only else "events" if carried else
-            "cost records" if cost_rows else "none recorded"}
+            "source": used}
 
 
 # -- the questions ---------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def step_flow(source: Any, run: dict[str, Any], step: str) -> dict[str, Any]:
     usage = run_usage(source, sid, run["id"])
     node_usage = usage["by_node"].get(node["id"], {"tokens": 0, "cost_usd": 0.0})
     for e in events:
-        e.update(usage["by_event"].get(e["id"], {"tokens": 0, "cost_usd": 0.0}))
+        e.update(event_usage(e))
     files = _all(source, select(FILES).where(FILES.c.node_id == node["id"])
                  .order_by(FILES.c.created_at, FILES.c.file_path))
     return {"run_id": run["id"], "step": node_name(node), "node": node, "total_events": len(events),

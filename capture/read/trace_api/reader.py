@@ -12,7 +12,6 @@ from sqlalchemy import Engine, Table, case, event, func, select
 from capture.read import queries, questions, summary
 from capture.read.queries import EVENTS, NODES, RUNS, row_dict
 from capture.read.questions import NotFound
-from capture.read.summary import cost_of, tokens_of
 from capture.store.db import make_engine, ping
 from capture.store.migrate import require_current_schema
 from capture.store.models import COSTS, SESSIONS
@@ -28,12 +27,7 @@ LIGHT_FIELDS = ("id", "seq", "parent_event_id", "node_id", "event_type", "event_
 
 def light(event: dict[str, Any], *extra: str) -> dict[str, Any]:
     """The event without its payloads (inputs, outputs, meta), with the tokens and cost its meta carries."""
-    return {**{k: event[k] for k in (*LIGHT_FIELDS, *extra)}, **usage_of(event)}
-
-
-def usage_of(event: dict[str, Any]) -> dict[str, Any]:
-    """The ``tokens`` and ``cost_usd`` an event's meta carries (zero when none)."""
-    return {"tokens": tokens_of(event.get("meta")), "cost_usd": round(cost_of(event.get("meta")), 6)}
+    return {**{k: event[k] for k in (*LIGHT_FIELDS, *extra)}, **questions.event_usage(event)}
 
 
 class BadParameter(ValueError):
@@ -144,7 +138,6 @@ class TraceReader:
             max_seq = conn.execute(select(func.coalesce(func.max(EVENTS.c.seq), 0))
                                    .where(EVENTS.c.run_id == rid)).scalar_one()
         usage = questions.run_usage(self.engine, sid, rid)
-        del usage["by_event"]
         return {"run": run, "nodes": queries.list_nodes_for_run(self.engine, sid, rid),
                 "files": queries.files_for_run(self.engine, sid, rid),
                 "statistics": queries.get_event_statistics(self.engine, sid, rid), "usage": usage,
@@ -160,7 +153,7 @@ class TraceReader:
         events = queries.list_events_for_run(self.engine, run["session_id"], run["id"], event_type=event_type,
                                              agent_name=agent_name, limit=limit,
                                              columns=None if payloads else (*LIGHT_FIELDS, "meta"))
-        events = [light(e) if not payloads else {**e, **usage_of(e)} for e in events]
+        events = [light(e) if not payloads else {**e, **questions.event_usage(e)} for e in events]
         return {"run_id": run["id"], "total_events": len(events), "events": events}
 
     def failure(self, run_id: str, session_id: str | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from capture.core.payload import dumps
 from capture.read.queries import EVENTS, RUNS, row_dict
-from capture.read.summary import cost_of, tokens_of
+from capture.read.questions import event_usage
 
 POLL_INTERVAL_S = 0.1
 HEARTBEAT_S = 15.0
@@ -45,7 +45,7 @@ def event_captured(event: dict[str, Any]) -> dict[str, Any]:
     the tokens and cost the event carries)."""
     data = {"event_id": event["id"], "node_id": event.get("node_id"),
             **{k: event.get(k) for k in EVENT_FIELDS}, **{k: event.get(k) for k in TIMELINE_FIELDS},
-            "tokens": tokens_of(event.get("meta")), "cost_usd": round(cost_of(event.get("meta")), 6)}
+            **event_usage(event)}
     return {"event_type": "event_captured", "timestamp": event.get("timestamp"), "run_id": event["run_id"],
             "session_id": event["session_id"], "data": data}
 
