@@ -32,7 +32,7 @@ def cli_json(real_url: str, capsys: pytest.CaptureFixture, *argv: str) -> Any:
 
 
 def test_api_and_cli_answer_the_same(api, real_url, capsys):
-    ask = lambda *argv: cli_json(real_url, capsys, *argv)  # noqa: E731
+    ask = lambda *argv: cli_json(real_url, capsys, *argv)
     plotting = ask("runs", "search", "plotting")
     assert plotting == api("/api/search", q="plotting") and plotting["total_runs"] > 0
     failed = ask("runs", "search", "--outcome", "failed", "--mode", "one_shot")
