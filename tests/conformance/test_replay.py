@@ -135,3 +135,26 @@ def test_replays_are_never_captured_into_the_mined_store(tmp_path, monkeypatch):
     monkeypatch.setenv("SKILLMINE_DATABASE_URL", url)
     with pytest.raises(ValueError, match="SKILLMINE_REPLAY_DATABASE_URL"):
         replay_store(ReplaySettings(url, tmp_path / "work"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_skills_replay_command_replays_records_and_lists_the_status(failing, tmp_path, monkeypatch, capsys):
+    import json
+
+    from skillmine.cli import main
+
+    root, library = failing
+    monkeypatch.setenv("SKILLMINE_HOME", str(tmp_path / "home"))
+    name = open_library(library).skills()[0]["name"]
+    args = ["--library", str(library), "--warehouse", str(root / "warehouse.duckdb"),
+            "--replay-url", f"sqlite:///{tmp_path / 'replays.db'}", "--tasks", "3"]
+    assert main(["skills", "replay", name, *args, "--json"]) == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert answer["skill"] == name and answer["statistics"]["tried"] == 3 == len(answer["replays"])
+    assert answer["status"] == "candidate" and all(r["run_id"] for r in answer["replays"])
+    assert main(["skills", "list", "--library", str(library), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skills"][0]["replay"] == "candidate"
+    assert main(["skills", "replay", "no_such_skill", *args]) == 2
+    assert "no skill named 'no_such_skill'" in capsys.readouterr().err
+    assert (tmp_path / "home" / "replays").is_dir()  # replays ran their code under SKILLMINE_HOME
