@@ -3,7 +3,7 @@
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +43,22 @@ def start_receiver(path: Path, token: str | None = None) -> tuple[Receiver, uvic
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    running, server, thread = start_receiver(tmp_path / "received.db")
-    yield running
-    server.should_exit = True
-    thread.join(10)
-    running.store.close()
+def receivers(tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
+    """Start receivers (``name``, optional ``token``), each on its own store; all stopped after the test."""
+    running: list[tuple[Receiver, uvicorn.Server, threading.Thread]] = []
+
+    def start(name: str, token: str | None = None) -> Receiver:
+        running.append(start_receiver(tmp_path / f"{name}.db", token=token))
+        return running[-1][0]
+
+    yield start
+    for started, server, thread in running:
+        server.should_exit = True
+        thread.join(10)
+        started.store.close()
+
+
+@pytest.fixture
+def receiver(receivers: Callable[..., Receiver]) -> Receiver:
+    """One receiver without a token, on a fresh store."""
+    return receivers("received")

@@ -2,6 +2,7 @@
 again, spans from AG2's own OpenTelemetry instrumentation ingested and mined, idempotence, late spans, bad input,
 content opt-in with redaction, and nothing acknowledged lost on SIGTERM."""
 
+import gzip
 import json
 import os
 import signal
@@ -331,3 +332,24 @@ def test_a_file_import_in_small_chunks_gives_the_same_runs(captured, tmp_path, m
     assert (report.runs_new, report.runs_updated, report.runs_skipped) == (12, 0, 0)
     assert report.events == len(_mined_view(captured))
     assert _mined_view(url) == _mined_view(captured)
+
+
+def test_token_rule_gzip_and_content_types(captured, receivers, tmp_path) -> None:
+    refused = subprocess.run([sys.executable, "-m", "skillmine.cli", "serve", "otlp", "--host", "0.0.0.0", "--port",
+                              "0", "--url", f"sqlite:///{tmp_path / 'r.db'}"], capture_output=True, text=True,
+                             timeout=60, check=False, env={k: v for k, v in os.environ.items()
+                                                           if k != "SKILLMINE_TRACE_TOKEN"})
+    assert refused.returncode == 2 and "SKILLMINE_TRACE_TOKEN" in refused.stderr
+    token = "t" * 32
+    running = receivers("token", token=token)
+    engine = create_engine(captured)
+    rows = next(load_runs(engine, run_ids=_run_ids(captured)[:1]))
+    engine.dispose()
+    body = gzip.compress(_protobuf(SpanBuilder().spans(rows)))
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    assert httpx.post(running.endpoint, content=body, headers=headers).status_code == 401
+    assert httpx.post(running.endpoint, content=b"x", headers={"Authorization": f"Bearer {token}",
+                                                               "Content-Type": "text/plain"}).status_code == 415
+    reply = httpx.post(running.endpoint, content=body, headers={**headers, "Authorization": f"Bearer {token}"})
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/x-protobuf"
+    assert _mined_view(running.url) == [r for r in _mined_view(captured) if r[0] == rows.run["id"]]
