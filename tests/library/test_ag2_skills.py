@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autogen import ConversableAgent, GroupChat, GroupChatManager
+from autogen import Agent, ConversableAgent, GroupChat, GroupChatManager
 from autogen.io import IOStream
 from mined_library import mine_library
 from sqlalchemy import create_engine, text
 
 import capture
 from capture.core.clock import SimulatedClock, use_clock
+from capture.store.migrate import upgrade
 from skill_library import open_library
 from skill_library.ag2 import SkillTools, register_skill_tools, skill_speaker_selection, skill_transitions
 from skill_pipeline.lib.slot_values import values_from_task
@@ -243,3 +244,33 @@ def test_transitions_allow_only_the_next_steps_and_let_plumbing_speak_anywhere()
     chat = GroupChat(agents=list(agents.values()), messages=[], max_round=5,
                      allowed_or_disallowed_speaker_transitions=graph, speaker_transitions_type="allowed")
     assert chat.allowed_speaker_transitions_dict[agents["d"]] == graph[agents["d"]]
+
+
+def test_a_chat_captured_without_an_explicit_run_records_skill_applied(tmp_path: Path) -> None:
+    """``capture.instrument`` opens the run itself when a chat starts outside ``capture.run()``; the marker lands in
+    that run's meta, and the chat ends where the plan does."""
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    upgrade(url)
+    capture.configure(database_url=url, spool_dir=tmp_path / "spool", flush_interval_s=0.05)
+    skill = {"name": "relay", "version": "2.1.0", "content_hash": "c0ffee",
+             "steps": [{"agent": "b", "action": "note"}, {"agent": "c", "action": "answer"}]}
+    try:
+        chat, agents = _chat(["starter", "b", "c"], [])
+        for name in ("b", "c"):
+            agents[name].register_reply([Agent, None], lambda *_, n=name, **__: (True, f"{n}: done"))
+        chat.speaker_selection_method = skill_speaker_selection(skill)
+        manager = GroupChatManager(chat, llm_config=False, name="chat_manager")
+        capture.instrument(manager)
+        with IOStream.set_default(scripted_llm.SilentStream()):
+            agents["starter"].initiate_chat(manager, message="go", silent=True)
+        assert capture.flush(10.0)
+    finally:
+        capture.shutdown()
+    assert [m["name"] for m in chat.messages] == ["starter", "b", "c"]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        (meta,) = conn.execute(text("SELECT meta FROM workflow_runs WHERE meta LIKE '%skill_applied%'")).scalars()
+    engine.dispose()
+    stored = json.loads(meta)
+    assert stored["skill_applied"] == {"name": "relay", "version": "2.1.0", "content_hash": "c0ffee"}
+    assert stored["source"] == "ag2"
