@@ -21,6 +21,7 @@ from skill_library.errors import LibraryNotFoundError
 from skill_pipeline.lib.step_lists import dropped_types
 from skill_pipeline.lib.warehouse import insert_rows, sql_list
 from skill_pipeline.mining.conformance import Conformance, RunStep, SkillModel, conform, for_run, run_steps
+from skill_pipeline.mining.tokens import order_events
 from skill_pipeline.mining.vocabulary import SUCCESS_STATUSES
 
 DEFAULT_MIN_FITNESS = 0.8
@@ -87,6 +88,30 @@ class Assessor:
 
 def _rank(c: Conformance) -> tuple[float, int, str]:
     return -c.fitness, len(c.deviations), c.skill
+
+
+class StepShapes:
+    """``run_steps`` once per distinct run shape: runs that follow one skill record the same events but for their
+    ids, so the steps (labels and positions of their events in execution order) of one run serve all of them.
+    For events as the warehouse gives them (what tokenising reads is in the shape: type, subtype, agent, status,
+    ``meta``)."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[Any, ...], list[tuple[str, int]] | None] = {}
+
+    def steps(self, events: Sequence[Mapping[str, Any]]) -> list[RunStep]:
+        ordered = order_events(events)
+        key = tuple((e.get("event_type"), e.get("event_subtype"), e.get("agent_name"), e.get("status"),
+                     tuple(sorted((e.get("meta") or {}).items()))) for e in ordered)
+        if key not in self._shapes:
+            position = {e.get("id"): i for i, e in enumerate(ordered)}
+            found = run_steps(ordered)
+            usable = len(position) == len(ordered) and all(s.event_id in position for s in found)
+            self._shapes[key] = [(s.label, position[s.event_id]) for s in found] if usable else None
+        shape = self._shapes[key]
+        if shape is None:  # ids missing or repeated: no positions to reuse
+            return run_steps(ordered)
+        return [RunStep(label, None if ordered[i].get("id") is None else str(ordered[i]["id"])) for label, i in shape]
 
 
 def report(events: Sequence[Mapping[str, Any]], assessor: Assessor, *, run_id: str, status: str | None,
@@ -158,12 +183,12 @@ def assess_new_runs(con: Any, models: Sequence[SkillModel], scratch: Path, *,
     count = con.execute("SELECT count(*) FROM conformance_runs").fetchone()[0]
     statuses = dict(con.execute("SELECT r.id, r.status FROM runs r JOIN conformance_runs w ON r.id = w.id")
                     .fetchall())
-    assessor = Assessor(models)
+    assessor, shapes = Assessor(models), StepShapes()
     now = datetime.now(UTC)
     rows, fitness, deviations = [], [], defaultdict(Counter)
     batches = (_warehouse_events(con, first, first + RUN_BATCH) for first in range(0, count, RUN_BATCH))
     for run_id, events in ((r, e) for batch in batches for r, e in batch.items()):
-        steps = run_steps(events)
+        steps = shapes.steps(events)
         best = assessor.best(steps) if steps else None
         status = statuses.get(run_id)
         successful = str(status or "").lower() in SUCCESS_STATUSES

@@ -123,3 +123,20 @@ def test_the_pruned_best_fit_equals_the_full_ranking():
         best, ranked = assessor.best(steps), assessor.ranked(steps)
         assert (best.skill, best.fitness, best.deviations) == (ranked[0].skill, ranked[0].fitness,
                                                                 ranked[0].deviations)
+
+
+def test_steps_of_a_run_shape_are_reused_with_each_runs_own_event_ids():
+    from skill_pipeline.verification.runs import StepShapes
+
+    def run(prefix, exit_code):
+        rows = [("agent_call", None, "engineer", {}), ("code_exec", "start", "executor", {}),
+                ("code_exec", "complete", "executor", {"exit_code": exit_code}),
+                ("tool_call", None, "_Group_Tool_Executor", {"tool_name": "record_status"}),
+                ("message", None, "control", {})]
+        return [{"id": f"{prefix}{i}", "seq": i, "execution_order": i, "event_type": t, "event_subtype": sub,
+                 "agent_name": a, "meta": meta} for i, (t, sub, a, meta) in enumerate(rows)]
+
+    shapes = StepShapes()
+    for events in (run("a", 0), run("b", 0), run("c", 1), [dict(e, id=None) for e in run("d", 0)]):
+        assert shapes.steps(events) == run_steps(events)
+    assert [s.event_id for s in shapes.steps(run("e", 0))] == ["e0", "e2", "e3"]
