@@ -188,3 +188,23 @@ def test_streams_abandoned_at_once_give_their_slots_back(sqlite_url, writer, ser
         time.sleep(0.05)
     assert (srv.live_streams, srv.app.state.feed.streams) == (0, 0)
     assert request(srv.url, "/api/runs/run-2/failure")[0] == 200
+
+
+def test_connections_that_never_finish_a_request_head_are_closed(sqlite_url, writer, serve, sse):
+    srv = serve(sqlite_url, request_head_s=0.5, heartbeat_s=0.2)
+    silent = socket.create_connection(srv.server_address)
+    dribbling = socket.create_connection(srv.server_address)
+    dribbling.sendall(b"GET /api/runs HTTP/1.1\r\nHost: x\r\n")  # the blank line that ends the head never comes
+    stream = sse(srv.url + "/api/runs/run-2/stream?after_seq=7")  # a long request: its connection stays
+    for sock in (silent, dribbling):
+        sock.settimeout(5)
+        started = time.monotonic()
+        assert sock.recv(100) == b"" and time.monotonic() - started < 3  # closed by the server
+        sock.close()
+    time.sleep(1.0)
+    assert stream.next(("heartbeat",), timeout=2) is not None  # still flowing after twice the head deadline
+    conn = http.client.HTTPConnection(*srv.server_address, timeout=5)
+    for _ in range(2):  # keep-alive: the next request's head on the same connection is answered
+        conn.request("GET", "/api/runs")
+        assert conn.getresponse().read() and conn.sock is not None
+    conn.close()

@@ -53,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from capture.core.payload import dumps
 from capture.core.vocabulary import EVENT_TYPES
@@ -87,6 +88,7 @@ MAX_SEQ = 2**63 - 1
 MAX_TEXT = 200
 STREAM_IDLE_S = 600.0
 KEEP_ALIVE_S = 5
+REQUEST_HEAD_S = 10.0
 MAX_CONNECTIONS = 1000
 STREAM_BATCH = 50  # queued polls written together
 QUERY_WORKERS = 2
@@ -130,6 +132,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     verbose: bool = False
     workers: int = QUERY_WORKERS
+    request_head_s: float = REQUEST_HEAD_S
 
 
 # -- page -------------------------------------------------------------------------------------------------
@@ -478,6 +481,50 @@ async def _not_found(request: Request) -> Response:
     return _error(404, f"no such endpoint: {request.url.path}")
 
 
+class RequestHeadDeadline(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's head: a connection that sends nothing, or dribbles
+    its headers, is closed after :attr:`head_timeout` seconds (uvicorn's own keep-alive timer stops at the first
+    byte and does not run before the first request). Never while a request is being answered (live streams)."""
+
+    head_timeout = REQUEST_HEAD_S
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if not self._waiting_for_head():
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _waiting_for_head(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        self._disarm()
+        if self._waiting_for_head() and not self.transport.is_closing():
+            self._deadline = self.loop.call_later(self.head_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._waiting_for_head() and not self.transport.is_closing():
+            self.transport.close()
+
+
 class TraceServer:
     """The app under uvicorn on a socket bound at construction (``port=0`` picks a free port, see :attr:`url`).
 
@@ -503,8 +550,9 @@ class TraceServer:
             self.socket.close()
             raise
         self.server_address = self.socket.getsockname()[:2]
+        protocol = type("TraceHTTPProtocol", (RequestHeadDeadline,), {"head_timeout": settings.request_head_s})
         self.uvicorn = uvicorn.Server(uvicorn.Config(
-            self.app, log_level="info" if settings.verbose else "warning", access_log=settings.verbose,
+            self.app, http=protocol, log_level="info" if settings.verbose else "warning", access_log=settings.verbose,
             timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=1,
             server_header=False, proxy_headers=False, lifespan="off", h11_max_incomplete_event_size=16 * 1024))
         self._thread: threading.Thread | None = None
