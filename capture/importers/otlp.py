@@ -299,8 +299,11 @@ class OtlpIngestor:
                    or (stored_run or {}).get("session_id")
                    or stable_id("otlp-session", (root or next(iter(fresh.values()))).service))
         batch = Batch()
+        top = next((span for span in fresh.values() if not span.parent_id), None) if workflow is None else None
         if root is not None or stored_run is None:
-            batch.runs.append(self._run_row(run_id, session, root, run_meta))
+            batch.runs.append(self._run_row(run_id, session, root or top, run_meta, workflow=root is not None))
+        elif top is not None and not run_meta.get("otlp_root_span"):
+            batch.runs.append(self._run_row(run_id, session, top, run_meta, workflow=False))
         if root is not None:
             batch.nodes.extend({**node, "run_id": run_id, "session_id": session}
                                for node in _loads(root, names.NODES, []))
@@ -357,23 +360,26 @@ class OtlpIngestor:
     def _event_id(run_id: str, span: Span) -> str:
         return str(span.attributes.get(names.EVENT + "id") or stable_id("otlp", run_id, span.span_id.hex()))
 
-    def _run_row(self, run_id: str, session: str, root: Span | None, run_meta: dict[str, Any]) -> dict[str, Any]:
+    def _run_row(self, run_id: str, session: str, root: Span | None, run_meta: dict[str, Any],
+                 workflow: bool = True) -> dict[str, Any]:
+        """The run row from the trace's root span: a workflow span (not an event), or, for a trace without one,
+        its first parentless span (an event too); a bare executing run until either arrives."""
         if root is None:
             return {"id": run_id, "session_id": session, "status": "executing", "mode": None,
-                    "meta": {"source": "otlp", "otlp_root_span": None}}
+                    "meta": {"source": "otlp"}}
         attrs = root.attributes
         task = attrs.get(names.RUN + "task_description") or _first_text(_loads(root, "gen_ai.input.messages", None))
         status = attrs.get(names.RUN + "status") or ("failed" if root.status_code == ERROR else "completed")
+        meta = {**run_meta, "source": "otlp", "service": root.service, "span_name": root.name}
+        if workflow:
+            meta.update(otlp_root_span=root.span_id.hex(), otlp_root_digest=_digest(root))
         return {"id": run_id, "session_id": session, "status": status,
-                "mode": attrs.get(names.RUN + "mode") or attrs.get("gen_ai.workflow.name") or _operation(root),
+                "mode": (attrs.get(names.RUN + "mode") or attrs.get("gen_ai.workflow.name") or root.service
+                         or _operation(root)),
                 "agent": attrs.get(names.RUN + "agent") or attrs.get("gen_ai.agent.name"),
                 "model": attrs.get(names.RUN + "model") or attrs.get("gen_ai.request.model"),
                 "task_description": task or root.name, "started_at": _moment(root.start_ns),
-                "completed_at": _moment(root.end_ns),
-                "meta": {**{k: v for k, v in run_meta.items() if k != "otlp_root_span"}, "source": "otlp",
-                         "otlp_root_span": root.span_id.hex(), "otlp_root_digest": _digest(root),
-                         "service": root.service,
-                         "span_name": root.name}}
+                "completed_at": _moment(root.end_ns), "meta": meta}
 
     def _event_row(self, span: Span, run_id: str, session: str, item: _Known,
                    known: dict[str, _Known]) -> dict[str, Any]:
@@ -383,7 +389,7 @@ class OtlpIngestor:
         inputs = _loads(span, names.EVENT + "inputs", None)
         outputs = _loads(span, names.EVENT + "outputs", None)
         etype = attrs.get(names.EVENT + "type")
-        agent = item.agent or _inherited_agent(item, known)
+        agent = item.agent = item.agent or _inherited_agent(item, known)
         if etype is None:
             etype, inputs, outputs = self._mapped(span, op, meta, inputs, outputs)
         if etype == "tool_call" and attrs.get("gen_ai.tool.name"):

@@ -353,3 +353,40 @@ def test_token_rule_gzip_and_content_types(captured, receivers, tmp_path) -> Non
     reply = httpx.post(running.endpoint, content=body, headers={**headers, "Authorization": f"Bearer {token}"})
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/x-protobuf"
     assert _mined_view(running.url) == [r for r in _mined_view(captured) if r[0] == rows.run["id"]]
+
+
+def _attribute(key: str, value: object) -> dict:
+    kind = {str: "stringValue", int: "intValue", float: "doubleValue", bool: "boolValue"}[type(value)]
+    return {"key": key, "value": {kind: str(value) if kind == "intValue" else value}}
+
+
+def test_a_trace_without_a_workflow_span_is_a_run_of_its_root_span(tmp_path) -> None:
+    trace = "ab" * 16
+    task = [{"role": "user", "parts": [{"type": "text", "content": "Fit a line to data.csv"}]}]
+    document = {"resourceSpans": [{
+        "resource": {"attributes": [_attribute("service.name", "fitter")]},
+        "scopeSpans": [{"spans": [
+            {"traceId": trace, "spanId": "02" * 8, "parentSpanId": "01" * 8, "name": "chat gpt-x", "kind": 3,
+             "startTimeUnixNano": "1700000000100000000", "endTimeUnixNano": "1700000000900000000",
+             "attributes": [_attribute("gen_ai.operation.name", "chat"), _attribute("gen_ai.request.model", "gpt-x"),
+                            _attribute("gen_ai.usage.input_tokens", 120), _attribute("gen_ai.usage.output_tokens", 30),
+                            _attribute("gen_ai.usage.cost", 0.25)]},
+            {"traceId": trace, "spanId": "01" * 8, "name": "invoke_agent planner", "kind": 1,
+             "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
+             "status": {"code": 2, "message": "model refused"},
+             "attributes": [_attribute("gen_ai.operation.name", "invoke_agent"),
+                            _attribute("gen_ai.agent.name", "planner"),
+                            _attribute("gen_ai.input.messages", json.dumps(task))]}]}]}]}
+    url = f"sqlite:///{tmp_path / 'root.db'}"
+    upgrade(url)
+    store = CaptureStore.open(url)
+    OtlpIngestor(store).ingest(spans_from_json(document))
+    store.close()
+    assert _rows(url, "SELECT id, mode, status, task_description FROM workflow_runs") == [
+        ("abababab-abab-abab-abab-abababababab", "fitter", "failed", "Fit a line to data.csv")]
+    assert _rows(url, "SELECT event_type, event_subtype, status, agent_name, execution_order, depth, error_message "
+                      "FROM execution_events ORDER BY execution_order") == [
+        ("agent_call", "error", "failed", "planner", 1, 0, "model refused"),
+        ("llm_call", "complete", "completed", "planner", 2, 1, None)]
+    assert _rows(url, "SELECT model, agent_name, prompt_tokens, completion_tokens, total_tokens, cost_usd "
+                      "FROM cost_records") == [("gpt-x", "planner", 120, 30, 150, 0.25)]
