@@ -30,11 +30,11 @@ def _slot_words(name: str) -> str:
 def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_chars: int = 80) -> str:
     """The template's main clause (up to ' and ') in words: slots become 'a <what>', '[{a}, {b}]' 'a range',
     counts before a noun disappear, and a slot right after its own name ('column {column}') reads 'a column'.
-    Empty when the request has no words of its own to show (it starts with a parameter, or has fewer than two
-    constant words): the title then comes from the behaviour (:func:`behaviour_title`)."""
+    Empty when the request has no words of its own to show (it starts with a parameter, or has no constant
+    word): the title then comes from the behaviour (:func:`behaviour_title`)."""
     kinds = slot_kinds or {}
     constant = _SLOT.sub(" ", template)
-    if template.strip().startswith("{") or len(re.findall(r"[A-Za-z]{2,}", constant)) < 2:
+    if template.strip().startswith("{") or not re.search(r"[A-Za-z]{2,}", constant):
         return ""
     parts = re.split(r"\s+and\s+", template.strip())
     clause = parts[0]
