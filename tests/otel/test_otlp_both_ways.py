@@ -246,8 +246,10 @@ def test_sigterm_loses_nothing_acknowledged(captured, tmp_path) -> None:
 
     sender = threading.Thread(target=client)
     sender.start()
-    while len(acknowledged) < 3:
+    deadline = time.monotonic() + 120
+    while len(acknowledged) < 3 and sender.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert len(acknowledged) >= 3, server.stderr.read() if server.poll() is not None else "no acknowledgement"
     os.kill(server.pid, signal.SIGTERM)
     assert server.wait(60) == 0
     sender.join(60)
