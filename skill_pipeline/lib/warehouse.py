@@ -19,6 +19,8 @@ from typing import Any
 import duckdb
 import duckdb_extension_sqlite_scanner
 
+from skill_pipeline.lib import warehouse_backends
+
 # Column name -> DuckDB type, per warehouse table; the order is the CSV column order.
 EVENT_COLUMNS: dict[str, str] = {
     "seq": "BIGINT", "id": "VARCHAR", "run_id": "VARCHAR", "node_id": "VARCHAR", "session_id": "VARCHAR",
@@ -87,12 +89,13 @@ EXTRACTION_LOG_COLUMNS: dict[str, str] = {
 }
 
 
-def ddl() -> list[str]:
-    """CREATE statements for the extraction tables and the extraction log (idempotent)."""
+def ddl(*, primary_keys: bool = True) -> list[str]:
+    """CREATE statements for the extraction tables and the extraction log (idempotent). DuckLake has no
+    primary keys (``primary_keys=False``): its upserts delete, then insert."""
     statements = []
     for table, columns in {**EXTRACT_TABLES, "extractions": EXTRACTION_LOG_COLUMNS}.items():
         cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-        key = f', PRIMARY KEY ("{PRIMARY_KEYS[table]}")' if table in PRIMARY_KEYS else ""
+        key = f', PRIMARY KEY ("{PRIMARY_KEYS[table]}")' if table in PRIMARY_KEYS and primary_keys else ""
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{key})")
     return statements
 
@@ -114,12 +117,7 @@ def sql_list(values: Iterable[str]) -> str:
 def load_sqlite_scanner(con: duckdb.DuckDBPyConnection) -> None:
     """Load DuckDB's SQLite scanner from its pip package (no download: this machine has no extension repository).
     DuckDB checks the extension's signature when loading it."""
-    binary = (Path(duckdb_extension_sqlite_scanner.__file__).parent / "extensions" / f"v{duckdb.__version__}"
-              / "sqlite_scanner.duckdb_extension")
-    if not binary.exists():
-        raise RuntimeError(f"no SQLite scanner for DuckDB {duckdb.__version__} at {binary}; "
-                           "install the duckdb-extension-sqlite-scanner release that matches duckdb")
-    con.execute(f"LOAD {sql_literal(binary)}")
+    warehouse_backends.load_packaged_extension(con, duckdb_extension_sqlite_scanner, "sqlite_scanner")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -132,14 +130,17 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: 
             first_delay_s: float = 0.25, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating its tables), retrying lock errors with exponential backoff; always close.
 
+    ``path`` is a DuckDB file or a DuckLake descriptor (``warehouse_backends``), opened as the lake it names.
     ``memory_limit`` caps DuckDB's buffer memory (it spills to disk beyond it); by default DuckDB would take up to
     80% of the machine's RAM for a bulk load."""
     target = Path(path)
+    lake = warehouse_backends.is_descriptor(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     delay = first_delay_s
     for attempt in range(1, attempts + 1):
         try:
-            con = duckdb.connect(str(target), read_only=read_only)
+            con = (warehouse_backends.open_lake(target) if lake
+                   else duckdb.connect(str(target), read_only=read_only))
             break
         except duckdb.Error as exc:
             if not _is_lock_error(exc) or attempt == attempts:
@@ -153,7 +154,7 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False, attempts: 
         con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute("SET preserve_insertion_order = false")
         if not read_only:
-            for statement in ddl():
+            for statement in ddl(primary_keys=not lake):
                 con.execute(statement)
         yield con
     finally:
@@ -206,7 +207,11 @@ def upsert_staged(con: duckdb.DuckDBPyConnection, staged: str, table: str) -> in
     key = PRIMARY_KEYS[table]
     con.execute(f'CREATE OR REPLACE TEMP TABLE upserted AS SELECT DISTINCT ON ("{key}") * FROM {staged}')
     new = con.execute(f'SELECT count(*) FROM upserted s ANTI JOIN {table} t ON s."{key}" = t."{key}"').fetchone()[0]
-    con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM upserted")
+    if warehouse_backends.is_lake(con):
+        con.execute(f'DELETE FROM {table} WHERE "{key}" IN (SELECT "{key}" FROM upserted)')
+        con.execute(f"INSERT INTO {table} SELECT * FROM upserted")
+    else:
+        con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM upserted")
     con.execute("DROP TABLE upserted")
     return int(new)
 
