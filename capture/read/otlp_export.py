@@ -209,11 +209,12 @@ def output_messages(outputs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def to_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    """An ``ExportTraceServiceRequest`` in OTLP/JSON (ids as hex, as the spec and the Collector write them)."""
+    """An ``ExportTraceServiceRequest`` in OTLP/JSON: ids as hex and enums as integers, as the spec and the
+    Collector write them."""
     from google.protobuf.json_format import MessageToDict
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    document = MessageToDict(encode_spans(spans))
+    document = MessageToDict(encode_spans(spans), use_integers_for_enums=True)  # OTLP/JSON: enums as integers
     for resource in document.get("resourceSpans", []):
         for scope in resource.get("scopeSpans", []):
             for span in scope.get("spans", []):
