@@ -88,7 +88,8 @@ class Recorder:
         self._previous_sigterm: Any = None
         if self.enabled:
             self._start_thread()
-            os.register_at_fork(after_in_child=_after_fork_hook(weakref.ref(self)))
+            ref = weakref.ref(self)
+            os.register_at_fork(before=_before_fork_hook(ref), after_in_child=_after_fork_hook(ref))
             if install_exit_handlers:
                 atexit.register(self.close)
                 self._install_sigterm()
@@ -245,13 +246,16 @@ class Recorder:
 
     def after_fork_in_child(self) -> None:
         """A forked child starts clean: the parent keeps (and writes) what was queued before the fork; the child
-        gets its own queue, counters and writer thread, and the sink lets go of the parent's files and pool."""
+        gets its own queue, counters and writer thread, and the sink lets go of the parent's files and pool. Locks
+        are made anew: the parent's writer may have held one at the fork (building the sink, counting a batch)."""
         self._q = deque()
+        self._stats_lock = threading.Lock()
+        self._sink_lock = threading.Lock()
+        self._implicit_lock = threading.Lock()
+        self.error.after_fork()
         if self._sink is not None:
             self._sink.after_fork()
-        with self._stats_lock:
-            self._counts = dict.fromkeys(self._counts, 0)
-        self.error.count = 0
+        self._counts = dict.fromkeys(self._counts, 0)
         self._implicit = None
         if self.enabled and not self._closed:
             self._start_thread()
@@ -280,6 +284,7 @@ class Recorder:
                 return
 
     def _drain(self) -> None:
+        sink = self.sink()  # first, so that a sink that cannot be built leaves the queue untouched for a retry
         q = self._q
         while q:
             items: list[tuple[int, Any]] = []
@@ -292,7 +297,7 @@ class Recorder:
                 items.append((kind, item))
             if items:
                 self._count("dequeued", len(items))
-                self._tally(self.sink().write(items))
+                self._tally(sink.write(items))
             for marker in markers:
                 marker.set()
 
@@ -416,6 +421,11 @@ class Failures:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """In a forked child: zero the count and take a fresh lock (the parent may have held it at the fork)."""
+        self._lock = threading.Lock()
+        self.count = 0
+
     def __call__(self, kind: str, exc: BaseException | str) -> None:
         with self._lock:
             self.count += 1
@@ -424,6 +434,19 @@ class Failures:
         if first:
             log.warning("skillmine capture: %s failed (counted in stats; the workflow is not affected): %s",
                         kind, exc)
+
+
+def _before_fork_hook(ref: "weakref.ref[Recorder]") -> Any:
+    def hook() -> None:
+        """Build the sink before forking: a fork while the writer imports it would leave the child a half-imported
+        module (and a held lock) for good."""
+        recorder = ref()
+        if recorder is not None and not recorder._closed:
+            try:
+                recorder.sink()
+            except Exception as exc:  # noqa: BLE001 - never break the fork; the child retries on its first batch
+                recorder.error("build the sink before fork", exc)
+    return hook
 
 
 def _after_fork_hook(ref: "weakref.ref[Recorder]") -> Any:
