@@ -402,15 +402,20 @@ class OtlpIngestor:
             meta.update(self._usage(attrs))
         meta["otlp"] = {"span_id": span.span_id.hex(), "parent_span_id": item.parent_hex, "start_ns": span.start_ns,
                         "name": span.name, "order": item.explicit_order, "depth": item.explicit_depth}
-        duration = max(0, span.end_ns - span.start_ns) // 1_000_000 if span.end_ns else None
         started = _moment(span.start_ns)
+        if names.EVENT + "id" in attrs:  # skillmine's own span: its stored duration and open end, as they were
+            duration = attrs.get(names.EVENT + "duration_ms")
+            completed = None if attrs.get(names.EVENT + "open") else _moment(span.end_ns)
+        else:
+            duration = max(0, span.end_ns - span.start_ns) // 1_000_000 if span.end_ns else None
+            completed = _moment(span.end_ns)
         return {"id": item.event_id, "run_id": run_id, "session_id": session, "parent_event_id": item.parent_event_id,
                 "node_id": attrs.get(names.EVENT + "node_id"), "step_id": attrs.get(names.EVENT + "step_id"),
                 "event_type": etype,
                 "event_subtype": attrs.get(names.EVENT + "subtype") or ("error" if failed else "complete"),
                 "agent_name": agent, "agent_role": attrs.get(names.EVENT + "agent_role"),
                 "timestamp": started, "started_at": started,
-                "completed_at": _moment(span.end_ns), "duration_ms": duration,
+                "completed_at": completed, "duration_ms": duration,
                 "status": attrs.get(names.EVENT + "status") or ("failed" if failed else "completed"),
                 "error_message": span.status_message or attrs.get("error.type") if failed else None,
                 "inputs": inputs, "outputs": outputs, "meta": meta, "execution_order": item.order,

@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -41,6 +41,7 @@ FILE_FIELDS = ("id", "node_id", "file_path", "file_type", "size_bytes", "content
                "is_final_output", "workflow_phase", "created_at")
 COST_FIELDS = ("node_id", "model", "agent_name", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
                "timestamp")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RUN_FIELDS = ("id", "session_id", "mode", "agent", "model", "status", "task_description")
 
 
@@ -63,7 +64,7 @@ def _ns(moment: datetime | str | None) -> int | None:
         moment = datetime.fromisoformat(moment)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000) * 1000
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1000  # exact: no float on the way
 
 
 def _json(value: Any) -> str:
@@ -155,7 +156,9 @@ class SpanBuilder:
             names.EVENT + "subtype": event.get("event_subtype"), names.EVENT + "status": event.get("status"),
             names.EVENT + "order": event.get("execution_order"), names.EVENT + "depth": event.get("depth"),
             names.EVENT + "node_id": event.get("node_id"), names.EVENT + "step_id": event.get("step_id"),
-            names.EVENT + "agent_role": event.get("agent_role"), "gen_ai.agent.name": agent}
+            names.EVENT + "agent_role": event.get("agent_role"), "gen_ai.agent.name": agent,
+            names.EVENT + "duration_ms": event.get("duration_ms"),
+            names.EVENT + "open": event.get("completed_at") is None or None}
         name, kind = f"skillmine.{etype}", SpanKind.INTERNAL
         if etype == "agent_call":
             attributes["gen_ai.operation.name"], name = "invoke_agent", f"invoke_agent {agent}"

@@ -77,6 +77,8 @@ def test_round_trip_through_a_receiver_mines_the_same_skills(captured, receiver,
     assert _mined_view(receiver.url) == _mined_view(captured)
     assert _rows(receiver.url, "SELECT mode, status, task_description FROM workflow_runs ORDER BY id") == \
         _rows(captured, "SELECT mode, status, task_description FROM workflow_runs ORDER BY id")
+    times = "SELECT id, started_at, completed_at, duration_ms FROM execution_events ORDER BY id"
+    assert _rows(receiver.url, times) == _rows(captured, times)
     assert _rows(receiver.url, "SELECT file_path, file_type, content_hash FROM files ORDER BY id") == \
         _rows(captured, "SELECT file_path, file_type, content_hash FROM files ORDER BY id")
     original = _skills(captured, tmp_path / "a.duckdb")
@@ -283,7 +285,8 @@ def test_a_run_exported_while_running_is_completed_by_the_next_export(captured, 
 def test_cli_export_to_file_and_import(captured, tmp_path) -> None:
     out, url = tmp_path / "runs.otlp.jsonl", f"sqlite:///{tmp_path / 'cli.db'}"
     cli = [sys.executable, "-m", "skillmine.cli"]
-    exported = subprocess.run([*cli, "export", "otlp", "--since", "0", "--file", str(out), "--url", captured],
+    exported = subprocess.run([*cli, "export", "otlp", "--since", "0", "--file", str(out), "--url", captured,
+                               "--content"],
                               capture_output=True, text=True, timeout=120, check=False)
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.startswith("exported 12 runs")
@@ -292,6 +295,11 @@ def test_cli_export_to_file_and_import(captured, tmp_path) -> None:
     assert imported.returncode == 0, imported.stderr
     assert "12 runs written" in imported.stdout
     assert _mined_view(url) == _mined_view(captured)
+    def payloads(store_url: str) -> list[tuple]:
+        return [(i, json.loads(a or "null"), json.loads(b or "null"), e) for i, a, b, e in _rows(
+            store_url, "SELECT id, inputs, outputs, error_message FROM execution_events ORDER BY id")]
+
+    assert payloads(url) == payloads(captured)  # with --content, payloads travel too
     again = subprocess.run([*cli, "import", "otlp", str(out), "--url", url],
                            capture_output=True, text=True, timeout=120, check=False)
     assert "0 runs written, 12 already imported" in again.stdout
