@@ -2,22 +2,26 @@
 
 Both share one Dagster home, ``$SKILLMINE_HOME/dagster`` (absolute, with ``deploy/dagster.yaml`` copied in), so
 runs started by ``mine`` show up in the UI and sensor cursors and run-queue limits are shared. ``mine`` needs no
-daemon: it executes the job in this process against the configured store, warehouse and library.
+daemon: it executes the job in this process against the configured store, warehouse and library. With
+``SKILLMINE_DAGSTER_PG_URL`` set, the instance keeps its runs, events and schedules in that PostgreSQL database
+(``deploy/postgres_storage.yaml`` is appended to the settings) instead of files under the home.
 """
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from capture.core import config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INSTANCE_TEMPLATE = PACKAGE_DIR / "deploy" / "dagster.yaml"
+POSTGRES_STORAGE = PACKAGE_DIR / "deploy" / "postgres_storage.yaml"
 STOP_TIMEOUT_S = 20
 
 
@@ -39,13 +43,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mine.set_defaults(handler=_mine)
 
 
+def instance_environment(home: Path) -> dict[str, str]:
+    """Variables the instance reads: ``DAGSTER_HOME`` and, when set, ``SKILLMINE_DAGSTER_PG_URL`` with the
+    psycopg2 driver that dagster-postgres needs (its ``NOTIFY`` statements fail under psycopg 3)."""
+    env = {"DAGSTER_HOME": str(home)}
+    pg_url = config.env("DAGSTER_PG_URL")
+    if pg_url:
+        url = make_url(pg_url)
+        if url.get_backend_name() != "postgresql":
+            raise ValueError(f"SKILLMINE_DAGSTER_PG_URL={pg_url!r} is not a PostgreSQL URL")
+        env["SKILLMINE_DAGSTER_PG_URL"] = url.set(drivername="postgresql+psycopg2").render_as_string(
+            hide_password=False)
+    return env
+
+
+def instance_settings() -> str:
+    """The instance's dagster.yaml: our settings, plus PostgreSQL storage when SKILLMINE_DAGSTER_PG_URL is set."""
+    text = INSTANCE_TEMPLATE.read_text(encoding="utf-8")
+    return text + "\n" + POSTGRES_STORAGE.read_text(encoding="utf-8") if config.env("DAGSTER_PG_URL") else text
+
+
 def dagster_home() -> Path:
     """The shared, absolute Dagster home, created with our instance settings."""
     home = config.home() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
-    if not target.exists() or target.read_bytes() != INSTANCE_TEMPLATE.read_bytes():
-        shutil.copyfile(INSTANCE_TEMPLATE, target)
+    settings = instance_settings()
+    if not target.exists() or target.read_text(encoding="utf-8") != settings:
+        target.write_text(settings, encoding="utf-8")
     return home
 
 
@@ -81,7 +106,7 @@ def _stop(proc: subprocess.Popen) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     home = dagster_home()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env = {**os.environ, **instance_environment(home)}
     cmd = [_dagster_executable(), "dev", *_code_target(), "-h", args.host, "-p", str(args.port)]
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl-C stops it", flush=True)
     # preexec_fn must run between fork and exec to reset the inherited signal dispositions (dagster.md §8).

@@ -218,6 +218,7 @@ def mine_now(options: MineOptions, *, home: Path | Callable[[], Path], out: Cons
              err: Console | None = None) -> int:
     """Run the job; returns a process exit code (0 ok, 1 run failed, 2 bad configuration). ``home`` is the Dagster
     home, or a function making it: called only once the store is known to be there, so a failure leaves none."""
+    from skill_pipeline.cli import instance_environment
     from skill_pipeline.definitions import defs
     from skill_pipeline.resources import (
         EventStoreResource,
@@ -242,7 +243,7 @@ def mine_now(options: MineOptions, *, home: Path | Callable[[], Path], out: Cons
     job = defs.resolve_job_def(JOB)
     run_id = str(uuid.uuid4())
     dagster_home = home() if callable(home) else home
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ.update(instance_environment(dagster_home))
     with (dg.DagsterInstance.get() as instance, _beside_capture(err) as live,
           progress(live, quiet=options.quiet or options.verbose) as bar):
         run_log = _RunLog(dagster_home / "logs" / f"{run_id}.log", bar, len(job.graph.nodes))

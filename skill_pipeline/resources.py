@@ -4,7 +4,9 @@ Every location comes from explicit resource config or, when left unset, from ``S
 (resolved when the resource is used, so a code location loads even where they are unset):
 
 * ``SKILLMINE_DATABASE_URL`` - capture store URL with an explicit driver (default: SQLite in ``SKILLMINE_HOME``)
-* ``SKILLMINE_WAREHOUSE`` - DuckDB file (default ``$SKILLMINE_HOME/warehouse.duckdb``)
+* ``SKILLMINE_WAREHOUSE`` - DuckDB file (default ``$SKILLMINE_HOME/warehouse.duckdb``), or ``ducklake`` for a
+  DuckLake warehouse with ``SKILLMINE_DUCKLAKE_CATALOG`` (PostgreSQL URL) and ``SKILLMINE_DUCKLAKE_DATA``
+  (data directory, default ``$SKILLMINE_HOME/ducklake``)
 * ``SKILLMINE_LIBRARY`` - skill library directory (default ``$SKILLMINE_HOME/library``)
 * ``SKILLMINE_MIN_SUPPORT``, ``SKILLMINE_MAX_MEDOID_DISTANCE``, ``SKILLMINE_GRANULARITY`` - mining thresholds
 """
@@ -20,7 +22,7 @@ from sqlalchemy import Engine
 
 from capture.core import config
 from capture.store.db import make_engine
-from skill_pipeline.lib import extraction, warehouse
+from skill_pipeline.lib import extraction, warehouse, warehouse_backends
 from skill_pipeline.mining.compose import MiningParams
 
 
@@ -50,16 +52,45 @@ class EventStoreResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; opened only inside runs, closed in ``finally``, lock errors retried."""
+    """The warehouse: a DuckDB file (one writer, lock errors retried) or a DuckLake shared by many processes;
+    opened only inside runs, closed in ``finally``. The mining code is the same for both backends."""
 
     path: str | None = Field(default=None, description="DuckDB file; default SKILLMINE_WAREHOUSE or "
                                                            "$SKILLMINE_HOME/warehouse.duckdb")
+    backend: str | None = Field(default=None, description="duckdb|ducklake; default duckdb when path is set, "
+                                                              "else SKILLMINE_WAREHOUSE=ducklake selects DuckLake")
+    ducklake_catalog: str | None = Field(default=None, description="DuckLake catalog: PostgreSQL URL; default "
+                                                                       "SKILLMINE_DUCKLAKE_CATALOG")
+    ducklake_data: str | None = Field(default=None, description="DuckLake data directory; default "
+                                                                    "SKILLMINE_DUCKLAKE_DATA or $SKILLMINE_HOME/ducklake")
     lock_attempts: int = Field(default=8, description="connection attempts while another process holds the lock")
     memory_limit: str = Field(default=warehouse.DEFAULT_MEMORY_LIMIT,
                               description="DuckDB buffer memory cap (spills to disk beyond it), e.g. '1GB'")
 
+    def resolved_backend(self) -> str:
+        """``duckdb`` or ``ducklake``: the configured backend, else the one SKILLMINE_WAREHOUSE names."""
+        env = config.env("WAREHOUSE")
+        chosen = self.backend or ("duckdb" if self.path else env if env in warehouse_backends.BACKENDS else "duckdb")
+        if chosen not in warehouse_backends.BACKENDS:
+            raise ValueError(f"warehouse backend {chosen!r}: choose one of {', '.join(warehouse_backends.BACKENDS)}")
+        return chosen
+
+    def ducklake(self) -> warehouse_backends.DuckLakeConfig:
+        """The DuckLake catalog and data path (the catalog must be given: there is no sensible default)."""
+        catalog = self.ducklake_catalog or config.env("DUCKLAKE_CATALOG")
+        if not catalog:
+            raise ValueError("the DuckLake warehouse needs a catalog: set SKILLMINE_DUCKLAKE_CATALOG to a "
+                             "PostgreSQL URL (postgresql://USER@HOST/DB)")
+        data = self.ducklake_data or config.env("DUCKLAKE_DATA") or config.home() / "ducklake"
+        return warehouse_backends.DuckLakeConfig(catalog, str(Path(data).expanduser().resolve()))
+
     def resolved_path(self) -> Path:
-        return Path(self.path or config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
+        """The DuckDB file, or the descriptor naming the DuckLake (``warehouse.connect`` opens either)."""
+        if self.resolved_backend() == "ducklake":
+            return self.ducklake().write_descriptor()
+        env = config.env("WAREHOUSE")
+        path = self.path or (env if env not in warehouse_backends.BACKENDS else None)
+        return Path(path or config.home() / "warehouse.duckdb").expanduser()
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
