@@ -191,6 +191,7 @@ def import_ag2_log(path: str | Path, store: CaptureStore, *, session: str | None
             report.unmapped["ag2 row of an agent created before logging started"] += len(orphans)
         for ag2_session in sessions:
             run_id = stable_id("ag2-log", path.name, ag2_session)
+            job.where = f"AG2 session {ag2_session}"
             built = _Session(path, ag2_session, run_id, target, report)
             built.add_events([r for r in events if session_of_agent.get(r["source_id"]) == ag2_session])
             built.add_completions([r for r in completions if r["session_id"] == ag2_session])

@@ -310,9 +310,13 @@ def import_cmbagent_db(path: str | Path, store: CaptureStore, *, session: str | 
     path = Path(path)
     with importing("cmbagent-db", path, store, quiet=quiet) as job:
         with open_readonly(path, REQUIRED_TABLES, "a CMBAgent database") as conn:
+            job.where = "its tables"
             mapper = _Mapper(_Reader(conn, path), path.name, job.report, session)
             sessions = mapper.session_rows(path)
-            contributions = [c for run in mapper.runs for c in mapper.contributions(run, sessions)]
+            contributions = []
+            for run in mapper.runs:
+                job.where = f"workflow_runs id {run.get('id')!r}"
+                contributions += mapper.contributions(run, sessions)
         job.progress.total_runs = len(contributions)
         job.write_all(contributions)
     return job.report

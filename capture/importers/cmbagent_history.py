@@ -141,5 +141,6 @@ def import_cmbagent_history(path: str | Path, store: CaptureStore, *, session: s
             raise SourceError(f"{path}: no CMBAgent chat history (*chat_history*.json), MARS session folder "
                               f"(session.log) or task folder (planning/, control/) found")
         for kind, source in sources:
+            job.where = f"{kind} {source.relative_to(path)}" if source != path else kind
             job.write_all(producers[kind](source, job.report, session))
     return job.report

@@ -30,7 +30,7 @@ class SourceError(ValueError):
     """
 
     def __init__(self, message: str, report: "ImportReport | None" = None) -> None:
-        super().__init__(message)
+        super().__init__(re.sub(r"\s*\n\s*", " ", message))  # one line, even when a driver's message has several
         self.report = report
 
 
@@ -179,7 +179,12 @@ def importing(kind: str, path: str | Path, store: CaptureStore, *, quiet: bool =
     report = ImportReport(source=str(path), kind=kind)
     session = ImportSession(report, MergeWriter(store), Progress(total, quiet=quiet))
     try:
-        yield session
+        try:
+            yield session
+        except SourceError:
+            raise
+        except DATA_ERRORS as exc:  # input of a shape the importer did not expect: bad input, not a crash
+            raise SourceError(f"{path}: {session.where}: {describe_data_error(exc)}") from exc
     except SourceError as exc:
         report.seconds = time.monotonic() - started
         if report.runs_written or report.runs_skipped:
@@ -190,13 +195,31 @@ def importing(kind: str, path: str | Path, store: CaptureStore, *, quiet: bool =
     report.seconds = time.monotonic() - started
 
 
+# What reading a value of an unexpected type, shape or size raises (``SourceError`` and ``BadRecord`` are
+# ValueErrors too, but those already name their place and are handled first).
+DATA_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError, OverflowError,
+               UnicodeError, sqlite3.DatabaseError)
+
+
+def describe_data_error(exc: BaseException) -> str:
+    """One line for people about a value the importer could not read."""
+    if isinstance(exc, RecursionError):
+        return "a value is nested too deeply to read"
+    text = " ".join(str(exc).split())
+    if len(text) > 160:
+        text = text[:160] + "..."
+    return f"a value has an unexpected type or shape ({type(exc).__name__}: {text})"
+
+
 @dataclass
 class ImportSession:
-    """One import under way: merges contributions and counts them."""
+    """One import under way: merges contributions and counts them. ``where`` names the place being read (a line,
+    a table row, a run), for the error an unexpected value turns into."""
 
     report: ImportReport
     writer: MergeWriter
     progress: Progress
+    where: str = "while reading it"
 
     def write(self, contribution: Contribution) -> None:
         """Merge one run's contribution into the store; a row the store refuses is bad input, named."""
@@ -236,6 +259,8 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} "
                           f"(character {exc.pos}): {exc.msg}") from None
+    except RecursionError:
+        raise SourceError(f"{path}: JSON nested too deeply to read") from None
 
 
 @contextmanager

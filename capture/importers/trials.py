@@ -137,6 +137,8 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}: line {number}, column {exc.colno}: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise SourceError(f"{path}: line {number}: JSON nested too deeply to read") from None
         if not isinstance(record, dict):
             raise SourceError(f"{path}: line {number}: expected a JSON object (one trial per line)")
         yield number, record
@@ -150,6 +152,9 @@ def import_cmbagent_trials(path: str | Path, store: CaptureStore, *, session: st
                    "name": session or f"cmbagent trials {path.name}", "status": "active"}
     with importing("cmbagent-trials", path, store, quiet=quiet) as job:
         for number, record in _records(path):
+            job.where = f"line {number}"
             trial = _Trial(record, f"{path}: line {number}", session_row["id"], job.report)
             job.write(trial.contribution(session_row))
+        if not (job.report.runs_written or job.report.runs_skipped):
+            raise SourceError(f"{path}: no trials (not one JSON line)")
     return job.report

@@ -66,6 +66,10 @@ def _attributes(element: Element) -> dict[str, Any]:
             if _local(child.tag) != "event" and child.get("key") is not None}
 
 
+class _NestedTrace(ValueError):
+    """A ``trace`` element inside another: not an XES log (each would become a run)."""
+
+
 def _traces(stream: _CountingReader) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Yield (trace attributes, event attributes in order) per trace, clearing parsed elements as it goes."""
     root: Element | None = None
@@ -77,6 +81,8 @@ def _traces(stream: _CountingReader) -> Iterator[tuple[dict[str, Any], list[dict
             if root is None:
                 root = element
             elif tag == "trace":
+                if in_trace:
+                    raise _NestedTrace
                 in_trace, events = True, []
             continue
         if tag == "event" and in_trace:
@@ -161,6 +167,10 @@ def iter_traces(path: str | Path) -> Iterator[tuple[dict[str, Any], list[dict[st
             line, column = exc.position
             raise SourceError(f"{path}: malformed XML at line {line}, column {column} "
                               f"(byte {stream.offset} of the XML): {exc}") from None
+        except RecursionError:
+            raise SourceError(f"{path}: XML nested too deeply to read (byte {stream.offset})") from None
+        except _NestedTrace:
+            raise SourceError(f"{path}: a trace inside a trace, before byte {stream.offset} of the XML") from None
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise SourceError(f"{path}: damaged or truncated compressed data after byte {stream.offset} "
                               f"of the XML: {exc}") from None
@@ -174,6 +184,8 @@ def import_xes(path: str | Path, store: CaptureStore, *, session: str | None = N
                    "status": "active"}
     with importing("xes", path, store, quiet=quiet) as job:
         mapper = _TraceMapper(path.name, session_row, job.report)
-        job.write_all(mapper.contribution(ordinal, trace, events)
-                      for ordinal, (trace, events) in enumerate(iter_traces(path), start=1))
+        for ordinal, (trace, events) in enumerate(iter_traces(path), start=1):
+            job.where = f"trace {ordinal}"
+            job.write(mapper.contribution(ordinal, trace, events))
+            job.where = f"after trace {ordinal}"
     return job.report
