@@ -16,6 +16,7 @@ against what the previous request committed.
 import asyncio
 import gzip
 import hmac
+import io
 import json
 import signal
 import socket
@@ -75,6 +76,19 @@ class OtlpReceiver:
                             status_code=status, media_type=PROTOBUF)
         return JSONResponse({"code": 3 if status == 400 else 14, "message": message}, status_code=status)
 
+    async def _body(self, request: Request) -> bytes | None:
+        """The request body, or None past the size limit (never more than the limit held in memory)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def traces(self, request: Request) -> Response:
         """``POST /v1/traces``: parse, commit, then acknowledge."""
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -84,12 +98,15 @@ class OtlpReceiver:
             return self._refuse(401, "missing or wrong 'Authorization: Bearer <token>'", protobuf)
         if media not in (PROTOBUF, "application/json"):
             return self._refuse(415, f"content type {media!r}: send {PROTOBUF} or application/json", protobuf)
-        body = await request.body()
+        body = await self._body(request)
+        if body is None:
+            return self._refuse(413, f"body over {self.max_body_bytes} bytes", protobuf)
         try:
             if request.headers.get("content-encoding", "").lower() == "gzip":
-                body = gzip.decompress(body)
+                with gzip.GzipFile(fileobj=io.BytesIO(body)) as unzipped:
+                    body = unzipped.read(self.max_body_bytes + 1)
             if len(body) > self.max_body_bytes:
-                return self._refuse(413, f"body over {self.max_body_bytes} bytes", protobuf)
+                return self._refuse(413, f"body over {self.max_body_bytes} bytes uncompressed", protobuf)
             await asyncio.to_thread(self._ingest, body, protobuf)
         except (SourceError, ValueError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
             return self._refuse(400, str(exc), protobuf)

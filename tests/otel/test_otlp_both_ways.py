@@ -400,3 +400,12 @@ def test_a_trace_without_a_workflow_span_is_a_run_of_its_root_span(tmp_path) -> 
         ("llm_call", "complete", "completed", "planner", 2, 1, None)]
     assert _rows(url, "SELECT model, agent_name, prompt_tokens, completion_tokens, total_tokens, cost_usd "
                       "FROM cost_records") == [("gpt-x", "planner", 120, 30, 150, 0.25)]
+
+
+def test_bodies_over_the_limit_are_refused_before_they_are_read(receiver) -> None:
+    receiver.receiver.max_body_bytes = 1000
+    plain = httpx.post(receiver.endpoint, content=b"\0" * 5000, headers={"Content-Type": "application/x-protobuf"})
+    bomb = httpx.post(receiver.endpoint, content=gzip.compress(b"\0" * 50_000),
+                      headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+    assert (plain.status_code, bomb.status_code) == (413, 413)
+    assert receiver.receiver.stats.refused == 2 and receiver.receiver.stats.spans == 0
