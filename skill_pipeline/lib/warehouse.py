@@ -246,7 +246,9 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
 
 
 def has_layout(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> bool:
-    """True when ``table`` exists with exactly ``columns`` (a table of an older layout is rebuilt, not read)."""
+    """True when ``table`` exists with exactly ``columns`` in the current schema (a table of an older layout is
+    rebuilt, not read; a mode partition's schema has its own tables, ``skill_pipeline.lib.partitions``)."""
     found = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                                       "AND table_catalog = current_database() AND table_schema = current_schema() "
                                        "ORDER BY ordinal_position", [table]).fetchall()]
     return found == list(columns)
