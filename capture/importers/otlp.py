@@ -339,22 +339,19 @@ class OtlpIngestor:
 
     def _redacted(self, batch: Batch) -> Batch:
         """The batch with its free-text columns and payloads passed through the capture redactor (ids, types,
-        times and counts cannot carry a secret and are left alone)."""
+        times and counts cannot carry a secret and are left alone).
+
+        A row whose text columns, dumped together as JSON, the redactor leaves alone is kept as it is: every secret
+        pattern and sensitive key name also shows in that text, and one scan of it is several times cheaper than
+        walking the payloads string by string."""
         for table, columns in TEXT_COLUMNS.items():
             for row in getattr(batch, table):
-                for column in columns:
-                    if row.get(column) is not None:
-                        row[column] = self._clean(row[column])
+                present = [c for c in columns if row.get(c) is not None]
+                dumped = json.dumps([row[c] for c in present], ensure_ascii=False, default=str)
+                if self.redactor.text(dumped) != dumped:
+                    for column in present:
+                        row[column] = self.redactor.value(row[column])
         return batch
-
-    def _clean(self, value: Any) -> Any:
-        """``value`` redacted. A payload whose JSON text the redactor leaves alone is returned as it is: every
-        secret pattern and sensitive key name also shows in that text, and one scan of it is several times cheaper
-        than walking the payload string by string."""
-        if isinstance(value, str):
-            return self.redactor.text(value)
-        dumped = json.dumps(value, ensure_ascii=False, default=str)
-        return value if self.redactor.text(dumped) == dumped else self.redactor.value(value)
 
     @staticmethod
     def _event_id(run_id: str, span: Span) -> str:

@@ -370,7 +370,7 @@ def _attribute(key: str, value: object) -> dict:
     return {"key": key, "value": {kind: str(value) if kind == "intValue" else value}}
 
 
-def test_a_trace_without_a_workflow_span_is_a_run_of_its_root_span(tmp_path) -> None:
+def test_a_trace_without_a_workflow_span_is_a_run_of_its_root_span_and_secrets_are_masked(tmp_path) -> None:
     trace = "ab" * 16
     task = [{"role": "user", "parts": [{"type": "text", "content": "Fit a line to data.csv"}]}]
     document = {"resourceSpans": [{
@@ -381,6 +381,13 @@ def test_a_trace_without_a_workflow_span_is_a_run_of_its_root_span(tmp_path) -> 
              "attributes": [_attribute("gen_ai.operation.name", "chat"), _attribute("gen_ai.request.model", "gpt-x"),
                             _attribute("gen_ai.usage.input_tokens", 120), _attribute("gen_ai.usage.output_tokens", 30),
                             _attribute("gen_ai.usage.cost", 0.25)]},
+            {"traceId": trace, "spanId": "03" * 8, "parentSpanId": "01" * 8, "name": "execute_tool fetch",
+             "startTimeUnixNano": "1700000000910000000", "endTimeUnixNano": "1700000000950000000",
+             "attributes": [_attribute("gen_ai.operation.name", "execute_tool"),
+                            _attribute("gen_ai.tool.name", "fetch"),
+                            _attribute("gen_ai.tool.call.arguments",
+                                       json.dumps({"url": "https://data.example/x.csv", "api_key": "k3y-abcdef123456",
+                                                   "note": "use sk-proj-" + "A1b2" * 8}))]},
             {"traceId": trace, "spanId": "01" * 8, "name": "invoke_agent planner", "kind": 1,
              "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
              "status": {"code": 2, "message": "model refused"},
@@ -397,7 +404,11 @@ def test_a_trace_without_a_workflow_span_is_a_run_of_its_root_span(tmp_path) -> 
     assert _rows(url, "SELECT event_type, event_subtype, status, agent_name, execution_order, depth, error_message "
                       "FROM execution_events ORDER BY execution_order") == [
         ("agent_call", "error", "failed", "planner", 1, 0, "model refused"),
-        ("llm_call", "complete", "completed", "planner", 2, 1, None)]
+        ("llm_call", "complete", "completed", "planner", 2, 1, None),
+        ("tool_call", "complete", "completed", "planner", 3, 1, None)]
+    ((arguments,),) = _rows(url, "SELECT json_extract(inputs, '$.arguments') FROM execution_events "
+                                 "WHERE event_type = 'tool_call'")
+    assert "A1b2" not in arguments and "k3y-abcdef123456" not in arguments and "data.example" in arguments
     assert _rows(url, "SELECT model, agent_name, prompt_tokens, completion_tokens, total_tokens, cost_usd "
                       "FROM cost_records") == [("gpt-x", "planner", 120, 30, 150, 0.25)]
 
