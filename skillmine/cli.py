@@ -23,6 +23,7 @@ PARTS = (
     "skill_library.cli",
     "skill_pipeline.cli",
     "skill_pipeline.verification.cli",
+    "skillmine.trace",
     "skillmine.main_job",
     "skillmine.otel",
 )

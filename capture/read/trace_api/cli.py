@@ -6,7 +6,7 @@ Every question answers in text or, with ``--json``, with exactly the JSON the tr
 """
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from capture.store.db import StoreError
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--verbose", action="store_true", help="log every request (never the token)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="allow this browser origin to call the API (repeatable; default: no CORS)")
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=serve_command)
     run_id = ("run_id", "run id or a unique prefix of it")
     _question(actions, "show", "print a run's event tree with durations, agents, status and files", _show, run_id)
     _question(actions, "file", "which agent, event, step and run wrote a file (and its content hash)", _file,
@@ -66,11 +66,14 @@ def _fail(command: str, message: object) -> int:
     return 2
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace, run_answers: Mapping[str, Any] | None = None) -> int:
+    """``skillmine trace serve`` with the parsed ``args``; ``run_answers`` (name -> ``RunAnswer``) are extra routes
+    ``/api/runs/{id}/<name>`` that the caller, which may import more than ``capture``, mounts."""
     from capture.read.trace_api.server import ServerRefused, serve
 
     try:
-        return serve(args.url, args.host, args.port, verbose=args.verbose, cors_origins=tuple(args.cors_origin))
+        return serve(args.url, args.host, args.port, verbose=args.verbose, cors_origins=tuple(args.cors_origin),
+                     run_answers=run_answers)
     except (ServerRefused, StoreError) as exc:
         return _fail("trace serve", exc)
 

@@ -13,6 +13,8 @@ one session; runs are named by id or unique id prefix):
 - ``/api/nodes/{id}/events?event_type=``, ``/api/nodes/{id}/execution-summary``, ``/api/nodes/{id}/files``
 - ``/api/events/{id}`` (event, files, messages), ``/api/events/{id}/tree``
 - ``/api/files/provenance?path=`` (or ``sha256=``)
+- ``/api/runs/{id}/<name>`` for each extra answer the caller mounts (:data:`RunAnswer`; ``skillmine trace serve``
+  mounts ``conformance``), and ``/api/answers`` listing their names (what the page asks before using one)
 - ``POST /api/session`` — trade the bearer token for an HttpOnly, SameSite=Strict cookie (what the page does, so
   its ``EventSource`` is authorised without the token in a URL)
 
@@ -36,7 +38,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,6 +95,13 @@ MAX_CONNECTIONS = 1000
 STREAM_BATCH = 50  # queued polls written together
 QUERY_WORKERS = 2
 SEARCH_FILTERS = ("mode", "outcome", "agent", "file_type")
+RUN_ROUTES = frozenset({"events", "failure", "agents", "steps", "stream"})  # /api/runs/{id}/<these> are built in
+_ANSWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+RunAnswer = Callable[[Engine, dict[str, Any]], Any]
+"""An extra answer about one run, passed in by the server's caller so that ``capture`` needs no import of what
+computes it: called in a worker thread with the read-only engine and the run's row (id resolved from a prefix,
+session checked); returns what is served as JSON. ``KeyError`` becomes a 404."""
 
 
 class ServerRefused(RuntimeError):
@@ -311,6 +320,26 @@ def _provenance(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
     return r.provenance(q.get("path") or q.get("sha256") or None, _sid(q))
 
 
+def _run_answer(name: str, answer: RunAnswer) -> Callable[[Request, TraceReader, dict[str, str]], Any]:
+    """A handler resolving the run (prefix, session) and asking ``answer`` about it."""
+    def handler(request: Request, r: TraceReader, q: dict[str, str]) -> Any:
+        run = r.resolve_run(request.path_params["run_id"], _sid(q))
+        try:
+            return answer(r.engine, run)
+        except KeyError as exc:
+            raise NotFound("run", run["id"]) from exc
+    handler.__name__ = f"answer_{name}"
+    return handler
+
+
+def check_run_answers(run_answers: Mapping[str, RunAnswer]) -> None:
+    """Refuse answer names that are not path-safe or that would shadow a built-in run route (``ValueError``)."""
+    for name in run_answers:
+        if not _ANSWER_NAME.match(name) or name in RUN_ROUTES:
+            raise ValueError(f"cannot mount a run answer named {name!r}: use lower-case letters, digits and '-', "
+                             f"and none of {', '.join(sorted(RUN_ROUTES))}")
+
+
 async def _page(request: Request) -> Response:
     page, csp = request.app.state.page
     return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
@@ -444,8 +473,13 @@ async def _follow(request: Request, sub: Subscriber, catch_up: Any, after: int):
 # -- the app ----------------------------------------------------------------------------------------------
 
 
-def create_app(engine: Engine, settings: Settings) -> Starlette:
-    """The trace API as an ASGI app over a read-only ``engine`` (the caller starts and stops ``app.state.feed``)."""
+def create_app(engine: Engine, settings: Settings, run_answers: Mapping[str, RunAnswer] | None = None
+               ) -> Starlette:
+    """The trace API as an ASGI app over a read-only ``engine`` (the caller starts and stops ``app.state.feed``),
+    with ``run_answers`` mounted at ``/api/runs/{id}/<name>``."""
+    answers = dict(run_answers or {})
+    check_run_answers(answers)
+    listed = {"answers": sorted(answers)}
     routes = [
         Route("/", _page), Route("/runs/{run_id}", _page), Route("/runs/{run_id}/", _page),
         Route("/api/session", _session, methods=["POST"]),
@@ -463,6 +497,9 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         Route("/api/events/{event_id}", _answers(_by("event", "event_id"))),
         Route("/api/events/{event_id}/tree", _answers(_by("event_tree", "event_id"))),
         Route("/api/files/provenance", _answers(_provenance, "path", "sha256")),
+        Route("/api/answers", _answers(lambda request, r, q: listed)),
+        *(Route(f"/api/runs/{{run_id}}/{name}", _answers(_run_answer(name, answer)))
+          for name, answer in sorted(answers.items())),
         Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     middleware = [Middleware(Guard, settings=settings)]
@@ -532,13 +569,14 @@ class TraceServer:
     """
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 8321, *,
-                 settings: Settings | None = None, **overrides: Any) -> None:
+                 settings: Settings | None = None, run_answers: Mapping[str, RunAnswer] | None = None,
+                 **overrides: Any) -> None:
         settings = settings or Settings(token=os.environ.get(TOKEN_ENV) or None)
         for name, value in overrides.items():
             setattr(settings, name, value)
         check_binding(host, settings.token)
         self.engine, self.settings = engine, settings
-        self.app = create_app(engine, settings)
+        self.app = create_app(engine, settings, run_answers)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -601,16 +639,18 @@ class TraceServer:
         self.app.state.workers.shutdown(wait=False)
 
 
-def serve(url: str | None, host: str, port: int, *, verbose: bool = False, cors_origins: tuple[str, ...] = ()
-          ) -> int:
-    """``skillmine trace serve``: check the binding, open the store read-only, serve until interrupted."""
+def serve(url: str | None, host: str, port: int, *, verbose: bool = False, cors_origins: tuple[str, ...] = (),
+          run_answers: Mapping[str, RunAnswer] | None = None) -> int:
+    """``skillmine trace serve``: check the binding, open the store read-only, serve until interrupted (with
+    ``run_answers`` mounted, see :data:`RunAnswer`)."""
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(host, token)
     engine = open_read_only(url)
     try:
         try:
             server = TraceServer(engine, host, port, settings=Settings(token=token, verbose=verbose,
-                                                                       cors_origins=cors_origins))
+                                                                       cors_origins=cors_origins),
+                                 run_answers=run_answers)
         except OSError as exc:
             raise ServerRefused(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         auth = "token required" if token else "no token: loopback only"
