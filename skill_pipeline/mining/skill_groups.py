@@ -14,9 +14,10 @@ different skills). Within a mode:
    no feature passes. Failed and unfinished runs (cut short, so missing steps say nothing) join the leaf that best
    explains the steps they did take and their wording.
 3. **Requests**: wording families are paraphrases of one request when their parameter values come from the same
-   pool: within a behaviour leaf, families whose value words (``task_families.value_words``, weighted by their
-   inverse document frequency over the mode's descriptions) have a cosine similarity of at least
-   ``request_similarity`` are merged
+   pool: within a behaviour leaf, families whose value words (``task_families.value_words``; a word some family
+   takes as a value counts as a value in every family, so a wording whose runs happened to share one topic still
+   shares it; weighted by inverse document frequency over the mode's descriptions) have a cosine similarity of at
+   least ``request_similarity`` are merged
    (average linkage). Two requests that behave alike stay two skills.
 4. A (request, leaf) cell is a candidate skill. Cells with fewer than ``min_group_size`` successful runs fold
    into the family's dominant cell (the one with the most successful runs): failed, truncated or abandoned attempts
@@ -228,13 +229,23 @@ class _Context:
         """Wording families of one leaf grouped into requests by the similarity of their parameter values."""
         if len(fids) == 1:
             return [list(fids)]
-        vectors = []
+        values: list[Counter[str]] = []
+        words: list[Counter[str]] = []
         for f in fids:
             wording = set(signatures[f])
             counts: Counter[str] = Counter()
+            every: Counter[str] = Counter()
             for r in runs_of[f]:
-                counts.update(set(value_words(str(self.descriptions.get(r) or ""), wording)))
-            vectors.append({w: c / len(runs_of[f]) * specificity.get(w, 0.0) for w, c in counts.items()})
+                text = str(self.descriptions.get(r) or "")
+                counts.update(set(value_words(text, wording)))
+                every.update(set(content_words(text)))
+            values.append(counts)
+            words.append(every)
+        # a word some wording takes as a value is a value wherever it occurs: a wording family whose runs
+        # happened to share one topic keeps that topic in its own words, and still shares it with the others
+        pool = set().union(*values)
+        vectors = [{w: c / len(runs_of[f]) * specificity.get(w, 0.0) for w, c in every.items() if w in pool}
+                   for f, every in zip(fids, words, strict=True)]
         n = len(fids)
         dist = np.ones((n, n))
         for i in range(n):
