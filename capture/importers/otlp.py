@@ -557,16 +557,20 @@ def import_otlp(path: str | Path, store: CaptureStore, *, session: str | None = 
     with importing("otlp", path, store, quiet=quiet) as job:
         ingestor = OtlpIngestor(store, session=session)
         states: dict[str, str] = {}  # run -> what the import did to it (its first change counts)
-        for chunk in _chunks(read_json_lines(path), CHUNK_SPANS):
-            for outcome in ingestor.ingest(chunk):
-                if states.get(outcome.run_id, "unchanged") == "unchanged":
-                    states[outcome.run_id] = outcome.state
-                job.report.events += outcome.events
-                job.report.files += outcome.files
-                job.report.costs += outcome.costs
-                job.progress.step(outcome.events)
-        for state in states.values():
-            name = "runs_skipped" if state == "unchanged" else f"runs_{state}"
-            setattr(job.report, name, getattr(job.report, name) + 1)
-        job.report.unmapped.update(ingestor.counts.unmapped)
+        try:
+            for chunk in _chunks(read_json_lines(path), CHUNK_SPANS):
+                for outcome in ingestor.ingest(chunk):
+                    if states.get(outcome.run_id, "unchanged") == "unchanged":
+                        states[outcome.run_id] = outcome.state
+                    job.report.events += outcome.events
+                    job.report.files += outcome.files
+                    job.report.costs += outcome.costs
+                    job.progress.step(outcome.events)
+        except SourceError as exc:  # a span's error names the span; the file's name goes first
+            raise SourceError(str(exc) if str(exc).startswith(f"{path}: ") else f"{path}: {exc}") from None
+        finally:  # traces committed before a bad one stay, and the report says so
+            for state in states.values():
+                name = "runs_skipped" if state == "unchanged" else f"runs_{state}"
+                setattr(job.report, name, getattr(job.report, name) + 1)
+            job.report.unmapped.update(ingestor.counts.unmapped)
     return job.report

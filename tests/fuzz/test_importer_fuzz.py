@@ -113,6 +113,43 @@ def test_cmbagent_trials_fuzzed(data: st.DataObject, structural: bool, tmp_path:
         check_import(import_cmbagent_trials, target, store)
 
 
+@pytest.fixture(scope="module")
+def otlp_lines(template_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OTLP/JSON trace lines (one ExportTraceServiceRequest per line, as the Collector's file exporter writes them)
+    exported from the template store's runs, some of them with nested steps, costs and files."""
+    from sqlalchemy import create_engine
+
+    from capture.read.otlp_export import SpanBuilder, load_runs, to_otlp_json
+
+    path = tmp_path_factory.mktemp("otlp") / "runs.otlp.jsonl"
+    engine = create_engine(f"sqlite:///{template_store}")
+    try:
+        runs = list(load_runs(engine, since_seq=0))[:6]
+        path.write_text("".join(json.dumps(to_otlp_json(SpanBuilder().spans(rows))) + "\n" for rows in runs))
+    finally:
+        engine.dispose()
+    return path
+
+
+@FUZZ
+@given(data=st.data(), structural=st.booleans())
+def test_otlp_fuzzed(data: st.DataObject, structural: bool, otlp_lines: Path, tmp_path: Path,
+                     fresh_store: FreshStore) -> None:
+    from capture.importers.otlp import import_otlp
+
+    lines = otlp_lines.read_bytes().splitlines(keepends=True)
+    if structural:
+        index = data.draw(st.integers(0, len(lines) - 1), label="line")
+        lines[index] = data.draw(damaged_json(json.loads(lines[index])), label="request") + b"\n"
+        damaged = b"".join(lines)
+    else:
+        damaged = data.draw(damaged_bytes(b"".join(lines)), label="input")
+    target = tmp_path / "damaged.otlp.jsonl"
+    target.write_bytes(damaged)
+    with fresh_store() as store:
+        check_import(import_otlp, target, store)
+
+
 # -- XES ------------------------------------------------------------------------------------------------------
 
 ATTRIBUTE_VALUE = re.compile(rb'value="[^"]*"')
