@@ -96,7 +96,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"OTLP/HTTP receiver at http://{host}:{port}/v1/traces ({auth}; Ctrl-C or SIGTERM stops)", flush=True)
         receiver = OtlpReceiver(store, token=token, session=args.session)
         serve(receiver, sock, verbose=args.verbose)
-        print(f"stopped: {receiver.stats.requests} requests, {receiver.stats.spans} spans acknowledged",
+        unmapped = receiver.ingestor.counts.unmapped
+        print(f"stopped: {receiver.stats.requests} requests, {receiver.stats.spans} spans acknowledged"
+              + ("; not mapped: " + ", ".join(f"{k} ×{n}" for k, n in sorted(unmapped.items())) if unmapped else ""),
               file=sys.stderr, flush=True)
     finally:
         store.close()
