@@ -11,7 +11,7 @@ from skill_library.verify import verify
 from workloads.simulate import simulate
 
 from .conftest import open_store
-from .helpers import checks, materialisations, run_job
+from .helpers import checks, materialisations, run_job, run_job_on
 
 RUNS = 60
 
@@ -72,12 +72,7 @@ def test_job_mines_a_simulated_workload_and_a_rerun_changes_nothing(tmp_path: Pa
 def test_min_support_threshold_keeps_rare_templates_out(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'capture.db'}"
     simulate(runs=40, seed=3, url=url, ground_truth=tmp_path / "truth.jsonl")
-    store = open_store(url)
-    try:
-        with dg.instance_for_test() as instance:
-            result = run_job(store, tmp_path, instance, min_support=1000)
-    finally:
-        store.close()
+    result = run_job_on(url, tmp_path, min_support=1000)
     meta = materialisations(result)
     assert result.success
     assert meta["skill_templates"]["publishable"] == 0

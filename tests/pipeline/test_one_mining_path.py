@@ -3,14 +3,11 @@ bytes for the same store."""
 
 from pathlib import Path
 
-import dagster as dg
-
 from skill_pipeline.lib.mining_steps import mine_store, skill_membership
 from skill_pipeline.resources import MiningSettings
 from workloads.simulate import simulate
 
-from .conftest import open_store
-from .helpers import materialisations, run_job
+from .helpers import materialisations, run_job_on
 
 
 def _skill_files(library: Path) -> dict[str, bytes]:
@@ -22,12 +19,7 @@ def _skill_files(library: Path) -> dict[str, bytes]:
 def test_dagster_materialisation_and_direct_call_publish_identical_skills(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'capture.db'}"
     simulate(runs=80, seed=5, url=url, ground_truth=tmp_path / "truth.jsonl")
-    store = open_store(url)
-    try:
-        with dg.instance_for_test() as instance:
-            result = run_job(store, tmp_path / "job", instance)
-    finally:
-        store.close()
+    result = run_job_on(url, tmp_path / "job")
     assert result.success
     published = materialisations(result)["skill_library_release"]["skills_new"]
     assert published >= 4

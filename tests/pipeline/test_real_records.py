@@ -5,13 +5,11 @@ runs, each step list in an order some member run follows."""
 from collections.abc import Callable
 from pathlib import Path
 
-import dagster as dg
-
 from capture.importers import import_cmbagent_db, import_cmbagent_history, import_cmbagent_trials
 from skill_library import open_library
 
 from .conftest import open_store
-from .helpers import checks, run_job
+from .helpers import checks, run_job_on
 
 
 def _import_everything(root: Path, url: str) -> None:
@@ -34,12 +32,7 @@ def _agents(skill: dict) -> list[str]:
 def test_real_records_mine_with_defaults_into_sensible_skills(fixture_path: Callable[..., Path], tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'capture.db'}"
     _import_everything(fixture_path(), url)
-    store = open_store(url)
-    try:
-        with dg.instance_for_test() as instance:
-            result = run_job(store, tmp_path, instance)
-    finally:
-        store.close()
+    result = run_job_on(url, tmp_path)
     assert result.success
     failed = {name for name, passed in checks(result).items() if not passed}
     assert failed <= {"clustering_quality"}  # a data-dependent quality signal: it warns, never blocks
