@@ -2,7 +2,8 @@
 
 - ``register_skill_tools(library, caller=..., executor=...)`` registers ``find_skills(query)``,
   ``load_skill(name)`` and ``instantiate_skill(name, parameters_json)`` on AG2 agents (the caller proposes the calls,
-  the executor runs them). A tool never raises into the chat: bad input (an unknown skill, parameters that are not a
+  the executor runs them). They serve verified skills (``Library.serves``), candidates only with
+  ``include_candidates=True``. A tool never raises into the chat: bad input (an unknown skill, parameters that are not a
   JSON object or do not fit the skill, a library path that does not exist) comes back as one line starting with
   ``error:`` that names it, so the model can correct itself.
 - ``skill_speaker_selection(skill, agents)`` returns a GroupChat ``speaker_selection_method`` that walks the skill's
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .agent_skills import skill_body
-from .errors import SkillLibraryError
+from .errors import SkillLibraryError, SkillNotFoundError
 from .library import Library, open_library
 
 FIND_LIMIT = 5
@@ -39,21 +40,33 @@ def _one_line(exc: BaseException) -> str:
 
 
 class SkillTools:
-    """The three tool functions over one library (opened on first use, so a bad path is reported in the chat)."""
+    """The three tool functions over one library (opened on first use, so a bad path is reported in the chat).
 
-    def __init__(self, library: Library | str | os.PathLike[str]):
+    They serve the skills ``Library.serves`` (verified by replay, or every skill of a library that verifies none);
+    candidates only with ``include_candidates``."""
+
+    def __init__(self, library: Library | str | os.PathLike[str], *, include_candidates: bool = False):
         self._library: Library | str | os.PathLike[str] = library
+        self.include_candidates = include_candidates
 
     def _open(self) -> Library:
         if not isinstance(self._library, Library):
             self._library = open_library(self._library)
         return self._library
 
+    def _served(self, name: str) -> Library:
+        """The library, once ``name`` is known to be served (``SkillNotFoundError`` for a candidate)."""
+        library = self._open()
+        if not library.serves(name, include_candidates=self.include_candidates):
+            raise SkillNotFoundError(f"skill {name!r} {library.get(name)['version']} is a candidate that has not "
+                                     "passed replay verification; this chat is served verified skills only")
+        return library
+
     def find_skills(self, query: str) -> str:
         """Skills matching ``query``, best first: name, version, title, score and parameters, as JSON."""
         try:
             library = self._open()
-            hits = library.search(query, limit=FIND_LIMIT)
+            hits = library.search(query, limit=FIND_LIMIT, include_candidates=self.include_candidates)
             found = []
             for hit in hits:
                 doc = library.get(hit.name, hit.version)
@@ -68,7 +81,7 @@ class SkillTools:
     def load_skill(self, name: str) -> str:
         """The skill's instructions (the ``SKILL.md`` body of its Agent Skills export)."""
         try:
-            return skill_body(self._open().get(name))
+            return skill_body(self._served(name).get(name))
         except (SkillLibraryError, OSError) as exc:
             return _one_line(exc)
 
@@ -79,17 +92,18 @@ class SkillTools:
         except json.JSONDecodeError as exc:
             return _one_line(ValueError(f"parameters_json for skill {name!r} is not valid JSON: {exc}"))
         try:
-            return json.dumps(self._open().instantiate(name, params), ensure_ascii=False)
+            return json.dumps(self._served(name).instantiate(name, params), ensure_ascii=False)
         except (SkillLibraryError, OSError) as exc:
             return _one_line(exc)
 
 
 def register_skill_tools(library: Library | str | os.PathLike[str], *, caller: Any,
-                         executor: Any | None = None) -> SkillTools:
-    """Register ``find_skills``, ``load_skill`` and ``instantiate_skill`` on ``caller`` (LLM) and ``executor``."""
+                         executor: Any | None = None, include_candidates: bool = False) -> SkillTools:
+    """Register ``find_skills``, ``load_skill`` and ``instantiate_skill`` on ``caller`` (LLM) and ``executor``
+    (serving candidate skills too only with ``include_candidates``)."""
     from autogen import register_function
 
-    tools = SkillTools(library)
+    tools = SkillTools(library, include_candidates=include_candidates)
 
     def find_skills(query: str) -> str:
         """Find skills in the skill library whose task matches a query; returns names, titles and parameters."""

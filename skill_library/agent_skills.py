@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import store
+from . import promotion, store
 from .document import sha256_hex
 from .errors import BundleError, IntegrityError
 from .instantiate import render
@@ -285,15 +285,17 @@ def skill_files(doc: dict[str, Any], name: str, release: int, watermark: Any) ->
             f"{name}/{EVALS}": _json_bytes(skill_evals(doc, name))}
 
 
-def _export_files(library: store.Release) -> tuple[dict[str, bytes], dict[str, str]]:
-    """Every file of the export by relative path, and the skillmine -> Agent Skills name mapping."""
+def _export_files(library: store.Release, include_candidates: bool) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Every file of the export by relative path, and the skillmine -> Agent Skills name mapping: the active skills
+    that consumers are served (``promotion.served_check``), candidates too when asked."""
+    served = promotion.served_check(library.location)
     files: dict[str, bytes] = {}
     names: dict[str, str] = {}
     for rel in (store.manifest_path(library.release), store.signature_path(library.release)):
         if library.source.exists(rel):
             files[f"{RELEASE_DIR}/{rel}"] = library.source.read(rel)
     for skill, entry in sorted(library.manifest["skills"].items()):
-        if entry["status"] != "active":
+        if entry["status"] != "active" or not (include_candidates or served(skill, entry["version"])):
             continue
         version = next(v for v in entry["versions"] if v["version"] == entry["version"])
         doc = store.read_skill(library.source, version, skill)
@@ -306,8 +308,10 @@ def _export_files(library: store.Release) -> tuple[dict[str, bytes], dict[str, s
     return files, names
 
 
-def export_agent_skills(library: store.Release, destination: str | os.PathLike[str]) -> AgentSkillsExport:
-    """Write every active skill of ``library`` (verified first) as Agent Skills folders under ``destination``.
+def export_agent_skills(library: store.Release, destination: str | os.PathLike[str], *,
+                        include_candidates: bool = False) -> AgentSkillsExport:
+    """Write every served skill of ``library`` (verified first; candidates only with ``include_candidates``, see
+    ``promotion``) as Agent Skills folders under ``destination``.
 
     ``destination`` may hold other skills: only the folders of a previous skillmine export (listed in its
     manifest) are replaced; a folder in the way that is not ours is an error naming it.
@@ -318,7 +322,7 @@ def export_agent_skills(library: store.Release, destination: str | os.PathLike[s
     root = Path(destination)
     if root.exists() and not root.is_dir():
         raise BundleError(f"{root}: exists and is not a directory")
-    files, names = _export_files(library)
+    files, names = _export_files(library, include_candidates)
     previous = _previous_folders(root)
     for folder in sorted((set(names.values()) | {RELEASE_DIR}) - previous):
         if os.path.lexists(root / folder):

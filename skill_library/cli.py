@@ -69,16 +69,18 @@ def cmd_list(args: argparse.Namespace) -> int:
             _table([(r["release"], r["created_at"], r["skills"], len(r["changes"]), r["pipeline_run_id"])
                     for r in rows], ["RELEASE", "CREATED", "SKILLS", "CHANGES", "PIPELINE RUN"])
         return 0
-    rows = [{**r, "replay": promotion.status(library.location, r["name"], r["version"])}
+    served = promotion.served_check(library.location)
+    rows = [{**r, "replay": promotion.status(library.location, r["name"], r["version"]),
+             "served": r["status"] == "active" and served(r["name"], r["version"])}
             for r in library.skills(include_deprecated=args.all)]
     _warn_if_unverified(library, "list")
     if args.json:
         _emit_json({"release": library.release, "skills": rows})
     else:
         print(f"{library.location}  release {library.release}")
-        _table([(r["name"], r["version"], r["status"], r["replay"], r["category"], r["support"],
-                 f"{r['success_rate']:.2f}", r["title"]) for r in rows],
-               ["NAME", "VERSION", "STATUS", "REPLAY", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"])
+        _table([(r["name"], r["version"], r["status"], r["replay"], "yes" if r["served"] else "no", r["category"],
+                 r["support"], f"{r['success_rate']:.2f}", r["title"]) for r in rows],
+               ["NAME", "VERSION", "STATUS", "REPLAY", "SERVED", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"])
     return 0
 
 
@@ -114,7 +116,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     library = _open(args)
-    hits = library.search(" ".join(args.query), limit=args.limit, include_deprecated=args.all)
+    hits = library.search(" ".join(args.query), limit=args.limit, include_deprecated=args.all,
+                          include_candidates=args.all)
     _warn_if_unverified(library, "search")
     if args.json:
         _emit_json([h.to_dict() for h in hits])
@@ -171,7 +174,7 @@ def cmd_instantiate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     library = _open(args)
     if args.format == "agent-skills":
-        export = library.export_agent_skills(args.destination)
+        export = library.export_agent_skills(args.destination, include_candidates=args.include_candidates)
         result = export.to_dict()
         message = f"exported {len(export.names)} skills of release {library.release} to {export.path}"
     else:
@@ -296,10 +299,10 @@ def register(subparsers: Any) -> None:
     p = leaf("show", cmd_show, "show one skill version")
     p.add_argument("name")
     p.add_argument("--version", default="latest", help="version or range: 1.2.0, ^1, ~1.2, '>=1.0,<2'")
-    p = leaf("search", cmd_search, "search skills by words")
+    p = leaf("search", cmd_search, "search the skills served to consumers by words")
     p.add_argument("query", nargs="+")
     p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--all", action="store_true", help="include deprecated skills")
+    p.add_argument("--all", action="store_true", help="include deprecated skills and candidates not verified by replay")
     p = leaf("diff", cmd_diff, "differences between two versions of a skill")
     p.add_argument("name")
     p.add_argument("v1")
@@ -313,7 +316,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("destination", help="the .zip file, or the directory for --format agent-skills")
     p.add_argument("--format", choices=("zip", "agent-skills"), default="zip",
                    help="zip: the whole library as one bundle (default); agent-skills: one SKILL.md folder "
-                        "per active skill, with references/skill.json and evals/evals.json")
+                        "per served skill, with references/skill.json and evals/evals.json")
+    p.add_argument("--include-candidates", action="store_true",
+                   help="agent-skills: export candidates that have not passed replay too")
     p = leaf("import", cmd_import, "fast-forward the library from a .zip bundle", release=False)
     p.add_argument("bundle")
     p = leaf("verify", cmd_verify, "check every file of a library, bundle or Agent Skills export against its hash, "

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import semver, store
+from . import promotion, semver, store
 from .agent_skills import AgentSkillsExport, export_agent_skills
 from .bundle import export_bundle
 from .document import validate_skill
@@ -93,11 +93,21 @@ class Library:
         return self._docs[key]
 
     # -- queries -----------------------------------------------------------------------------
-    def search(self, query: str, *, limit: int = 10, include_deprecated: bool = False) -> list[SearchHit]:
-        """Skills matching the words of ``query`` (stemmed, with synonyms), best first."""
+    def search(self, query: str, *, limit: int = 10, include_deprecated: bool = False,
+               include_candidates: bool = False) -> list[SearchHit]:
+        """Skills matching the words of ``query`` (stemmed, with synonyms), best first: only skills whose current
+        version is served (``promotion.served_check``: passed replay, or the library verifies none) unless
+        ``include_candidates``."""
         if self._index is None:
             self._index = SearchIndex(self.manifest["skills"])
-        return self._index.search(query, limit=limit, include_deprecated=include_deprecated)
+        keep = None if include_candidates else promotion.served_check(self.location)
+        return self._index.search(query, limit=limit, include_deprecated=include_deprecated, keep=keep)
+
+    def serves(self, name: str, *, include_candidates: bool = False) -> bool:
+        """Whether consumers are given this skill's current version by the replay rule (it passed replay, or the
+        library verifies none, see ``promotion``), or at all when ``include_candidates``."""
+        entry = self._entry(name)
+        return include_candidates or promotion.served_check(self.location)(name, entry["version"])
 
     def diff(self, name: str, v1: str, v2: str = "latest") -> dict[str, Any]:
         """Structured differences between two versions (each may be a range) of a skill."""
@@ -119,9 +129,11 @@ class Library:
         """Write this release (and its history) as a single ``.zip`` bundle."""
         return export_bundle(self, destination)
 
-    def export_agent_skills(self, destination: str | os.PathLike[str]) -> AgentSkillsExport:
-        """Write this release's active skills as Agent Skills folders (``SKILL.md``, references, evals)."""
-        return export_agent_skills(self, destination)
+    def export_agent_skills(self, destination: str | os.PathLike[str], *,
+                            include_candidates: bool = False) -> AgentSkillsExport:
+        """Write this release's served skills (candidates too when asked) as Agent Skills folders (``SKILL.md``,
+        references, evals)."""
+        return export_agent_skills(self, destination, include_candidates=include_candidates)
 
 
 def open_library(path: str | os.PathLike[str], *, release: int | None = None) -> Library:

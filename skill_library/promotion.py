@@ -4,11 +4,16 @@
 A version has no record until it is replayed, and counts as a ``candidate`` until then. Records live beside the
 releases, one JSON file per skill (``<library>/replays/<name>.json``, written atomically), so recording a replay
 never rewrites an immutable published document. Stdlib only, like the rest of the consumer side.
+
+What consumers serve (:func:`served_check`): a library without any replay record serves every skill (nothing was
+verified there, and libraries published before verification keep working); once it has one, verification is in use
+and only versions that passed replay are served, candidates only when asked. A bundle carries no replay records.
 """
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,3 +53,17 @@ def record_replays(library: str | os.PathLike[str], name: str, version: str, sta
         json.dump({"name": name, "versions": versions}, tmp, indent=1, sort_keys=True)
     os.replace(tmp.name, path)
     return record
+
+
+def verifying(library: str | os.PathLike[str]) -> bool:
+    """Whether replay verification is in use in ``library``: it holds at least one replay record."""
+    folder = Path(library) / FOLDER
+    return folder.is_dir() and any(folder.glob("*.json"))
+
+
+def served_check(library: str | os.PathLike[str]) -> Callable[[str, str], bool]:
+    """``(name, version) -> whether consumers serve that version`` by the rule in the module docstring (whether
+    the library verifies is read once, each version's record when asked)."""
+    if not verifying(library):
+        return lambda name, version: True
+    return lambda name, version: status(library, name, version) == ACTIVE

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -115,8 +116,10 @@ class SearchIndex:
                         posting[name] = weight
         self._size = max(len(skills), 1)
 
-    def search(self, query: str, *, limit: int = 10, include_deprecated: bool = False) -> list[SearchHit]:
-        """Skills matching every meaningful word of ``query``, best first."""
+    def search(self, query: str, *, limit: int = 10, include_deprecated: bool = False,
+               keep: Callable[[str, str], bool] | None = None) -> list[SearchHit]:
+        """Skills matching every meaningful word of ``query``, best first; only those ``keep(name, version)``
+        accepts, when given."""
         groups = query_groups(query)
         if not groups:
             return []
@@ -134,7 +137,7 @@ class SearchIndex:
         hits = []
         for name, score in (scores or {}).items():
             entry = self._entries[name]
-            if include_deprecated or entry["status"] == "active":
+            if (include_deprecated or entry["status"] == "active") and (keep is None or keep(name, entry["version"])):
                 hits.append(SearchHit(name, entry["version"], round(score, 4), entry["summary"]["title"],
                                       entry["status"], entry["summary"]["outputs"]))
         hits.sort(key=lambda h: (-h.score, -self._entries[h.name]["summary"]["success_rate"], h.name))

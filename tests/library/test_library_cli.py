@@ -41,9 +41,11 @@ def test_list_table_and_json(lib, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"{lib}  release 2"
-    assert lines[1].split() == ["NAME", "VERSION", "STATUS", "REPLAY", "CATEGORY", "SUPPORT", "SUCCESS", "TITLE"]
-    assert lines[3].split()[:4] == ["literature_search", "1.0.0", "active", "candidate"]  # never replayed
-    assert lines[4].split()[:4] == ["plot_function", "1.1.0", "active", "candidate"]
+    assert lines[1].split() == ["NAME", "VERSION", "STATUS", "REPLAY", "SERVED", "CATEGORY", "SUPPORT", "SUCCESS",
+                                "TITLE"]
+    # never replayed, and served: the library verifies no skill yet
+    assert lines[3].split()[:5] == ["literature_search", "1.0.0", "active", "candidate", "yes"]
+    assert lines[4].split()[:5] == ["plot_function", "1.1.0", "active", "candidate", "yes"]
     code, out, _ = run(capsys, "list", "--library", str(lib), "--json")
     data = json.loads(out)
     assert data["release"] == 2 and [s["name"] for s in data["skills"]] == [
@@ -148,6 +150,39 @@ def test_list_shows_the_replay_status_recorded_for_a_version(lib, capsys):
 
     record_replays(lib, "plot_function", "1.1.0", {"tried": 4, "passed": 4}, "active")
     code, out, _ = run(capsys, "list", "--library", str(lib), "--json")
-    replay = {s["name"]: s["replay"] for s in json.loads(out)["skills"]}
+    rows = json.loads(out)["skills"]
+    replay = {s["name"]: s["replay"] for s in rows}
     assert code == 0 and replay == {"literature_search": "candidate", "plot_function": "active",
                                     "summarise_dataset": "candidate"}
+    # one replay record puts the library under verification: only the promoted version is served now
+    assert {s["name"]: s["served"] for s in rows} == {"literature_search": False, "plot_function": True,
+                                                      "summarise_dataset": False}
+    assert run(capsys, "list", "--library", str(lib))[1].splitlines()[4].split()[:5] == [
+        "plot_function", "1.1.0", "active", "active", "yes"]
+
+
+def test_search_and_export_serve_candidates_only_when_asked(lib, capsys, tmp_path):
+    from skill_library.agent_skills import verify_export
+    from skill_library.promotion import record_replays
+
+    def searched(*extra):
+        code, out, _ = run(capsys, "search", "csv", "--library", str(lib), "--json", *extra)
+        assert code == 0
+        return [h["name"] for h in json.loads(out)]
+
+    def exported(folder, *extra):
+        assert run(capsys, "export", str(folder), "--format", "agent-skills", "--library", str(lib), "--json",
+                   *extra)[0] == 0
+        assert verify_export(folder, trusted="").ok
+        return json.loads((folder / "skillmine-export.json").read_text())["skills"]
+
+    assert searched() == ["summarise_dataset"]  # nothing verified yet: everything is served
+    assert set(exported(tmp_path / "before")) == {"literature-search", "plot-function", "summarise-dataset"}
+    record_replays(lib, "summarise_dataset", "1.0.0", {"tried": 3, "passed": 0}, "candidate")
+    record_replays(lib, "plot_function", "1.0.0", {"tried": 3, "passed": 3}, "active")  # not the current 1.1.0
+    record_replays(lib, "literature_search", "1.0.0", {"tried": 3, "passed": 3}, "active")
+    assert searched() == []
+    assert searched("--all") == ["summarise_dataset"]
+    assert set(exported(tmp_path / "after")) == {"literature-search"}
+    assert set(exported(tmp_path / "all", "--include-candidates")) == {
+        "literature-search", "plot-function", "summarise-dataset"}
