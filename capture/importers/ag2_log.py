@@ -37,6 +37,17 @@ def _json(value: Any, path: Path, table: str, row_id: Any) -> Any:
         raise SourceError(f"{path}: table {table}, row {row_id}: invalid JSON") from None
 
 
+def _cost(value: Any, path: Path, row_id: Any) -> float | None:
+    """The logged cost of a completion as a number (``None`` when not logged)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SourceError(f"{path}: table chat_completions, row {row_id}: cost {value!r:.40} is not a number") \
+            from None
+
+
 def _time(value: Any, path: Path, table: str, row_id: Any) -> datetime | None:
     try:
         return to_utc(value, field="timestamp", kind=f"{path}: table {table}, row {row_id}")
@@ -109,9 +120,10 @@ class _Session:
             prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             start = _time(row["start_time"], self.path, "chat_completions", row["id"])
             end = _time(row["end_time"], self.path, "chat_completions", row["id"])
+            cost = _cost(row["cost"], self.path, row["id"])
             meta = {"model": response.get("model"), "prompt_tokens": prompt, "completion_tokens": completion,
                     "total_tokens": int(usage.get("total_tokens") or prompt + completion),
-                    "cost_usd": row["cost"], "is_cached": bool(row["is_cached"]),
+                    "cost_usd": cost, "is_cached": bool(row["is_cached"]),
                     "invocation_id": row["invocation_id"]}
             event = self.event(f"chat_completions:{row['id']}", "llm_call", "complete", row["source_name"], start,
                                completed_at=end, duration_ms=int((end - start).total_seconds() * 1000)
@@ -122,7 +134,7 @@ class _Session:
             self.costs.append({"run_id": self.run_id, "session_id": self.session_id, "event_id": event["id"],
                                "model": meta["model"], "agent_name": row["source_name"] or "unattributed",
                                "prompt_tokens": prompt, "completion_tokens": completion,
-                               "total_tokens": meta["total_tokens"], "cost_usd": row["cost"] or 0,
+                               "total_tokens": meta["total_tokens"], "cost_usd": cost or 0,
                                "timestamp": start})
 
     def add_function_calls(self, rows: list[dict[str, Any]]) -> None:

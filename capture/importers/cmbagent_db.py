@@ -138,9 +138,11 @@ class _Mapper:
         keep = ("user_id", "name", "created_at", "last_active_at", "status", "meta", "resource_limits")
         rows = {}
         for source in self.sessions:
-            row = {"id": source["id"], **{k: source.get(k) for k in keep}}
+            # A value the source left empty is left out, so the store's default (creation time, status) applies.
+            row = {"id": source["id"], **{k: source[k] for k in keep if source.get(k) is not None}}
             for column in ("created_at", "last_active_at"):
-                row[column] = to_utc(row[column], field=column, kind=f"{path}: session {row['id']}")
+                if column in row:
+                    row[column] = to_utc(row[column], field=column, kind=f"{path}: session {row['id']}")
             rows[row["id"]] = row
         return rows
 

@@ -251,3 +251,26 @@ def test_a_trace_inside_a_trace_is_refused_not_imported_as_many_runs(tmp_path: P
     target.write_bytes(data[:at] + b"<trace>" * 5000 + b"</trace>" * 5000 + data[at:])
     with fresh_store() as store, pytest.raises(SourceError, match=r"nested\.xes: a trace inside a trace"):
         import_xes(target, store)
+
+
+@pytest.mark.parametrize("column", ["created_at", "status"])
+def test_a_mars_session_without_a_value_the_store_requires_takes_the_store_default(
+        column: str, tmp_path: Path, fresh_store: FreshStore) -> None:
+    target = tmp_path / "no_session_value.db"
+    shutil.copyfile(MARS_DBS[0], target)
+    with sqlite3.connect(target) as conn:
+        conn.executescript(f"CREATE TABLE loose AS SELECT * FROM sessions; UPDATE loose SET {column} = NULL; "
+                           "DROP TABLE sessions; ALTER TABLE loose RENAME TO sessions")  # without its NOT NULLs
+    with fresh_store() as store:
+        assert import_cmbagent_db(target, store).runs_written > 0
+
+
+def test_an_ag2_cost_that_is_not_a_number_is_named_not_passed_to_the_store(ag2_log: Path, tmp_path: Path,
+                                                                           fresh_store: FreshStore) -> None:
+    target = tmp_path / "odd_cost.db"
+    shutil.copyfile(ag2_log, target)
+    with sqlite3.connect(target) as conn:
+        conn.execute("UPDATE chat_completions SET cost = ':'")
+    with fresh_store() as store, pytest.raises(SourceError, match=r"odd_cost\.db: table chat_completions, row \d+: "
+                                                                  r"cost ':' is not a number"):
+        import_ag2_log(target, store)
