@@ -7,7 +7,8 @@
   JSON object or do not fit the skill, a library path that does not exist) comes back as one line starting with
   ``error:`` that names it, so the model can correct itself.
 - ``skill_speaker_selection(skill, agents)`` returns a GroupChat ``speaker_selection_method`` that walks the skill's
-  steps: after a step's agent speaks, the next step's agent is chosen; a proposed tool call goes to the agent that can
+  steps: after a step's agent speaks, the next step's agent is chosen (after the last step of a repeated group, the
+  group's first step again until the group has been walked its ``repeat.min`` times); a proposed tool call goes to the agent that can
   execute it; agents that are not steps (the user proxy, the tool executor) leave the position unchanged; a step agent
   speaking out of turn re-synchronises the walk (skipping optional steps, or re-entering a repeated group); when the
   chat leaves the plan the ``fallback`` method (AG2's own ``"auto"`` by default) decides. When the next step's agent
@@ -167,6 +168,7 @@ class SkillWalk:
         self.expected: int | None = None
         self.left_plan = False
         self.history: list[tuple[str, int | None]] = []  # (speaker chosen, step index or None when not a step)
+        self.rounds: dict[int, int] = {}  # first step of a repeated group -> times its last step was performed
         self._annotated = False
         self._names = {s["agent"] for s in self.steps}
         self._step_names = {agent.name: step for step, agent in self.agents.items()}
@@ -190,20 +192,38 @@ class SkillWalk:
         return present.get(name)
 
     def _advance(self, speaker: str) -> bool:
-        """Move the position to the step ``speaker`` just performed; ``False`` when no step fits."""
+        """Move the position to the step ``speaker`` just performed (counting a repeated group's rounds at its last
+        step); ``False`` when no step fits."""
+        found = self._performed(speaker)
+        if found is None:
+            return False
+        self.position = found
+        group = _repeat_group(self.steps, found)
+        if group and found == group[-1]:
+            self.rounds[group[0]] = self.rounds.get(group[0], 0) + 1
+        return True
+
+    def _performed(self, speaker: str) -> int | None:
+        """The step ``speaker`` just performed: the one expected, else the next one it can be (past optional steps
+        and the rest of the current repeated group), else a step of the current repeated group (re-entered)."""
         if self.expected is not None and self.steps[self.expected]["agent"] == speaker:
-            self.position = self.expected
-            return True
+            return self.expected
         group = _repeat_group(self.steps, self.position) if self.position >= 0 else range(0)
         forward = [j for j in range(self.position + 1, len(self.steps)) if self.steps[j]["agent"] == speaker]
         if forward and all(self.steps[k].get("optional") or k in group for k in range(self.position + 1, forward[0])):
-            self.position = forward[0]
-            return True
+            return forward[0]
         back = [j for j in group if self.steps[j]["agent"] == speaker]
-        if back:
-            self.position = back[0]
-            return True
-        return False
+        return back[0] if back else None
+
+    def _following(self) -> int:
+        """The step after the position: the first of its repeated group again while the group has been walked fewer
+        than ``repeat.min`` times, else the next one."""
+        group = _repeat_group(self.steps, self.position) if self.position >= 0 else range(0)
+        if group and self.position == group[-1]:
+            minimum = int(self.steps[group[0]]["repeat"].get("min") or 1)
+            if self.rounds.get(group[0], 0) < minimum:
+                return group[0]
+        return self.position + 1
 
     def _select(self, last_speaker: Any, groupchat: Any) -> Any:
         name = getattr(last_speaker, "name", None)
@@ -216,7 +236,7 @@ class SkillWalk:
             runner = next((a for a in groupchat.agents if a.can_execute_function(tools)), None)
             self.history.append((getattr(runner, "name", self.fallback), None))
             return runner if runner is not None else self.fallback
-        following = self.position + 1
+        following = self._following()
         while following < len(self.steps):
             agent = self._agent(self.steps[following]["agent"], groupchat)
             if agent is not None:

@@ -3,9 +3,9 @@ candidate, and crashing, looping or slow replays fail with their reason without 
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
-from capture.store.capture_store import Batch, CaptureStore
+from capture.store.capture_store import EVENTS, Batch, CaptureStore
 from capture.store.migrate import upgrade
 from skill_library import open_library
 from skill_library.promotion import replay_records, status
@@ -13,6 +13,7 @@ from skill_pipeline.lib import warehouse
 from skill_pipeline.lib.mining_steps import mine_store
 from skill_pipeline.mining.compose import MiningParams
 from skill_pipeline.verification.replay import (
+    CODE_ACTION,
     ReplaySettings,
     ReplayTask,
     replay,
@@ -158,3 +159,30 @@ def test_skills_replay_command_replays_records_and_lists_the_status(failing, tmp
     assert main(["skills", "replay", "no_such_skill", *args]) == 2
     assert "no skill named 'no_such_skill'" in capsys.readouterr().err
     assert (tmp_path / "home" / "replays").is_dir()  # replays ran their code under SKILLMINE_HOME
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_skill_whose_code_block_repeats_three_to_four_times_passes_replay(failing, tmp_path):
+    """The walk loops the write-and-run block its minimum of 3 times, so the replayed run fits the skill (walked
+    once, it would miss two rounds of both steps)."""
+    root, library = failing
+    skill = open_library(library).get(open_library(library).skills()[0]["name"])
+    code = next(i for i, s in enumerate(skill["steps"]) if s["action"] == CODE_ACTION and not s.get("tool"))
+    for step in skill["steps"][code - 1:code + 1]:
+        step["repeat"] = {"min": 3, "max": 4, "until": "success"}
+    with warehouse.connect(root / "warehouse.duckdb") as con:
+        good = next(t for t in replay_tasks(con, skill, 20) if t.code_worked and t.model_error is None)
+    settings = ReplaySettings(f"sqlite:///{tmp_path / 'replays.db'}", tmp_path / "work")
+    replay_store(settings)
+    try:
+        result = replay(skill, good, store_url=settings.store_url, work_root=settings.work_root)
+    finally:
+        shutdown_capture()
+    assert result.passed and result.fitness == 1.0, result
+    engine = create_engine(settings.store_url)
+    with engine.connect() as conn:
+        executions = conn.execute(select(func.count()).select_from(EVENTS).where(
+            EVENTS.c.run_id == result.run_id, EVENTS.c.event_type == "code_exec")).scalar_one()
+    engine.dispose()
+    assert executions == 3

@@ -274,3 +274,35 @@ def test_a_chat_captured_without_an_explicit_run_records_skill_applied(tmp_path:
     stored = json.loads(meta)
     assert stored["skill_applied"] == {"name": "relay", "version": "2.1.0", "content_hash": "c0ffee"}
     assert stored["source"] == "ag2"
+
+
+def _replying_chat(names: list[str], max_round: int) -> tuple[GroupChat, dict[str, ConversableAgent]]:
+    """A group chat of agents that answer every turn with a fixed reply (no model)."""
+    chat, agents = _chat(names, [])
+    chat.max_round = max_round
+    for name in names[1:]:
+        agents[name].register_reply([Agent, None], lambda *_, n=name, **__: (True, f"{n}: done"))
+    return chat, agents
+
+
+@pytest.mark.parametrize(("repeat", "rounds"), [({"min": 3, "max": 4}, 3), ({"min": 1, "max": 4}, 1),
+                                                ({"max": 2}, 1), ({"min": 2, "max": 2}, 2)])
+def test_a_real_group_chat_walks_a_repeated_block_its_minimum_times(repeat: dict[str, int], rounds: int) -> None:
+    """A block mined to repeat 3-4 times is walked 3 times (a replay of the skill can then fit it); a single-step
+    block repeats its one agent; the chat ends where the plan does, well before ``max_round``."""
+    skill = {"name": "retry", "version": "1.0.0", "content_hash": "h", "steps": [
+        {"agent": "planner", "action": "plan"},
+        {"agent": "engineer", "action": "code", "repeat": repeat},
+        {"agent": "executor", "action": "run", "repeat": repeat},
+        {"agent": "checker", "action": "check", "repeat": {"min": 2, "max": 3, "until": "success"}},
+        {"agent": "reporter", "action": "report"}]}
+    chat, agents = _replying_chat(["starter", "planner", "engineer", "executor", "checker", "reporter"], 40)
+    walk = skill_speaker_selection(skill)
+    chat.speaker_selection_method = walk
+    with IOStream.set_default(scripted_llm.SilentStream()):
+        agents["starter"].initiate_chat(GroupChatManager(chat, llm_config=False, name="chat_manager"),
+                                        message="go", silent=True)
+    assert [m["name"] for m in chat.messages] == [
+        "starter", "planner", *["engineer", "executor"] * rounds, "checker", "checker", "reporter"]
+    assert [i for _, i in walk.history if i is not None] == [0, *[1, 2] * rounds, 3, 3, 4]
+    assert walk.rounds == {1: rounds, 3: 2} and not walk.left_plan
