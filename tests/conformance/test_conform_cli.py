@@ -2,26 +2,16 @@
 import json
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from skill_pipeline.lib.mining_steps import mine_store
 from skill_pipeline.verification.runs import store_report
 from skillmine.cli import main
-from workloads.simulate import simulate
+from tests.conformance.plot_runs import mine_plot_runs
 
 
 @pytest.fixture(scope="module")
 def mined(tmp_path_factory):
-    root = tmp_path_factory.mktemp("conform")
-    url = f"sqlite:///{root / 'capture.db'}"
-    simulate(runs=40, seed=3, engine="fast", url=url, modes=("one_shot",), families=("plot_function",),
-             ground_truth=root / "truth.jsonl")
-    mine_store(url, root / "warehouse.duckdb", library=root / "library")
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        runs = dict(conn.execute(text("SELECT id, status FROM workflow_runs ORDER BY id")).all())
-    engine.dispose()
-    return url, root / "library", runs
+    return mine_plot_runs(tmp_path_factory.mktemp("conform"))
 
 
 def test_json_answer_names_best_skill_fitness_and_deviations(mined, capsys):

@@ -10,29 +10,19 @@ from pathlib import Path
 
 import pytest
 from chromium_devtools import browser_for_test
-from sqlalchemy import create_engine, text
 
 from capture.read.trace_api.server import check_run_answers
-from skill_pipeline.lib.mining_steps import mine_store
 from skillmine.cli import main
 from skillmine.trace import conformance_answer
-from workloads.simulate import simulate
+from tests.conformance.plot_runs import mine_plot_runs
 
 
 @pytest.fixture(scope="module")
 def mined(tmp_path_factory):
     """(store URL, library, {run id: status}) for 40 simulated plotting runs, some failed, mined by skillmine."""
-    root = tmp_path_factory.mktemp("conformance-route")
-    url = f"sqlite:///{root / 'capture.db'}"
-    simulate(runs=40, seed=3, engine="fast", url=url, modes=("one_shot",), families=("plot_function",),
-             ground_truth=root / "truth.jsonl")
-    mine_store(url, root / "warehouse.duckdb", library=root / "library")
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        runs = dict(conn.execute(text("SELECT id, status FROM workflow_runs ORDER BY id")).all())
-    engine.dispose()
-    assert {"completed", "failed"} <= set(runs.values())
-    return url, root / "library", runs
+    mined = mine_plot_runs(tmp_path_factory.mktemp("conformance-route"))
+    assert {"completed", "failed"} <= set(mined[2].values())
+    return mined
 
 
 def conform_json(capsys, url: str, library: Path, run_id: str) -> dict:
