@@ -1,5 +1,8 @@
 """Export a library release as Agent Skills folders (``SKILL.md`` + references + evals) and verify such a tree.
 
+The export holds the skills consumers are served (``promotion.served_check``: those that passed replay, or all of
+a library that verifies none), candidates too only when asked.
+
 The Agent Skills format is what coding agents and AG2's ``SkillsToolkit`` read: one folder per skill, named as
 the skill, holding ``SKILL.md`` (YAML frontmatter with ``name`` and ``description``, optionally ``license``,
 ``compatibility`` and a string-to-string ``metadata`` map, then a Markdown body). Each exported folder adds

@@ -293,7 +293,8 @@ def register(subparsers: Any) -> None:
         parser.set_defaults(handler=_guarded(handler))
         return parser
 
-    p = leaf("list", cmd_list, "list skills (or releases)")
+    p = leaf("list", cmd_list, "list skills with their replay status and whether consumers are served them "
+             "(or releases)")
     p.add_argument("--all", action="store_true", help="include deprecated skills")
     p.add_argument("--releases", action="store_true", help="list releases instead of skills")
     p = leaf("show", cmd_show, "show one skill version")
