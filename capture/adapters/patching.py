@@ -1,8 +1,9 @@
 """Per-instance patching that can be undone exactly, and the guard every wrapper uses.
 
 AG2 objects are patched by setting instance attributes that shadow the class methods; the previous instance
-``__dict__`` entry (if any) is remembered so that :func:`restore` puts back exactly what was there. Hooks that AG2
-cannot unregister check :func:`is_active` and do nothing once the object is uninstrumented.
+``__dict__`` entry (if any) is remembered (in the object's own ``__dict__``, see ``_STATE``) so that :func:`restore`
+puts back exactly what was there. Hooks that AG2 cannot unregister check :func:`is_active` and do nothing once the
+object is uninstrumented.
 """
 
 import logging
@@ -14,40 +15,47 @@ from typing import Any
 log = logging.getLogger("capture.adapters")
 
 _MISSING = object()
-# Keyed by id() with a weak reference that removes the entry when the object dies: AG2 objects such as GroupChat
-# (a dataclass) are unhashable.
-_patches: dict[int, dict[str, Any]] = {}
-_active: dict[int, weakref.ref] = {}
+_NO_DICT: dict[str, Any] = {}
+# An instrumented object's own ``__dict__`` holds its record under this key. Not a registry keyed by ``id(obj)``
+# (AG2 objects such as GroupChat, a dataclass, are unhashable): ``id()`` raises a ``builtins.id`` audit event, and
+# once the tool-write audit hook is installed (adapters.common) every event calls it, which made each
+# ``is_active`` check (~300 per 40-round group chat) cost a Python call.
+_STATE = "_skillmine_instrumented"
 _lock = threading.Lock()
 _failures = {"count": 0, "warned": False}
 
 
+class _Instrumented:
+    """What an instrumented object carries: a weak reference to itself (a copy of the object, which copies this
+    record, is not instrumented) and the instance attributes its patches shadowed."""
+
+    __slots__ = ("ref", "saved")
+
+    def __init__(self, obj: Any) -> None:
+        self.ref = weakref.ref(obj)
+        self.saved: dict[str, Any] = {}
+
+
 def is_active(obj: Any) -> bool:
     """Whether ``obj`` is currently instrumented."""
-    ref = _active.get(id(obj))
-    return ref is not None and ref() is obj
-
-
-def _forget(key: int) -> None:
-    with _lock:
-        _active.pop(key, None)
-        _patches.pop(key, None)
+    state = getattr(obj, "__dict__", _NO_DICT).get(_STATE)
+    return state is not None and state.ref() is obj
 
 
 def activate(obj: Any) -> bool:
     """Mark ``obj`` instrumented; False when it already was (instrumenting twice is a no-op)."""
-    key = id(obj)
     with _lock:
         if is_active(obj):
             return False
-        _active[key] = weakref.ref(obj, lambda _, key=key: _forget(key))
+        obj.__dict__[_STATE] = _Instrumented(obj)
         return True
 
 
 def patch(obj: Any, name: str, make_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    """Shadow ``obj.name`` with ``make_wrapper(original)``, remembering what the instance held before."""
+    """Shadow ``obj.name`` with ``make_wrapper(original)``, remembering what the instance held before; ``obj``
+    must be activated first."""
     original = getattr(obj, name)
-    saved = _patches.setdefault(id(obj), {})
+    saved = obj.__dict__[_STATE].saved
     if name not in saved:
         saved[name] = obj.__dict__.get(name, _MISSING)
     setattr(obj, name, make_wrapper(original))
@@ -57,9 +65,8 @@ def restore(obj: Any) -> bool:
     """Undo every patch on ``obj`` and mark it uninstrumented; False when it was not instrumented."""
     with _lock:
         was_active = is_active(obj)
-        _active.pop(id(obj), None)
-        saved = _patches.pop(id(obj), {})
-    for name, previous in saved.items():
+        state = obj.__dict__.pop(_STATE, None) if was_active else None
+    for name, previous in (state.saved.items() if state is not None else ()):
         if previous is _MISSING:
             obj.__dict__.pop(name, None)
         else:

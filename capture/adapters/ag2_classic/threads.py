@@ -52,9 +52,11 @@ def snapshot() -> Snapshot:
     return Snapshot(current_run_var.get(), current_node_var.get(), current_span_var.get(), chat_var.get())
 
 
-# Keyed by id(agent): a weak-keyed dict costs a new weakref per look-up, and an agent's entry is removed when its
-# last open reply closes (replies always close, see ReplyScope.__exit__), so no id can outlive its agent here.
-_open_replies: dict[int, list[ReplyFrame]] = {}
+# Keyed by the agent itself (hashable, as the weak-keyed maps here and in agent.py already require), not by id():
+# a weak-keyed dict costs a new weakref per look-up, and id() raises an audit event (see adapters.patching). An
+# agent's entry is removed when its last open reply closes (replies always close, see ReplyScope.__exit__), so the
+# strong reference lasts no longer than a reply the agent is running.
+_open_replies: dict[Any, list[ReplyFrame]] = {}
 _handed_over: "weakref.WeakKeyDictionary[Any, Snapshot]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
@@ -62,22 +64,22 @@ _lock = threading.Lock()
 def push_reply(agent: Any, frame: ReplyFrame) -> None:
     """Register ``frame`` as ``agent``'s innermost open reply."""
     with _lock:
-        _open_replies.setdefault(id(agent), []).append(frame)
+        _open_replies.setdefault(agent, []).append(frame)
 
 
 def pop_reply(agent: Any, frame: ReplyFrame) -> None:
     """Forget ``frame`` (whatever its position: concurrent async replies may close out of order)."""
     with _lock:
-        frames = _open_replies.get(id(agent))
+        frames = _open_replies.get(agent)
         if frames and frame in frames:
             frames.remove(frame)
             if not frames:
-                del _open_replies[id(agent)]
+                del _open_replies[agent]
 
 
 def open_reply(agent: Any) -> ReplyFrame | None:
     """``agent``'s innermost open reply, if any."""
-    frames = _open_replies.get(id(agent)) if agent is not None else None
+    frames = _open_replies.get(agent) if agent is not None else None
     return frames[-1] if frames else None
 
 
