@@ -263,6 +263,29 @@ def load_json(path: Path) -> Any:
         raise SourceError(f"{path}: JSON nested too deeply to read") from None
 
 
+def json_lines(path: Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-empty line of a JSON-lines file, streamed; a :class:`SourceError` names the
+    file and the line of anything that is not one JSON object (``what`` says what a line should hold)."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SourceError(f"{path}: line {number}, column {exc.colno}: invalid JSON: {exc.msg}") from None
+                except RecursionError:
+                    raise SourceError(f"{path}: line {number}: JSON nested too deeply to read") from None
+                if not isinstance(record, dict):
+                    raise SourceError(f"{path}: line {number}: expected a JSON object ({what})")
+                yield number, record
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+
+
 @contextmanager
 def open_readonly(path: Path, required: tuple[str, ...], what: str) -> Iterator[sqlite3.Connection]:
     """A read-only (``mode=ro``) connection to a source SQLite file holding ``required`` tables, or a

@@ -36,7 +36,7 @@ from sqlalchemy import select
 from capture.core import otlp_names as names
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
-from capture.importers.common import ImportReport, SourceError, importing, stable_id
+from capture.importers.common import ImportReport, SourceError, importing, json_lines, stable_id
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.models import EVENTS, RUNS
 
@@ -522,20 +522,11 @@ def _place(known: dict[str, _Known], workflow_hex: str | None) -> None:
 
 def read_json_lines(path: Path) -> Iterator[Span]:
     """Spans of a Collector file-exporter file (one OTLP/JSON ``ExportTraceServiceRequest`` per line)."""
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                document = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceError(f"{path}: line {number}: invalid JSON at column {exc.colno}: {exc.msg}") from None
-            try:
-                yield from spans_from_json(document)
-            except SourceError as exc:
-                raise SourceError(f"{path}: line {number}: {exc}") from None
+    for number, document in json_lines(path, "one ExportTraceServiceRequest per line"):
+        try:
+            yield from spans_from_json(document)
+        except SourceError as exc:
+            raise SourceError(f"{path}: line {number}: {exc}") from None
 
 
 def _chunks(spans: Iterable[Span], size: int) -> Iterator[list[Span]]:

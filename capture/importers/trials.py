@@ -12,13 +12,11 @@ control trials keep no result file, so their outcome is ``unknown`` (``meta.outc
 ``completed``.
 """
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import ImportReport, SourceError, importing, stable_id
+from capture.importers.common import ImportReport, SourceError, importing, json_lines, stable_id
 from capture.importers.mars_session import STEP_COST, file_type, plan_nodes
 from capture.importers.merge import Contribution
 from capture.importers.transcript import RunBuilder, as_number, cost_report_row
@@ -122,28 +120,6 @@ class _Trial:
                 "meta": {"no_source_time": True, "listed_only": True}}
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, trial object) per non-empty line, or a :class:`SourceError` naming the line."""
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: cannot read ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{path}: line {number}, column {exc.colno}: invalid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise SourceError(f"{path}: line {number}: JSON nested too deeply to read") from None
-        if not isinstance(record, dict):
-            raise SourceError(f"{path}: line {number}: expected a JSON object (one trial per line)")
-        yield number, record
-
-
 def import_cmbagent_trials(path: str | Path, store: CaptureStore, *, session: str | None = None,
                            quiet: bool = True) -> ImportReport:
     """Merge every trial of a benchmark-trials JSON-lines file into ``store`` as a run (one transaction each)."""
@@ -151,7 +127,7 @@ def import_cmbagent_trials(path: str | Path, store: CaptureStore, *, session: st
     session_row = {"id": session or stable_id("cmbagent-trials-session", path.name),
                    "name": session or f"cmbagent trials {path.name}", "status": "active"}
     with importing("cmbagent-trials", path, store, quiet=quiet) as job:
-        for number, record in _records(path):
+        for number, record in json_lines(path, "one trial per line"):
             job.where = f"line {number}"
             trial = _Trial(record, f"{path}: line {number}", session_row["id"], job.report)
             job.write(trial.contribution(session_row))
