@@ -40,6 +40,30 @@ def fixture_path() -> Callable[..., Path]:
     return _fixture_path
 
 
+def _side_python(env: str, what: str, how: str) -> str:
+    """The interpreter of a side environment named by ``env`` (AG2 lines that cannot share the main .venv); skipped
+    locally when unset, failed under ``CI=true``, where ``.ci/run`` always builds it."""
+    python = os.environ.get(env)
+    if not python:
+        if _in_ci():
+            pytest.fail(f"{env} is not set: CI must run {what} in its own environment ({how})")
+        pytest.skip(f"{env} is not set ({how} creates the environment and prints its interpreter)")
+    return python
+
+
+@pytest.fixture
+def ag2v1_python() -> str:
+    """The AG2 v1 interpreter (``SKILLMINE_AG2V1_PYTHON``; ``scripts/ag2v1_env.sh`` builds it)."""
+    return _side_python("SKILLMINE_AG2V1_PYTHON", "the AG2 v1 tests", "scripts/ag2v1_env.sh")
+
+
+@pytest.fixture
+def ag2_classic_old_python() -> str:
+    """An older AG2 Classic interpreter (``SKILLMINE_AG2_CLASSIC_OLD_PYTHON``; ``scripts/ag2_classic_old_env.sh``)."""
+    return _side_python("SKILLMINE_AG2_CLASSIC_OLD_PYTHON", "the AG2 Classic tests on an older minor",
+                        "scripts/ag2_classic_old_env.sh")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Un-ignore SIGINT and SIGTERM. Several tests signal child processes and expect the default behaviour, but a
     test run started in the background of a shell without job control inherits SIGINT ignored (and Dagster maps

@@ -22,12 +22,8 @@ def _version(python: str) -> tuple[int, ...]:
 
 
 @pytest.mark.ag2classic_old
-def test_classic_capture_tests_pass_on_an_older_minor() -> None:
-    python = os.environ.get(ENV)
-    if not python:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"{ENV} is not set: CI must run the AG2 Classic tests on an older minor too")
-        pytest.skip(f"{ENV} is not set (an interpreter with an older AG2 Classic, e.g. ag2 0.10.x)")
+def test_classic_capture_tests_pass_on_an_older_minor(ag2_classic_old_python: str) -> None:
+    python = ag2_classic_old_python
     older = _version(python)
     assert older[:2] < _version(sys.executable)[:2], f"{python} has AG2 {older}, not an older minor"
     child_env = {k: v for k, v in os.environ.items() if k != ENV}

@@ -5,7 +5,6 @@ tests skip locally and fail under ``CI=true``.
 """
 
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -15,19 +14,7 @@ from v1_store import Captured
 
 from capture.store.migrate import upgrade
 
-ENV = "SKILLMINE_AG2V1_PYTHON"
 SCENARIOS = Path(__file__).with_name("v1_scenarios.py")
-
-
-@pytest.fixture
-def ag2v1_python() -> str:
-    python = os.environ.get(ENV)
-    if not python:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"{ENV} is not set: CI must run the AG2 v1 tests in their own environment "
-                        "(scripts/ag2v1_env.sh)")
-        pytest.skip(f"{ENV} is not set (scripts/ag2v1_env.sh creates an AG2 v1 environment and prints it)")
-    return python
 
 
 @pytest.fixture

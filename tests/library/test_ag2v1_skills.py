@@ -7,7 +7,6 @@ there (it needs nothing but AG2 v1); without the variable the test is skipped lo
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,17 +16,6 @@ from skill_library import open_library
 from skill_library.agent_skills import agent_skill_name
 
 PROBE = Path(__file__).with_name("ag2v1_probe.py")
-ENV = "SKILLMINE_AG2V1_PYTHON"
-
-
-@pytest.fixture
-def ag2v1_python() -> str:
-    python = os.environ.get(ENV)
-    if not python:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"{ENV} is not set: CI must run the AG2 v1 test in its own environment")
-        pytest.skip(f"{ENV} is not set (scripts/ag2v1_env.sh creates an AG2 v1 environment and prints it)")
-    return python
 
 
 @pytest.mark.ag2v1
