@@ -3,6 +3,12 @@ AG2's own sqlite runtime logging, interleaved (ABCABC...) in one process.
 
 Usage: .venv/bin/python benchmarks/bench_capture_overhead.py [--repeats 15] [--cycles 10] [--variants off,capture]
 
+Instruction counts (deterministic on a loaded machine): one variant per process, its measured chats run inside
+``sys.call_tracing`` so that callgrind counts only them (not imports, warm-up or flushes), e.g.
+``valgrind --tool=callgrind --toggle-collect=sys_call_tracing .venv/bin/python benchmarks/bench_capture_overhead.py
+--variants off --repeats 2 --traced``; per run = "Collected" / repeats; capture's cost = the capture variant's per
+run minus off's.
+
 Both wall time and the CPU time of the agents' thread (``time.thread_time``) are reported: on a shared machine the
 CPU time is the steadier measure of the work capture adds to the agents' own thread.
 
@@ -68,8 +74,9 @@ def build(cycles: int) -> tuple[ConversableAgent, GroupChatManager]:
 MODES = ("off", "capture", "capture_hot", "ag2_sqlite")
 
 
-def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
-    """Wall seconds and the agents' thread CPU seconds for one chat in ``mode``, and the capture events it stored."""
+def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False) -> tuple[float, float, int]:
+    """Wall seconds and the agents' thread CPU seconds for one chat in ``mode``, and the capture events it stored;
+    ``traced`` runs the chat inside ``sys.call_tracing`` (callgrind's collection toggle, see the module doc)."""
     user, manager = build(cycles)
     captured = mode.startswith("capture")
     if captured:
@@ -81,7 +88,10 @@ def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
         runtime_logging.start(config={"dbname": str(tmp / "ag2.db")})
     with IOStream.set_default(SilentStream()):
         started, cpu_started = time.perf_counter(), time.thread_time()
-        user.initiate_chat(manager, message="Start.", silent=True)
+        if traced:
+            sys.call_tracing(lambda: user.initiate_chat(manager, message="Start.", silent=True), ())
+        else:
+            user.initiate_chat(manager, message="Start.", silent=True)
         elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
     events = 0
     if mode == "ag2_sqlite":
@@ -110,10 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--variants", default=",".join(MODES), help=f"comma-separated subset of {MODES} (off first)")
+    parser.add_argument("--traced", action="store_true",
+                        help="run the measured chats inside sys.call_tracing, for callgrind (one variant per process)")
     args = parser.parse_args(argv)
     modes = [m for m in args.variants.split(",") if m]
-    if modes[0] != "off" or not set(modes) <= set(MODES):
-        parser.error(f"--variants {args.variants!r}: must start with 'off' and name only {MODES}")
+    if not set(modes) <= set(MODES) or (modes[0] != "off" and not (args.traced and len(modes) == 1)):
+        parser.error(f"--variants {args.variants!r}: must start with 'off' (or be one variant with --traced) and "
+                     f"name only {MODES}")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         upgrade(f"sqlite:///{tmp / 'capture.db'}")
@@ -124,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             timed_run(args.cycles, mode, tmp)
         for _ in range(args.repeats):
             for mode in modes:
-                elapsed, used, made = timed_run(args.cycles, mode, tmp)
+                elapsed, used, made = timed_run(args.cycles, mode, tmp, args.traced)
                 wall[mode].append(elapsed)
                 cpu[mode].append(used)
                 events[mode].append(made)
@@ -134,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rounds per run: {rounds}  repeats: {args.repeats}  capture events stored per run: {made}  "
           f"(every run flushed; errors and drops checked: 0)  load average: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
+    if "off" not in modes:  # a --traced capture variant alone: its instruction count is the measure
+        return 0
     for label, times in (("wall time", wall), ("CPU time of the agents' thread", cpu)):
         print(f"\n{label}\n")
         print("| variant | min ms | median ms | ratio to off (min) | ratio to off (median) |")
