@@ -34,7 +34,7 @@ from .stats import (
     run_duration_s,
     wilson_interval,
 )
-from .task_families import EXPRESSION, task_families
+from .task_families import EXPRESSION, STOP_WORDS, content_words, lemma, task_families
 from .tokens import canonical_sequence, token_events
 
 _WORD_RX = re.compile(
@@ -97,6 +97,7 @@ class TaskTemplate:
     slots: list[Slot]
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # run_id -> slot -> value
     reference_run: str | None = None
+    value_words: frozenset[str] = frozenset()  # lemmas of short values between constant words ("of {x} in")
 
     def render(self, **params: Any) -> str:
         return self.template.format(**{s.name: params.get(s.name, s.default) for s in self.slots})
@@ -158,11 +159,16 @@ def _reference(descs: Sequence[list[tuple[str, bool]]], max_sample: int = 200) -
 
 
 def extract_task_template(
-    descriptions: Mapping[str, str], *, constant_share: float = 0.8, min_gap_share: float = 0.2
+    descriptions: Mapping[str, str], *, constant_share: float = 0.8, min_gap_share: float = 0.2,
+    values: frozenset[str] = frozenset(), wording: frozenset[str] = frozenset(),
 ) -> TaskTemplate:
     """Parameterised task template from the task descriptions of one cluster's runs (run_id -> text).
 
-    With a single run, its numbers, file paths and math expressions become the slots."""
+    ``values``: lemmas that some member run (of any wording of the request) takes as a parameter value; a reference
+    word among them is never constant, nor is a reference span some member replaces with such words, so a value most
+    members share ("galaxy number density" in 9 of 10 runs) is still a parameter. Such a span grows over the
+    neighbouring tokens that are not words of the ``wording`` (its signature lemmas): "DES Y3", "dust extinction
+    E(B-V)" are one value. With a single run, its numbers, file paths and math expressions become the slots."""
     run_ids = sorted(descriptions)
     if not run_ids:
         return TaskTemplate("", [], {})
@@ -173,21 +179,26 @@ def extract_task_template(
     vocab = {t: i for i, t in enumerate(sorted({t for d in toks for t, _ in d}))}
     (ref_s,), _ = encode([[t for t, _ in ref]], vocab)
     matched_cnt = np.zeros(len(ref))
+    varies = _value_phrases(ref, values)
     maps: list[dict[int, int]] = []
     for d in toks:
         (s,), _ = encode([[t for t, _ in d]], vocab)
         mp = {}
         for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref_s, s):
             if tag == "equal":
-                for k in range(i2 - i1):
-                    mp[i1 + k] = j1 + k
+                for m in range(i2 - i1):
+                    mp[i1 + m] = j1 + m
+        for i1, i2, j1, j2 in _differing_spans(mp):
+            if i2 > i1 and _is_value_span(d[j1:j2], values):  # another value between common words: "of {x} over"
+                varies[i1:i2] = True
         maps.append(mp)
         for i in mp:
             matched_cnt[i] += 1
+    _widen_values(ref, varies, wording)
     if n == 1:  # one example: its numbers, paths and expressions are the parameters
-        constant = [i for i in range(len(ref)) if infer_kind([ref[i][0]]) not in _VALUE_KINDS]
+        constant = [i for i in range(len(ref)) if infer_kind([ref[i][0]]) not in _VALUE_KINDS and not varies[i]]
     else:
-        constant = [i for i in range(len(ref)) if matched_cnt[i] >= constant_share * n]
+        constant = [i for i in range(len(ref)) if matched_cnt[i] >= constant_share * n and not varies[i]]
     anchors = [-1] + constant + [len(ref)]
     pieces: list[tuple[str, Any]] = []  # ("text", (tokens)) or ("slot", index into slots)
     slot_values: list[list[str]] = []
@@ -246,7 +257,11 @@ def extract_task_template(
             out += (" " if sp and not first else "") + "{" + names[val] + "}"
         first = False
     values = {rid: {names[si]: slot_values[si][k] for si in range(len(slots))} for k, rid in enumerate(run_ids)}
-    return TaskTemplate(out, slots, values, run_ids[ref_i])
+    # values between constant words; none when the text does not open with its own words (a mix of wordings,
+    # whose "values" are the other wordings' words)
+    bounded = [vals for vals, (a, b) in zip(slot_values, slot_pos) if 0 <= a and b < len(ref) and 0 in is_constant]
+    found = frozenset(w for vals in bounded for v in vals for w in _value_words(v))
+    return TaskTemplate(out, slots, values, run_ids[ref_i], found)
 
 
 _ARTICLES = frozenset({"a", "an", "the"})
@@ -265,6 +280,7 @@ _ROLE_DESCRIPTIONS = {
     "quantity": "quantity to compute", "request": "the request in the user's words",
 }
 _CONTENT = re.compile(r"^[A-Za-z][A-Za-z_]+$")
+_VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")  # what ``task_families.value_words`` counts as a word
 
 
 def _is_content(word: str) -> bool:
@@ -328,32 +344,121 @@ def describe_slot(name: str, before: str = "") -> str:
     return f"{role} (after '{before}' in the request)" if before else role
 
 
-def wordings(descriptions: Mapping[str, str]) -> list[list[str]]:
-    """Run ids per wording of the request (``task_families`` over these descriptions), most common first."""
+def _is_value_word(token: str, values: frozenset[str]) -> bool:
+    """True when the token's words ("halo_mass": halo, mass) are all words some run takes as a value."""
+    parts = [w for w in _VALUE_WORD.findall(token) if w.lower() not in STOP_WORDS]
+    return bool(values) and bool(parts) and token.lower() not in STOP_WORDS and all(lemma(w) in values for w in parts)
+
+
+def _value_phrases(ref: Sequence[tuple[str, bool]], values: frozenset[str]) -> np.ndarray:
+    """Positions of the phrases made only of value words and set apart by stop words or punctuation ("of galaxy
+    number density over"); a value word next to another word ("CLASS documentation") is that word's context."""
+    marks = np.zeros(len(ref), dtype=bool)
+    is_value = [_is_value_word(t, values) for t, _ in ref]
+    apart = [not re.search(r"\w", t) or t.lower() in STOP_WORDS for t, _ in ref]
+    i = 0
+    while i < len(ref):
+        j = i
+        while j < len(ref) and is_value[j]:
+            j += 1
+        if j > i and (i == 0 or apart[i - 1]) and (j == len(ref) or apart[j]):
+            marks[i:j] = True
+        i = max(j, i + 1)
+    return marks
+
+
+def _is_value_span(tokens: Sequence[tuple[str, bool]], values: frozenset[str]) -> bool:
+    """True when the tokens hold a value word and every word of them is a value word or a stop word."""
+    words = [t for t, _ in tokens if _VALUE_WORD.search(t)]
+    return any(_is_value_word(w, values) for w in words) and all(
+        _is_value_word(w, values) or w.lower() in STOP_WORDS for w in words)
+
+
+def _value_words(text: str, max_words: int = 4) -> list[str]:
+    """Content lemmas of a short value ("galaxy number density"); [] for longer text, which is a rewording (a slot
+    that holds the whole request) rather than a value."""
+    return content_words(text) if len(text.split()) <= max_words else []
+
+
+def _differing_spans(mp: Mapping[int, int]) -> list[tuple[int, int, int, int]]:
+    """Maximal reference spans ``[i1, i2)`` a member words differently (its span ``[j1, j2)``) between two aligned
+    common tokens (``mp``: reference position -> member position of the equal tokens); open ends are left out."""
+    aligned = sorted(mp.items())
+    return [(a + 1, b, mp[a] + 1, mp[b]) for (a, _), (b, _) in pairwise(aligned)
+            if b - a > 1 or mp[b] - mp[a] > 1]
+
+
+def _widen_values(ref: Sequence[tuple[str, bool]], varies: np.ndarray, wording: frozenset[str]) -> None:
+    """Grow each varying span (in place) over its neighbours that belong to no wording: not a stop word, not
+    punctuation, not a lemma of the request's own words ("Y3" after "DES", "E(B-V)" after "dust extinction"); a
+    number or a file name stays a parameter of its own."""
+    def part_of_value(token: str) -> bool:
+        return (bool(re.search(r"\w", token)) and token.lower() not in STOP_WORDS and token.lower() not in _STOP
+                and lemma(token) not in wording and infer_kind([token]) not in ("integer", "number", "file_path"))
+
+    changed = True
+    while changed:
+        changed = False
+        for i, (token, _) in enumerate(ref):
+            near = (i > 0 and varies[i - 1]) or (i + 1 < len(ref) and varies[i + 1])
+            if not varies[i] and near and part_of_value(token):
+                varies[i] = changed = True
+
+
+def _signature(word_sets: Sequence[frozenset[str]], share: float = 0.8) -> frozenset[str]:
+    """The content-word lemmas of one wording: those in at least ``share`` of its runs' descriptions."""
+    counts = Counter(w for ws in word_sets for w in ws)
+    return frozenset(w for w, c in counts.items() if c >= share * len(word_sets))
+
+
+def own_wordings(descriptions: Mapping[str, str], run_ids: list[str], max_distance: float = 0.6,
+                 floor: float = 0.3) -> list[list[str]]:
+    """``run_ids`` (one wording family) split until each part opens with its own words: a family whose template
+    starts with a parameter glues paraphrases that share a value ("Suggest N projects about T", "What are N
+    questions in T" asked about one T), so it is clustered again with a tighter cut (down to ``floor``)."""
+    texts = {r: descriptions[r] for r in run_ids}
+    if len(run_ids) < 2 or max_distance < floor or not extract_task_template(texts).template.startswith("{"):
+        return [run_ids]
+    parts = wordings(texts, max_distance)
+    return [own for part in parts for own in own_wordings(descriptions, part, max_distance - 0.1, floor)]
+
+
+def wordings(descriptions: Mapping[str, str], max_distance: float = 0.7) -> list[list[str]]:
+    """Run ids per wording of the request (``task_families`` over these descriptions, cut at ``max_distance``),
+    most common first."""
     by_family: dict[str, list[str]] = defaultdict(list)
-    for rid, fid in task_families(descriptions).labels.items():
+    for rid, fid in task_families(descriptions, max_distance=max_distance).labels.items():
         by_family[fid].append(rid)
     return sorted((sorted(r) for r in by_family.values()), key=lambda rs: (-len(rs), rs[0]))
 
 
 def request_template(descriptions: Mapping[str, str]) -> TaskTemplate:
-    """The task template in the words of the most common wording; runs asked in other words (paraphrases) get
-    their values from their own wording's template, each slot matched to the main slot of the same name, else of
-    the same kind, in order."""
-    groups = wordings(descriptions) or [[]]
-    task = extract_task_template({r: descriptions[r] for r in groups[0]})
+    """The task template in the words of the most common wording that opens with its own words; runs asked in
+    other words (paraphrases) get their values from their own wording's template, each slot matched to the main slot
+    of the same name, else of the same kind, else of the same JSON type, in order. A word any member run of any
+    wording takes as a short value between constant words (``TaskTemplate.value_words``) is then a parameter in
+    every wording's template, never one run's literal (a value most runs of one wording share included)."""
+    groups = [own for g in wordings(descriptions) for own in own_wordings(descriptions, g)] or [[]]
+    pool = frozenset().union(*(extract_task_template({r: descriptions[r] for r in g}).value_words for g in groups))
+    found = [extract_task_template({r: descriptions[r] for r in g}, values=pool,
+                                   wording=_signature([frozenset(content_words(descriptions[r])) for r in g]))
+             for g in groups]
+    order = sorted(range(len(groups)), key=lambda i: (found[i].template.startswith("{"), -len(groups[i]),
+                                                      groups[i][:1]))
+    task = found[order[0]]
     values = dict(task.values)
-    for other in groups[1:]:
-        own = extract_task_template({r: descriptions[r] for r in other})
+    for i in order[1:]:
+        own = found[i]
         unused = list(task.slots)
         mapping: dict[str, str] = {}
         for slot in own.slots:
             match = next((m for m in unused if m.name == slot.name), None) or next(
-                (m for m in unused if m.json_type() == slot.json_type() and m.kind == slot.kind), None)
+                (m for m in unused if m.kind == slot.kind), None) or next(
+                (m for m in unused if m.json_type() == slot.json_type()), None)
             if match is not None:
                 mapping[slot.name] = match.name
                 unused.remove(match)
-        for rid in other:
+        for rid in groups[i]:
             values[rid] = {mapping[k]: v for k, v in own.values.get(rid, {}).items() if k in mapping}
     return TaskTemplate(task.template, task.slots, values, task.reference_run)
 
