@@ -15,7 +15,8 @@ from skill_pipeline.resources import EventStoreResource
 
 mine_skills_job = dg.define_asset_job(
     name="mine_skills_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("skill_replays"),  # replays: verify_skills_job
+    # replays: verify_skills_job; mining by mode: its own jobs (defs/by_mode.py)
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("skill_replays") - dg.AssetSelection.groups("by_mode"),
     tags=WAREHOUSE_TAG,
     description="Extract new events into DuckDB, mine sequences, clusters, patterns and templates, and publish a "
                 "library release.",

@@ -8,7 +8,7 @@ from skill_pipeline.definitions import defs
 
 ASSETS = {"raw_agent_events", "raw_workflow_runs", "raw_dag_nodes", "raw_files", "event_sequences",
           "sequence_clusters", "skill_patterns", "skill_templates", "run_outcomes", "skill_library_release",
-          "run_conformance", "skill_replays"}
+          "run_conformance", "skill_replays", "mode_skill_templates", "mode_skill_library_release"}
 CHECKS = {"events_reconcile_with_source", "events_have_no_orphans", "every_run_has_a_sequence",
           "clustering_quality", "templates_match_library_schema", "release_verifies", "conformance_drift"}
 
@@ -17,10 +17,10 @@ def test_every_definition_is_present():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == ASSETS
     assert {c.name for c in repo.asset_graph.asset_check_keys} == CHECKS
-    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"mine_skills_job",
-                                                                                        "verify_skills_job"}
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
+        "mine_skills_job", "verify_skills_job", "mine_mode_job", "publish_by_mode_job"}
     assert [s.name for s in repo.schedule_defs] == ["mine_skills_schedule"]
-    assert [s.name for s in repo.sensor_defs] == ["new_events_sensor"]
+    assert [s.name for s in repo.sensor_defs] == ["new_events_sensor", "new_modes_sensor"]
     assert set(defs.resources) == {"event_store", "warehouse_db", "skill_library", "mining_settings",
                                    "conformance_settings", "replays"}
 
