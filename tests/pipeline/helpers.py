@@ -1,7 +1,6 @@
 """Running the real mining job in-process and reading what it reported."""
 
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
@@ -25,15 +24,6 @@ def run_job_on(url: str, tmp_path: Path, **settings: object) -> dg.ExecuteInProc
             return run_job(store, tmp_path, instance, **settings)
     finally:
         store.close()
-
-
-def materialisations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    """Asset key -> metadata values of the run's materialisations."""
-    out = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-    return out
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

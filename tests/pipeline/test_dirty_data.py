@@ -8,8 +8,9 @@ from sqlalchemy import insert
 from capture.store.capture_store import CaptureStore
 from capture.store.models import ExecutionEvent
 from capture.store.records import prepare_event
+from skill_pipeline.mine import materialisations
 
-from .helpers import checks, materialisations, run_job
+from .helpers import checks, run_job
 from .workload import write_runs
 
 EVENTS = ExecutionEvent.__table__

@@ -8,10 +8,11 @@ import duckdb
 from capture.store.capture_store import CaptureStore
 from skill_library import open_library
 from skill_library.verify import verify
+from skill_pipeline.mine import materialisations
 from workloads.simulate import simulate
 
 from .conftest import open_store
-from .helpers import checks, materialisations, run_job, run_job_on
+from .helpers import checks, run_job, run_job_on
 
 RUNS = 60
 

@@ -4,10 +4,11 @@ bytes for the same store."""
 from pathlib import Path
 
 from skill_pipeline.lib.mining_steps import mine_store, skill_membership
+from skill_pipeline.mine import materialisations
 from skill_pipeline.resources import MiningSettings
 from workloads.simulate import simulate
 
-from .helpers import materialisations, run_job_on
+from .helpers import run_job_on
 
 
 def _skill_files(library: Path) -> dict[str, bytes]:
