@@ -19,10 +19,10 @@ import capture
 from capture.adapters.common import recorded_by_caller
 from capture.core.clock import SimulatedClock, use_clock
 from capture.store.capture_store import Batch, CaptureStore
+from skillmine.console import RunProgress
 from workloads import scripted_llm
 from workloads.fast_engine import MANAGER, USER, tool_call_id
 from workloads.ground_truth import GroundTruth, GroundTruthWriter
-from workloads.progress import Progress
 from workloads.script import RATE_LIMIT_ERROR, TOOL_EXECUTOR, NodeScript, RunScript, ToolCall, Turn
 from workloads.summary import SimulationSummary, stored_runs
 
@@ -174,7 +174,7 @@ class Ag2Engine:
         return None
 
     def run_all(self, scripts: Iterable[RunScript], writer: GroundTruthWriter, summary: SimulationSummary,
-                progress: Progress) -> None:
+                progress: RunProgress) -> None:
         """Play every script and write its ground truth; then flush and stop the recorder, and settle what capture
         cannot express (runs abandoned at approval stay open)."""
         played: list[RunScript] = []

@@ -12,10 +12,10 @@ from pathlib import Path
 from capture.core import config
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.migrate import upgrade
+from skillmine.console import RunProgress
 from workloads import fast_engine
 from workloads.families import FAMILIES, MODES, usable_modes
 from workloads.ground_truth import GroundTruth, GroundTruthWriter, default_path
-from workloads.progress import Progress
 from workloads.script import RunScript, build_run_script
 from workloads.summary import SimulationSummary, stored_runs
 
@@ -50,7 +50,7 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
     summary = SimulationSummary(url=store.engine.url.render_as_string(hide_password=True), engine=engine,
                                 ground_truth_path=Path(ground_truth) if ground_truth else default_path(seed))
     writer = GroundTruthWriter(summary.ground_truth_path)
-    progress = Progress(runs, quiet=quiet)
+    progress = RunProgress(runs, quiet=quiet)
     started = time.perf_counter()
     completed = False
     try:
@@ -65,7 +65,7 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
         completed = True
     finally:
         summary.seconds = time.perf_counter() - started
-        progress.update(summary.runs, summary.events, force=True)
+        progress.update(summary.runs, summary.events)
         progress.close()
         writer.close(complete=completed)
         store.close()
@@ -73,7 +73,7 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
 
 
 def _run_fast(store: CaptureStore, scripts: Iterator[RunScript], writer: GroundTruthWriter,
-              summary: SimulationSummary, progress: Progress) -> None:
+              summary: SimulationSummary, progress: RunProgress) -> None:
     while chunk := list(islice(scripts, FAST_BATCH_RUNS)):
         stored = stored_runs(store, [s.run_id for s in chunk])
         batch = Batch()
@@ -85,7 +85,7 @@ def _run_fast(store: CaptureStore, scripts: Iterator[RunScript], writer: GroundT
 
 
 def _flush(store: CaptureStore, batch: Batch, pending: list[GroundTruth], writer: GroundTruthWriter,
-           summary: SimulationSummary, progress: Progress) -> None:
+           summary: SimulationSummary, progress: RunProgress) -> None:
     result = store.write_batch(batch)
     summary.events += result.events_inserted
     summary.files += result.files_written

@@ -35,23 +35,6 @@ class SimulationSummary:
         self.by_outcome[truth.outcome] += 1
         self.by_mode_outcome[(truth.mode, truth.outcome)] += 1
 
-    def render(self) -> str:
-        """A human-readable report."""
-        rate = self.runs / self.seconds if self.seconds else 0.0
-        lines = [(f"simulated {self.runs:,} runs with the {self.engine} engine in {self.seconds:.1f} s "
-                  f"({rate:,.0f} runs/s)"),
-                 f"store: {self.url}",
-                 f"written: {self.events:,} events, {self.files:,} files, {self.messages:,} messages, "
-                 f"{self.costs:,} cost records"
-                 + (f" ({self.already_stored:,} runs were already stored and were skipped)"
-                    if self.already_stored else ""),
-                 "runs by mode / outcome:"]
-        for mode, count in sorted(self.by_mode.items()):
-            outcomes = ", ".join(f"{o} {n}" for (m, o), n in sorted(self.by_mode_outcome.items()) if m == mode)
-            lines.append(f"  {mode:22s} {count:7,}  ({outcomes})")
-        lines.append(f"ground truth: {self.ground_truth_path}")
-        return "\n".join(lines)
-
 
 def stored_runs(store: CaptureStore, run_ids: list[str]) -> set[str]:
     """Which of ``run_ids`` the store already holds: a repeated simulation skips them (edges and the recorder's

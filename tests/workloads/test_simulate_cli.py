@@ -6,7 +6,6 @@ import json
 from sqlalchemy import create_engine, text
 
 from skillmine.cli import main
-from workloads.progress import Progress
 from workloads.simulate import simulate
 
 
@@ -65,16 +64,18 @@ def test_repeating_a_seed_adds_nothing(tmp_path) -> None:
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
 
 
-def test_progress_only_on_a_terminal() -> None:
-    terminal, pipe = _Terminal(), io.StringIO()
-    for stream, quiet in ((terminal, False), (pipe, False), (_Terminal(), True)):
-        progress = Progress(100, stream=stream, quiet=quiet)
-        progress.update(25, 5000, force=True)
-        progress.close()
-    assert pipe.getvalue() == ""
-    assert terminal.getvalue().startswith("\rruns 25/100  events 5,000 (")
-    assert "/s)  time left " in terminal.getvalue() and terminal.getvalue().endswith("\n")
-    assert Progress(100, stream=_Terminal()).line(25, 5000, 10.0) == "runs 25/100  events 5,000 (500/s)  time left 0:30 "
+def test_progress_only_on_a_terminal(tmp_path, monkeypatch) -> None:
+    """A simulation draws runs done, events and their rate on a terminal's stderr; nothing in a pipe or when quiet."""
+    for name, stream, quiet in (("tty", _Terminal(), False), ("pipe", io.StringIO(), False),
+                                ("quiet", _Terminal(), True)):
+        monkeypatch.setattr("sys.stderr", stream)
+        done = simulate(runs=5, seed=3, url=f"sqlite:///{tmp_path / name}.db", ground_truth=tmp_path / f"{name}.jsonl",
+                        quiet=quiet)
+        shown = stream.getvalue()
+        if name == "tty":
+            assert "5/5" in shown and f"{done.events:,} events (" in shown and "/s)" in shown
+        else:
+            assert shown == "", name
 
 
 def test_an_interrupted_simulation_keeps_the_previous_ground_truth(tmp_path) -> None:
