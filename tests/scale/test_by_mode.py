@@ -2,7 +2,6 @@
 the same time in separate step processes (multiprocess executor) on a DuckLake warehouse with a PostgreSQL-backed
 Dagster instance, and the one release they feed equals the embedded single-file run's on the same store."""
 
-import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -18,12 +17,7 @@ from skillmine.cli import main
 from workloads.families import MODES
 from workloads.simulate import simulate
 
-
-def _released_skills(library: Path) -> dict[str, str]:
-    """Skill name -> content hash of every published skill document."""
-    docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(library.rglob("*.json"))
-            if "skills" in p.relative_to(library).parts]
-    return {doc["name"]: doc["content_hash"] for doc in docs}
+from .helpers import released_skills
 
 
 def _most_at_once(windows: list[tuple[float, float]]) -> int:
@@ -51,7 +45,7 @@ def test_four_mode_partitions_in_parallel_publish_the_embedded_release(
     monkeypatch.setenv("SKILLMINE_HOME", str(tmp_path / "embedded"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "embedded" / "dagster"))
     assert main(["mine", "--quiet", "--url", url]) == 0
-    embedded = _released_skills(tmp_path / "embedded" / "library")
+    embedded = released_skills(tmp_path / "embedded" / "library")
     assert len(embedded) >= 4
 
     home = tmp_path / "scaled" / "dagster"
@@ -86,4 +80,4 @@ def test_four_mode_partitions_in_parallel_publish_the_embedded_release(
 
         released = defs.resolve_job_def("publish_by_mode_job").execute_in_process(instance=instance)
         assert released.success
-    assert _released_skills(tmp_path / "scaled" / "library") == embedded
+    assert released_skills(tmp_path / "scaled" / "library") == embedded

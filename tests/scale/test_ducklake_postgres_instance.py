@@ -4,7 +4,6 @@ and a Dagster instance on PostgreSQL publish the same release as the embedded si
 One fresh PostgreSQL database holds both the DuckLake catalog (``ducklake_*`` tables) and the Dagster instance's
 tables; they share no table name."""
 
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -14,12 +13,7 @@ from skill_pipeline.lib import warehouse, warehouse_backends
 from skillmine.cli import main
 from workloads.simulate import simulate
 
-
-def _released_skills(library: Path) -> dict[str, str]:
-    """Skill name -> content hash of every published skill document."""
-    docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(library.rglob("*.json"))
-            if "skills" in p.relative_to(library).parts]
-    return {doc["name"]: doc["content_hash"] for doc in docs}
+from .helpers import released_skills
 
 
 def _mine(home: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +28,7 @@ def test_ducklake_warehouse_and_postgres_instance_publish_the_embedded_release(
     url = f"sqlite:///{tmp_path / 'capture.db'}"
     simulate(runs=80, seed=5, url=url, ground_truth=tmp_path / "truth.jsonl")
     _mine(tmp_path / "embedded", url, monkeypatch)
-    embedded = _released_skills(tmp_path / "embedded" / "library")
+    embedded = released_skills(tmp_path / "embedded" / "library")
     assert len(embedded) >= 4
 
     lake_data = tmp_path / "lake"
@@ -44,7 +38,7 @@ def test_ducklake_warehouse_and_postgres_instance_publish_the_embedded_release(
     monkeypatch.setenv("SKILLMINE_DAGSTER_PG_URL", pg_url)
     _mine(tmp_path / "scaled", url, monkeypatch)
 
-    assert _released_skills(tmp_path / "scaled" / "library") == embedded
+    assert released_skills(tmp_path / "scaled" / "library") == embedded
     assert not (tmp_path / "scaled" / "warehouse.duckdb").exists()
     assert list((lake_data / "data").rglob("*.parquet"))
     with warehouse.connect(lake_data / warehouse_backends.DESCRIPTOR_NAME) as con:
