@@ -102,43 +102,33 @@ class Importer(Protocol):
 
 
 class Progress:
-    """Runs done, events/s and time left on a terminal; silent in pipes or when quiet."""
+    """Runs done and events written by an import, drawn as a live bar (rich, through :mod:`skillmine.console`,
+    imported only when it draws) on a terminal only: a pipe or a log gets just the command's one summary line."""
 
-    def __init__(self, total_runs: int | None = None, *, quiet: bool = False, stream: TextIO | None = None,
-                 interval_s: float = 0.5) -> None:
+    def __init__(self, total_runs: int | None = None, *, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = not quiet and self.stream.isatty()
         self.total_runs = total_runs
-        self.interval_s = interval_s
-        self.started = time.monotonic()
-        self._last = 0.0
         self.runs = 0
         self.events = 0
+        self._display: Any = None  # a skillmine.console.RunProgress once it draws
 
     def step(self, events: int) -> None:
         """One more run done with ``events`` events."""
         self.runs += 1
         self.events += events
-        now = time.monotonic()
-        if self.enabled and now - self._last >= self.interval_s:
-            self._last = now
-            self.stream.write("\r" + self.line(now))
-            self.stream.flush()
+        if not self.enabled:
+            return
+        if self._display is None:
+            from skillmine.console import RunProgress
 
-    def line(self, now: float | None = None) -> str:
-        """The progress line (runs done, events/s, estimated time left when the total is known)."""
-        elapsed = max((now or time.monotonic()) - self.started, 1e-9)
-        text = f"{self.runs}" + (f"/{self.total_runs}" if self.total_runs else "") + \
-            f" runs, {self.events / elapsed:,.0f} events/s"
-        if self.total_runs and self.runs:
-            text += f", {elapsed / self.runs * (self.total_runs - self.runs):.0f} s left"
-        return text
+            self._display = RunProgress(self.total_runs, stream=self.stream)
+        self._display.update(self.runs, self.events, total=self.total_runs)
 
     def done(self) -> None:
-        """Finish the line on a terminal."""
-        if self.enabled and self.runs:
-            self.stream.write("\r" + self.line() + "\n")
-            self.stream.flush()
+        """End the display (its last state stays on the terminal)."""
+        if self._display is not None:
+            self._display.close()
 
 
 TASK_FOLDER = re.compile(r"/tasks/[^/]+/(.+)$")
