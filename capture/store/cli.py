@@ -1,7 +1,6 @@
 """``skillmine db ...``: create, upgrade, downgrade and inspect the capture store."""
 
 import argparse
-import sys
 
 from capture.store.db import StoreError, make_engine, safe_url
 
@@ -22,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"skillmine db: {exc}", file=sys.stderr)
+    from skillmine.console import fail
+
+    fail("db", str(exc))
     return 2
 
 
@@ -69,10 +70,12 @@ def _status(args: argparse.Namespace) -> int:
         store = CaptureStore.open(args.url)
     except StoreError as exc:
         return _fail(exc)
+    from skillmine.console import console, table
+
     overview = store_overview(store.engine)
-    print(f"capture store: {safe_url(store.engine.url.render_as_string(False))}")
-    for name, count in overview["tables"].items():
-        print(f"  {name:<18} {count:>10,}")
-    for mode, count in overview["runs_by_mode"].items():
-        print(f"  runs[{mode}]".ljust(20) + f" {count:>10,}")
+    out = console()
+    out.print(f"capture store: {safe_url(store.engine.url.render_as_string(False))}", markup=False)
+    out.print(table(["table", "rows"], overview["tables"].items()))
+    if overview["runs_by_mode"]:
+        out.print(table(["mode", "runs"], overview["runs_by_mode"].items(), title="runs by mode"))
     return 0

@@ -105,8 +105,9 @@ def test_cli_upgrade_current_status_downgrade(store_url, capsys):
                             events=[{"run_id": "r", "session_id": "s", "event_type": "info"}]))
     store.close()
     assert main(["db", "--url", store_url, "status"]) == 0
-    out = capsys.readouterr().out
-    assert "execution_events" in out and "runs[one_shot]" in out
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["execution_events", "1"] in rows and ["workflow_runs", "1"] in rows
+    assert ["one_shot", "1"] in rows[rows.index(["runs", "by", "mode"]):]
     assert main(["db", "--url", store_url, "downgrade", "base"]) == 0
     capsys.readouterr()
     assert main(["db", "--url", store_url, "status"]) == 2
