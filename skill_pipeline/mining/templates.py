@@ -97,7 +97,7 @@ class TaskTemplate:
     slots: list[Slot]
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # run_id -> slot -> value
     reference_run: str | None = None
-    value_words: frozenset[str] = frozenset()  # lemmas of short values between constant words ("of {x} in")
+    value_keys: frozenset[tuple[str, ...]] = frozenset()  # short values between common words ("of {x} in")
 
     def render(self, **params: Any) -> str:
         return self.template.format(**{s.name: params.get(s.name, s.default) for s in self.slots})
@@ -160,7 +160,7 @@ def _reference(descs: Sequence[list[tuple[str, bool]]], max_sample: int = 200) -
 
 def extract_task_template(
     descriptions: Mapping[str, str], *, constant_share: float = 0.8, min_gap_share: float = 0.2,
-    values: frozenset[str] = frozenset(), wording: frozenset[str] = frozenset(),
+    values: frozenset[tuple[str, ...]] = frozenset(), wording: frozenset[str] = frozenset(),
 ) -> TaskTemplate:
     """Parameterised task template from the task descriptions of one cluster's runs (run_id -> text).
 
@@ -180,6 +180,8 @@ def extract_task_template(
     (ref_s,), _ = encode([[t for t, _ in ref]], vocab)
     matched_cnt = np.zeros(len(ref))
     varies = _value_phrases(ref, values)
+    value_words = frozenset(w for key in values for w in key if _VALUE_WORD.fullmatch(w))
+    swapped: set[tuple[str, ...]] = set()
     maps: list[dict[int, int]] = []
     for d in toks:
         (s,), _ = encode([[t for t, _ in d]], vocab)
@@ -189,8 +191,11 @@ def extract_task_template(
                 for m in range(i2 - i1):
                     mp[i1 + m] = j1 + m
         for i1, i2, j1, j2 in _differing_spans(mp):
-            if i2 > i1 and _is_value_span(d[j1:j2], values):  # another value between common words: "of {x} over"
+            if i2 > i1 and _is_value_span(d[j1:j2], value_words):  # another value between common words
                 varies[i1:i2] = True
+            ours, theirs = _value_key(_join(ref[i1:i2])), _value_key(_join(d[j1:j2]))
+            if ours and theirs:  # words in place of words: values, even where most members agree
+                swapped.update((ours, theirs))
         maps.append(mp)
         for i in mp:
             matched_cnt[i] += 1
@@ -217,8 +222,8 @@ def extract_task_template(
                 continue
             vals.append(_join([(t, sp) for t, sp in d[lo + 1 : hi]]).strip())
         if b - a > 1 or sum(v != "" for v in vals) >= min_gap_share * n:
-            if len(set(vals)) <= 1 and complete and n > 1:
-                for k in range(a + 1, b):  # identical everywhere: keep as text
+            if len(set(vals)) <= 1 and complete and n > 1 and not varies[a + 1:b].any():
+                for k in range(a + 1, b):  # identical everywhere (and no value elsewhere): keep as text
                     pieces.append(("text", ref[k]))
                 continue
             pieces.append(("slot", len(slot_values)))
@@ -260,7 +265,8 @@ def extract_task_template(
     # values between constant words; none when the text does not open with its own words (a mix of wordings,
     # whose "values" are the other wordings' words)
     bounded = [vals for vals, (a, b) in zip(slot_values, slot_pos) if 0 <= a and b < len(ref) and 0 in is_constant]
-    found = frozenset(w for vals in bounded for v in vals for w in _value_words(v))
+    found = frozenset(k for vals in bounded for v in vals if (k := _value_key(v))).union(
+        swapped if 0 in is_constant else ())
     return TaskTemplate(out, slots, values, run_ids[ref_i], found)
 
 
@@ -350,20 +356,23 @@ def _is_value_word(token: str, values: frozenset[str]) -> bool:
     return bool(values) and bool(parts) and token.lower() not in STOP_WORDS and all(lemma(w) in values for w in parts)
 
 
-def _value_phrases(ref: Sequence[tuple[str, bool]], values: frozenset[str]) -> np.ndarray:
-    """Positions of the phrases made only of value words and set apart by stop words or punctuation ("of galaxy
-    number density over"); a value word next to another word ("CLASS documentation") is that word's context."""
+def _value_phrases(ref: Sequence[tuple[str, bool]], values: frozenset[tuple[str, ...]]) -> np.ndarray:
+    """Positions of the longest phrases, set apart by stop words or punctuation, that some run gives as a value ("of
+    galaxy number density over" when another run's parameter was "galaxy number density")."""
     marks = np.zeros(len(ref), dtype=bool)
-    is_value = [_is_value_word(t, values) for t, _ in ref]
     apart = [not re.search(r"\w", t) or t.lower() in STOP_WORDS for t, _ in ref]
+    starts = [i for i in range(len(ref)) if not apart[i] and (i == 0 or apart[i - 1])]
+    ends = [j for j in range(1, len(ref) + 1) if not apart[j - 1] and (j == len(ref) or apart[j])]
     i = 0
-    while i < len(ref):
-        j = i
-        while j < len(ref) and is_value[j]:
-            j += 1
-        if j > i and (i == 0 or apart[i - 1]) and (j == len(ref) or apart[j]):
-            marks[i:j] = True
-        i = max(j, i + 1)
+    for start in starts:
+        if start < i:
+            continue
+        for end in sorted((e for e in ends if e > start), reverse=True):
+            span = ref[start:end]
+            if _value_key(_join(span)) in values and not any(infer_kind([t]) in _VALUE_KINDS for t, _ in span):
+                marks[start:end] = True  # numbers and files align by themselves
+                i = end
+                break
     return marks
 
 
@@ -374,10 +383,12 @@ def _is_value_span(tokens: Sequence[tuple[str, bool]], values: frozenset[str]) -
         _is_value_word(w, values) or w.lower() in STOP_WORDS for w in words)
 
 
-def _value_words(text: str, max_words: int = 4) -> list[str]:
-    """Content lemmas of a short value ("galaxy number density"); [] for longer text, which is a rewording (a slot
-    that holds the whole request) rather than a value."""
-    return content_words(text) if len(text.split()) <= max_words else []
+def _value_key(text: str, max_words: int = 4) -> tuple[str, ...]:
+    """Lemmas of a short value's words and numbers ("the galaxy number density" -> galaxy, number, density; "40
+    bins" -> 40, bin); () for longer text, which is a rewording (a slot holding the whole request), not a value."""
+    if len(text.split()) > max_words:
+        return ()
+    return tuple(lemma(t) for t, _ in tokenize_text(text) if re.search(r"\w", t) and t.lower() not in STOP_WORDS)
 
 
 def _differing_spans(mp: Mapping[int, int]) -> list[tuple[int, int, int, int]]:
@@ -435,11 +446,11 @@ def wordings(descriptions: Mapping[str, str], max_distance: float = 0.7) -> list
 def request_template(descriptions: Mapping[str, str]) -> TaskTemplate:
     """The task template in the words of the most common wording that opens with its own words; runs asked in
     other words (paraphrases) get their values from their own wording's template, each slot matched to the main slot
-    of the same name, else of the same kind, else of the same JSON type, in order. A word any member run of any
-    wording takes as a short value between constant words (``TaskTemplate.value_words``) is then a parameter in
-    every wording's template, never one run's literal (a value most runs of one wording share included)."""
+    of the same name, else of the same kind, else of the same JSON type, in order. A phrase any member run of any
+    wording gives as a short value between common words (``TaskTemplate.value_keys``) is then a parameter in every
+    wording's template, never one run's literal (a value most runs of one wording share included)."""
     groups = [own for g in wordings(descriptions) for own in own_wordings(descriptions, g)] or [[]]
-    pool = frozenset().union(*(extract_task_template({r: descriptions[r] for r in g}).value_words for g in groups))
+    pool = frozenset().union(*(extract_task_template({r: descriptions[r] for r in g}).value_keys for g in groups))
     found = [extract_task_template({r: descriptions[r] for r in g}, values=pool,
                                    wording=_signature([frozenset(content_words(descriptions[r])) for r in g]))
              for g in groups]
