@@ -39,12 +39,10 @@ def _emit_json(value: Any) -> None:
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    """Print a table through :mod:`skillmine.console` (a rich-only leaf, imported here so the library stays light)."""
+    from skillmine.console import console, table
+
+    console().print(table(headers, rows))
 
 
 def _open(args: argparse.Namespace) -> Library:

@@ -26,6 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 PLAIN_WIDTH = 160
 
@@ -59,7 +60,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, title: st
         numeric = bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         grid.add_column(name, justify="right" if numeric else "left")
     for row in materialised:
-        grid.add_row(*(_cell(v) for v in row))
+        grid.add_row(*(Text(_cell(v)) for v in row))  # Text: a cell's "[...]" is data, never rich markup
     return grid
 
 

@@ -73,7 +73,7 @@ def test_show_json_includes_provenance(lib, capsys):
     code, out, _ = run(capsys, "show", "plot_function", "--version", "1.0.0", "--library", str(lib))
     assert out.startswith("plot_function 1.0.0 (active)  Plot a function")
     assert "pipeline run mine-1" in out and "versions: 1.0.0, 1.1.0" in out
-    assert "executor  execute     python  repeat 1-4  plot/png" in out
+    assert ["2", "executor", "execute", "python", "repeat", "1-4", "plot/png"] in [line.split() for line in out.splitlines()]
 
 
 def test_search(lib, capsys):
@@ -186,3 +186,14 @@ def test_search_and_export_serve_candidates_only_when_asked(lib, capsys, tmp_pat
     assert set(exported(tmp_path / "after")) == {"literature-search"}
     assert set(exported(tmp_path / "all", "--include-candidates")) == {
         "literature-search", "plot-function", "summarise-dataset"}
+
+
+def test_table_cells_print_brackets_verbatim(tmp_path, capsys):
+    """A title with square brackets is data: the table shows it as written, never as rich markup."""
+    title = "Plot [bold]f[/bold] over [x_min, x_max]"
+    candidates = tmp_path / "c.json"
+    candidates.write_text(json.dumps([variant(plot_candidate(), lambda d: d.update(title=title))]))
+    assert main(["skills", "publish", str(candidates), "--library", str(tmp_path / "lib")]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "list", "--library", str(tmp_path / "lib"))
+    assert code == 0 and out.splitlines()[3].rstrip().endswith(title)

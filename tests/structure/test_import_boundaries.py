@@ -178,3 +178,24 @@ def test_import_capture_and_instrument_load_no_sqlalchemy():
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                          check=False)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_terminal_output_is_one_leaf_that_capture_and_skill_library_load_only_to_print():
+    """``skillmine.console`` imports nothing of the project; ``capture`` and ``skill_library`` reach ``rich`` only
+    through it, and what an agent process, an importer, the CLI's registration or a skill consumer imports loads no
+    ``rich`` (DESIGN.md, "One CLI")."""
+    modules = project_modules()
+    leaf = [target for target, _ in imports_of(modules["skillmine.console"], "skillmine.console", modules)
+            if target.split(".")[0] in PACKAGES]
+    assert not leaf, leaf
+    bad = [f"{path.relative_to(REPO)}:{line} imports {target}"
+           for name, path in modules.items() if name.split(".")[0] in ("capture", "skill_library")
+           for target, line in imports_of(path, name, modules)
+           if target.split(".")[0] == "rich" or (target.split(".")[0] == "skillmine" and target != "skillmine.console")]
+    assert not bad, "\n".join(bad)
+    code = ("import sys, capture, capture.importers.common, capture.importers.cli, capture.store.cli\n"
+            "import capture.read.trace_api.cli, skill_library, skill_library.cli\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'rich'], 'rich loaded'\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
