@@ -42,20 +42,22 @@ def run_import(args: argparse.Namespace) -> int:
 
     module, function, _ = IMPORTERS[args.import_kind]
     importer: Importer = getattr(importlib.import_module(module), function)
+    from skillmine.console import fail
+
     try:
         store = CaptureStore.open(args.url)
     except StoreError as exc:
-        print(f"skillmine import: {exc}", file=sys.stderr)
+        fail("import", str(exc))
         return 2
     try:
         report = importer(args.path, store, session=args.session, quiet=args.quiet)
     except SourceError as exc:
-        print(f"skillmine import: {exc}", file=sys.stderr)
         if exc.report is not None and (exc.report.runs_written or exc.report.runs_skipped):
-            print(exc.report.summary(), file=sys.stderr)
+            print(exc.report.summary(), file=sys.stderr)  # what stays stored; the cause is the last line
+        fail("import", str(exc))
         return 1
     except StoreError as exc:
-        print(f"skillmine import: {exc}", file=sys.stderr)
+        fail("import", str(exc))
         return 2
     finally:
         store.close()
