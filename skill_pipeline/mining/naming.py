@@ -23,7 +23,8 @@ def _article(words: str) -> str:
 
 
 def _slot_words(name: str) -> str:
-    words = [w for w in name.split("_") if w and w not in ("n", "num", "name")]
+    """What a slot stands for, in words: ``n_papers`` -> "papers", ``subject_2`` -> "subject"."""
+    words = [w for w in name.split("_") if w and w not in ("n", "num", "name") and not w.isdigit()]
     return " ".join(words) or name
 
 
@@ -55,6 +56,7 @@ def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_
             continue
         name = slot.group(1)
         what = _slot_words(name)
+        second = bool(re.search(r"_\d+$", name))  # "{subject} in {subject_2}" -> "a subject in another subject"
         prev = out[-1].lower() if out else ""
         nxt = words[i + 1].lower().strip(".,;:") if i + 1 < len(words) else ""
         if kinds.get(name) in _COUNT_KINDS or nxt == what.split()[-1]:
@@ -62,9 +64,9 @@ def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_
         if prev == what.split()[-1]:  # "column {column}" -> "a column"
             out[-1] = _article(prev)
         elif prev in _ARTICLES:
-            out.append(what)  # "the {statistic}" -> "the statistic"
+            out.append(("other " if second else "") + what)  # "the {statistic}" -> "the statistic"
         else:
-            out.append(_article(what))
+            out.append("another " + what if second else _article(what))
     title = re.sub(r"\s+", " ", " ".join(out)).strip(" ,.;:")
     title = re.sub(r"\b(a|an|the) (a|an|the)\b", r"\1", title)
     return _cut_words(title[:1].upper() + title[1:], max_chars)

@@ -63,3 +63,9 @@ def test_words_the_request_keeps_are_not_parameters() -> None:
             for i, (year, region) in enumerate(zip([1998, 2005, 2010, 2016], REGIONS))}
     task = request_template(runs)
     assert task.template.startswith("Draw the temperature anomaly map for {")
+
+
+def test_a_second_parameter_of_one_role_reads_as_another_not_as_a_number() -> None:
+    assert _title("Compare the {basin} basin with {basin_2} over {n_years} years") == \
+        "Compare the basin with another basin over years"
+    assert _title("Map {subject} in {subject_2} each month") == "Map a subject in another subject each month"
