@@ -4,8 +4,9 @@ Task template: member task descriptions are split into words / numbers / paths /
 aligned (Levenshtein opcodes) to a reference description (the word-level medoid). Reference
 tokens kept by at least ``constant_share`` of the members are constant; the gaps between
 consecutive constant anchors become slots ``{name}``, each member's slot value being its text
-between the two anchors. Slot kinds: integer, number, file_path, enum (few distinct values),
-string. Names come from nearby words (``x_min``/``x_max`` inside ``[a, b]``, ``file_name`` for
+between the two anchors. Across wordings of one request (``request_template``), a phrase one wording's runs
+give as a value is a parameter in every wording, so no template or title keeps one run's literal. Slot kinds:
+integer, number, file_path, enum (few distinct values), string. Names come from nearby words (``x_min``/``x_max`` inside ``[a, b]``, ``file_name`` for
 paths) or the kind.
 """
 from __future__ import annotations
@@ -164,11 +165,13 @@ def extract_task_template(
 ) -> TaskTemplate:
     """Parameterised task template from the task descriptions of one cluster's runs (run_id -> text).
 
-    ``values``: lemmas that some member run (of any wording of the request) takes as a parameter value; a reference
-    word among them is never constant, nor is a reference span some member replaces with such words, so a value most
-    members share ("galaxy number density" in 9 of 10 runs) is still a parameter. Such a span grows over the
-    neighbouring tokens that are not words of the ``wording`` (its signature lemmas): "DES Y3", "dust extinction
-    E(B-V)" are one value. With a single run, its numbers, file paths and math expressions become the slots."""
+    ``values``: short values (``_value_key``: lemmas of their words) that some run of any wording of the request
+    gave for a parameter; a reference phrase equal to one is never constant, nor is a reference span some member
+    replaces with value words, so a value every member shares ("galaxy number density" in all runs of this wording,
+    another wording varying it) is still a parameter. Such a span grows over the neighbouring tokens that are not
+    words of the ``wording`` (its signature lemmas): "DES Y3", "dust extinction E(B-V)" are one value. The result's
+    ``value_keys`` are this wording's own short values between common words. With a single run, its numbers, file
+    paths and math expressions become the slots."""
     run_ids = sorted(descriptions)
     if not run_ids:
         return TaskTemplate("", [], {})
