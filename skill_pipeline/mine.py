@@ -218,8 +218,8 @@ def mine_now(options: MineOptions, *, home: Path | Callable[[], Path], out: Cons
              err: Console | None = None) -> int:
     """Run the job; returns a process exit code (0 ok, 1 run failed, 2 bad configuration). ``home`` is the Dagster
     home, or a function making it: called only once the store is known to be there, so a failure leaves none."""
-    from skill_pipeline.cli import instance_environment
     from skill_pipeline.definitions import defs
+    from skill_pipeline.instance import instance_environment
     from skill_pipeline.resources import (
         EventStoreResource,
         MiningSettings,

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _quickstart(args: argparse.Namespace) -> int:
     from capture.core import config
     from capture.store.db import StoreError, safe_url
-    from skill_pipeline.cli import dagster_home
+    from skill_pipeline.instance import dagster_home
     from skill_pipeline.mine import MineOptions, mine_now
     from skill_pipeline.verification.cli import verify_quickstart
     from workloads.cli import show_summary

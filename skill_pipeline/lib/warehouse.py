@@ -20,6 +20,7 @@ import duckdb
 import duckdb_extension_sqlite_scanner
 
 from skill_pipeline.lib import warehouse_backends
+from skill_pipeline.lib.sql_text import sql_list, sql_literal  # noqa: F401 - the warehouse's SQL text helpers
 
 # Column name -> DuckDB type, per warehouse table; the order is the CSV column order.
 EVENT_COLUMNS: dict[str, str] = {
@@ -98,20 +99,6 @@ def ddl(*, primary_keys: bool = True) -> list[str]:
         key = f', PRIMARY KEY ("{PRIMARY_KEYS[table]}")' if table in PRIMARY_KEYS and primary_keys else ""
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{key})")
     return statements
-
-
-def sql_literal(text: str) -> str:
-    """``text`` as an SQL string literal (for statements that take no parameters: COPY, sqlite_query, LOAD)."""
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def sql_list(values: Iterable[str]) -> str:
-    """``values`` as a parenthesised list of SQL literals, for ``IN``. Empty is refused: ``NOT IN (NULL)`` would
-    silently match nothing."""
-    items = [sql_literal(v) for v in values]
-    if not items:
-        raise ValueError("an SQL IN list needs at least one value")
-    return "(" + ", ".join(items) + ")"
 
 
 def load_sqlite_scanner(con: duckdb.DuckDBPyConnection) -> None:

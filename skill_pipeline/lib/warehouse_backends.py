@@ -24,7 +24,7 @@ import duckdb_extension_ducklake
 import duckdb_extension_postgres_scanner
 from sqlalchemy.engine import make_url
 
-from skill_pipeline.lib import warehouse
+from skill_pipeline.lib.sql_text import sql_literal
 
 BACKENDS = ("duckdb", "ducklake")
 DESCRIPTOR_NAME = "skillmine.ducklake.json"
@@ -38,7 +38,7 @@ def load_packaged_extension(con: duckdb.DuckDBPyConnection, package: ModuleType,
     if not binary.exists():
         raise RuntimeError(f"no {name} extension for DuckDB {duckdb.__version__} at {binary}; install the "
                            f"{package.__name__.replace('_', '-')} release that matches duckdb")
-    con.execute(f"LOAD {warehouse.sql_literal(binary)}")
+    con.execute(f"LOAD {sql_literal(binary)}")
 
 
 def catalog_dsn(catalog: str) -> str:
@@ -95,8 +95,8 @@ def open_lake(descriptor: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
         load_packaged_extension(con, duckdb_extension_postgres_scanner, "postgres_scanner")
         load_packaged_extension(con, duckdb_extension_ducklake, "ducklake")
         data = Path(lake.data_path).expanduser() / "data"
-        con.execute(f"ATTACH {warehouse.sql_literal(catalog_dsn(lake.catalog))} AS {LAKE_ALIAS} "
-                    f"(DATA_PATH {warehouse.sql_literal(str(data) + os.sep)})")
+        con.execute(f"ATTACH {sql_literal(catalog_dsn(lake.catalog))} AS {LAKE_ALIAS} "
+                    f"(DATA_PATH {sql_literal(str(data) + os.sep)})")
         con.execute(f"USE {LAKE_ALIAS}")
     except BaseException:
         con.close()

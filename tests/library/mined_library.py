@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from skill_pipeline.cli import dagster_home
+from skill_pipeline.instance import dagster_home
 from skill_pipeline.mine import MineOptions, mine_now
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from skill_pipeline.cli import instance_environment, instance_settings
+from skill_pipeline import partition_runs
 from skill_pipeline.definitions import defs
 from skill_pipeline.defs import by_mode
+from skill_pipeline.instance import instance_environment, instance_settings
 from skill_pipeline.resources import EventStoreResource
 from skillmine.cli import main
 from workloads.families import MODES
@@ -71,7 +72,7 @@ def test_four_mode_partitions_in_parallel_publish_the_embedded_release(
         instance.add_dynamic_partitions(by_mode.mode_partitions.name, keys)
 
         with ProcessPoolExecutor(len(keys), mp_context=multiprocessing.get_context("spawn")) as pool:
-            run_ids = list(pool.map(by_mode.run_partition, keys))
+            run_ids = list(pool.map(partition_runs.run_partition, keys))
         runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * len(keys)
         assert [r.tags["dagster/partition"] for r in runs] == keys
