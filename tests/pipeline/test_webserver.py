@@ -94,4 +94,6 @@ def test_graphql_lists_every_asset_check_job_schedule_and_sensor(webserver: str)
     assert repo["location"]["name"] == "skill_pipeline"
     assert "mine_skills_job" in {j["name"] for j in repo["jobs"]}
     assert repo["schedules"] == [{"name": "mine_skills_schedule", "cronSchedule": "0 * * * *"}]
-    assert repo["sensors"] == [{"name": "new_events_sensor", "minIntervalSeconds": 60}]
+    assert sorted(repo["sensors"], key=lambda s: s["name"]) == [
+        {"name": "new_events_sensor", "minIntervalSeconds": 60},
+        {"name": "new_modes_sensor", "minIntervalSeconds": 300}]
