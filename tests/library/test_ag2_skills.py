@@ -184,13 +184,19 @@ def _chat(names: list[str], messages: list[dict[str, Any]]) -> tuple[GroupChat, 
     return GroupChat(agents=list(agents.values()), messages=messages, max_round=20), agents
 
 
-def test_selection_tolerates_optional_and_repeated_steps_and_falls_back_off_plan() -> None:
-    skill = {"name": "s", "version": "1.0.0", "content_hash": "h", "steps": [
+def _branching_skill(*more: dict[str, Any]) -> dict[str, Any]:
+    """A skill a -> optional b -> c (1-3 times) -> d (1-3 times) -> e, then ``more`` steps."""
+    return {"name": "s", "version": "1.0.0", "content_hash": "h", "steps": [
         {"agent": "a", "action": "plan"},
         {"agent": "b", "action": "review", "optional": True},
         {"agent": "c", "action": "code", "repeat": {"min": 1, "max": 3}},
         {"agent": "d", "action": "run", "repeat": {"min": 1, "max": 3}},
-        {"agent": "e", "action": "report"}]}
+        {"agent": "e", "action": "report"},
+        *more]}
+
+
+def test_selection_tolerates_optional_and_repeated_steps_and_falls_back_off_plan() -> None:
+    skill = _branching_skill()
     chat, agents = _chat(["user", "a", "b", "c", "d", "e"], [{"name": "user", "content": "go"}])
     walk = skill_speaker_selection(skill, fallback="round_robin")
     assert walk(agents["user"], chat) is agents["a"]
@@ -225,13 +231,7 @@ def test_selection_sends_tool_calls_to_their_executor_and_maps_renamed_agents() 
 
 
 def test_transitions_allow_only_the_next_steps_and_let_plumbing_speak_anywhere() -> None:
-    skill = {"name": "s", "version": "1.0.0", "content_hash": "h", "steps": [
-        {"agent": "a", "action": "plan"},
-        {"agent": "b", "action": "review", "optional": True},
-        {"agent": "c", "action": "code", "repeat": {"min": 1, "max": 3}},
-        {"agent": "d", "action": "run", "repeat": {"min": 1, "max": 3}},
-        {"agent": "e", "action": "report"},
-        {"agent": "absent", "action": "archive"}]}
+    skill = _branching_skill({"agent": "absent", "action": "archive"})
     _, agents = _chat(["user", "a", "b", "c", "d", "e", "tools"], [])
     graph = skill_transitions(skill, agents.values())
     named = {k.name: [a.name for a in v] for k, v in graph.items()}
