@@ -25,7 +25,6 @@ over. Per-event hot-path cost = (capture run time - paired off run time) / ``exe
 import argparse
 import logging
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from autogen import ConversableAgent, GroupChat, GroupChatManager, register_function, runtime_logging
 from autogen.io import IOStream
+from overhead_common import interleaved, report, stored_events
 
 import capture
 from capture.store.migrate import upgrade
@@ -104,17 +104,6 @@ def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False) -> tuple[
     return elapsed, cpu, events
 
 
-def stored_events(tmp: Path) -> int:
-    """``execution_events`` rows in the capture database (a span's start and completion are one row)."""
-    with sqlite3.connect(tmp / "capture.db") as db:
-        return db.execute("SELECT count(*) FROM execution_events").fetchone()[0]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -130,17 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         upgrade(f"sqlite:///{tmp / 'capture.db'}")
-        wall: dict[str, list[float]] = {m: [] for m in modes}
-        cpu: dict[str, list[float]] = {m: [] for m in modes}
-        events: dict[str, list[int]] = {m: [] for m in modes}
-        for mode in modes:  # warm-up: imports, first-call caches, table creation
-            timed_run(args.cycles, mode, tmp)
-        for _ in range(args.repeats):
-            for mode in modes:
-                elapsed, used, made = timed_run(args.cycles, mode, tmp, args.traced)
-                wall[mode].append(elapsed)
-                cpu[mode].append(used)
-                events[mode].append(made)
+        wall, cpu, events = interleaved(
+            modes, args.repeats, lambda mode, warm_up: timed_run(args.cycles, mode, tmp, args.traced and not warm_up))
         capture.shutdown()
     rounds = 4 * args.cycles
     made = next((events[m][0] for m in modes if m.startswith("capture")), 0)
@@ -149,21 +129,7 @@ def main(argv: list[str] | None = None) -> int:
           f"on {os.cpu_count()} CPUs")
     if "off" not in modes:  # a --traced capture variant alone: its instruction count is the measure
         return 0
-    for label, times in (("wall time", wall), ("CPU time of the agents' thread", cpu)):
-        print(f"\n{label}\n")
-        print("| variant | min ms | median ms | ratio to off (min) | ratio to off (median) |")
-        print("|---|---:|---:|---:|---:|")
-        base_min, base_med = min(times["off"]), statistics.median(times["off"])
-        for mode in modes:
-            low, mid = min(times[mode]), statistics.median(times[mode])
-            print(f"| {mode} | {low * 1e3:.2f} | {mid * 1e3:.2f} | {low / base_min:.3f} | {mid / base_med:.3f} |")
-    print()
-    for mode in (m for m in modes if m.startswith("capture")):
-        for label, times in (("wall", wall), ("cpu", cpu)):
-            per_event = [(c - o) / n * 1e6 for c, o, n in zip(times[mode], times["off"], events[mode], strict=True)]
-            print(f"per-event cost, {mode}, {label} ((run - paired off run) / events): median "
-                  f"{statistics.median(per_event):.1f} us, p99 {percentile(per_event, 0.99):.1f} us, "
-                  f"min-to-min {(min(times[mode]) - min(times['off'])) / events[mode][0] * 1e6:.1f} us")
+    report(modes, wall, cpu, events, "CPU time of the agents' thread")
     print(f"AG2 itself: {statistics.median(wall['off']) / rounds * 1e6:.0f} us per round (median wall, off)")
     return 0
 

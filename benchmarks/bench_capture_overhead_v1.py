@@ -15,7 +15,6 @@ checked for errors and drops. Per-event cost = (capture run - paired off run) / 
 import argparse
 import asyncio
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from ag2 import Agent
 from ag2.events import ModelMessage, ModelResponse, ToolCallEvent, ToolCallsEvent, Usage
 from ag2.testing import TestConfig
+from overhead_common import interleaved, report, stored_events
 
 import capture
 from capture.store.migrate import upgrade
@@ -71,12 +71,6 @@ def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
     return elapsed, cpu, events
 
 
-def stored_events(tmp: Path) -> int:
-    """``execution_events`` rows in the capture database (a span's start and completion are one row)."""
-    with sqlite3.connect(tmp / "capture.db") as db:
-        return db.execute("SELECT count(*) FROM execution_events").fetchone()[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -87,36 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         upgrade(f"sqlite:///{tmp / 'capture.db'}")
-        wall: dict[str, list[float]] = {m: [] for m in MODES}
-        cpu: dict[str, list[float]] = {m: [] for m in MODES}
-        events: dict[str, list[int]] = {m: [] for m in MODES}
-        for mode in MODES:  # warm-up: imports, first-call caches, table creation
-            timed_run(args.cycles, mode, tmp)
-        for _ in range(args.repeats):
-            for mode in MODES:
-                elapsed, used, made = timed_run(args.cycles, mode, tmp)
-                wall[mode].append(elapsed)
-                cpu[mode].append(used)
-                events[mode].append(made)
+        wall, cpu, events = interleaved(MODES, args.repeats, lambda mode, _warm_up: timed_run(args.cycles, mode, tmp))
         capture.shutdown()
     print(f"ag2 {ag2.__version__}; tool round trips per run: {args.cycles}  repeats: {args.repeats}  capture events "
           f"stored per run: {events['capture'][0]}  (every run flushed; errors and drops checked: 0)  "
           f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    for label, times in (("wall time", wall), ("CPU time of the agent's thread", cpu)):
-        print(f"\n{label}\n")
-        print("| variant | min ms | median ms | ratio to off (min) | ratio to off (median) |")
-        print("|---|---:|---:|---:|---:|")
-        base_min, base_med = min(times["off"]), statistics.median(times["off"])
-        for mode in MODES:
-            low, mid = min(times[mode]), statistics.median(times[mode])
-            print(f"| {mode} | {low * 1e3:.2f} | {mid * 1e3:.2f} | {low / base_min:.3f} | {mid / base_med:.3f} |")
-    print()
-    for mode in MODES[1:]:
-        for label, times in (("wall", wall), ("cpu", cpu)):
-            per_event = [(c - o) / n * 1e6 for c, o, n in zip(times[mode], times["off"], events[mode], strict=True)]
-            print(f"per-event cost, {mode}, {label} ((run - paired off run) / events): median "
-                  f"{statistics.median(per_event):.1f} us, min-to-min "
-                  f"{(min(times[mode]) - min(times['off'])) / events[mode][0] * 1e6:.1f} us")
+    report(MODES, wall, cpu, events, "CPU time of the agent's thread")
     print(f"AG2 v1 itself: {statistics.median(wall['off']) / args.cycles * 1e6:.0f} us per tool round trip "
           "(median wall, off)")
     return 0
