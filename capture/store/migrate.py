@@ -50,13 +50,19 @@ def require_current_schema(engine: Engine) -> None:
                               f"run `skillmine db upgrade`")
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Bring the store at ``url`` up to ``revision`` (creating a SQLite file if needed)."""
+def _reachable_config(url: str | None) -> Config:
+    """The Alembic config for ``url``, after checking the store answers, so a dead server fails as a
+    :class:`StoreUnreachable` naming the URL rather than inside Alembic."""
     cfg = alembic_config(url)
     engine = make_engine(cfg.get_main_option("sqlalchemy.url").replace("%%", "%"))
     ping(engine)
     engine.dispose()
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Bring the store at ``url`` up to ``revision`` (creating a SQLite file if needed)."""
+    command.upgrade(_reachable_config(url), revision)
 
 
 def migrate_new_sqlite(engine: Engine) -> bool:
@@ -81,11 +87,7 @@ def migrate_new_sqlite(engine: Engine) -> bool:
 
 def downgrade(revision: str, url: str | None = None) -> None:
     """Take the store at ``url`` down to ``revision`` (``base`` drops everything)."""
-    cfg = alembic_config(url)
-    engine = make_engine(cfg.get_main_option("sqlalchemy.url").replace("%%", "%"))
-    ping(engine)
-    engine.dispose()
-    command.downgrade(cfg, revision)
+    command.downgrade(_reachable_config(url), revision)
 
 
 def stamp(revision: str, url: str | None = None) -> None:
