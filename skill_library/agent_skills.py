@@ -277,15 +277,11 @@ def skill_evals(doc: dict[str, Any], name: str) -> dict[str, Any]:
                        "assertions": _expectations(doc)} for i, prompt in enumerate(dict.fromkeys(cases))]}
 
 
-def _json_bytes(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def skill_files(doc: dict[str, Any], name: str, release: int, watermark: Any) -> dict[str, bytes]:
     """The files of one exported skill folder, by path relative to the export: a pure function of its inputs."""
     return {f"{name}/{SKILL_MD}": skill_markdown(doc, name, release, watermark).encode("utf-8"),
             f"{name}/{REFERENCE}": store.skill_file_bytes(doc),
-            f"{name}/{EVALS}": _json_bytes(skill_evals(doc, name))}
+            f"{name}/{EVALS}": store.skill_file_bytes(skill_evals(doc, name))}
 
 
 def _export_files(library: store.Release, include_candidates: bool) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -345,7 +341,7 @@ def export_agent_skills(library: store.Release, destination: str | os.PathLike[s
                 "source_watermark": library.manifest.get("source_watermark"),
                 "skills": {name: {"skillmine_name": skill, "folder": name} for skill, name in names.items()},
                 "files": {rel: sha256_hex(data) for rel, data in sorted(files.items())}}
-    store.write_atomic(root, EXPORT_MANIFEST, _json_bytes(manifest))
+    store.write_atomic(root, EXPORT_MANIFEST, store.skill_file_bytes(manifest))
     return AgentSkillsExport(root, library.release, names, len(files) + 1)
 
 

@@ -54,7 +54,8 @@ def skill_path(name: str, version: str, content_hash: str) -> str:
 
 
 def skill_file_bytes(doc: dict[str, Any]) -> bytes:
-    """How a skill version is stored: indented sorted JSON, readable in a pager."""
+    """How the library writes a JSON file (a skill version; an export's evals and manifest): indented sorted JSON,
+    readable in a pager."""
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
