@@ -33,7 +33,7 @@ from pathlib import Path
 
 from autogen import ConversableAgent, GroupChat, GroupChatManager, register_function, runtime_logging
 from autogen.io import IOStream
-from overhead_common import interleaved, report, stored_events
+from overhead_common import finish_capture, interleaved, report, start_capture
 
 import capture
 from capture.store.migrate import upgrade
@@ -78,12 +78,7 @@ def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False) -> tuple[
     """Wall seconds and the agents' thread CPU seconds for one chat in ``mode``, and the capture events it stored;
     ``traced`` runs the chat inside ``sys.call_tracing`` (callgrind's collection toggle, see the module doc)."""
     user, manager = build(cycles)
-    captured = mode.startswith("capture")
-    if captured:
-        deferred = {"batch_size": 10**6, "flush_interval_s": 3600.0} if mode == "capture_hot" else {}
-        capture.configure(database_url=f"sqlite:///{tmp / 'capture.db'}", spool_dir=tmp / "spool", **deferred)
-        capture.instrument([user, manager])
-        before = stored_events(tmp)
+    before = start_capture(mode, tmp, [user, manager])
     if mode == "ag2_sqlite":
         runtime_logging.start(config={"dbname": str(tmp / "ag2.db")})
     with IOStream.set_default(SilentStream()):
@@ -93,15 +88,9 @@ def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False) -> tuple[
         else:
             user.initiate_chat(manager, message="Start.", silent=True)
         elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
-    events = 0
     if mode == "ag2_sqlite":
         runtime_logging.stop()
-    if captured:
-        capture.uninstrument([user, manager])
-        if not capture.flush(60.0) or capture.stats()["errors"] or capture.stats()["dropped"]:
-            raise RuntimeError(f"capture lost or failed events: {capture.stats()}")
-        events = stored_events(tmp) - before
-    return elapsed, cpu, events
+    return elapsed, cpu, finish_capture([user, manager], tmp, before)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from ag2 import Agent
 from ag2.events import ModelMessage, ModelResponse, ToolCallEvent, ToolCallsEvent, Usage
 from ag2.testing import TestConfig
-from overhead_common import interleaved, report, stored_events
+from overhead_common import finish_capture, interleaved, report, start_capture
 
 import capture
 from capture.store.migrate import upgrade
@@ -49,12 +49,7 @@ def build(cycles: int) -> Agent:
 def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
     """Wall seconds and the agent's thread CPU seconds for one ask in ``mode``, and the capture events it stored."""
     agent = build(cycles)
-    captured = mode != "off"
-    if captured:
-        deferred = {"batch_size": 10**6, "flush_interval_s": 3600.0} if mode == "capture_hot" else {}
-        capture.configure(database_url=f"sqlite:///{tmp / 'capture.db'}", spool_dir=tmp / "spool", **deferred)
-        capture.instrument(agent)
-        before = stored_events(tmp)
+    before = start_capture(mode, tmp, agent)
     loop = asyncio.new_event_loop()
     try:
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -62,13 +57,7 @@ def timed_run(cycles: int, mode: str, tmp: Path) -> tuple[float, float, int]:
         elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
     finally:
         loop.close()
-    events = 0
-    if captured:
-        capture.uninstrument(agent)
-        if not capture.flush(60.0) or capture.stats()["errors"] or capture.stats()["dropped"]:
-            raise RuntimeError(f"capture lost or failed events: {capture.stats()}")
-        events = stored_events(tmp) - before
-    return elapsed, cpu, events
+    return elapsed, cpu, finish_capture(agent, tmp, before)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,9 @@ import sqlite3
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import capture
 
 Samples = dict[str, list[float]]
 
@@ -15,6 +18,29 @@ def stored_events(tmp: Path) -> int:
     """``execution_events`` rows in the capture database (a span's start and completion are one row)."""
     with sqlite3.connect(tmp / "capture.db") as db:
         return db.execute("SELECT count(*) FROM execution_events").fetchone()[0]
+
+
+def start_capture(mode: str, tmp: Path, target: Any) -> int | None:
+    """For a capture mode, configure the recorder on ``tmp``'s database (``capture_hot`` defers the writer thread to
+    after the run: batch size and flush interval larger than a run) and instrument ``target``; the events stored
+    before the run. ``None`` for a mode without capture."""
+    if not mode.startswith("capture"):
+        return None
+    deferred = {"batch_size": 10**6, "flush_interval_s": 3600.0} if mode == "capture_hot" else {}
+    capture.configure(database_url=f"sqlite:///{tmp / 'capture.db'}", spool_dir=tmp / "spool", **deferred)
+    capture.instrument(target)
+    return stored_events(tmp)
+
+
+def finish_capture(target: Any, tmp: Path, before: int | None) -> int:
+    """After a run ``start_capture`` began: uninstrument ``target``, flush (untimed, so no backlog carries over),
+    fail on any error or drop, and return the events the run stored (0 for a run without capture)."""
+    if before is None:
+        return 0
+    capture.uninstrument(target)
+    if not capture.flush(60.0) or capture.stats()["errors"] or capture.stats()["dropped"]:
+        raise RuntimeError(f"capture lost or failed events: {capture.stats()}")
+    return stored_events(tmp) - before
 
 
 def interleaved(modes: Sequence[str], repeats: int, run: Callable[[str, bool], tuple[float, float, int]],
