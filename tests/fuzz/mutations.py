@@ -86,6 +86,18 @@ def damaged_json(draw: st.DrawFn, doc: Any) -> bytes:
     return text.replace(json.dumps(_DEEP), DEEP_JSON).replace(json.dumps(_HUGE), json.dumps(HUGE)).encode()
 
 
+
+@st.composite
+def damaged_jsonl(draw: st.DrawFn, data: bytes, structural: bool) -> bytes:
+    """JSON Lines ``data`` with one line's JSON damaged (``structural``, see :func:`damaged_json`) or the whole
+    text's bytes damaged (see :func:`damaged_bytes`)."""
+    if not structural:
+        return draw(damaged_bytes(data))
+    lines = data.splitlines(keepends=True)
+    index = draw(st.integers(0, len(lines) - 1))
+    lines[index] = draw(damaged_json(json.loads(lines[index]))) + b"\n"
+    return b"".join(lines)
+
 # -- SQLite ---------------------------------------------------------------------------------------------------
 
 CELL_VALUES = st.one_of(

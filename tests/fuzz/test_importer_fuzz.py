@@ -25,7 +25,15 @@ from capture.importers import (
 )
 from capture.store.capture_store import CaptureStore
 from tests.fuzz.conftest import FIXTURES, FUZZ
-from tests.fuzz.mutations import DEEP_JSON, HUGE, check_import, damaged_bytes, damaged_json, damaged_sqlite
+from tests.fuzz.mutations import (
+    DEEP_JSON,
+    HUGE,
+    check_import,
+    damaged_bytes,
+    damaged_json,
+    damaged_jsonl,
+    damaged_sqlite,
+)
 
 FreshStore = Callable[[], Iterator[CaptureStore]]
 CMBAGENT = FIXTURES / "cmbagent"
@@ -100,15 +108,8 @@ def test_mars_session_folder_fuzzed(data: st.DataObject, structural: bool, tmp_p
 @given(data=st.data(), structural=st.booleans())
 def test_cmbagent_trials_fuzzed(data: st.DataObject, structural: bool, tmp_path: Path,
                                 fresh_store: FreshStore) -> None:
-    lines = TRIALS.read_bytes().splitlines(keepends=True)
-    if structural:
-        index = data.draw(st.integers(0, len(lines) - 1), label="line")
-        lines[index] = data.draw(damaged_json(json.loads(lines[index])), label="trial") + b"\n"
-        damaged = b"".join(lines)
-    else:
-        damaged = data.draw(damaged_bytes(b"".join(lines)), label="input")
     target = tmp_path / "damaged_trials.jsonl"
-    target.write_bytes(damaged)
+    target.write_bytes(data.draw(damaged_jsonl(TRIALS.read_bytes(), structural), label="input"))
     with fresh_store() as store:
         check_import(import_cmbagent_trials, target, store)
 
@@ -137,15 +138,8 @@ def test_otlp_fuzzed(data: st.DataObject, structural: bool, otlp_lines: Path, tm
                      fresh_store: FreshStore) -> None:
     from capture.importers.otlp import import_otlp
 
-    lines = otlp_lines.read_bytes().splitlines(keepends=True)
-    if structural:
-        index = data.draw(st.integers(0, len(lines) - 1), label="line")
-        lines[index] = data.draw(damaged_json(json.loads(lines[index])), label="request") + b"\n"
-        damaged = b"".join(lines)
-    else:
-        damaged = data.draw(damaged_bytes(b"".join(lines)), label="input")
     target = tmp_path / "damaged.otlp.jsonl"
-    target.write_bytes(damaged)
+    target.write_bytes(data.draw(damaged_jsonl(otlp_lines.read_bytes(), structural), label="input"))
     with fresh_store() as store:
         check_import(import_otlp, target, store)
 
