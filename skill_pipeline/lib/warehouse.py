@@ -90,14 +90,18 @@ EXTRACTION_LOG_COLUMNS: dict[str, str] = {
 }
 
 
+def column_definitions(columns: dict[str, str]) -> str:
+    """``columns`` (name -> DuckDB type) as the column list of a CREATE TABLE statement."""
+    return ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+
+
 def ddl(*, primary_keys: bool = True) -> list[str]:
     """CREATE statements for the extraction tables and the extraction log (idempotent). DuckLake has no
     primary keys (``primary_keys=False``): its upserts delete, then insert."""
     statements = []
     for table, columns in {**EXTRACT_TABLES, "extractions": EXTRACTION_LOG_COLUMNS}.items():
-        cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
         key = f', PRIMARY KEY ("{PRIMARY_KEYS[table]}")' if table in PRIMARY_KEYS and primary_keys else ""
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{key})")
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({column_definitions(columns)}{key})")
     return statements
 
 
@@ -227,8 +231,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, s
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
                   rows: Iterable[Sequence[Any]], directory: Path) -> int:
     """Replace ``table`` with ``rows`` (a derived table rebuilt by each mining step); returns the row count."""
-    cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-    con.execute(f"CREATE OR REPLACE TABLE {table} ({cols})")
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({column_definitions(columns)})")
     return insert_rows(con, table, columns, rows, directory)
 
 

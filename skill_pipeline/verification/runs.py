@@ -19,7 +19,7 @@ from capture.store.capture_store import EVENTS, RUNS
 from skill_library import open_library
 from skill_library.errors import LibraryNotFoundError
 from skill_pipeline.lib.step_lists import dropped_types
-from skill_pipeline.lib.warehouse import insert_rows, sql_list
+from skill_pipeline.lib.warehouse import column_definitions, insert_rows, sql_list
 from skill_pipeline.mining.conformance import Conformance, RunStep, SkillModel, conform, for_run, run_steps
 from skill_pipeline.mining.tokens import order_events
 from skill_pipeline.mining.vocabulary import SUCCESS_STATUSES
@@ -147,8 +147,7 @@ def store_report(engine: Engine, run_id: str, library: str | Path, *,
 
 def _create(con: Any) -> None:
     for table, columns in (("run_conformance", CONFORMANCE_COLUMNS), ("conformance_log", CONFORMANCE_LOG_COLUMNS)):
-        cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({column_definitions(columns)})")
 
 
 def _warehouse_events(con: Any, first: int, last: int) -> dict[str, list[dict[str, Any]]]:
