@@ -3,7 +3,7 @@
 
 A version has no record until it is replayed, and counts as a ``candidate`` until then. Records live beside the
 releases, one JSON file per skill (``<library>/replays/<name>.json``, written atomically), so recording a replay
-never rewrites an immutable published document. Stdlib only, like the rest of the consumer side.
+never rewrites an immutable published document. Stdlib only (with ``store``), like the rest of the consumer side.
 
 What consumers serve (:func:`served_check`): a library without any replay record serves every skill (nothing was
 verified there, and libraries published before verification keep working); once it has one, verification is in use
@@ -12,11 +12,12 @@ and only versions that passed replay are served, candidates only when asked. A b
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from . import store
 
 ACTIVE, CANDIDATE = "active", "candidate"
 FOLDER = "replays"
@@ -47,11 +48,8 @@ def record_replays(library: str | os.PathLike[str], name: str, version: str, sta
     versions = replay_records(library, name)
     record = {"status": new_status, "statistics": statistics, "replayed_at": datetime.now(UTC).isoformat()}
     versions[version] = record
-    path = _path(library, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump({"name": name, "versions": versions}, tmp, indent=1, sort_keys=True)
-    os.replace(tmp.name, path)
+    data = json.dumps({"name": name, "versions": versions}, indent=1, sort_keys=True).encode("utf-8")
+    store.write_atomic(Path(library), f"{FOLDER}/{name}.json", data)
     return record
 
 
