@@ -1,6 +1,8 @@
 """``skillmine db ...``: create, upgrade, downgrade and inspect the capture store."""
 
 import argparse
+import functools
+from collections.abc import Callable
 
 from capture.store.db import StoreError, make_engine, safe_url
 
@@ -20,56 +22,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("status", help="print what the store holds").set_defaults(handler=_status)
 
 
-def _fail(exc: Exception) -> int:
-    from skillmine.console import fail
+def _store_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn a :class:`StoreError` (unreachable store, bad URL, old schema) into one ``skillmine db:`` line and
+    exit code 2, in one place for every ``db`` action."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except StoreError as exc:
+            from skillmine.console import fail
 
-    fail("db", str(exc))
-    return 2
+            fail("db", str(exc))
+            return 2
+    return run
 
 
+@_store_errors
 def _upgrade(args: argparse.Namespace) -> int:
     from capture.store import migrate
 
-    try:
-        migrate.upgrade(args.url, args.revision)
-    except StoreError as exc:
-        return _fail(exc)
+    migrate.upgrade(args.url, args.revision)
     print(f"capture store at {safe_url(make_engine(args.url).url.render_as_string(False))} "
           f"is at revision {args.revision if args.revision != 'head' else migrate.head_revision()}")
     return 0
 
 
+@_store_errors
 def _downgrade(args: argparse.Namespace) -> int:
     from capture.store import migrate
 
-    try:
-        migrate.downgrade(args.revision, args.url)
-    except StoreError as exc:
-        return _fail(exc)
+    migrate.downgrade(args.revision, args.url)
     print(f"capture store downgraded to {args.revision}")
     return 0
 
 
+@_store_errors
 def _current(args: argparse.Namespace) -> int:
     from capture.store.db import current_revision, ping
 
-    try:
-        engine = make_engine(args.url)
-        ping(engine)
-    except StoreError as exc:
-        return _fail(exc)
+    engine = make_engine(args.url)
+    ping(engine)
     print(current_revision(engine) or "(no skillmine schema)")
     return 0
 
 
+@_store_errors
 def _status(args: argparse.Namespace) -> int:
     from capture.read.queries import store_overview
     from capture.store.capture_store import CaptureStore
 
-    try:
-        store = CaptureStore.open(args.url)
-    except StoreError as exc:
-        return _fail(exc)
+    store = CaptureStore.open(args.url)
     from skillmine.console import console, table
 
     overview = store_overview(store.engine)
