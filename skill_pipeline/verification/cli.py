@@ -2,7 +2,6 @@
 replay NAME`` (replay verification of a skill version, promoting it when it passes)."""
 
 import argparse
-from pathlib import Path
 
 from skill_pipeline.verification.runs import DEFAULT_MIN_FITNESS
 
@@ -50,14 +49,14 @@ def _register_replay(sub: argparse._SubParsersAction) -> None:
 def _conform(args: argparse.Namespace) -> int:
     import json
 
-    from capture.core import config
     from capture.read.questions import resolve_run
     from capture.read.trace_api.reader import NotFound, open_read_only
     from capture.store.db import StoreError
     from skill_pipeline.verification.runs import store_report
     from skillmine.console import fail
+    from skillmine.trace import library_path
 
-    library = Path(args.library or config.env("LIBRARY") or config.home() / "library").expanduser()
+    library = library_path(args.library)
     try:
         engine = open_read_only(args.url)
     except StoreError as exc:
@@ -107,15 +106,15 @@ def _replay(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from capture.core import config
     from skill_library.errors import SkillLibraryError
     from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
     from skill_pipeline.lib import warehouse
+    from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
     from skill_pipeline.verification.replay import replay_store, shutdown_capture, unreplayed, verify_skill
     from skillmine.console import console, fail, table
 
-    library = Path(args.library or config.env("LIBRARY") or config.home() / "library").expanduser()
-    db = Path(args.warehouse or config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
+    library = SkillLibraryResource(path=args.library).resolved_path()
+    db = WarehouseResource(path=args.warehouse).resolved_path()
     settings = ReplayResource(store_url=args.replay_url, threshold=args.threshold).settings(
         ConformanceSettings().fitness_threshold())
     if args.tasks is not None:
@@ -157,13 +156,13 @@ def verify_quickstart(tasks: int = 8) -> str:
     """Replay the configured library's unreplayed skill versions (``tasks`` each) and say what was promoted."""
     import dataclasses
 
-    from capture.core import config
     from skill_pipeline.defs.conformance.settings import ConformanceSettings, ReplayResource
+    from skill_pipeline.resources import SkillLibraryResource, WarehouseResource
     from skill_pipeline.verification.replay import outcome_line, verify_library
 
     settings = dataclasses.replace(ReplayResource().settings(ConformanceSettings().fitness_threshold()), tasks=tasks)
-    library = Path(config.env("LIBRARY") or config.home() / "library").expanduser()
-    db = Path(config.env("WAREHOUSE") or config.home() / "warehouse.duckdb").expanduser()
+    library = SkillLibraryResource().resolved_path()
+    db = WarehouseResource().resolved_path()
     try:
         return outcome_line(verify_library(library, db, settings))
     except ValueError as exc:  # the replay store is the mined store: say so, the mined library stands
