@@ -86,10 +86,14 @@ def _to_jsonable(value: Any, depth: int, seen: set[int]) -> Any:
     return marked
 
 
+# built once and shared: dumps runs per stored row, and json.dumps with options builds a new encoder per call
+_FAST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for any value; never raises (the engine's ``json_serializer``)."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _FAST_ENCODER.encode(value)
     except (TypeError, ValueError):
         return json.dumps(_to_jsonable(value, 0, set()), separators=(",", ":"), ensure_ascii=False)
 
@@ -124,12 +128,10 @@ def _clip(value: Any, limit: int) -> Any:
     if not isinstance(value, (dict, list)):
         return value
     text = dumps(value)
-    if len(text.encode("utf-8")) <= limit:
+    size = len(text.encode("utf-8"))
+    if size <= limit:
         return value
-    return {"__truncated__": True, "original_bytes": len(text.encode("utf-8")), "preview": text[:limit]}
-
-
-_FAST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return {"__truncated__": True, "original_bytes": size, "preview": text[:limit]}
 
 
 def encode_payload_json(value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str | None:
