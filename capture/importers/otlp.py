@@ -253,12 +253,17 @@ class OtlpIngestor:
 
     def ingest(self, spans: Iterable[Span]) -> list[TraceOutcome]:
         """Write every trace of ``spans`` (grouped by trace id, in first-seen order)."""
+        return [self.write_trace(trace_id, group) for trace_id, group in self.traces(spans).items()]
+
+    @staticmethod
+    def traces(spans: Iterable[Span]) -> dict[bytes, list[Span]]:
+        """``spans`` grouped by trace id in first-seen order; ``SourceError`` on an id of the wrong size."""
         traces: dict[bytes, list[Span]] = {}
         for span in spans:
             if len(span.trace_id) != 16 or len(span.span_id) != 8 or span.parent_id and len(span.parent_id) != 8:
                 raise SourceError(f"{span.label()}: trace ids have 16 bytes, span ids 8")
             traces.setdefault(span.trace_id, []).append(span)
-        return [self.write_trace(trace_id, group) for trace_id, group in traces.items()]
+        return traces
 
     def _stored(self, run_id: str) -> tuple[dict[str, Any] | None, dict[str, _Known]]:
         with self.store.engine.connect() as conn:
@@ -550,7 +555,8 @@ def import_otlp(path: str | Path, store: CaptureStore, *, session: str | None = 
         states: dict[str, str] = {}  # run -> what the import did to it (its first change counts)
         try:
             for chunk in _chunks(read_json_lines(path), CHUNK_SPANS):
-                for outcome in ingestor.ingest(chunk):
+                for trace_id, group in ingestor.traces(chunk).items():  # each trace counted once committed
+                    outcome = ingestor.write_trace(trace_id, group)
                     if states.get(outcome.run_id, "unchanged") == "unchanged":
                         states[outcome.run_id] = outcome.state
                     job.report.events += outcome.events

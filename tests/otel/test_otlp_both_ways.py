@@ -420,3 +420,28 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(receiver) -> Non
                       headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
     assert (plain.status_code, bomb.status_code) == (413, 413)
     assert receiver.receiver.stats.refused == 2 and receiver.receiver.stats.spans == 0
+
+
+def test_a_bad_trace_after_good_ones_in_one_chunk_reports_the_runs_already_written(captured, tmp_path) -> None:
+    """Traces are committed one by one: a bad trace after a good one in the same chunk fails the import, and the
+    error's report counts the run already written (found by fuzzing: it used to count none)."""
+    from capture.importers import SourceError, otlp
+
+    engine = create_engine(captured)
+    good, bad = (to_otlp_json(SpanBuilder().spans(rows)) for rows in load_runs(engine, run_ids=_run_ids(captured)[:2]))
+    engine.dispose()
+    spans = [span for resource in bad["resourceSpans"] for scope in resource["scopeSpans"] for span in scope["spans"]]
+    typed = [a for span in spans for a in span.get("attributes", []) if a["key"] == "skillmine.event.type"]
+    assert typed
+    typed[-1]["value"] = {"intValue": "1"}
+    out = tmp_path / "runs.otlp.jsonl"
+    out.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")  # both in the first chunk
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    upgrade(url)
+    store = CaptureStore.open(url)
+    with pytest.raises(SourceError, match="event_type must be a non-empty string") as refused:
+        otlp.import_otlp(out, store)
+    store.close()
+    assert refused.value.report is not None and refused.value.report.runs_new == 1
+    assert "1 runs before it were imported" in str(refused.value)
+    assert len(_run_ids(url)) == 1
