@@ -37,7 +37,7 @@ OPERAND = rf"(?:{CALL}|\((?:[^()]|\([^()]*\))*\)|[A-Za-z_]\w*|\d+(?:\.\d+)?)"
 EXPRESSION = re.compile(rf"-?{OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{OPERAND})+|{CALL}")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:st|nd|rd|th|%)?(?![\w])")
 _WORD = re.compile(r"<(?:str|path|expr|num)>|[A-Za-z][A-Za-z'-]*")
-_VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")
+VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")  # a word of a parameter value (what ``value_words`` counts)
 STOP_WORDS = frozenset(["a", "an", "the", "this", "that", "these", "those", "it", "its", "it's", "of", "to", "in", "on", "at", "for", "from", "with", "by", "into", "onto", "over", "under", "about", "across", "between", "through", "per", "as", "and", "or", "but", "nor", "then", "than", "so", "if", "when", "while", "also", "please", "each", "every", "any", "all", "some", "both", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "have", "has", "had", "i", "me", "my", "we", "our", "you", "your", "they", "them", "their", "he", "she", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "let", "s"])
 _LEMMA_POS = ("NOUN", "VERB", "ADJ", "ADV")
 
@@ -54,7 +54,7 @@ def lemma(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Lemmatised words of ``text`` without stop words (placeholders and single letters left out)."""
-    return [lemma(w) for w in _VALUE_WORD.findall(text or "") if w.lower() not in STOP_WORDS]
+    return [lemma(w) for w in VALUE_WORD.findall(text or "") if w.lower() not in STOP_WORDS]
 
 
 def normalise_description(text: str) -> str:

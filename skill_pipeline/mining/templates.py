@@ -35,7 +35,7 @@ from .stats import (
     run_duration_s,
     wilson_interval,
 )
-from .task_families import EXPRESSION, STOP_WORDS, content_words, lemma, task_families
+from .task_families import EXPRESSION, STOP_WORDS, VALUE_WORD, content_words, lemma, task_families
 from .tokens import canonical_sequence, token_events
 
 _WORD_RX = re.compile(
@@ -183,7 +183,7 @@ def extract_task_template(
     (ref_s,), _ = encode([[t for t, _ in ref]], vocab)
     matched_cnt = np.zeros(len(ref))
     varies = _value_phrases(ref, values)
-    value_words = frozenset(w for key in values for w in key if _VALUE_WORD.fullmatch(w))
+    value_words = frozenset(w for key in values for w in key if VALUE_WORD.fullmatch(w))
     swapped: set[tuple[str, ...]] = set()
     maps: list[dict[int, int]] = []
     for d in toks:
@@ -289,7 +289,6 @@ _ROLE_DESCRIPTIONS = {
     "quantity": "quantity to compute", "request": "the request in the user's words",
 }
 _CONTENT = re.compile(r"^[A-Za-z][A-Za-z_]+$")
-_VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")  # what ``task_families.value_words`` counts as a word
 
 
 def _is_content(word: str) -> bool:
@@ -355,7 +354,7 @@ def describe_slot(name: str, before: str = "") -> str:
 
 def _is_value_word(token: str, values: frozenset[str]) -> bool:
     """True when the token's words ("halo_mass": halo, mass) are all words some run takes as a value."""
-    parts = [w for w in _VALUE_WORD.findall(token) if w.lower() not in STOP_WORDS]
+    parts = [w for w in VALUE_WORD.findall(token) if w.lower() not in STOP_WORDS]
     return bool(values) and bool(parts) and token.lower() not in STOP_WORDS and all(lemma(w) in values for w in parts)
 
 
@@ -381,7 +380,7 @@ def _value_phrases(ref: Sequence[tuple[str, bool]], values: frozenset[tuple[str,
 
 def _is_value_span(tokens: Sequence[tuple[str, bool]], values: frozenset[str]) -> bool:
     """True when the tokens hold a value word and every word of them is a value word or a stop word."""
-    words = [t for t, _ in tokens if _VALUE_WORD.search(t)]
+    words = [t for t, _ in tokens if VALUE_WORD.search(t)]
     return any(_is_value_word(w, values) for w in words) and all(
         _is_value_word(w, values) or w.lower() in STOP_WORDS for w in words)
 
