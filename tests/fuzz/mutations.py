@@ -88,6 +88,13 @@ def damaged_json(draw: st.DrawFn, doc: Any) -> bytes:
 
 
 @st.composite
+def damaged_document(draw: st.DrawFn, data: bytes, structural: bool) -> bytes:
+    """A JSON document ``data`` with its values damaged (``structural``, see :func:`damaged_json`) or its bytes
+    damaged (see :func:`damaged_bytes`)."""
+    return draw(damaged_json(json.loads(data)) if structural else damaged_bytes(data))
+
+
+@st.composite
 def damaged_jsonl(draw: st.DrawFn, data: bytes, structural: bool) -> bytes:
     """JSON Lines ``data`` with one line's JSON damaged (``structural``, see :func:`damaged_json`) or the whole
     text's bytes damaged (see :func:`damaged_bytes`)."""

@@ -30,7 +30,7 @@ from tests.fuzz.mutations import (
     HUGE,
     check_import,
     damaged_bytes,
-    damaged_json,
+    damaged_document,
     damaged_jsonl,
     damaged_sqlite,
 )
@@ -78,10 +78,8 @@ def test_sqlite_source_fuzzed(importer: Callable, data: st.DataObject, request: 
 @given(data=st.data(), source=st.sampled_from(HISTORIES), structural=st.booleans())
 def test_cmbagent_history_fuzzed(data: st.DataObject, source: Path, structural: bool, tmp_path: Path,
                                  fresh_store: FreshStore) -> None:
-    original = source.read_bytes()
-    damaged = data.draw(damaged_json(json.loads(original)) if structural else damaged_bytes(original), label="input")
     target = tmp_path / "damaged_chat_history.json"
-    target.write_bytes(damaged)
+    target.write_bytes(data.draw(damaged_document(source.read_bytes(), structural), label="input"))
     with fresh_store() as store:
         check_import(import_cmbagent_history, target, store)
 
@@ -95,11 +93,8 @@ def test_mars_session_folder_fuzzed(data: st.DataObject, structural: bool, tmp_p
     shutil.copytree(SESSION, folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     victim = data.draw(st.sampled_from(files), label="file")
-    original = victim.read_bytes()
-    if structural and victim.suffix == ".json":
-        victim.write_bytes(data.draw(damaged_json(json.loads(original)), label="input"))
-    else:
-        victim.write_bytes(data.draw(damaged_bytes(original), label="input"))
+    damaged = damaged_document(victim.read_bytes(), structural and victim.suffix == ".json")
+    victim.write_bytes(data.draw(damaged, label="input"))
     with fresh_store() as store:
         check_import(import_cmbagent_history, folder, store)
 
