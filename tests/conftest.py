@@ -22,6 +22,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.ci_mode import in_ci
+
 PG_ENV = "SKILLMINE_TEST_PG_URL"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -45,7 +47,7 @@ def _side_python(env: str, what: str, how: str) -> str:
     locally when unset, failed under ``CI=true``, where ``.ci/run`` always builds it."""
     python = os.environ.get(env)
     if not python:
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"{env} is not set: CI must run {what} in its own environment ({how})")
         pytest.skip(f"{env} is not set ({how} creates the environment and prints its interpreter)")
     return python
@@ -74,12 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
-
-
 def _unavailable(reason: str) -> None:
-    if _in_ci():
+    if in_ci():
         pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}")
     pytest.skip(reason)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci_mode import in_ci
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 24
 
@@ -21,7 +23,7 @@ pytestmark = [pytest.mark.fresh, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _wanted() -> bool:
-    return (os.environ.get("CI", "").strip().lower() == "true"
+    return (in_ci()
             or os.environ.get("SKILLMINE_FRESH_TEST", "").strip() == "1")
 
 

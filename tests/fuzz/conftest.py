@@ -22,6 +22,7 @@ from capture.importers import import_cmbagent_trials, import_xes
 from capture.store.capture_store import CaptureStore
 from capture.store.migrate import upgrade
 from capture.store.models import Base
+from tests.ci_mode import in_ci
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -36,7 +37,7 @@ settings.register_profile("fuzz-deep", max_examples=400, **_COMMON)
 def _profile() -> str:
     if os.environ.get("SKILLMINE_FUZZ", "").strip().lower() == "deep":
         return "fuzz-deep"
-    return "fuzz-ci" if os.environ.get("CI", "").strip().lower() == "true" else "fuzz"
+    return "fuzz-ci" if in_ci() else "fuzz"
 
 
 FUZZ = settings.get_profile(_profile())

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.ci_mode import in_ci
+
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--window-size=1500,900")
@@ -33,7 +35,7 @@ def browser_for_test(profile_dir: str) -> Iterator["Browser"]:
     """A browser for one test (the body of a pytest fixture): skipped without Chromium, except under CI=true."""
     binary = chromium_path()
     if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail("Chromium is not installed (apt-get install -y chromium)")
         pytest.skip("Chromium is not installed")
     opened = Browser(binary, profile_dir)
