@@ -67,10 +67,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             _table([(r["release"], r["created_at"], r["skills"], len(r["changes"]), r["pipeline_run_id"])
                     for r in rows], ["RELEASE", "CREATED", "SKILLS", "CHANGES", "PIPELINE RUN"])
         return 0
-    served = promotion.served_check(library.location)
-    rows = [{**r, "replay": promotion.status(library.location, r["name"], r["version"]),
-             "served": r["status"] == "active" and served(r["name"], r["version"])}
-            for r in library.skills(include_deprecated=args.all)]
+    verifies = promotion.verifying(library.location)
+    rows = []
+    for r in library.skills(include_deprecated=args.all):
+        replay = promotion.status(library.location, r["name"], r["version"])
+        rows.append({**r, "replay": replay, "served": r["status"] == "active" and promotion.served(verifies, replay)})
     _warn_if_unverified(library, "list")
     if args.json:
         _emit_json({"release": library.release, "skills": rows})

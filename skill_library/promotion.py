@@ -59,9 +59,15 @@ def verifying(library: str | os.PathLike[str]) -> bool:
     return folder.is_dir() and any(folder.glob("*.json"))
 
 
+def served(verifies: bool, replay_status: str) -> bool:
+    """The rule in the module docstring, for a version whose replay status is already known."""
+    return not verifies or replay_status == ACTIVE
+
+
 def served_check(library: str | os.PathLike[str]) -> Callable[[str, str], bool]:
     """``(name, version) -> whether consumers serve that version`` by the rule in the module docstring (whether
     the library verifies is read once, each version's record when asked)."""
-    if not verifying(library):
+    verifies = verifying(library)
+    if not verifies:
         return lambda name, version: True
-    return lambda name, version: status(library, name, version) == ACTIVE
+    return lambda name, version: served(verifies, status(library, name, version))
