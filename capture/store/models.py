@@ -97,6 +97,9 @@ class WorkflowRun(Base):
                                                       index=True)
     stage_number: Mapped[int | None] = mapped_column(Integer)
     stage_name: Mapped[str | None] = mapped_column(String(100))
+    # Set by a database trigger (migration 0002), never by writers: the store's MAX(execution_events.seq) when the
+    # row last changed, so incremental extraction re-reads a run only when it changed since its last read.
+    updated_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     session: Mapped[Session] = relationship(back_populates="runs")
     nodes: Mapped[list["DagNode"]] = relationship(back_populates="run", cascade="all, delete-orphan",
@@ -105,6 +108,7 @@ class WorkflowRun(Base):
     __table_args__ = (
         Index("idx_runs_session_status", "session_id", "status"),
         Index("idx_runs_agent_status", "agent", "status"),
+        Index("idx_runs_updated_seq", "updated_seq"),
     )
 
 
