@@ -295,10 +295,10 @@ class MergeWriter:
         return out
 
 
-# Columns the store assigns (sequence numbers, integer keys) or fills with the time of writing when a source has
-# none (a session's creation): not part of what two imports must agree on.
+# Columns the store assigns (sequence numbers, integer keys, a run's change stamp) or fills with the time of writing
+# when a source has none (a session's creation): not part of what two imports must agree on.
 STORE_ASSIGNED = {"execution_events": {"seq"}, "dag_edges": {"id"}, "messages": {"id"}, "cost_records": {"id"},
-                  "sessions": {"created_at"}}
+                  "sessions": {"created_at"}, "workflow_runs": {"updated_seq"}}
 FINGERPRINT_TABLES = ("sessions", "workflow_runs", "dag_nodes", "dag_edges", "execution_events", "files",
                       "messages", "cost_records")
 
