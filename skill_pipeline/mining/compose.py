@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skill_pipeline.lib import candidates, pattern_json
-from skill_pipeline.lib.slot_values import values_from_task
+from skill_pipeline.lib.slot_values import PLACEHOLDER, values_from_task
 
 from .patterns import Pattern
 from .skill_groups import SkillGroup, group_runs
 from .skills import group_pattern, group_skill, unique_names
 from .stats import outcome
-from .templates import template_statistics
+from .templates import template_statistics, wording_templates
 
 Events = Mapping[str, Sequence[Mapping[str, Any]]]
 # run ids -> (their events, with tool-call payloads; their file rows): how the slot-inference sample is read.
@@ -137,9 +137,25 @@ def build_template(group: SkillGroup, pattern: Pattern, runs: Mapping[str, Mappi
     members = [runs[r] for r in group.run_ids]
     stats = template_statistics(pattern, members, {}, sequences)
     candidate = candidates.with_statistics(candidate, stats, sorted(sample_ids))
-    values = {r: sampled.get(r) or values_from_task(candidate["task_template"], str(runs[r]["task_description"]))
-              for r in sorted(group.run_ids)}
+    names = set(PLACEHOLDER.findall(candidate["task_template"]))
+    tasks = {r: str(runs[r].get("task_description") or "") for r in group.run_ids}
+    known = [candidate["task_template"], *wording_templates({r: tasks[r] for r in sample_ids}, sampled, names)]
+    values = {r: sampled.get(r) or member_values(known, names, tasks[r]) for r in sorted(group.run_ids)}
     return SkillTemplate(group.group_id, candidate, stats["success_rate"], values, sampled, key, reused=reused)
+
+
+def member_values(templates: Sequence[str], names: Collection[str], task: str) -> dict[str, str]:
+    """A member's parameter values from the template of the wording nearest its own: the one that reads the most of
+    the skill's parameters from its text (the main template first, then the sampled runs' wordings, most common
+    first), so a member outside the slot-inference sample asked in a paraphrase still gets its values."""
+    best: dict[str, str] = {}
+    for template in templates:
+        found = {k: v for k, v in values_from_task(template, task).items() if k in names}
+        if len(found) > len(best):
+            best = found
+        if len(best) == len(names):
+            break
+    return best
 
 
 def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern],

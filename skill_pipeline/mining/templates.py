@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -474,6 +474,51 @@ def request_template(descriptions: Mapping[str, str]) -> TaskTemplate:
         for rid in groups[i]:
             values[rid] = {mapping[k]: v for k, v in own.values.get(rid, {}).items() if k in mapping}
     return TaskTemplate(task.template, task.slots, values, task.reference_run)
+
+
+def _value_span(text: str, value: str, taken: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """Where ``value`` stands in ``text`` as a whole value (not inside a longer word or number), clear of ``taken``."""
+    for m in re.finditer(re.escape(value), text):
+        s, e = m.span()
+        inside_word = (value[:1].isalnum() and s > 0 and text[s - 1].isalnum()) or (
+            value[-1:].isalnum() and e < len(text) and text[e].isalnum())
+        if not inside_word and all(e <= a or s >= b for a, b in taken):
+            return s, e
+    return None
+
+
+def run_template(text: str, values: Mapping[str, str]) -> str | None:
+    """A run's task text with each of its parameter values cut out as ``{slot}`` ("Propose 5 ideas in T" with
+    {n: 5, topic: T} -> "Propose {n} ideas in {topic}"): the wording this run was asked in, so that a run asked in
+    the same words gets its values from it. None when a value is not found in the text, or there is none."""
+    text = text.strip()
+    spans: list[tuple[int, int]] = []
+    names: dict[tuple[int, int], str] = {}
+    for name, value in sorted(values.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if not value:
+            continue
+        span = _value_span(text, value, spans)
+        if span is None:
+            return None
+        spans.append(span)
+        names[span] = name
+    if not spans:
+        return None
+    out, last = [], 0
+    for s, e in sorted(spans):
+        out += [text[last:s], "{" + names[(s, e)] + "}"]
+        last = e
+    return "".join(out) + text[last:]
+
+
+def wording_templates(tasks: Mapping[str, str], values: Mapping[str, Mapping[str, str]],
+                      slot_names: Collection[str]) -> list[str]:
+    """The distinct :func:`run_template` of the runs whose values are known (slot inference's sample), restricted
+    to the task template's slots, most common first: one per wording (and per literal a paraphrase keeps)."""
+    wanted = set(slot_names)
+    found = Counter(t for rid, text in tasks.items()
+                    if (t := run_template(text, {k: v for k, v in values.get(rid, {}).items() if k in wanted})))
+    return [t for t, _ in sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def tool_argument_slots(

@@ -4,7 +4,7 @@ import random
 from skill_pipeline.mining.compose import MiningParams, build_patterns, build_templates, memory_loader
 from skill_pipeline.mining.naming import skill_name, skill_title
 from skill_pipeline.mining.roles import step_action
-from skill_pipeline.mining.skill_groups import assign_to_groups, group_runs, labels_of
+from skill_pipeline.mining.skill_groups import SkillGroup, assign_to_groups, group_runs, labels_of
 from skill_pipeline.mining.task_families import constant_words, normalise_description
 from skill_pipeline.mining.tokens import token_events
 
@@ -187,3 +187,30 @@ def test_new_runs_are_assigned_to_their_mode_family_and_behaviour():
     group_id, distance = assign_to_groups(groups, ["agent_call:engineer"], new_fit, "one_shot")
     assert group_id == fit.group_id and distance == 0.8
     assert assign_to_groups(groups, ENGINEER_PATH, new_fit, "planning_and_control") is None
+
+
+def test_members_outside_the_slot_inference_sample_get_values_from_their_own_wording():
+    """Slot inference reads only the oldest members; a later member asked in a paraphrase reads its values from the
+    sampled run of its wording nearest its text, not from the main wording's template alone (which it never
+    matches)."""
+    rng = random.Random(11)
+    topics = ["dark energy", "galaxy mergers", "cosmic voids", "fast radio bursts", "exoplanet atmospheres"]
+    wordings = [lambda n, t: f"Brainstorm {n} ideas on {t} and rank them",
+                lambda n, t: f"Come up with {n} research directions for {t}, then pick the best"]
+    seqs, runs, truth = {}, {}, {}
+    for i in range(40):
+        rid, n, topic = f"idea-{i:02d}", rng.randint(3, 9), rng.choice(topics)
+        task = wordings[i % 3 == 2](n, topic)  # a third of the runs in the paraphrase
+        seqs[rid], truth[rid] = list(ENGINEER_PATH), {str(n), topic}
+        runs[rid] = {"run_id": rid, "mode": "idea_generation", "status": "completed", "task_description": task}
+    group = SkillGroup("g1", "idea_generation", "f1", ["brainstorm", "idea"], "b1", list(ENGINEER_PATH),
+                       sorted(runs), successes=40)
+    (template,) = build_templates([group], build_patterns([group], seqs, runs), runs, seqs,
+                                  {r: i for i, r in enumerate(sorted(runs))}, {}, memory_loader({}),
+                                  MiningParams(template_sample_runs=12))
+    assert template.candidate["task_template"] == "Brainstorm {n_ideas} ideas on {topic} and rank them"
+    outside = sorted(runs)[12:]
+    paraphrased = [r for r in outside if runs[r]["task_description"].startswith("Come up")]
+    assert paraphrased
+    for rid in outside:
+        assert set(template.slot_values[rid].values()) == truth[rid], rid
