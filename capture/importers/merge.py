@@ -169,8 +169,7 @@ class MergeWriter:
 
     def write(self, contribution: Contribution) -> MergeOutcome:
         """Merge one contribution; raises :class:`StoreError` naming the store when it cannot be written."""
-        batch = redact_batch(contribution.batch, self.redactor)
-        digest = content_hash(batch)
+        batch, digest = self._redacted(contribution)
         ctx = _WriteContext(self.store._known, self.store._known_lock)
         session_key = None
         try:
@@ -189,6 +188,75 @@ class MergeWriter:
         else:
             self.store._remember(ctx.learned)
         return outcome
+
+    def write_many(self, contributions: list[Contribution]) -> list[MergeOutcome]:
+        """Merge several contributions in one transaction (a bulk import's unit), with the result of writing them one
+        by one: runs the store does not hold yet are inserted together (one run insert, one event insert), the others
+        merged as :meth:`write` does. If anything in the group is refused, nothing of it is kept and the error is
+        raised (the caller may then write the group one by one to keep the runs before the bad one)."""
+        ctx = _WriteContext(self.store._known, self.store._known_lock)
+        sessions_before = dict(self._sessions)
+        try:
+            staged = [(c, *self._redacted(c)) for c in contributions]
+            with self.store.engine.begin() as conn:
+                for contribution in contributions:
+                    key = self._settle_session(conn, contribution)
+                    if key is not None:
+                        self._sessions[contribution.session["id"]] = key
+                outcomes = self._merge_many(conn, staged, ctx)
+        except BaseException:
+            self._sessions = sessions_before
+            self.store.forget_known()
+            raise
+        if any(o.state in ("updated", "merged") for o in outcomes):
+            self.store.forget_known()
+        else:
+            self.store._remember(ctx.learned)
+        return outcomes
+
+    def _redacted(self, contribution: Contribution) -> tuple[Batch, str]:
+        batch = redact_batch(contribution.batch, self.redactor)
+        return batch, content_hash(batch)
+
+    def _merge_many(self, conn: Connection, staged: list[tuple[Contribution, Batch, str]],
+                    ctx: _WriteContext) -> list[MergeOutcome]:
+        """Runs that are new (absent from the store, once in the group) and bring no nodes, edges or files (rows
+        other runs' sources may share) go in bulk; every other contribution through :meth:`_merge`, in order.
+        Returns the outcomes in the order of ``staged``."""
+        ids = [c.run_id for c, _, _ in staged]
+        stored: set[str] = set()
+        for start in range(0, len(ids), 900):
+            stored.update(conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(ids[start:start + 900]))).scalars())
+        first = {run_id: index for index, run_id in reversed(list(enumerate(ids)))}
+        outcomes: dict[int, MergeOutcome] = {}
+        runs, write = [], Batch()
+        for index, (contribution, batch, digest) in enumerate(staged):
+            if contribution.run_id in stored or first[contribution.run_id] != index or \
+                    batch.nodes or batch.edges or batch.files:
+                continue
+            run = _merged_run(contribution.run_id, {contribution.label: _source_info(contribution, digest, batch)},
+                              _own_meta(batch))
+            runs.append(prepare_run(run))
+            take_events = run["meta"]["events_from"] == contribution.label
+            take_costs = run["meta"]["costs_from"] == contribution.label
+            events, messages = (batch.events, batch.messages) if take_events else ([], [])
+            costs = batch.costs if take_costs else []
+            write.events += events
+            write.messages += messages
+            write.costs += costs
+            outcomes[index] = MergeOutcome("new", events=len(events), costs=len(costs), messages=len(messages))
+        if runs:
+            key_sets: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for run in runs:  # one executemany per key set: a run row has only the columns some source gave
+                key_sets.setdefault(tuple(sorted(run)), []).append(run)
+            for group in key_sets.values():
+                conn.execute(insert(RUNS), group)
+            ctx.learned["runs"].update(r["id"] for r in runs)
+            self.store._write_prepared(conn, self.store._prepare(write), ctx)
+        for index, (contribution, batch, digest) in enumerate(staged):
+            if index not in outcomes:
+                outcomes[index] = self._merge(conn, contribution, batch, digest, ctx)
+        return [outcomes[i] for i in range(len(staged))]
 
     def _settle_session(self, conn: Connection, contribution: Contribution) -> tuple[int, str] | None:
         """Write the contribution's session row unless the store holds one that outranks it (rank, then content

@@ -110,6 +110,7 @@ class _TraceMapper:
         self.session = session["id"]
         self.report = report
         self.seen: Counter = Counter()
+        self._kinds: dict[str, tuple[str, str | None, dict[str, Any]]] = {}
 
     def contribution(self, ordinal: int, trace: dict[str, Any], events: list[dict[str, Any]]) -> Contribution:
         case = trace.get("concept:name")
@@ -129,6 +130,15 @@ class _TraceMapper:
         return Contribution(run_id, f"xes:{self.source}#{case_id}#{self.seen[case_id]}", 1,
                             Batch(runs=[run], events=rows), self.session_row)
 
+    def _kind(self, subtype: str) -> tuple[str, str | None, dict[str, Any]]:
+        """The canonical (type, subtype) of an ``agent_call`` with this lifecycle subtype, and what it adds to meta
+        (the source pair when it was folded): one of three answers, worked out once per import."""
+        known = self._kinds.get(subtype)
+        if known is None:
+            etype, sub, meta = canonical("agent_call", subtype, self.report)
+            known = self._kinds[subtype] = (etype, sub, meta)
+        return known
+
     def _event(self, run_id: str, order: int, attrs: dict[str, Any], case_id: str) -> dict[str, Any]:
         activity = attrs.get("concept:name")
         if activity is None:
@@ -144,7 +154,9 @@ class _TraceMapper:
         extra = {k: v for k, v in attrs.items() if k not in SPECIAL_KEYS}
         if extra:
             meta["attributes"] = extra
-        etype, sub, meta = canonical("agent_call", subtype, self.report, meta)
+        etype, sub, source_meta = self._kind(subtype)
+        if source_meta:
+            meta.update(source_meta)
         stamp = attrs.get("time:timestamp")
         try:
             moment = to_utc(stamp, field="time:timestamp", kind=f"{self.source}: case {case_id}, event {order}")
@@ -178,14 +190,19 @@ def iter_traces(path: str | Path) -> Iterator[tuple[dict[str, Any], list[dict[st
 
 def import_xes(path: str | Path, store: CaptureStore, *, session: str | None = None,
                quiet: bool = True) -> ImportReport:
-    """Merge every trace of an XES log into ``store`` as a run (one transaction per trace)."""
+    """Merge every trace of an XES log into ``store`` as a run (traces grouped into transactions as they are
+    parsed; a bad place in the file still leaves every trace before it stored)."""
     path = Path(path)
     session_row = {"id": session or stable_id("xes-session", path.name), "name": session or f"xes {path.name}",
                    "status": "active"}
     with importing("xes", path, store, quiet=quiet) as job:
         mapper = _TraceMapper(path.name, session_row, job.report)
-        for ordinal, (trace, events) in enumerate(iter_traces(path), start=1):
-            job.where = f"trace {ordinal}"
-            job.write(mapper.contribution(ordinal, trace, events))
-            job.where = f"after trace {ordinal}"
+
+        def contributions() -> Iterator[Contribution]:
+            for ordinal, (trace, events) in enumerate(iter_traces(path), start=1):
+                job.where = f"trace {ordinal}"
+                yield mapper.contribution(ordinal, trace, events)
+                job.where = f"after trace {ordinal}"
+
+        job.write_all(contributions())
     return job.report
