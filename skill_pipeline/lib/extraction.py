@@ -7,7 +7,10 @@ commit, so with concurrent writers (PostgreSQL) a slow transaction can commit a 
 extracted; the overlap window picks it up, and the anti-join on ``seq`` makes the re-read rows free. ``upper``
 keeps one consistent range however the read is split (SQLite commits are serial, so every row up to it is
 committed). Runs, nodes and files are re-synced (upserted) for every run touched by the new events and for runs
-still open in the warehouse, because a run's status changes after its events.
+already in the warehouse whose source row changed since the previous pass: a run's status changes after its events,
+and the store stamps every change of a run row with its ``MAX(seq)`` at that time (``workflow_runs.updated_seq``,
+set by a trigger), so a change the previous pass could not see has a stamp above its read range's start. Runs that
+stay open without changing (an abandoned human-in-the-loop run) are not re-read.
 
 Rows are never handled one by one in Python (``source_reader``): they are staged into DuckDB temp tables, and
 DuckDB derives the mined columns (tool name, exit code, file type, truncation and decoding flags) from the raw
@@ -23,11 +26,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from capture.store.migrate import require_current_schema
 from capture.store.models import CostRecord, DagNode, ExecutionEvent, File, WorkflowRun
 from skill_pipeline.lib import warehouse
 from skill_pipeline.lib.source_reader import source_reader
 from skill_pipeline.lib.warehouse import sql_list, sql_literal
-from skill_pipeline.mining.vocabulary import OPEN_RUN_STATUSES
 
 EVENTS = ExecutionEvent.__table__
 RUNS = WorkflowRun.__table__
@@ -36,7 +39,7 @@ FILES = File.__table__
 COSTS = CostRecord.__table__
 
 MAX_META_CHARS = 65_536  # meta holds the small fields mining reads (tool name, exit code, file type)
-IN_CHUNK = 10_000  # run ids inlined (as literals) per statement when re-reading open runs
+IN_CHUNK = 10_000  # run ids inlined (as literals) per statement when re-reading changed runs
 PLAIN_COLUMNS = ("seq", "id", "run_id", "node_id", "session_id", "parent_event_id", "event_type", "event_subtype",
                  "agent_name", "agent_role", "timestamp", "duration_ms", "execution_order", "depth", "status")
 # The events as read from the source: plain columns, then the payload text (cut in SQL) for DuckDB to parse.
@@ -80,12 +83,9 @@ class ExtractionResult:
                 "undecodable_payloads": self.undecodable_payloads, "touched_runs": len(self.touched_runs)}
 
 
-def warehouse_hwm(path: str | Path) -> int:
-    """The HWM: the highest event seq already in the warehouse (0 when empty or absent)."""
-    if not Path(path).exists():
-        return 0
-    with warehouse.connect(path) as con:
-        return int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+def warehouse_hwm(con: Any) -> int:
+    """The HWM: the highest event seq already in the warehouse (0 when empty)."""
+    return int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
 def _event_sql(start_after: int, upper: int, payload_chars: int) -> str:
@@ -186,9 +186,18 @@ def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[st
         yield values[start:start + size]
 
 
+def _changed_runs(reader: Any, start_after: int, touched: set[str]) -> list[str]:
+    """Runs already in the warehouse, not touched by the staged events, whose source row changed at or after
+    ``start_after`` (its change stamp, ``workflow_runs.updated_seq``, answered by the stamp's index)."""
+    reader.stage("staged_changed", f"SELECT id FROM {RUNS.name} WHERE updated_seq >= {int(start_after)}",
+                 {"id": "VARCHAR"})
+    found = reader.con.execute("SELECT c.id FROM staged_changed c SEMI JOIN runs r ON r.id = c.id").fetchall()
+    return sorted({r[0] for r in found} - touched)
+
+
 def _stage_run_side(reader: Any, start_after: int, upper: int, reopened: Sequence[str]) -> None:
     """Stage ``staged_runs``/``staged_nodes``/``staged_files``: the runs touched by the staged events, plus the
-    ``reopened`` ones; rows of runs without a staged event are dropped when every run was read."""
+    ``reopened`` (changed) ones; rows of runs without a staged event are dropped when every run was read."""
     filters = [_run_filter(start_after, upper, None)] + [_run_filter(0, 0, c) for c in _chunks(reopened)]
     for table, columns in (("runs", warehouse.RUN_COLUMNS), ("nodes", warehouse.NODE_COLUMNS),
                            ("files", warehouse.FILE_COLUMNS)):
@@ -203,34 +212,25 @@ def _stage_run_side(reader: Any, start_after: int, upper: int, reopened: Sequenc
                                "(SELECT run_id FROM staged_events WHERE run_id IS NOT NULL)")
 
 
-def _open_runs(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    with warehouse.connect(path) as con:
-        marks = ", ".join("?" for _ in OPEN_RUN_STATUSES)
-        return [r[0] for r in con.execute(f"SELECT id FROM runs WHERE status IN ({marks})",
-                                          list(OPEN_RUN_STATUSES)).fetchall()]
-
-
 def extract(source: Engine, warehouse_path: str | Path, *, overlap: int = 1000, payload_chars: int = 2048,
             memory_limit: str = warehouse.DEFAULT_MEMORY_LIMIT) -> ExtractionResult:
     """Bring the warehouse up to date with the capture store (see the module docstring)."""
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
+    require_current_schema(source)  # the change stamp of runs came with a migration
     path = Path(warehouse_path)
-    previous = warehouse_hwm(path)
-    start_after = max(previous - overlap, 0)
     upper = source_max_seq(source)
-    open_runs = _open_runs(path)
-    result = ExtractionResult(previous_hwm=previous, hwm=previous, overlap=overlap)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scan = (upper - start_after) > SCAN_SHARE * upper
     with warehouse.connect(path, memory_limit=memory_limit) as con, \
             warehouse.scratch_directory(path) as scratch, source_reader(con, source, scratch) as reader:
+        previous = warehouse_hwm(con)
+        start_after = max(previous - overlap, 0)
+        result = ExtractionResult(previous_hwm=previous, hwm=previous, overlap=overlap)
+        scan = (upper - start_after) > SCAN_SHARE * upper
         reader.stage("staged_events", _event_sql(start_after, upper, payload_chars), RAW_EVENT_COLUMNS,
                      scan_table=EVENTS.name if scan else None)
         touched = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM staged_events").fetchall()}
-        reopened = sorted(set(open_runs) - touched)
+        reopened = _changed_runs(reader, start_after, touched) if start_after else []
         _stage_run_side(reader, start_after, upper, reopened)
         result.touched_runs = sorted(r for r in touched | set(reopened) if r is not None)
         con.execute("BEGIN")
@@ -259,14 +259,35 @@ def last_range_start(con: Any) -> int:
     return int(row[0]) if row else 0
 
 
-def source_count_upto(source: Engine, hwm: int) -> int:
-    """How many events the capture store holds with ``seq <= hwm`` (the reconciliation figure), as all events
-    minus those above ``hwm``: the databases count all rows from their smallest index, while ``seq <= hwm``
-    walks the primary key, i.e. the whole table with its payloads."""
+def orphan_events(con: Any, start_after: int) -> tuple[int, list[str]]:
+    """Events above ``start_after`` whose parent is not in the warehouse: their count and the first five ids.
+    Parents are looked up in the hand-off first (a new run's events arrive together); only the rest are looked
+    up in the whole table, whose id column is scanned only when such a rest exists."""
+    con.execute("CREATE OR REPLACE TEMP TABLE unmatched AS "
+                "WITH fresh AS (SELECT seq, id, parent_event_id FROM events WHERE seq > ?) "
+                "SELECT f.seq, f.id, f.parent_event_id FROM fresh f ANTI JOIN fresh g ON f.parent_event_id = g.id "
+                "WHERE f.parent_event_id IS NOT NULL",
+                [start_after])
+    if not con.execute("SELECT count(*) FROM unmatched").fetchone()[0]:
+        return 0, []
+    count, sample = con.execute(
+        "WITH found AS (SELECT DISTINCT p.id FROM events p SEMI JOIN unmatched u ON p.id = u.parent_event_id) "
+        "SELECT count(*), list(u.id ORDER BY u.seq)[1:5] FROM unmatched u ANTI JOIN found ON u.parent_event_id = found.id"
+    ).fetchone()
+    return int(count), list(sample or [])
+
+
+def source_count(source: Engine, hwm: int, after: int = 0) -> int:
+    """How many events the capture store holds with ``after < seq <= hwm`` (the reconciliation figure). From the
+    start, as all events minus those above ``hwm``: the databases count all rows from their smallest index, while
+    a ``seq`` range walks the primary key, i.e. the table with its payloads (cheap only for a short range)."""
     with source.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(EVENTS)).scalar_one()
-        above = conn.execute(select(func.count()).select_from(EVENTS).where(EVENTS.c.seq > hwm)).scalar_one()
-    return int(total) - int(above)
+        if after <= 0:
+            total = conn.execute(select(func.count()).select_from(EVENTS)).scalar_one()
+            above = conn.execute(select(func.count()).select_from(EVENTS).where(EVENTS.c.seq > hwm)).scalar_one()
+            return int(total) - int(above)
+        return int(conn.execute(select(func.count()).select_from(EVENTS)
+                                .where(EVENTS.c.seq > after, EVENTS.c.seq <= hwm)).scalar_one())
 
 
 def source_max_seq(source: Engine) -> int:

@@ -7,12 +7,14 @@ Every query of the derived tables lives here; their layouts live in ``warehouse`
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.process import cdist
 from sklearn.metrics import silhouette_score
 
 from capture.core.vocabulary import EVENT_TYPES
@@ -32,7 +34,7 @@ from skill_pipeline.lib.warehouse import (
     sql_list,
 )
 from skill_pipeline.mining import compose
-from skill_pipeline.mining.clustering import normalized_distance, reduce_sequence
+from skill_pipeline.mining.clustering import encode, normalized_distance, reduce_sequence
 from skill_pipeline.mining.outcomes import analyse_outcomes
 from skill_pipeline.mining.patterns import describe_pattern
 from skill_pipeline.mining.skill_groups import SkillGroup, assign_to_groups
@@ -64,9 +66,9 @@ def _tokenised_rows(con: Connection, granularity: str) -> tuple[list[tuple], lis
         for events, owners in step_lists.distinct_step_lists(con, per_node=per_node):
             tokens = [t for t, _ in token_events(events, granularity)]
             found.update((owner, tokens) for owner in owners)
-    run_rows = [(run_id, last_seq, n_events, len(tokens), json.dumps(tokens), *dirty)
-                for run_id, last_seq, n_events, *dirty in con.execute(f"""
-                    SELECT e.run_id, max(e.seq), count(*),
+    run_rows = [(run_id, last_seq, first_seq, n_events, len(tokens), json.dumps(tokens), *dirty)
+                for run_id, last_seq, first_seq, n_events, *dirty in con.execute(f"""
+                    SELECT e.run_id, max(e.seq), min(e.seq), count(*),
                            count(*) FILTER (WHERE e.event_type IS NULL OR e.event_type NOT IN {sql_list(sorted(EVENT_TYPES))}),
                            count(*) FILTER (WHERE e.node_id IS NULL),
                            count(*) FILTER (WHERE e.agent_name IS NULL OR lower(e.agent_name) IN ('unknown', 'system')),
@@ -82,13 +84,30 @@ def _tokenised_rows(con: Connection, granularity: str) -> tuple[list[tuple], lis
     return run_rows, node_rows
 
 
+def _new_events_floor(con: Connection) -> int:
+    """A seq below every event extracted since the runs were last tokenised. ``W``, the highest seq tokenised, was
+    the warehouse's HWM then; every later extraction started from a HWM >= ``W`` and inserted only events above
+    its range start, so the lowest range start of those extractions bounds them (``W`` when there was none)."""
+    tokenised = int(con.execute("SELECT coalesce(max(last_seq), 0) FROM run_sequences").fetchone()[0])
+    since = con.execute("SELECT min(start_after) FROM extractions WHERE previous_hwm >= ?", [tokenised]).fetchone()[0]
+    return min(tokenised, int(since)) if since is not None else tokenised
+
+
+def _stale_runs(con: Connection, has_previous: bool) -> list[str]:
+    """Runs whose events changed since they were tokenised: runs with an event above :func:`_new_events_floor`
+    (only those can have changed) whose last seq is not the one tokenised. Every run when nothing was."""
+    if not has_previous:
+        return [r[0] for r in con.execute("SELECT DISTINCT run_id FROM events").fetchall()]
+    return [r[0] for r in con.execute(
+        "SELECT e.run_id FROM events e LEFT JOIN run_sequences s ON s.run_id = e.run_id WHERE e.seq > ? "
+        "GROUP BY e.run_id, s.last_seq HAVING s.last_seq IS NULL OR max(e.seq) <> s.last_seq",
+        [_new_events_floor(con)]).fetchall()]
+
+
 def tokenise(con: Connection, scratch: Path, granularity: str) -> dict[str, Any]:
     """Rebuild ``run_sequences`` / ``node_sequences`` rows of the runs with new events; returns counts."""
     has_previous = has_layout(con, "run_sequences", RUN_SEQUENCE_COLUMNS)
-    stale_sql = ("SELECT e.run_id FROM events e GROUP BY e.run_id" if not has_previous else
-                 "SELECT e.run_id FROM events e LEFT JOIN run_sequences s ON s.run_id = e.run_id "
-                 "GROUP BY e.run_id, s.last_seq HAVING s.last_seq IS NULL OR max(e.seq) <> s.last_seq")
-    stale = [r[0] for r in con.execute(stale_sql).fetchall()]
+    stale = _stale_runs(con, has_previous)
     step_lists.stage_steps(con, stale, granularity)  # also stages the stale ids as wanted_runs
     run_rows, node_rows = _tokenised_rows(con, granularity)
     if has_previous:  # only the stale runs' rows change
@@ -112,16 +131,21 @@ def tokenise(con: Connection, scratch: Path, granularity: str) -> dict[str, Any]
 
 # --- inputs of the pure steps --------------------------------------------------------------------------------
 
-def sequences(con: Connection) -> tuple[list[str], list[list[str]], list[int]]:
-    """Run ids (sorted), their token lists and last seqs, from ``run_sequences``."""
-    rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences ORDER BY run_id").fetchall()
+def sequences(con: Connection, run_ids: Iterable[str] | None = None) -> tuple[list[str], list[list[str]], list[int]]:
+    """Run ids (sorted), their token lists and last seqs, from ``run_sequences`` (every run, or ``run_ids``)."""
+    if run_ids is None:
+        rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences ORDER BY run_id").fetchall()
+    else:
+        loaders.stage_run_ids(con, run_ids)
+        rows = con.execute("SELECT s.run_id, s.tokens, s.last_seq FROM run_sequences s JOIN wanted_runs w "
+                           "ON s.run_id = w.id ORDER BY s.run_id").fetchall()
     parsed = loaders.token_lists((r[0], r[1]) for r in rows)
     return [r[0] for r in rows], [parsed[r[0]] for r in rows], [r[2] for r in rows]
 
 
 def first_seqs(con: Connection) -> dict[str, int]:
-    """Each run's first event seq (the slot-inference sample takes the oldest members)."""
-    return dict(con.execute("SELECT run_id, min(seq) FROM events GROUP BY run_id").fetchall())
+    """Each run's first event seq (the slot-inference sample takes the oldest members), kept by :func:`tokenise`."""
+    return dict(con.execute("SELECT run_id, first_seq FROM run_sequences").fetchall())
 
 
 def sample_loader(con: Connection, granularity: str) -> compose.SampleLoader:
@@ -160,60 +184,89 @@ def _assign_new_runs(groups: list[SkillGroup], changed: list[str], sequences_of:
     return [g for g in updated if g.run_ids], distances, unassigned
 
 
-def silhouette(groups: Sequence[SkillGroup], sequences_of: Mapping[str, Sequence[str]],
-               sample: int = 400) -> float | None:
-    """Silhouette of the grouping on the behaviour edit distance, over a deterministic sample of runs."""
-    labelled = sorted((r, g.group_id) for g in groups for r in g.run_ids if sequences_of.get(r))
-    if len({g for _, g in labelled}) < 2:
+def silhouette(con: Connection, sample: int = 400) -> float | None:
+    """Silhouette of the stored grouping on the behaviour edit distance, over a deterministic sample of the
+    grouped runs that have tokens (every ``step``-th by run id)."""
+    rows = con.execute("""
+        WITH labelled AS (
+            SELECT c.run_id, c.cluster_id, s.tokens, row_number() OVER (ORDER BY c.run_id, c.cluster_id) - 1 AS i,
+                   count(*) OVER () AS n
+            FROM run_clusters c JOIN run_sequences s ON s.run_id = c.run_id WHERE s.n_tokens > 0)
+        SELECT cluster_id, tokens, (SELECT count(DISTINCT cluster_id) FROM labelled) FROM labelled
+        WHERE i % greatest(1, n // ?) = 0 AND i // greatest(1, n // ?) < ? ORDER BY i""",
+                       [sample, sample, sample]).fetchall()
+    if not rows or rows[0][2] < 2 or len({r[0] for r in rows}) < 2:
         return None
-    step = max(1, len(labelled) // sample)
-    chosen = labelled[::step][:sample]
-    if len({g for _, g in chosen}) < 2:
-        return None
-    reduced = [reduce_sequence(sequences_of[r]) for r, _ in chosen]
-    matrix = np.array([[normalized_distance(a, b) for b in reduced] for a in reduced])
-    return float(silhouette_score(matrix, [g for _, g in chosen], metric="precomputed"))
+    reduced = [reduce_sequence(json.loads(tokens)) for _, tokens, _ in rows]
+    encoded, _ = encode(reduced)
+    matrix = cdist(encoded, encoded, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=1)
+    return float(silhouette_score(matrix, [r[0] for r in rows], metric="precomputed"))
+
+
+def _changed_since_grouped(con: Connection) -> tuple[list[str], int]:
+    """Runs whose sequence is not the one last grouped (new, re-tokenised, or left ungrouped), and how many runs
+    were grouped (0 when there is no grouping of the current layout)."""
+    if not (has_layout(con, "run_clusters", RUN_CLUSTER_COLUMNS) and has_layout(con, "clusters", CLUSTER_COLUMNS)):
+        return [r[0] for r in con.execute("SELECT run_id FROM run_sequences ORDER BY run_id").fetchall()], 0
+    changed = [r[0] for r in con.execute(
+        "SELECT s.run_id FROM run_sequences s LEFT JOIN run_clusters c ON c.run_id = s.run_id "
+        "WHERE c.last_seq IS DISTINCT FROM s.last_seq ORDER BY s.run_id").fetchall()]
+    return changed, int(con.execute("SELECT count(*) FROM run_clusters").fetchone()[0])
+
+
+def _write_groups(con: Connection, scratch: Path, groups: Sequence[SkillGroup], distances: Mapping[str, float],
+                  rewritten: Sequence[str] | None) -> None:
+    """Store the groups, and the ``run_clusters`` rows of the ``rewritten`` runs (all rows when None): a changed
+    run's row is deleted, then inserted again if it is grouped."""
+    group_of = {r: g.group_id for g in groups for r in g.run_ids}
+    wanted = sorted(group_of) if rewritten is None else [r for r in rewritten if r in group_of]
+    loaders.stage_run_ids(con, wanted)
+    rows = [(r, group_of[r], float(distances.get(r, 0.0)), q) for r, q in con.execute(
+        "SELECT s.run_id, s.last_seq FROM run_sequences s JOIN wanted_runs w ON s.run_id = w.id ORDER BY s.run_id"
+    ).fetchall()]
+    if rewritten is None:
+        warehouse.replace_table(con, "run_clusters", RUN_CLUSTER_COLUMNS, rows, scratch)
+    else:
+        loaders.stage_run_ids(con, rewritten)
+        con.execute("DELETE FROM run_clusters WHERE run_id IN (SELECT id FROM wanted_runs)")
+        warehouse.insert_rows(con, "run_clusters", RUN_CLUSTER_COLUMNS, rows, scratch)
+    warehouse.replace_table(con, "clusters", CLUSTER_COLUMNS,
+                            [(g.group_id, g.size, json.dumps(g.medoid), json.dumps(dataclasses.asdict(g)))
+                             for g in groups], scratch)
 
 
 def group(con: Connection, scratch: Path, params: compose.MiningParams, *, full_recluster: bool = False,
           recluster_share: float = 0.05) -> dict[str, Any]:
     """Rebuild ``clusters``, ``run_clusters`` and ``clustering_quality``: a full grouping
     (``compose.build_groups``), or, when changed runs are at most ``recluster_share`` of those grouped before,
-    the changed runs assigned to the existing groups."""
-    run_ids, token_lists, last_seqs = sequences(con)
-    sequences_of = dict(zip(run_ids, token_lists, strict=True))
-    runs = loaders.runs(con)
-    previous = (dict(con.execute("SELECT run_id, last_seq FROM run_clusters").fetchall())
-                if has_layout(con, "run_clusters", RUN_CLUSTER_COLUMNS)
-                and has_layout(con, "clusters", CLUSTER_COLUMNS) else {})
-    changed = [r for r, q in zip(run_ids, last_seqs, strict=True) if previous.get(r, -1) != q]
-    incremental = bool(previous) and not full_recluster and len(changed) <= recluster_share * len(previous)
+    the changed runs assigned to the existing groups; then only the changed runs are read and their rows
+    rewritten."""
+    changed, previous = _changed_since_grouped(con)
+    incremental = bool(previous) and not full_recluster and len(changed) <= recluster_share * previous
     unassigned = 0
     if incremental:
-        groups, distances, unassigned = _assign_new_runs(load_groups(con), changed, sequences_of, runs)
-        distances = {**dict(con.execute("SELECT run_id, distance FROM run_clusters").fetchall()), **distances}
+        run_ids, token_lists, _ = sequences(con, changed)
+        groups, distances, unassigned = _assign_new_runs(load_groups(con), changed,
+                                                         dict(zip(run_ids, token_lists, strict=True)),
+                                                         loaders.runs(con, changed))
+        _write_groups(con, scratch, groups, distances, changed)
     else:
-        groups = compose.build_groups(sequences_of, runs, params, loaders.outputs(con))
-        medoid_of = {g.group_id: g.medoid for g in groups}
-        distances = {r: normalized_distance(reduce_sequence(sequences_of[r]), medoid_of[g.group_id])
+        run_ids, token_lists, _ = sequences(con)
+        sequences_of = dict(zip(run_ids, token_lists, strict=True))
+        groups = compose.build_groups(sequences_of, loaders.runs(con), params, loaders.outputs(con))
+        distances = {r: normalized_distance(reduce_sequence(sequences_of[r]), g.medoid)
                      for g in groups for r in g.run_ids}
-    group_of = {r: g.group_id for g in groups for r in g.run_ids}
-    last_seq = dict(zip(run_ids, last_seqs, strict=True))
-    grouped = [r for r in run_ids if r in group_of]
-    warehouse.replace_table(con, "run_clusters", RUN_CLUSTER_COLUMNS,
-                            ((r, i, group_of[r], float(distances.get(r, 0.0)), last_seq[r])
-                             for i, r in enumerate(grouped)), scratch)
-    warehouse.replace_table(con, "clusters", CLUSTER_COLUMNS,
-                            [(g.group_id, g.size, json.dumps(g.medoid), json.dumps(dataclasses.asdict(g)))
-                             for g in groups], scratch)
-    sil = silhouette(groups, sequences_of)
-    coverage = len(grouped) / len(run_ids) if run_ids else 0.0
-    cohesion = sum(distances.get(r, 0.0) for r in grouped) / len(grouped) if grouped else 0.0
+        _write_groups(con, scratch, groups, distances, None)
+    total, empty, grouped, cohesion = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE n_tokens = 0), (SELECT count(*) FROM run_clusters), "
+        "(SELECT coalesce(avg(distance), 0.0) FROM run_clusters) FROM run_sequences").fetchone()
+    sil = silhouette(con)
+    coverage = grouped / total if total else 0.0
     warehouse.replace_table(con, "clustering_quality", QUALITY_COLUMNS,
-                            [(sil, len(groups), len(grouped), coverage, cohesion)], scratch)
-    return {"groups": groups, "runs": len(run_ids), "grouped": len(grouped), "incremental": incremental,
+                            [(sil, len(groups), grouped, coverage, cohesion)], scratch)
+    return {"groups": groups, "runs": int(total), "grouped": int(grouped), "incremental": incremental,
             "changed": len(changed), "unassigned": unassigned, "silhouette": sil, "coverage": coverage,
-            "cohesion": cohesion, "empty": sum(1 for t in token_lists if not t)}
+            "cohesion": float(cohesion), "empty": int(empty)}
 
 
 def clustering_quality(con: Connection) -> dict[str, Any]:
@@ -292,9 +345,9 @@ def outcomes(con: Connection, scratch: Path) -> dict[str, Any]:
     sequences_of = loaders.token_lists(con.execute("SELECT run_id, tokens FROM run_sequences").fetchall())
     cluster_of = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
     analysis = analyse_outcomes(runs, sequences_of, cluster_of)
-    warehouse.replace_table(con, "run_outcomes", OUTCOME_COLUMNS,
-                            ((r["run_id"], r["mode"], r["status"], cluster_of.get(r["run_id"])) for r in runs),
-                            scratch)
+    con.execute(f"CREATE OR REPLACE TABLE run_outcomes ({warehouse.column_definitions(OUTCOME_COLUMNS)})")
+    con.execute("INSERT INTO run_outcomes SELECT r.id, r.mode, r.status, c.cluster_id FROM runs r "
+                "LEFT JOIN run_clusters c ON c.run_id = r.id")
     warehouse.replace_table(con, "outcome_analysis", {"analysis": "VARCHAR"}, [(json.dumps(analysis),)], scratch)
     return {"analysis": analysis, "runs": len(runs)}
 

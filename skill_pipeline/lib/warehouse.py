@@ -54,13 +54,13 @@ PRIMARY_KEYS = {"runs": "id", "nodes": "id", "files": "id"}
 
 # Derived tables the mining steps rebuild (``skill_pipeline.lib.mining_steps``).
 RUN_SEQUENCE_COLUMNS: dict[str, str] = {
-    "run_id": "VARCHAR", "last_seq": "BIGINT", "n_events": "INTEGER", "n_tokens": "INTEGER", "tokens": "VARCHAR",
+    "run_id": "VARCHAR", "last_seq": "BIGINT", "first_seq": "BIGINT", "n_events": "INTEGER", "n_tokens": "INTEGER", "tokens": "VARCHAR",
     "unknown_types": "INTEGER", "events_without_node": "INTEGER", "unknown_agents": "INTEGER",
     "order_gaps": "BOOLEAN"}
 NODE_SEQUENCE_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "node_id": "VARCHAR", "n_tokens": "INTEGER",
                                          "tokens": "VARCHAR"}
-RUN_CLUSTER_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "ordinal": "INTEGER", "cluster_id": "VARCHAR",
-                                       "distance": "DOUBLE", "last_seq": "BIGINT"}
+RUN_CLUSTER_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "cluster_id": "VARCHAR", "distance": "DOUBLE",
+                                       "last_seq": "BIGINT"}
 CLUSTER_COLUMNS: dict[str, str] = {"cluster_id": "VARCHAR", "size": "INTEGER", "medoid": "VARCHAR",
                                    "group_json": "VARCHAR"}
 PATTERN_COLUMNS: dict[str, str] = {"cluster_id": "VARCHAR", "support": "INTEGER", "n_steps": "INTEGER",

@@ -43,7 +43,7 @@ def test_incremental_extraction_is_idempotent_and_moves_the_hwm(sqlite_store: Ca
                                      "nodes": _count(wh, "SELECT count(*) FROM nodes"),
                                      "files": _count(wh, "SELECT count(*) FROM files")}
     assert _count(wh, "SELECT count(DISTINCT seq) FROM events") == grown
-    assert extraction.source_count_upto(sqlite_store.engine, grown) == grown
+    assert extraction.source_count(sqlite_store.engine, grown) == grown
 
 
 def test_run_status_is_resynced_after_its_events(sqlite_store: CaptureStore, tmp_path: Path):
@@ -56,6 +56,35 @@ def test_run_status_is_resynced_after_its_events(sqlite_store: CaptureStore, tmp
     result = extraction.extract(sqlite_store.engine, wh, overlap=0)
     assert result.events_inserted == 0
     assert _count(wh, f"SELECT count(*) FROM runs WHERE id = '{run_id}' AND status = 'completed'") == 1
+
+
+def _changed_runs_are_resynced_and_unchanged_open_runs_are_not(store: CaptureStore, wh: Path) -> None:
+    idle, active = (store.upsert_run(session_id="tests", status="waiting_approval", mode="one_shot")
+                    for _ in range(2))
+    for run_id in (idle, active):
+        store.create_event(run_id=run_id, session_id="tests", event_type="agent_call", agent_name="engineer")
+    extraction.extract(store.engine, wh, overlap=0)
+    other = store.upsert_run(session_id="tests", status="executing", mode="one_shot")
+    store.create_event(run_id=other, session_id="tests", event_type="agent_call", agent_name="engineer")
+    quiet = extraction.extract(store.engine, wh, overlap=0)
+    assert (quiet.events_inserted, quiet.runs_synced, quiet.touched_runs) == (1, 1, [other])  # open runs not re-read
+    store.upsert_run(id=active, session_id="tests", status="completed")  # a change without a new event
+    changed = extraction.extract(store.engine, wh, overlap=0)
+    assert (changed.events_inserted, changed.touched_runs) == (0, [active])
+    assert _count(wh, f"SELECT status FROM runs WHERE id = '{active}'") == "completed"
+    assert _count(wh, f"SELECT status FROM runs WHERE id = '{idle}'") == "waiting_approval"
+    store.create_event(run_id=other, session_id="tests", event_type="agent_call", agent_name="engineer")
+    assert set(extraction.extract(store.engine, wh, overlap=0).touched_runs) == {other, active}  # stamp in range
+    assert extraction.extract(store.engine, wh, overlap=0).touched_runs == []  # the change is behind the range now
+
+
+def test_only_changed_runs_are_resynced_sqlite(sqlite_store: CaptureStore, tmp_path: Path):
+    _changed_runs_are_resynced_and_unchanged_open_runs_are_not(sqlite_store, tmp_path / "w.duckdb")
+
+
+@pytest.mark.postgres
+def test_only_changed_runs_are_resynced_postgres(pg_store: CaptureStore, tmp_path: Path):
+    _changed_runs_are_resynced_and_unchanged_open_runs_are_not(pg_store, tmp_path / "w.duckdb")
 
 
 def test_payloads_are_cut_and_non_utf8_bytes_do_not_crash(sqlite_store: CaptureStore, tmp_path: Path):
@@ -94,7 +123,7 @@ def test_late_commit_is_picked_up_by_the_overlap_window(pg_store: CaptureStore, 
     slow.close()
     second = extraction.extract(pg_store.engine, with_overlap, overlap=1000)
     extraction.extract(pg_store.engine, without, overlap=0)
-    source_total = extraction.source_count_upto(pg_store.engine, second.hwm)
+    source_total = extraction.source_count(pg_store.engine, second.hwm)
     assert second.events_inserted == 1
     assert _count(with_overlap, f"SELECT count(*) FROM events WHERE seq = {late_seq}") == 1
     assert _count(with_overlap, "SELECT count(*) FROM events") == source_total
@@ -126,7 +155,7 @@ def test_concurrent_writers_and_extractions_lose_and_duplicate_nothing(pg_store:
         t.join()
     final = extraction.extract(pg_store.engine, wh, overlap=1000)
     assert errors == []
-    total = extraction.source_count_upto(pg_store.engine, pg_store.max_seq())
+    total = extraction.source_count(pg_store.engine, pg_store.max_seq())
     assert final.hwm == pg_store.max_seq()
     assert _count(wh, "SELECT count(*) FROM events") == total
     assert _count(wh, "SELECT count(DISTINCT id) FROM events") == total
