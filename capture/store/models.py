@@ -156,19 +156,19 @@ class ExecutionEvent(Base):
 
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True)
-    # run_id, node_id, session_id and event_type lead the composite indexes below, which serve every
-    # single-column lookup (and the cascades); the reference's extra single-column copies only slow inserts.
+    # Only the indexes a query of the store needs (DESIGN.md, the capture store: each index, its query, its insert
+    # cost; migration 0003): every read of events is scoped by id, run, node or parent.
     run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"))
     node_id: Mapped[str | None] = mapped_column(ForeignKey("dag_nodes.id", ondelete="CASCADE"))
-    step_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    step_id: Mapped[str | None] = mapped_column(String(36))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     parent_event_id: Mapped[str | None] = mapped_column(
         ForeignKey("execution_events.id", ondelete="SET NULL"))
     event_type: Mapped[str] = mapped_column(String(50))
     event_subtype: Mapped[str | None] = mapped_column(String(50))
-    agent_name: Mapped[str | None] = mapped_column(String(100), index=True)
+    agent_name: Mapped[str | None] = mapped_column(String(100))
     agent_role: Mapped[str | None] = mapped_column(String(50))
-    timestamp: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
@@ -186,8 +186,6 @@ class ExecutionEvent(Base):
     __table_args__ = (
         Index("idx_events_run_order", "run_id", "execution_order"),
         Index("idx_events_node_order", "node_id", "execution_order"),
-        Index("idx_events_type_subtype", "event_type", "event_subtype"),
-        Index("idx_events_session_timestamp", "session_id", "timestamp"),
         Index("idx_events_parent", "parent_event_id"),
         {"sqlite_autoincrement": True},
     )

@@ -23,8 +23,7 @@ def test_model_fields_and_indexes(store):
             "event_subtype", "agent_name", "agent_role", "timestamp", "started_at", "completed_at", "duration_ms",
             "inputs", "outputs", "error_message", "meta", "execution_order", "depth", "status"} <= cols
     indexes = {i["name"] for i in inspect(store.engine).get_indexes("execution_events")}
-    assert {"idx_events_run_order", "idx_events_node_order", "idx_events_type_subtype",
-            "idx_events_session_timestamp", "idx_events_parent"} <= indexes
+    assert {"idx_events_run_order", "idx_events_node_order", "idx_events_parent"} <= indexes
     for table in ("files", "messages"):
         names = {i["name"] for i in inspect(store.engine).get_indexes(table)}
         assert {f"idx_{table}_event", f"idx_{table}_node"} <= names
