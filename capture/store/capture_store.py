@@ -1,26 +1,30 @@
-"""The capture store's write side: idempotent batched writes of runs, nodes, events and artefacts.
+"""The capture store's write side: idempotent batched writes of sessions, runs, nodes, events and artefacts.
 
 :meth:`CaptureStore.write_batch` is what the recorder's background writer, the importers and the simulator all
 call: one transaction, parents before children, replay-safe (an event id already stored is skipped, so a spool
 replayed twice changes nothing), and tolerant of references to things that are not there (a missing session or
 run is created, a missing parent event or node is unlinked and noted in ``meta``), so one bad reference never
-costs a whole batch.
+costs a whole batch. Writers that need their own statements in the same transaction (the importers' merge) use
+:meth:`CaptureStore.transaction` and :meth:`StoreTransaction.write`, which give the same guarantees. Rows are
+prepared by :mod:`capture.store.records` (payloads encoded to JSON text once) and written by
+:mod:`capture.store.bulk` (DB-API tuples: SQLite ``executemany``, PostgreSQL ``COPY``).
 """
 
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from capture.core.context import DEFAULT_SESSION_ID
 from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, dumps
+from capture.store.bulk import BulkWriter, writer_for
 from capture.store.db import make_engine, ping
 from capture.store.migrate import migrate_new_sqlite, require_current_schema
 from capture.store.models import COSTS, EDGES, EVENTS, FILES, MESSAGES, NODES, RUNS, SESSIONS
@@ -35,12 +39,22 @@ from capture.store.records import (
     prepare_message,
     prepare_node,
     prepare_run,
+    prepare_session,
 )
+
+# The table handles are re-exported for writers that read back what they wrote (the AG2 engine, conformance).
+__all__ = ["COSTS", "EDGES", "EVENTS", "FILES", "MESSAGES", "NODES", "RUNS", "SESSIONS", "Batch", "BatchResult",
+           "CaptureStore", "PreparedBatch", "StoreTransaction"]
 
 
 @dataclass
 class Batch:
-    """Everything one transaction writes. Runs and nodes are upserts; events are insert-once by id."""
+    """Everything one transaction writes. Sessions, runs, nodes and files are upserts; events are insert-once by id.
+
+    ``encoded``: the rows' ``str`` payloads (inputs, outputs, meta, resource_limits) are JSON text already, e.g.
+    from :func:`capture.core.payload.encode_payload_json`; the store keeps that text instead of encoding again
+    (it only re-cuts a text over its payload limit). Other payload values are encoded as usual.
+    """
 
     runs: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
@@ -50,10 +64,20 @@ class Batch:
     files: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     costs: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    encoded: bool = False
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in (self.runs, self.nodes, self.edges, self.events, self.event_updates,
-                                          self.files, self.messages, self.costs))
+                                          self.files, self.messages, self.costs, self.sessions))
+
+
+class PreparedBatch(Batch):
+    """A batch :meth:`CaptureStore.prepare` validated and encoded: written as it is, never prepared again.
+
+    Preparing is pure, so a producer can prepare its next batch while the previous one is written; a prepared
+    batch is not changed by writing it (repairs work on copies), so it can be retried.
+    """
 
 
 @dataclass
@@ -63,6 +87,7 @@ class BatchResult:
     events_inserted: int = 0
     events_skipped: int = 0
     events_updated: int = 0
+    sessions_written: int = 0
     runs_written: int = 0
     nodes_written: int = 0
     files_written: int = 0
@@ -71,31 +96,10 @@ class BatchResult:
     repaired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _dialect_insert(conn: Connection, table: Table):
-    return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
-
-
-def _group_by_keys(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """executemany needs one key set per statement."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(sorted(row))].append(row)
-    return groups
-
-
-def _existing(conn: Connection, column, values: Iterable[Any]) -> set[Any]:
-    wanted = list({v for v in values if v is not None})
-    found: set[Any] = set()
-    for start in range(0, len(wanted), 900):
-        chunk = wanted[start:start + 900]
-        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
-    return found
-
-
 def _parents_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Order a batch so that an event's parent, when in the batch, is inserted before it."""
     position = {e["id"]: i for i, e in enumerate(events)}
-    if all(position.get(e.get("parent_event_id"), -1) < i for i, e in enumerate(events)):
+    if all(position.get(e["parent_event_id"], -1) < i for i, e in enumerate(events)):
         return events  # already parents first (the usual case)
     by_id = {e["id"]: e for e in events}
     placed: set[str] = set()
@@ -105,7 +109,7 @@ def _parents_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         current: dict[str, Any] | None = event
         while current is not None and current["id"] not in placed and current not in chain:
             chain.append(current)
-            parent = current.get("parent_event_id")
+            parent = current["parent_event_id"]
             current = by_id.get(parent) if parent else None
         for item in reversed(chain):
             placed.add(item["id"])
@@ -113,110 +117,219 @@ def _parents_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
-class _WriteContext:
-    """Per-attempt state of one write_batch: the result, ids learned, and whether remembered ids were trusted."""
-
-    def __init__(self, memory: dict[str, set[str]] | None, lock: Any = None) -> None:
-        self.memory = memory
-        self.lock = lock or threading.Lock()
-        self.used_memory = False
-        self.result = BatchResult()
-        self.learned: dict[str, set[str]] = {"sessions": set(), "runs": set(), "nodes": set(), "events": set()}
-
-    def known(self, conn: Connection, kind: str, column, ids: Iterable[Any]) -> set[Any]:
-        """Which of ``ids`` exist: learned in this batch, remembered, or found by one query."""
-        wanted = {i for i in ids if i is not None}
-        if not wanted:
-            return set()
-        found = wanted & self.learned[kind]
-        if self.memory is not None:
-            with self.lock:
-                remembered = {i for i in wanted if i in self.memory[kind]}
-            if remembered:
-                self.used_memory = True
-                found |= remembered
-        rest = wanted - found
-        if rest:
-            hits = _existing(conn, column, rest)
-            found |= hits
-            self.learned[kind].update(hits)
-        return found
-
-
 def _meta_with(meta: Any, key: str, value: Any) -> str:
-    """Add a repair note to an event's meta, which is JSON text in the bulk path."""
+    """Add a repair note to a prepared row's meta (JSON text)."""
     decoded = json.loads(meta) if isinstance(meta, str) else meta
     if not isinstance(decoded, dict):
         decoded = {} if decoded is None else {"value": decoded}
     return dumps({**decoded, key: value})
 
 
-EVENT_INSERT_ORDER: tuple[str, ...] = tuple(c.name for c in EVENTS.columns if c.name != "seq")
-_TIME_COLUMNS = frozenset({"timestamp", "started_at", "completed_at"})
+# What each kind of remembered id is: its table and key column.
+_KINDS = {"sessions": ("sessions", "id"), "runs": ("workflow_runs", "id"), "nodes": ("dag_nodes", "id"),
+          "events": ("execution_events", "id")}
+_AUTO_CREATED_RUN_META = dumps({"auto_created": True})
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    """SQLAlchemy's SQLite DATETIME storage format (UTC, always with microseconds)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+class StoreTransaction:
+    """One open transaction on a :class:`CaptureStore`: write batches with :meth:`write` (the guarantees of
+    :meth:`CaptureStore.write_batch`) and run your own statements on :attr:`conn` in between.
 
-
-def bulk_insert_events(conn: Connection, events: list[dict[str, Any]]) -> int:
-    """Insert prepared events (payloads already JSON text) through the DB-API; skip ids already stored.
-
-    SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT (id) DO NOTHING``. PostgreSQL: ``COPY`` inside a
-    savepoint (the fast path); if an id is already stored (a replay) the savepoint is rolled back and the rows go
-    through ``INSERT ... ON CONFLICT (id) DO NOTHING``. Both bypass per-value SQLAlchemy type processing.
-    Returns the number of rows inserted; database integrity errors surface as SQLAlchemy ``IntegrityError``.
+    Ids of what it wrote or found are remembered by the store once the transaction commits; call
+    :meth:`forget_known` after deleting rows in it, so that the store checks again instead.
     """
-    if not events:
-        return 0
-    names = EVENT_INSERT_ORDER
-    columns_sql = ", ".join(names)
-    dbapi = conn.dialect.dbapi
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        if conn.dialect.name == "sqlite":
-            times = [i for i, n in enumerate(names) if n in _TIME_COLUMNS]
-            rows = []
-            for event in events:
-                row = [event.get(n) for n in names]
-                for i in times:
-                    if row[i] is not None:
-                        row[i] = _sqlite_time(row[i])
-                rows.append(row)
-            sql = (f"INSERT INTO execution_events ({columns_sql}) VALUES ({', '.join('?' * len(names))}) "
-                   "ON CONFLICT (id) DO NOTHING")
-            cursor.executemany(sql, rows)
-            return max(cursor.rowcount, 0)
-        from psycopg import errors as pg_errors  # the only PostgreSQL driver we accept
 
-        rows = [[event.get(n) for n in names] for event in events]
-        cursor.execute("SAVEPOINT skillmine_copy")
-        try:
-            with cursor.copy(f"COPY execution_events ({columns_sql}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except pg_errors.UniqueViolation:
-            cursor.execute("ROLLBACK TO SAVEPOINT skillmine_copy")
-            sql = (f"INSERT INTO execution_events ({columns_sql}) VALUES ({', '.join(['%s'] * len(names))}) "
-                   "ON CONFLICT (id) DO NOTHING")
-            cursor.executemany(sql, rows)
-            return max(cursor.rowcount, 0)
-        cursor.execute("RELEASE SAVEPOINT skillmine_copy")
-        return len(rows)
-    except dbapi.IntegrityError as exc:
-        raise IntegrityError("bulk insert into execution_events", None, exc) from exc
-    finally:
-        cursor.close()
+    def __init__(self, store: "CaptureStore", conn: Connection, memory: dict[str, set[str]] | None) -> None:
+        self.conn = conn
+        self.store = store
+        self.writer: BulkWriter = writer_for(conn)
+        self.memory = memory
+        self.used_memory = False
+        self.invalidated = False
+        self.learned: dict[str, set[str]] = {kind: set() for kind in _KINDS}
+
+    def forget_known(self) -> None:
+        """Rows were deleted in this transaction: drop the store's remembered ids when it ends."""
+        self.invalidated = True
+
+    def write(self, batch: Batch) -> BatchResult:
+        """Prepare (unless it is a :class:`PreparedBatch`) and write ``batch`` in this transaction."""
+        rows = batch if isinstance(batch, PreparedBatch) else self.store.prepare(batch)
+        result = BatchResult()
+        writer = self.writer
+        if rows.sessions:
+            writer.upsert("sessions", rows.sessions)
+            result.sessions_written = len(rows.sessions)
+            self.learned["sessions"].update(r["id"] for r in rows.sessions)
+        self._ensure_sessions(rows, result)
+        if rows.runs:
+            writer.upsert("workflow_runs", rows.runs)
+            result.runs_written = len(rows.runs)
+            self.learned["runs"].update(r["id"] for r in rows.runs)
+        self._ensure_runs(rows, result)
+        if rows.nodes:
+            writer.upsert("dag_nodes", rows.nodes)
+            result.nodes_written = len(rows.nodes)
+            self.learned["nodes"].update(r["id"] for r in rows.nodes)
+        if rows.edges:
+            writer.insert("dag_edges", rows.edges)
+        self._insert_events(rows.events, result)
+        if rows.event_updates:
+            result.events_updated = writer.update_events(rows.event_updates)
+        self._insert_artefacts(rows, result)
+        return result
+
+    def known(self, kind: str, ids: Iterable[Any]) -> set[Any]:
+        """Which of ``ids`` (of ``kind``: sessions, runs, nodes, events) exist: learned in this transaction,
+        remembered by the store, or found by one query."""
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return set()
+        found = wanted & self.learned[kind]
+        if self.memory is not None:
+            with self.store._known_lock:
+                remembered = {i for i in wanted if i in self.memory[kind]}
+            if remembered:
+                self.used_memory = True
+                found |= remembered
+        rest = wanted - found
+        if rest:
+            hits = self.writer.existing(*_KINDS[kind], rest)
+            found |= hits
+            self.learned[kind].update(hits)
+        return found
+
+    def _ensure_sessions(self, rows: Batch, result: BatchResult) -> None:
+        wanted = {r.get("session_id") for part in (rows.runs, rows.nodes, rows.events, rows.files, rows.messages,
+                                                   rows.costs) for r in part}
+        wanted.discard(None)
+        missing = wanted - self.known("sessions", wanted)
+        if missing:
+            self._create_sessions(missing)
+            result.repaired["sessions_created"] += len(missing)
+
+    def _ensure_runs(self, rows: Batch, result: BatchResult) -> None:
+        sessions: dict[str, str] = {}
+        for row in (*rows.nodes, *rows.events):
+            sessions.setdefault(row["run_id"], row["session_id"])
+        for row in (*rows.files, *rows.messages, *rows.costs):
+            if row.get("session_id"):
+                sessions.setdefault(row["run_id"], row["session_id"])
+        for row in (*rows.files, *rows.messages, *rows.costs):
+            sessions.setdefault(row["run_id"], DEFAULT_SESSION_ID)
+        missing = set(sessions) - self.known("runs", sessions)
+        if missing:
+            owners = {sessions[r] for r in missing}
+            orphan_sessions = owners - self.known("sessions", owners)
+            if orphan_sessions:
+                self._create_sessions(orphan_sessions)
+            self.writer.upsert("workflow_runs", [
+                {"id": run, "session_id": sessions[run], "status": "executing", "is_branch": False,
+                 "branch_depth": 0, "meta": _AUTO_CREATED_RUN_META} for run in sorted(missing)], replace=False)
+            result.repaired["runs_created"] += len(missing)
+            self.learned["runs"].update(missing)
+
+    def _create_sessions(self, sessions: set[str]) -> None:
+        """Create sessions that another writer may be creating at the same moment (conflicts are fine)."""
+        now = datetime.now(UTC)
+        self.writer.upsert("sessions", [{"id": s, "name": s, "created_at": now, "status": "active"}
+                                        for s in sorted(sessions)], replace=False)
+        self.learned["sessions"].update(sessions)
+
+    def _insert_events(self, events: list[dict[str, Any]], result: BatchResult) -> None:
+        if not events:
+            return
+        ids = {e["id"] for e in events}
+        parents = {e["parent_event_id"] for e in events if e["parent_event_id"]}
+        known_parents = ids | self.known("events", parents - ids)
+        known_nodes = self.known("nodes", {e["node_id"] for e in events if e["node_id"]})
+        repaired = events
+        for index, event in enumerate(events):
+            parent, node = event["parent_event_id"], event["node_id"]
+            lost_parent = parent and parent not in known_parents
+            lost_node = node and node not in known_nodes
+            if not (lost_parent or lost_node):
+                continue
+            if repaired is events:
+                repaired = list(events)  # a prepared batch stays as it was (it may be retried)
+            event = dict(event)
+            if lost_parent:
+                event["meta"] = _meta_with(event["meta"], "missing_parent_event_id", parent)
+                event["parent_event_id"] = None
+                result.repaired["parents_unlinked"] += 1
+            if lost_node:
+                event["meta"] = _meta_with(event["meta"], "missing_node_id", node)
+                event["node_id"] = None
+                result.repaired["nodes_unlinked"] += 1
+            repaired[index] = event
+        inserted = self.writer.insert_events(_parents_first(repaired))
+        result.events_inserted = inserted
+        result.events_skipped = len(events) - inserted
+        self.learned["events"].update(ids)
+
+    def _insert_artefacts(self, rows: Batch, result: BatchResult) -> None:
+        artefacts = (rows.files, rows.messages, rows.costs)
+        if not any(artefacts):
+            return
+        known_events = self.known("events", {r.get("event_id") for part in artefacts for r in part})
+        known_nodes = self.known("nodes", {r.get("node_id") for part in artefacts for r in part})
+        files, messages, costs = (
+            [self._linked(row, known_events, known_nodes, result) for row in part] for part in artefacts)
+        if files:
+            self.writer.upsert("files", files)
+            result.files_written = len(files)
+        result.messages_written = self._insert_once_per_event("messages", messages)
+        result.costs_written = self._insert_once_per_event("cost_records", costs)
+
+    @staticmethod
+    def _linked(row: dict[str, Any], known_events: set[Any], known_nodes: set[Any],
+                result: BatchResult) -> dict[str, Any]:
+        """An artefact row with links to events or nodes that do not exist removed (a copy when changed)."""
+        lost_event = row.get("event_id") and row["event_id"] not in known_events
+        lost_node = row.get("node_id") and row["node_id"] not in known_nodes
+        if not (lost_event or lost_node):
+            return row
+        row = dict(row)
+        if lost_event:
+            row["event_id"] = None
+            result.repaired["artefact_events_unlinked"] += 1
+        if lost_node:
+            row["node_id"] = None
+            result.repaired["artefact_nodes_unlinked"] += 1
+        return row
+
+    def _insert_once_per_event(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """Messages and cost rows tied to an event are written once per event (replay-safe)."""
+        if not rows:
+            return 0
+        seen = self.writer.existing(table, "event_id", {r.get("event_id") for r in rows})
+        fresh, batch_seen = [], set()
+        for row in rows:
+            key = row.get("event_id")
+            if key is not None and (key in seen or key in batch_seen):
+                continue
+            if key is not None:
+                batch_seen.add(key)
+            fresh.append(row)
+        if fresh:
+            self.writer.insert(table, fresh)
+        return len(fresh)
+
+
+class _WriteContext:
+    """The ids one merge transaction learned (the private interface capture.importers.merge used before
+    :class:`StoreTransaction`; kept while it moves over)."""
+
+    def __init__(self, memory: dict[str, set[str]] | None, lock: Any = None) -> None:
+        self.memory = memory
+        self.learned: dict[str, set[str]] = {kind: set() for kind in _KINDS}
 
 
 class CaptureStore:
     """Write access to a capture store; the read side lives in :mod:`capture.read.queries`.
 
     Ids of sessions, runs, nodes and events this store has seen committed are remembered (bounded), so a
-    steady stream of batches costs one bulk ``INSERT`` per batch and no look-ups. If a remembered id has been
+    steady stream of batches costs one bulk insert per batch and no look-ups. If a remembered id has been
     deleted meanwhile, the batch fails on a foreign key, the memory is dropped and the batch is retried once
     with full checks.
     """
@@ -226,7 +339,7 @@ class CaptureStore:
     def __init__(self, engine: Engine, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
         self.engine = engine
         self.max_payload_bytes = max_payload_bytes
-        self._known: dict[str, set[str]] = {"sessions": set(), "runs": set(), "nodes": set(), "events": set()}
+        self._known: dict[str, set[str]] = {kind: set() for kind in _KINDS}
         self._known_lock = threading.Lock()
 
     @classmethod
@@ -248,21 +361,53 @@ class CaptureStore:
 
     def write_batch(self, batch: Batch) -> BatchResult:
         """Write ``batch`` in one transaction (see the module docstring for the guarantees)."""
-        prepared = self._prepare(batch)
-        ctx = _WriteContext(self._known, self._known_lock)
+        prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
+        tx = None
+        try:
+            with self.transaction() as tx:
+                return tx.write(prepared)
+        except IntegrityError:
+            if tx is None or not tx.used_memory:
+                raise
+        with self.transaction(trust_memory=False) as tx:  # a remembered row was deleted: check everything
+            return tx.write(prepared)
+
+    @contextmanager
+    def transaction(self, *, trust_memory: bool = True) -> Iterator[StoreTransaction]:
+        """A transaction to write batches into and run other statements in; commits when the block ends.
+
+        If it fails after trusting remembered ids, the memory is dropped (a remembered row may be gone)."""
+        tx = None
         try:
             with self.engine.begin() as conn:
-                self._write_prepared(conn, prepared, ctx)
-        except IntegrityError:
-            if not ctx.used_memory:
-                raise
+                tx = StoreTransaction(self, conn, self._known if trust_memory else None)
+                yield tx
+        except BaseException:
+            if tx is not None and tx.used_memory:
+                self.forget_known()
+            raise
+        if tx.invalidated:
             self.forget_known()
-            prepared = self._prepare(batch)
-            ctx = _WriteContext(None)
-            with self.engine.begin() as conn:
-                self._write_prepared(conn, prepared, ctx)
-        self._remember(ctx.learned)
-        return ctx.result
+        else:
+            self._remember(tx.learned)
+
+    def prepare(self, batch: Batch) -> PreparedBatch:
+        """Validate and encode ``batch`` (pure: any thread, before the write); raises :class:`BadRecord`."""
+        limit = self.max_payload_bytes
+        encoding = {"payload_as_json": True, "encoded": batch.encoded}
+        return PreparedBatch(
+            sessions=[prepare_session(r, **encoding) for r in batch.sessions],
+            runs=[prepare_run(r, **encoding) for r in batch.runs],
+            nodes=[prepare_node(r, **encoding) for r in batch.nodes],
+            edges=[prepare_generic(r, EDGE_COLUMNS, "edge", payload_fields=(), assign_id=False)
+                   for r in batch.edges],
+            events=[prepare_event(r, max_payload_bytes=limit, **encoding) for r in batch.events],
+            event_updates=[self._prepare_update(r, batch.encoded) for r in batch.event_updates],
+            files=[prepare_file(r, **encoding) for r in batch.files],
+            messages=[prepare_message(r, **encoding) for r in batch.messages],
+            costs=[prepare_cost(r) for r in batch.costs],
+            encoded=True,
+        )
 
     def forget_known(self) -> None:
         """Drop the remembered ids (after deleting runs, sessions, nodes or events behind this store's back)."""
@@ -278,160 +423,29 @@ class CaptureStore:
                     known.clear()
                 known.update(ids)
 
-    def _prepare(self, batch: Batch) -> Batch:
-        limit = self.max_payload_bytes
-        return Batch(
-            runs=[prepare_run(r) for r in batch.runs],
-            nodes=[prepare_node(r) for r in batch.nodes],
-            edges=[prepare_generic(r, EDGE_COLUMNS, "edge", payload_fields=(), assign_id=False)
-                   for r in batch.edges],
-            events=[prepare_event(r, max_payload_bytes=limit, payload_as_json=True) for r in batch.events],
-            event_updates=[self._prepare_update(r) for r in batch.event_updates],
-            files=[prepare_file(r) for r in batch.files],
-            messages=[prepare_message(r) for r in batch.messages],
-            costs=[prepare_cost(r) for r in batch.costs],
-        )
+    # -- the private interface capture.importers.merge used before StoreTransaction (kept while it moves over) ----
 
-    def _prepare_update(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def _prepare(self, batch: Batch) -> PreparedBatch:
+        return self.prepare(batch)
+
+    def _write_prepared(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> BatchResult:
+        tx = StoreTransaction(self, conn, ctx.memory)
+        result = tx.write(batch)
+        for kind, ids in tx.learned.items():
+            ctx.learned[kind] |= ids
+        return result
+
+    def _upsert(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+        StoreTransaction(self, conn, None).write(Batch(sessions=rows) if table is SESSIONS else Batch(runs=rows))
+
+    def _prepare_update(self, row: Mapping[str, Any], encoded: bool) -> dict[str, Any]:
         if not row.get("id"):
             raise BadRecord("event update: missing 'id'")
         changes = {k: v for k, v in row.items() if k not in {"id", "run_id", "session_id", "event_type"}}
         prepared = prepare_event({"id": row["id"], "run_id": "-", "session_id": "-", "event_type": "info",
-                                  **changes}, max_payload_bytes=self.max_payload_bytes)
+                                  **changes}, max_payload_bytes=self.max_payload_bytes, payload_as_json=True,
+                                 encoded=encoded)
         return {"id": row["id"], **{k: prepared[k] for k in changes}}
-
-    def _write_prepared(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
-        self._ensure_sessions(conn, batch, ctx)
-        self._upsert(conn, RUNS, batch.runs)
-        ctx.result.runs_written = len(batch.runs)
-        ctx.learned["runs"].update(r["id"] for r in batch.runs)
-        self._ensure_runs(conn, batch, ctx)
-        self._upsert(conn, NODES, batch.nodes)
-        ctx.result.nodes_written = len(batch.nodes)
-        ctx.learned["nodes"].update(r["id"] for r in batch.nodes)
-        if batch.edges:
-            conn.execute(insert(EDGES), batch.edges)
-        self._insert_events(conn, batch.events, ctx)
-        self._apply_updates(conn, batch.event_updates, ctx.result)
-        self._insert_artefacts(conn, batch, ctx)
-
-    def _ensure_sessions(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
-        wanted = {r.get("session_id") for rows in (batch.runs, batch.nodes, batch.events, batch.files,
-                                                   batch.messages, batch.costs) for r in rows}
-        wanted.discard(None)
-        missing = wanted - ctx.known(conn, "sessions", SESSIONS.c.id, wanted)
-        if missing:
-            self._create_sessions(conn, missing, ctx)
-            ctx.result.repaired["sessions_created"] += len(missing)
-
-    def _ensure_runs(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
-        sessions: dict[str, str] = {}
-        for row in (*batch.nodes, *batch.events):
-            sessions.setdefault(row["run_id"], row["session_id"])
-        for row in (*batch.files, *batch.messages, *batch.costs):
-            if row.get("session_id"):
-                sessions.setdefault(row["run_id"], row["session_id"])
-        for row in (*batch.files, *batch.messages, *batch.costs):
-            sessions.setdefault(row["run_id"], DEFAULT_SESSION_ID)
-        missing = set(sessions) - ctx.known(conn, "runs", RUNS.c.id, sessions)
-        if missing:
-            orphan_sessions = {sessions[r] for r in missing} - ctx.known(conn, "sessions", SESSIONS.c.id,
-                                                                         {sessions[r] for r in missing})
-            if orphan_sessions:
-                self._create_sessions(conn, orphan_sessions, ctx)
-            conn.execute(_dialect_insert(conn, RUNS).on_conflict_do_nothing(index_elements=["id"]), [
-                {"id": run, "session_id": sessions[run], "status": "executing", "is_branch": False,
-                 "branch_depth": 0, "meta": {"auto_created": True}} for run in sorted(missing)])
-            ctx.result.repaired["runs_created"] += len(missing)
-            ctx.learned["runs"].update(missing)
-
-    @staticmethod
-    def _create_sessions(conn: Connection, sessions: set[str], ctx: "_WriteContext") -> None:
-        """Create sessions that another writer may be creating at the same moment (conflicts are fine)."""
-        now = datetime.now(UTC)
-        conn.execute(_dialect_insert(conn, SESSIONS).on_conflict_do_nothing(index_elements=["id"]),
-                     [{"id": s, "name": s, "created_at": now, "status": "active"} for s in sorted(sessions)])
-        ctx.learned["sessions"].update(sessions)
-
-    def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-        for keys, group in _group_by_keys(rows).items():
-            stmt = _dialect_insert(conn, table)
-            updatable = {k: stmt.excluded[k] for k in keys if k != "id"}
-            stmt = (stmt.on_conflict_do_update(index_elements=["id"], set_=updatable) if updatable
-                    else stmt.on_conflict_do_nothing(index_elements=["id"]))
-            conn.execute(stmt, group)
-
-    def _insert_events(self, conn: Connection, events: list[dict[str, Any]], ctx: "_WriteContext") -> None:
-        if not events:
-            return
-        ids = {e["id"] for e in events}
-        parents = {e["parent_event_id"] for e in events if e.get("parent_event_id")}
-        known_parents = ids | ctx.known(conn, "events", EVENTS.c.id, parents - ids)
-        nodes = {e["node_id"] for e in events if e.get("node_id")}
-        known_nodes = ctx.known(conn, "nodes", NODES.c.id, nodes)
-        for event in events:
-            parent = event.get("parent_event_id")
-            if parent and parent not in known_parents:
-                event["meta"] = _meta_with(event.get("meta"), "missing_parent_event_id", parent)
-                event["parent_event_id"] = None
-                ctx.result.repaired["parents_unlinked"] += 1
-            node = event.get("node_id")
-            if node and node not in known_nodes:
-                event["meta"] = _meta_with(event.get("meta"), "missing_node_id", node)
-                event["node_id"] = None
-                ctx.result.repaired["nodes_unlinked"] += 1
-        inserted = bulk_insert_events(conn, _parents_first(events))
-        ctx.result.events_inserted = inserted
-        ctx.result.events_skipped = len(events) - inserted
-        ctx.learned["events"].update(ids)
-
-    def _apply_updates(self, conn: Connection, updates: list[dict[str, Any]], result: BatchResult) -> None:
-        for keys, group in _group_by_keys(updates).items():
-            values = {k: bindparam(f"v_{k}") for k in keys if k != "id"}
-            if not values:
-                continue
-            stmt = update(EVENTS).where(EVENTS.c.id == bindparam("v_id")).values(**values)
-            conn.execute(stmt, [{f"v_{k}": v for k, v in row.items()} for row in group])
-            result.events_updated += len(group)
-
-    def _insert_artefacts(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> None:
-        artefacts = (batch.files, batch.messages, batch.costs)
-        if not any(artefacts):
-            return
-        event_ids = {r.get("event_id") for rows in artefacts for r in rows}
-        known_events = ctx.known(conn, "events", EVENTS.c.id, event_ids)
-        known_nodes = ctx.known(conn, "nodes", NODES.c.id, {r.get("node_id") for rows in artefacts for r in rows})
-        for rows in artefacts:
-            for row in rows:
-                if row.get("event_id") and row["event_id"] not in known_events:
-                    row["event_id"] = None
-                    ctx.result.repaired["artefact_events_unlinked"] += 1
-                if row.get("node_id") and row["node_id"] not in known_nodes:
-                    row["node_id"] = None
-                    ctx.result.repaired["artefact_nodes_unlinked"] += 1
-        if batch.files:
-            self._upsert(conn, FILES, batch.files)
-            ctx.result.files_written = len(batch.files)
-        ctx.result.messages_written = self._insert_once_per_event(conn, MESSAGES, batch.messages)
-        ctx.result.costs_written = self._insert_once_per_event(conn, COSTS, batch.costs)
-
-    @staticmethod
-    def _insert_once_per_event(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-        """Messages and cost rows tied to an event are written once per event (replay-safe)."""
-        if not rows:
-            return 0
-        seen = _existing(conn, table.c.event_id, {r.get("event_id") for r in rows})
-        fresh, batch_seen = [], set()
-        for row in rows:
-            key = row.get("event_id")
-            if key is not None and (key in seen or key in batch_seen):
-                continue
-            if key is not None:
-                batch_seen.add(key)
-            fresh.append(row)
-        for group in _group_by_keys(fresh).values():
-            conn.execute(insert(table), group)
-        return len(fresh)
 
     # -- single-row conveniences (the manual API and tests) ------------------------------------------------
 

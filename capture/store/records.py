@@ -1,17 +1,35 @@
 """Row preparation: turn loosely-typed dicts from the recorder and importers into clean column values.
 
 Everything here is pure and cheap: ids, canonical types, UTC times and safely-encoded payloads, with a clear
-:class:`BadRecord` naming the field when a value cannot be used.
+:class:`BadRecord` naming the field when a value cannot be used. With ``payload_as_json`` payload columns come
+back as JSON text (what the store's bulk path writes); with ``encoded`` the caller's ``str`` payloads already are
+JSON text (the recorder encodes them once on its side) and are kept as they are, only checked against the limit.
 """
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES, clip_text, encode_payload, encode_payload_json
+from capture.core.payload import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    clip_text,
+    dumps,
+    encode_payload,
+    encode_payload_json,
+)
 from capture.core.vocabulary import EVENT_STATUSES, normalise_event, normalise_mode
-from capture.store.models import CostRecord, DagEdge, DagNode, ExecutionEvent, File, Message, WorkflowRun
+from capture.store.models import (
+    CostRecord,
+    DagEdge,
+    DagNode,
+    ExecutionEvent,
+    File,
+    Message,
+    Session,
+    WorkflowRun,
+)
 
 PAYLOAD_FIELDS = ("inputs", "outputs", "meta")
 MAX_TEXT_BYTES = 256 * 1024
@@ -28,6 +46,10 @@ def columns(model: type) -> frozenset[str]:
 
 EVENT_COLUMNS = columns(ExecutionEvent)
 EVENT_INSERT_COLUMNS = EVENT_COLUMNS - {"seq"}
+# The column order of the bulk event insert; a prepared event has every one of these keys.
+EVENT_INSERT_ORDER: tuple[str, ...] = tuple(c.name for c in ExecutionEvent.__table__.columns if c.name != "seq")
+_BLANK_EVENT = dict.fromkeys(EVENT_INSERT_ORDER)
+SESSION_COLUMNS = columns(Session)
 RUN_COLUMNS = columns(WorkflowRun)
 NODE_COLUMNS = columns(DagNode)
 EDGE_COLUMNS = columns(DagEdge)
@@ -89,44 +111,65 @@ def _canonical(event_type: Any, event_subtype: Any, meta: Any, strict: bool) -> 
     return out
 
 
+def payload_text(value: Any, max_bytes: int, *, encoded: bool = False) -> str | None:
+    """A payload as the JSON text the store writes; with ``encoded`` a ``str`` already is that text and is only
+    cut (decoded and re-encoded) when it is over ``max_bytes``."""
+    if value is None:
+        return None
+    if encoded and type(value) is str:
+        if len(value) <= max_bytes // 4 or len(value.encode("utf-8")) <= max_bytes:
+            return value
+        return encode_payload_json(json.loads(value), max_bytes)
+    return encode_payload_json(value, max_bytes)
+
+
+def _payload_value(value: Any, encoded: bool) -> Any:
+    """A payload as Python data (an ``encoded`` str is JSON text to decode)."""
+    return json.loads(value) if encoded and type(value) is str else value
+
+
 def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                  strict_types: bool = True, payload_as_json: bool = False) -> dict[str, Any]:
-    """Validate and normalise one ``execution_events`` row (without ``seq``, which the store assigns).
+                  strict_types: bool = True, payload_as_json: bool = False, encoded: bool = False) -> dict[str, Any]:
+    """Validate and normalise one ``execution_events`` row (without ``seq``, which the store assigns); the row
+    returned has every column of :data:`EVENT_INSERT_ORDER`.
 
     With ``payload_as_json`` the payload fields (inputs, outputs, meta) come back as JSON text, ready for a
     bulk insert that bypasses SQLAlchemy's JSON processing; otherwise as JSON-serialisable Python values.
+    ``encoded``: ``str`` payloads are JSON text already (implies ``payload_as_json``).
     """
     extra = row.keys() - EVENT_INSERT_COLUMNS
     if extra:
         _unknown_fields(row, EVENT_INSERT_COLUMNS, "event")
-    out = dict(row)
-    out["id"] = str(out.get("id") or new_id())
+    out = {**_BLANK_EVENT, **row}
+    out["id"] = str(out["id"] or new_id())
     for required in ("run_id", "session_id", "event_type"):
-        if not out.get(required):
+        if not out[required]:
             raise BadRecord(f"event {out['id']}: missing required field {required!r}")
-    meta = out.get("meta")
+    meta = out["meta"]
     try:
-        etype, subtype, source_type = _canonical(out["event_type"], out.get("event_subtype"), meta, strict_types)
+        etype, subtype, source_type = _canonical(out["event_type"], out["event_subtype"],
+                                                 _payload_value(meta, encoded), strict_types)
     except ValueError as exc:
         raise BadRecord(f"event {out['id']}: {exc}") from None
     out["event_type"], out["event_subtype"] = etype, subtype
     if source_type:
+        meta = _payload_value(meta, encoded)
         meta = dict(meta) if isinstance(meta, Mapping) else {} if meta is None else {"value": meta}
         meta.setdefault("source_type", source_type)
-    out["meta"] = meta
-    status = out.get("status") or "completed"
+        out["meta"] = dumps(meta) if encoded else meta
+    status = out["status"] or "completed"
     if status not in EVENT_STATUSES:
         raise BadRecord(f"event {out['id']}: status {status!r} is not one of {sorted(EVENT_STATUSES)}")
     out["status"] = status
     for field in ("timestamp", "started_at", "completed_at"):
-        value = out.get(field)
+        value = out[field]
         if value is not None and not (type(value) is datetime and value.tzinfo is UTC):
             value = to_utc(value, field=field, kind=f"event {out['id']}")
         out[field] = value
     if out["timestamp"] is None:
         out["timestamp"] = out["started_at"] or datetime.now(UTC)
     for field in ("execution_order", "depth", "duration_ms"):
-        value = out.get(field)
+        value = out[field]
         if value is not None and type(value) is not int:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadRecord(f"event {out['id']}: field {field!r} must be a number, got {value!r}")
@@ -134,13 +177,20 @@ def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MA
         out[field] = value
     out["execution_order"] = out["execution_order"] or 0
     out["depth"] = out["depth"] or 0
-    encode = encode_payload_json if payload_as_json else encode_payload
-    for field in PAYLOAD_FIELDS:
-        value = out.get(field)
-        out[field] = None if value is None else encode(value, max_payload_bytes)
-    error = out.get("error_message")
+    _encode_payloads(out, PAYLOAD_FIELDS, max_payload_bytes, as_json=payload_as_json or encoded, encoded=encoded)
+    error = out["error_message"]
     out["error_message"] = None if error is None else clip_text(_text(error), MAX_TEXT_BYTES)
     return out
+
+
+def _encode_payloads(out: dict[str, Any], fields: tuple[str, ...], max_bytes: int, *, as_json: bool,
+                     encoded: bool) -> None:
+    """Encode the payload ``fields`` present in ``out``, in place: JSON text or JSON-ready Python values."""
+    for field in fields:
+        value = out.get(field)
+        if value is not None:
+            out[field] = payload_text(value, max_bytes, encoded=encoded) if as_json else \
+                encode_payload(_payload_value(value, encoded), max_bytes)
 
 
 def _text(value: Any) -> str | None:
@@ -150,8 +200,10 @@ def _text(value: Any) -> str | None:
 def prepare_generic(row: Mapping[str, Any], allowed: frozenset[str], kind: str, *,
                     time_fields: tuple[str, ...] = (), payload_fields: tuple[str, ...] = ("meta",),
                     text_fields: tuple[str, ...] = (), assign_id: bool = True,
-                    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """Validate a run, node, file, message or cost row: known fields, UTC times, encoded payloads."""
+                    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, payload_as_json: bool = False,
+                    encoded: bool = False) -> dict[str, Any]:
+    """Validate a session, run, node, file, message or cost row: known fields, UTC times, encoded payloads
+    (``payload_as_json`` and ``encoded`` as for :func:`prepare_event`)."""
     _unknown_fields(row, allowed, kind)
     out = dict(row)
     if assign_id and not out.get("id"):
@@ -159,20 +211,27 @@ def prepare_generic(row: Mapping[str, Any], allowed: frozenset[str], kind: str, 
     for field in time_fields:
         if field in out:
             out[field] = to_utc(out[field], field=field, kind=f"{kind} {out.get('id', '?')}")
-    for field in payload_fields:
-        if field in out:
-            out[field] = encode_payload(out[field], max_payload_bytes)
+    _encode_payloads(out, payload_fields, max_payload_bytes, as_json=payload_as_json or encoded, encoded=encoded)
     for field in text_fields:
         if field in out:
             out[field] = clip_text(_text(out[field]), MAX_TEXT_BYTES)
     return out
 
 
-def prepare_run(row: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_session(row: Mapping[str, Any], **encoding: bool) -> dict[str, Any]:
+    """A ``sessions`` row (``encoding``: ``payload_as_json`` / ``encoded``, see :func:`prepare_generic`)."""
+    out = prepare_generic(row, SESSION_COLUMNS, "session", time_fields=("created_at", "last_active_at"),
+                          payload_fields=("meta", "resource_limits"), assign_id=False, **encoding)
+    if not out.get("id"):
+        raise BadRecord("session: missing required field 'id'")
+    return out
+
+
+def prepare_run(row: Mapping[str, Any], **encoding: bool) -> dict[str, Any]:
     """A ``workflow_runs`` row with the mode spelling folded."""
     out = prepare_generic(row, RUN_COLUMNS, "run",
                           time_fields=("started_at", "completed_at", "last_heartbeat_at"),
-                          text_fields=("task_description",))
+                          text_fields=("task_description",), **encoding)
     if "mode" in out:
         out["mode"] = normalise_mode(out["mode"])
     if not out.get("session_id"):
@@ -180,36 +239,36 @@ def prepare_run(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def prepare_node(row: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_node(row: Mapping[str, Any], **encoding: bool) -> dict[str, Any]:
     """A ``dag_nodes`` row."""
-    out = prepare_generic(row, NODE_COLUMNS, "node")
+    out = prepare_generic(row, NODE_COLUMNS, "node", **encoding)
     for required in ("run_id", "session_id"):
         if not out.get(required):
             raise BadRecord(f"node {out['id']}: missing required field {required!r}")
     return out
 
 
-def prepare_file(row: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_file(row: Mapping[str, Any], **encoding: bool) -> dict[str, Any]:
     """A ``files`` row."""
-    out = prepare_generic(row, FILE_COLUMNS, "file", time_fields=("created_at",))
+    out = prepare_generic(row, FILE_COLUMNS, "file", time_fields=("created_at",), **encoding)
     if not out.get("run_id") or not out.get("file_path"):
         raise BadRecord(f"file {out['id']}: needs 'run_id' and 'file_path'")
     return out
 
 
-def prepare_message(row: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_message(row: Mapping[str, Any], **encoding: bool) -> dict[str, Any]:
     """A ``messages`` row (integer id assigned by the store)."""
     out = prepare_generic(row, MESSAGE_COLUMNS, "message", time_fields=("timestamp",),
-                          text_fields=("content",), assign_id=False)
+                          text_fields=("content",), assign_id=False, **encoding)
     if not out.get("run_id"):
         raise BadRecord("message: missing required field 'run_id'")
     return out
 
 
-def prepare_cost(row: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_cost(row: Mapping[str, Any], **encoding: bool) -> dict[str, Any]:
     """A ``cost_records`` row (integer id assigned by the store)."""
     out = prepare_generic(row, COST_COLUMNS, "cost record", time_fields=("timestamp",), payload_fields=(),
-                          assign_id=False)
+                          assign_id=False, **encoding)
     if not out.get("run_id"):
         raise BadRecord("cost record: missing required field 'run_id'")
     return out
