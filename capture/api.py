@@ -209,14 +209,17 @@ class NodeHandle(_Handle):
         _reset((current_node_var,), (self._token,) if self._token is not None else None)
 
 
-class Span:
+class Span(SpanState):
     """An open call-like event (``agent_call``, ``llm_call``, ``tool_call``, ``code_exec``).
 
     ``id`` is ``None`` when the span was sampled out or capture is off (its children then attach to its parent).
+    Entering and leaving never raise (a failure inside capture is counted). An entered span is its own
+    :class:`~capture.core.context.SpanState` (the current span its children read), one object per span.
     """
 
     __slots__ = (
         "_agent",
+        "_copies",
         "_event_type",
         "_failed",
         "_inputs",
@@ -226,14 +229,12 @@ class Span:
         "_parent",
         "_recorder",
         "_started",
-        "_state",
         "_subtype",
         "_token",
-        "id",
     )
 
     def __init__(self, recorder: Recorder, event_type: str, agent_name: str | None, inputs: dict | None,
-                 meta: dict | None, subtype_start: str, parent_event_id: str | None) -> None:
+                 meta: dict | None, subtype_start: str, parent_event_id: str | None, copies: bool = True) -> None:
         self._recorder = recorder
         self._event_type = event_type
         self._agent = agent_name
@@ -241,26 +242,35 @@ class Span:
         self._meta = meta
         self._subtype = subtype_start
         self._parent = parent_event_id
-        self._state: SpanState | None = None
+        self._copies = copies  # False: the payloads were handed over (span(owned=True)), no copy needed
         self._token: Token | None = None
         self._outputs: dict | None = None
         self._meta_changed = False
         self._failed: str | None = None
         self.id: str | None = None
+        self.run: RunState | None = None  # set once entered and recorded
 
     def __enter__(self) -> Self:
         recorder = self._recorder
         if not recorder.enabled or (recorder.sampling and recorder.sampled_out(self._event_type)):
             return self
         try:
-            run, node_id, parent, depth = _resolve(self._parent, recorder)
+            outer = current_span_var.get() if self._parent is None else None
+            if outer is not None:  # _resolve's common case, inlined: a span inside a span
+                node = current_node_var.get()
+                run, parent, depth = outer.run, outer.id, outer.depth + 1
+                node_id = node[0] if node is not None else outer.node_id
+            else:
+                run, node_id, parent, depth = _resolve(self._parent, recorder)
+            inputs, meta = self._inputs, self._meta
+            if self._copies:
+                inputs, meta = _snapshot(inputs), _snapshot(meta)
             self._started = started = stamp()
             self.id = eid = recorder.event(run, self._event_type, self._subtype, node_id, parent, depth, self._agent,
-                                           _snapshot(self._inputs), None, _snapshot(self._meta), "running", None,
-                                           None, started)
-            self._state = state = SpanState(eid, run, node_id, depth)
-            recorder.open_spans[eid] = state
-            self._token = current_span_var.set(state)
+                                           inputs, None, meta, "running", None, None, started)
+            self.node_id, self.depth, self.run = node_id, depth, run
+            recorder.open_spans[eid] = self
+            self._token = current_span_var.set(self)
         except Exception as exc:  # noqa: BLE001
             recorder.error("span start", exc)
         return self
@@ -271,7 +281,7 @@ class Span:
 
     def set_meta(self, **values: Any) -> None:
         """Add to the span's ``meta`` (merged into the stored meta when it closes)."""
-        self._meta = {**(self._meta or {}), **values}
+        self._meta = {**self._meta, **values} if self._meta else values
         self._meta_changed = True
 
     def fail(self, message: str) -> None:
@@ -280,12 +290,13 @@ class Span:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._state is None:
+        if self.run is None:
             return
         recorder = self._recorder
         try:
             failed = exc is not None or self._failed is not None
-            recorder.end_span(self.id, self._started, failed, _snapshot(self._outputs),
+            outputs = self._outputs
+            recorder.end_span(self.id, self._started, failed, _snapshot(outputs) if self._copies else outputs,
                               self._meta if self._meta_changed else None,
                               (self._failed if exc is None else f"{type(exc).__name__}: {exc}") if failed else None)
             recorder.open_spans.pop(self.id, None)
@@ -343,51 +354,57 @@ def node(name: str, *, agent: str | None = None, node_type: str = "agent", node_
 
 
 def span(event_type: str, *, agent_name: str | None = None, inputs: dict | None = None, meta: dict | None = None,
-         subtype_start: str = "start", parent_event_id: str | None = None) -> Span:
+         subtype_start: str = "start", parent_event_id: str | None = None, owned: bool = False) -> Span:
     """A call-like event around the ``with`` block, the current parent for events inside it.
 
-    ``parent_event_id`` makes the parent explicit (for threads that did not inherit the context).
+    ``parent_event_id`` makes the parent explicit (for threads that did not inherit the context). Payloads are
+    copied, since the caller may change them after they are queued; ``owned=True`` says the caller built them for
+    capture and never touches them again (instrumentation code on its hot path), so they are not.
     """
-    return Span(_recorder or get_recorder(), event_type, agent_name, inputs, meta, subtype_start, parent_event_id)
+    return Span(_recorder or get_recorder(), event_type, agent_name, inputs, meta, subtype_start, parent_event_id,
+                not owned)
 
 
 def record_event(event_type: str, subtype: str | None = None, *, agent_name: str | None = None,
                  inputs: Any = None, outputs: Any = None, meta: Any = None, status: str = "completed",
                  error_message: str | None = None, duration_ms: float | None = None,
-                 parent_event_id: str | None = None) -> str | None:
+                 parent_event_id: str | None = None, owned: bool = False) -> str | None:
     """A point event (handoff, message, file_gen, error, info, state_transition, approval_requested).
 
-    Returns its id, or ``None`` when sampled out, capture is off or capture failed.
+    Returns its id, or ``None`` when sampled out, capture is off or capture failed. ``owned``: as for :func:`span`.
     """
     recorder = _recorder or get_recorder()
     try:
         if not recorder.enabled or (recorder.sampling and recorder.sampled_out(event_type)):
             return None
         run_state, node_id, parent, depth = _resolve(parent_event_id, recorder)
-        return recorder.event(run_state, event_type, subtype, node_id, parent, depth, agent_name, _snapshot(inputs),
-                              _snapshot(outputs), _snapshot(meta), status, error_message, duration_ms, stamp())
+        if not owned:
+            inputs, outputs, meta = _snapshot(inputs), _snapshot(outputs), _snapshot(meta)
+        return recorder.event(run_state, event_type, subtype, node_id, parent, depth, agent_name, inputs, outputs,
+                              meta, status, error_message, duration_ms, stamp())
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_event", exc)
         return None
 
 
 def record_message(sender: str, recipient: str | None, content: Any, *, tokens: int | None = None,
-                   silent: bool = False, meta: dict | None = None) -> str | None:
-    """A ``message`` event (subtype ``send``, or ``broadcast`` when silent) plus its ``messages`` row."""
-    return _message(sender, recipient, content, tokens, silent, meta)
+                   silent: bool = False, meta: dict | None = None, owned: bool = False) -> str | None:
+    """A ``message`` event (subtype ``send``, or ``broadcast`` when silent) plus its ``messages`` row. ``owned``: as
+    for :func:`span`."""
+    return _message(sender, recipient, content, tokens, silent, meta, owned)
 
 
 def record_broadcast(sender: str, recipients: list[str], content: Any, *, tokens: int | None = None,
-                     meta: dict | None = None) -> str | None:
+                     meta: dict | None = None, owned: bool = False) -> str | None:
     """One silent group fan-out: a single ``message``/``broadcast`` event whose ``inputs`` list the recipients,
     plus one ``messages`` row (``recipient``: the names joined with ", ", cut to the column's width;
     ``meta.recipients``: the full list). Recording one row per recipient instead multiplies a group chat's
-    events by its size."""
-    return _message(sender, list(recipients), content, tokens, True, meta)
+    events by its size. ``owned``: as for :func:`span` (``recipients`` too is then kept as given)."""
+    return _message(sender, recipients if owned else list(recipients), content, tokens, True, meta, owned)
 
 
 def _message(sender: str, recipient: str | list[str] | None, content: Any, tokens: int | None,
-             silent: bool, meta: dict | None) -> str | None:
+             silent: bool, meta: dict | None, owned: bool) -> str | None:
     """Enqueue a message for :func:`record_message` / :func:`record_broadcast` (a list of recipients: a
     broadcast)."""
     recorder = _recorder or get_recorder()
@@ -395,8 +412,9 @@ def _message(sender: str, recipient: str | list[str] | None, content: Any, token
         if not recorder.enabled or (recorder.sampling and recorder.sampled_out("message")):
             return None
         run_state, node_id, parent, depth = _resolve(None, recorder)
-        return recorder.message(run_state, node_id, parent, depth, sender, recipient, _snapshot(content), tokens,
-                                silent, _snapshot(meta))
+        if not owned:
+            content, meta = _snapshot(content), _snapshot(meta)
+        return recorder.message(run_state, node_id, parent, depth, sender, recipient, content, tokens, silent, meta)
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_message", exc)
         return None
@@ -437,7 +455,7 @@ def record_cost(*, agent_name: str | None, model: str | None, prompt_tokens: int
 
     The store keeps one cost row per ``event_id`` (replay safety), so link each cost to its own ``llm_call``.
     """
-    recorder = get_recorder()
+    recorder = _recorder or get_recorder()
     try:
         if not recorder.enabled:
             return
@@ -447,7 +465,7 @@ def record_cost(*, agent_name: str | None, model: str | None, prompt_tokens: int
                                  "agent_name": agent_name, "prompt_tokens": int(prompt_tokens),
                                  "completion_tokens": int(completion_tokens),
                                  "total_tokens": int(prompt_tokens) + int(completion_tokens),
-                                 "cost_usd": float(cost_usd), "timestamp": clock.now()})
+                                 "cost_usd": float(cost_usd), "timestamp": stamp()})
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_cost", exc)
 

@@ -66,7 +66,7 @@ class SkillmineCallbacks:
     def _scope(self) -> Iterator[None]:
         state = getattr(self._run, "_state", None)
         node = (self._node.id, 0) if self._node is not None and self._node.id is not None else None
-        top = next((s._state for _, s in reversed(self._agents) if s._state is not None), None)
+        top = next((s for _, s in reversed(self._agents) if s.run is not None), None)  # an entered span is its state
         tokens = (current_run_var.set(state), current_node_var.set(node), current_span_var.set(top))
         try:
             yield

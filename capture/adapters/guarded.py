@@ -56,27 +56,32 @@ def name_of(agent: Any) -> str | None:
 
 def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> Any:
     """A short, detached, JSON-friendly view of a message or reply (AG2 may mutate the original later)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, str):  # the common cases first: a message's text, a message dict
         return value if len(value) <= limit else value[:limit] + "…"
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        if "content" in value:
-            out["content"] = excerpt(value.get("content"), limit)
-        calls = value.get("tool_calls")
-        if calls:
-            out["tool_calls"] = [{"id": c.get("id"), "name": (c.get("function") or {}).get("name")}
-                                 for c in calls if isinstance(c, dict)]
-        if value.get("function_call"):
-            out["function_call"] = (value["function_call"] or {}).get("name")
-        for key in ("role", "name"):
-            if value.get(key) is not None:
-                out[key] = value[key]
-        return out
+        return _excerpt_dict(value, limit)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
     if isinstance(value, (list, tuple)):
         return [excerpt(v, limit) for v in value[:20]]
     return excerpt(str(value), limit)
+
+
+def _excerpt_dict(value: dict, limit: int) -> dict[str, Any]:
+    """:func:`excerpt` of a message dict: its content, tool call ids and names, role and name."""
+    out: dict[str, Any] = {}
+    if "content" in value:
+        out["content"] = excerpt(value.get("content"), limit)
+    calls = value.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [{"id": c.get("id"), "name": (c.get("function") or {}).get("name")}
+                             for c in calls if isinstance(c, dict)]
+    if value.get("function_call"):
+        out["function_call"] = (value["function_call"] or {}).get("name")
+    for key in ("role", "name"):
+        if value.get(key) is not None:
+            out[key] = value[key]
+    return out
 
 
 def message_text(message: Any) -> str:

@@ -27,13 +27,15 @@ _failures = {"count": 0, "warned": False}
 
 class _Instrumented:
     """What an instrumented object carries: a weak reference to itself (a copy of the object, which copies this
-    record, is not instrumented) and the instance attributes its patches shadowed."""
+    record, is not instrumented), the instance attributes its patches shadowed, and ``live``, true until
+    :func:`restore` (a wrapper reads it from the record it closed over: cheaper than :func:`is_active` per call)."""
 
-    __slots__ = ("ref", "saved")
+    __slots__ = ("live", "ref", "saved")
 
     def __init__(self, obj: Any) -> None:
         self.ref = weakref.ref(obj)
         self.saved: dict[str, Any] = {}
+        self.live = True
 
 
 def is_active(obj: Any) -> bool:
@@ -51,6 +53,12 @@ def activate(obj: Any) -> bool:
         return True
 
 
+def record_of(obj: Any) -> _Instrumented:
+    """The record of an activated ``obj``, for its wrappers: ``record_of(obj).live`` is :func:`is_active` for
+    the object the wrapper was made for, as long as the record is current (wrappers are replaced with it)."""
+    return obj.__dict__[_STATE]
+
+
 def patch(obj: Any, name: str, make_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Shadow ``obj.name`` with ``make_wrapper(original)``, remembering what the instance held before; ``obj``
     must be activated first."""
@@ -66,6 +74,8 @@ def restore(obj: Any) -> bool:
     with _lock:
         was_active = is_active(obj)
         state = obj.__dict__.pop(_STATE, None) if was_active else None
+        if state is not None:
+            state.live = False
     for name, previous in (state.saved.items() if state is not None else ()):
         if previous is _MISSING:
             obj.__dict__.pop(name, None)

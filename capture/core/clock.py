@@ -20,6 +20,8 @@ def _real_now() -> datetime:
 
 _clock: ContextVar[Clock] = ContextVar("skillmine_clock", default=_real_now)
 _process_clock: list[Clock] = [_real_now]
+# Set for good by the first use_clock: a context copied inside a block (a task) may keep its clock after the block.
+_clock_swapped = [False]
 
 
 def now() -> datetime:
@@ -33,8 +35,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def stamp() -> int | datetime:
     """Now, cheaply: ``time.time_ns()`` on the real clock, the simulated clock's datetime when one is active;
-    :func:`as_datetime` turns either into a UTC datetime off the caller's thread."""
-    if _clock.get() is _real_now and _process_clock[0] is _real_now:
+    :func:`as_datetime` turns either into a UTC datetime off the caller's thread. Until a :func:`use_clock` block is
+    first entered in the process (an agent process never enters one) it reads no context variable."""
+    if not _clock_swapped[0] or (_clock.get() is _real_now and _process_clock[0] is _real_now):
         return time.time_ns()
     return now()
 
@@ -57,6 +60,7 @@ def use_clock(clock: Clock, *, process_wide: bool = False) -> Iterator[None]:
 
     ``process_wide`` also covers threads that do not inherit this context (AG2's ``run()`` worker threads).
     """
+    _clock_swapped[0] = True
     token = _clock.set(clock)
     previous = _process_clock[0]
     if process_wide:

@@ -39,7 +39,8 @@ class RunState:
 
 class SpanState:
     """An open span: what its children need to know (a plain slotted class: built on every span, so it must be
-    cheaper than a frozen dataclass; treat it as read-only)."""
+    cheaper than a frozen dataclass; treat it as read-only). ``capture.api.Span`` is one, so that a span needs no
+    second object to be the current span."""
 
     __slots__ = ("depth", "id", "node_id", "run")
 

@@ -1,8 +1,8 @@
 """The recorder: a cheap hot path in front of one background writer thread and a sink.
 
-Hot path (the agent's thread): append one ``(kind, item)`` pair to a bounded in-memory deque (items:
-:mod:`capture.core.items`). Events, span completions and messages are plain tuples of raw values laid out as that
-module's named tuples, with a :func:`~capture.core.clock.stamp`; nothing is encoded, redacted or written on the
+Hot path (the agent's thread): append one item, a tuple whose first field is its kind, to a bounded in-memory deque
+(items: :mod:`capture.core.items`). Events, span completions and messages are plain tuples of raw values laid out
+as that module's named tuples, with a :func:`~capture.core.clock.stamp`; nothing is encoded, redacted or written on the
 caller's thread, except when the queue is full: then ``full_policy`` ``block`` waits up to :data:`BLOCK_WAIT_S`
 for room, and the item that still finds none is handed to :meth:`Sink.spill <capture.sinks.base.Sink.spill>` on
 the caller's thread (the store sink builds its rows and appends them to the spool there).
@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from capture.core import clock
+from capture.core.clock import stamp
 from capture.core.context import DEFAULT_SESSION_ID, RunState, SpanState
 from capture.core.items import EDGE, END, EVENT, FLUSH, IDS, MESSAGE, NODE, RUN
 from capture.core.redaction import Redactor
@@ -63,10 +64,12 @@ class Recorder:
                  install_exit_handlers: bool = True) -> None:
         self.settings = settings or CaptureSettings.from_env()
         self.enabled = bool(self.settings.enabled)
-        self._q: deque[tuple[int, Any]] = deque()
+        self._q: deque[tuple] = deque()
         self._limit = int(self.settings.queue_size)
         self._batch = int(self.settings.batch_size)
         self._wake_depth = self._batch - 1  # put() wakes the writer when its append makes a full batch
+        # Below this depth an append needs no check at all (no full queue, no batch to announce): the hot path.
+        self._quiet_depth = min(self._wake_depth, self._limit)
         self._sample_rate = float(self.settings.sample_rate)
         self.sampling = self._sample_rate < 1.0  # callers skip sampled_out() entirely when False
         # Built here so that bad patterns fail configure() (capture then runs disabled); every sink masks with it.
@@ -96,14 +99,23 @@ class Recorder:
 
     # -- hot path -------------------------------------------------------------------------------------------
 
-    def put(self, kind: int, item: Any) -> None:
-        """Enqueue one item (the hot path)."""
+    def put(self, item: tuple) -> None:
+        """Enqueue one item (kind first; the hot path). :meth:`event`, :meth:`end_span` and :meth:`message` inline
+        its quiet case: a Python call is a large share of an event's cost."""
+        q = self._q
+        if len(q) < self._quiet_depth:
+            q.append(item)
+        else:
+            self._put_checked(item)
+
+    def _put_checked(self, item: tuple) -> None:
+        """Enqueue at a depth where the queue may be full or a batch due: overflow, or wake the writer."""
         q = self._q
         depth = len(q)
         if depth >= self._limit:
-            self._overflow(kind, item)
+            self._overflow(item)
             return
-        q.append((kind, item))
+        q.append(item)
         if depth >= self._wake_depth and not self._woken:
             self._woken = True
             self._wake.set()
@@ -118,7 +130,7 @@ class Recorder:
             self._counts["sampled_out"] += 1
         return True
 
-    def _overflow(self, kind: int, item: Any) -> None:
+    def _overflow(self, item: tuple) -> None:
         """The queue is full: wait a little for room (``block``), else spill the item on this thread."""
         if self.settings.full_policy == "block":
             deadline = time.monotonic() + BLOCK_WAIT_S
@@ -126,10 +138,10 @@ class Recorder:
             while time.monotonic() < deadline:
                 time.sleep(0.001)
                 if len(self._q) < self._limit:
-                    self._q.append((kind, item))
+                    self._q.append(item)
                     return
         try:
-            result = self.sink().spill([(kind, item)], newer=True)
+            result = self.sink().spill([item], newer=True)
         except Exception:
             self._count("dropped", 1)
             raise
@@ -144,8 +156,8 @@ class Recorder:
             with self._implicit_lock:
                 if self._implicit is None:
                     run = RunState(id=IDS.new(), session_id=DEFAULT_SESSION_ID)
-                    self.put(RUN, {"id": run.id, "session_id": run.session_id, "status": "executing",
-                                   "started_at": clock.now(), "meta": {"implicit": True, "pid": os.getpid()}})
+                    self.put((RUN, {"id": run.id, "session_id": run.session_id, "status": "executing",
+                                    "started_at": clock.now(), "meta": {"implicit": True, "pid": os.getpid()}}))
                     self._implicit = run
         return self._implicit
 
@@ -160,7 +172,7 @@ class Recorder:
                               ("agent", agent), ("model", model)):
             if value is not None:
                 row[column] = value
-        self.put(RUN, row)
+        self.put((RUN, row))
         return run
 
     def close_run(self, run: RunState, *, status: str = "completed", meta: dict | None = None) -> None:
@@ -169,7 +181,7 @@ class Recorder:
                                "completed_at": clock.now()}
         if meta is not None:
             row["meta"] = meta
-        self.put(RUN, row)
+        self.put((RUN, row))
 
     def open_node(self, run: RunState, name: str, *, agent: str | None = None, node_type: str = "agent",
                   node_id: str | None = None, meta: dict | None = None, parent_node_id: str | None = None,
@@ -177,48 +189,64 @@ class Recorder:
         """Record a DAG node start (status ``running``), linked by an edge from the previous sibling node."""
         nid = node_id or IDS.new()
         node_meta = {**(meta or {}), "id": name, "started_at": clock.now().isoformat()}
-        self.put(NODE, {"id": nid, "run_id": run.id, "session_id": run.session_id, "node_type": node_type,
-                        "agent": agent, "status": "running", "order_index": next(run.node_order),
-                        "parent_node_id": parent_node_id, "depth": depth, "meta": node_meta})
+        self.put((NODE, {"id": nid, "run_id": run.id, "session_id": run.session_id, "node_type": node_type,
+                         "agent": agent, "status": "running", "order_index": next(run.node_order),
+                         "parent_node_id": parent_node_id, "depth": depth, "meta": node_meta}))
         previous = run.last_node.get(parent_node_id)
         run.last_node[parent_node_id] = nid
         if previous is not None:
-            self.put(EDGE, {"from_node_id": previous, "to_node_id": nid, "dependency_type": "sequential"})
+            self.put((EDGE, {"from_node_id": previous, "to_node_id": nid, "dependency_type": "sequential"}))
         return nid, node_meta
 
     def close_node(self, run: RunState, node_id: str, *, status: str, meta: dict[str, Any]) -> None:
         """Record a node's end (``meta`` is the node's full, merged meta)."""
-        self.put(NODE, {"id": node_id, "run_id": run.id, "session_id": run.session_id, "status": status,
-                        "meta": {**meta, "completed_at": clock.now().isoformat()}})
+        self.put((NODE, {"id": node_id, "run_id": run.id, "session_id": run.session_id, "status": status,
+                         "meta": {**meta, "completed_at": clock.now().isoformat()}}))
 
     def event(self, run: RunState, event_type: str, subtype: str | None, node_id: str | None,
               parent_event_id: str | None, depth: int, agent_name: str | None, inputs: Any, outputs: Any, meta: Any,
               status: str, error_message: str | None, duration_ms: float | None, at: int | datetime) -> str:
         """Enqueue one event, a tuple laid out as :data:`~capture.core.items.EventItem` (positional: it is the hot
         path); returns its id."""
-        eid = IDS.new()
-        self.put(EVENT, (eid, run, node_id, parent_event_id, depth, next(run.order), event_type, subtype, agent_name,
-                         inputs, outputs, meta, status, error_message, duration_ms, at))
+        eid = f"{IDS.prefix}{next(IDS.counter):012x}"  # IDS.new(), inlined
+        item = (EVENT, eid, run, node_id, parent_event_id, depth, next(run.order), event_type, subtype, agent_name,
+                inputs, outputs, meta, status, error_message, duration_ms, at)
+        q = self._q
+        if len(q) < self._quiet_depth:
+            q.append(item)
+        else:
+            self._put_checked(item)
         return eid
 
     def end_span(self, event_id: str, started: int | datetime, failed: bool, outputs: Any, meta: Any,
                  error_message: str | None) -> None:
-        """Enqueue a span's completion; merged into its start row when both are in one batch, else written as an
-        update of the stored event."""
-        self.put(END, (event_id, started, clock.stamp(), failed, outputs, meta, error_message))  # an EndItem
+        """Enqueue a span's completion (an :data:`~capture.core.items.EndItem`); merged into its start row when both
+        are in one batch, else written as an update of the stored event."""
+        item = (END, event_id, started, stamp(), failed, outputs, meta,
+                error_message)
+        q = self._q
+        if len(q) < self._quiet_depth:
+            q.append(item)
+        else:
+            self._put_checked(item)
 
     def message(self, run: RunState, node_id: str | None, parent_event_id: str | None, depth: int, sender: str,
                 recipient: str | list[str] | None, content: Any, tokens: int | None, silent: bool, meta: Any) -> str:
         """Enqueue a message (a ``message`` event and its ``messages`` row), a tuple laid out as
         :data:`~capture.core.items.MessageItem`; returns the event id."""
-        eid = IDS.new()
-        self.put(MESSAGE, (eid, run, node_id, parent_event_id, depth, next(run.order), sender, recipient, content,
-                           tokens, silent, meta, clock.stamp()))
+        eid = f"{IDS.prefix}{next(IDS.counter):012x}"
+        item = (MESSAGE, eid, run, node_id, parent_event_id, depth, next(run.order), sender, recipient, content,
+                tokens, silent, meta, stamp())
+        q = self._q
+        if len(q) < self._quiet_depth:
+            q.append(item)
+        else:
+            self._put_checked(item)
         return eid
 
     def artefact(self, kind: int, row: dict[str, Any]) -> None:
         """Enqueue a ``files`` (``FILE``) or ``cost_records`` (``COST``) row."""
-        self.put(kind, row)
+        self.put((kind, row))
 
     # -- failures --------------------------------------------------------------------------------------------
 
@@ -287,14 +315,14 @@ class Recorder:
         sink = self.sink()  # first, so that a sink that cannot be built leaves the queue untouched for a retry
         q = self._q
         while q:
-            items: list[tuple[int, Any]] = []
+            items: list[tuple] = []
             markers: list[threading.Event] = []
             while q and len(items) < self._batch:
-                kind, item = q.popleft()
-                if kind == FLUSH:
-                    markers.append(item)
+                item = q.popleft()
+                if item[0] == FLUSH:
+                    markers.append(item[1])
                     break
-                items.append((kind, item))
+                items.append(item)
             if items:
                 self._count("dequeued", len(items))
                 self._tally(sink.write(items))
@@ -344,11 +372,11 @@ class Recorder:
         """Last resort at exit when the writer is stuck: spill the queue from this thread."""
         items = []
         while self._q:
-            kind, item = self._q.popleft()
-            if kind == FLUSH:
-                item.set()
+            item = self._q.popleft()
+            if item[0] == FLUSH:
+                item[1].set()
             else:
-                items.append((kind, item))
+                items.append(item)
         if items:
             self._count("dequeued", len(items))
             self._tally(self.sink().spill(items, newer=False))
@@ -396,7 +424,7 @@ class Recorder:
         with self._stats_lock:
             counts = dict(self._counts)
         sink = self._sink.stats() if self._sink is not None else {}
-        depth = sum(1 for kind, _ in list(self._q) if kind != FLUSH)
+        depth = sum(1 for item in list(self._q) if item[0] != FLUSH)
         enqueued = counts["dequeued"] + depth + counts["caller_spilled"]
         lost = sink.get("bad_records", 0) + counts["dropped"]
         return {

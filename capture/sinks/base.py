@@ -20,11 +20,12 @@ class Sink(Protocol):
     """Where the recorder's batches go. No method raises: failures are reported through ``on_error`` (given to the
     sink by the recorder) and in the result."""
 
-    def write(self, items: list[tuple[int, Any]]) -> WriteResult:
-        """Take one batch of ``(kind, item)`` queue items (see :mod:`capture.core.items`), on the writer thread."""
+    def write(self, items: list[tuple]) -> WriteResult:
+        """Take one batch of queue items, tuples whose first field is the kind (see :mod:`capture.core.items`), on
+        the writer thread."""
         ...
 
-    def spill(self, items: list[tuple[int, Any]], *, newer: bool) -> WriteResult:
+    def spill(self, items: list[tuple], *, newer: bool) -> WriteResult:
         """Keep items durable right now, on the caller's thread: the queue is full (``newer``: these items are
         newer than the queue) or the process is exiting with the writer stuck."""
         ...

@@ -26,7 +26,7 @@ TEXT_FIELDS = ("error_message", "content", "task_description")
 
 def event_row(item: items.EventItem) -> dict[str, Any]:
     """The ``execution_events`` row of an event."""
-    (eid, run, node_id, parent, depth, order, event_type, subtype, agent_name, inputs, outputs, meta, status,
+    (_, eid, run, node_id, parent, depth, order, event_type, subtype, agent_name, inputs, outputs, meta, status,
      error_message, duration_ms, at) = item
     now = as_datetime(at)
     finished = status in FINISHED
@@ -40,7 +40,7 @@ def event_row(item: items.EventItem) -> dict[str, Any]:
 
 def end_changes(item: items.EndItem) -> dict[str, Any]:
     """The lifecycle columns a span's completion sets on its event."""
-    eid, started, ended, failed, outputs, meta, error_message = item
+    _, eid, started, ended, failed, outputs, meta, error_message = item
     changes: dict[str, Any] = {"id": eid, "status": "failed" if failed else "completed",
                                "event_subtype": "error" if failed else "complete", "completed_at": as_datetime(ended),
                                "duration_ms": elapsed_ms(started, ended)}
@@ -55,7 +55,7 @@ def end_changes(item: items.EndItem) -> dict[str, Any]:
 
 def message_rows(item: items.MessageItem) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``message`` event and the ``messages`` row of a message (``broadcast`` for a list of recipients)."""
-    eid, run, node_id, parent, depth, order, sender, recipient, content, tokens, silent, meta, at = item
+    _, eid, run, node_id, parent, depth, order, sender, recipient, content, tokens, silent, meta, at = item
     now = as_datetime(at)
     event_meta = {**(meta or {}), **({"tokens": tokens} if tokens is not None else {})}
     subtype = "broadcast" if silent or type(recipient) is list else "send"
@@ -92,33 +92,38 @@ class RowBuilder:
         self.redactor = redactor
         self.limit = max_payload_bytes
 
-    def batch(self, queued: list[tuple[int, Any]]) -> dict[str, Any]:
-        """The rows of ``items`` by ``Batch`` field, plus ``_items`` (how many queue items they stand for)."""
+    def batch(self, queued: list[tuple]) -> dict[str, Any]:
+        """The rows of ``queued`` items by ``Batch`` field, plus ``_items`` (how many queue items they stand for)."""
         runs: dict[str, dict[str, Any]] = {}
         nodes: dict[str, dict[str, Any]] = {}
         events: dict[str, dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
         lists: dict[int, list[dict[str, Any]]] = {items.EDGE: [], items.FILE: [], items.MESSAGE: [], items.COST: []}
         messages = lists[items.MESSAGE]
-        for kind, item in queued:
+        for item in queued:
+            kind = item[0]
             if kind == items.EVENT:
-                events[item[0]] = event_row(item)
+                events[item[1]] = event_row(item)
             elif kind == items.END:
                 changes = end_changes(item)
-                target = events.get(item[0])
-                (target if target is not None else updates.setdefault(item[0], {})).update(changes)
+                target = events.get(item[1])
+                (target if target is not None else updates.setdefault(item[1], {})).update(changes)
             elif kind == items.MESSAGE:
                 event, message = message_rows(item)
                 events[event["id"]] = event
                 messages.append(message)
-            elif kind == items.RUN:
-                runs.setdefault(item["id"], {}).update(item)
-            elif kind == items.NODE:
-                nodes.setdefault(item["id"], {}).update(item)
-            elif kind == items.FILE:
-                lists[items.FILE].append(file_row(item))
-            else:
-                lists[kind].append(item)
+            else:  # a (kind, row) pair
+                row = item[1]
+                if kind == items.RUN:
+                    runs.setdefault(row["id"], {}).update(row)
+                elif kind == items.NODE:
+                    nodes.setdefault(row["id"], {}).update(row)
+                elif kind == items.FILE:
+                    lists[items.FILE].append(file_row(row))
+                elif kind == items.COST:
+                    lists[kind].append({**row, "timestamp": as_datetime(row["timestamp"])})  # a stamp until here
+                else:
+                    lists[kind].append(row)
         clean = self.clean
         return {"runs": [clean(r) for r in runs.values()], "nodes": [clean(r) for r in nodes.values()],
                 "edges": lists[items.EDGE], "events": [clean(r) for r in events.values()],

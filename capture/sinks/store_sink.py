@@ -80,7 +80,7 @@ class StoreSink:
 
     # -- the Sink protocol -----------------------------------------------------------------------------------
 
-    def write(self, items: list[tuple[int, Any]]) -> WriteResult:
+    def write(self, items: list[tuple]) -> WriteResult:
         """Write one batch to the store, or spool it; the spool is always replayed before anything newer."""
         try:
             batch = self._rows.batch(items)
@@ -105,7 +105,7 @@ class StoreSink:
         self._failures = 0
         return WriteResult(written=n)
 
-    def spill(self, items: list[tuple[int, Any]], *, newer: bool) -> WriteResult:
+    def spill(self, items: list[tuple], *, newer: bool) -> WriteResult:
         """Build the rows of ``items`` and append them to the spool from the caller's thread."""
         batch = self._rows.batch(items)
         if newer:

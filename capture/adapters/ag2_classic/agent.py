@@ -9,7 +9,6 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from types import TracebackType
 from typing import Any
 
 from capture import api
@@ -59,89 +58,95 @@ def _last_message(messages: Any) -> Any:
 
 
 class ReplyScope:
-    """Enter a reply: adopt/auto-run context, the transition handoff, the ``agent_call`` span and its frame."""
+    """One reply, opened by the constructor and closed by :meth:`close` (which never raise): adopt/auto-run context,
+    the transition handoff, the ``agent_call`` span and its frame. Plain calls rather than nested guarded context
+    managers: it runs on every reply, and every layer is a Python call."""
+
+    __slots__ = ("agent", "frame", "span", "stack")
 
     def __init__(self, agent: Any, sender: Any, messages: Any) -> None:
-        self.agent, self.sender, self.messages = agent, sender, messages
+        self.agent = agent
         self.frame: ReplyFrame | None = None
+        self.span: api.Span | None = None
         self.stack: ExitStack | None = None
-        self.guard: Guarded | None = None
-
-    def __enter__(self) -> ReplyFrame | None:
-        agent, sender = self.agent, self.sender
         try:
             if current_run_var.get() is None:
-                self.stack = chat_scope(sender, agent, _last_message(self.messages), entry="generate_reply")
+                self.stack = chat_scope(sender, agent, _last_message(messages), entry="generate_reply")
                 self.stack.__enter__()
             if sender is not None and is_manager(sender):
                 record_transition(agent, sender)
-            if self.messages is None and sender is not None:
-                history = getattr(agent, "_oai_messages", {}).get(sender)
-            else:
-                history = self.messages
-            last = _last_message(history)
-            self.guard = Guarded("reply", lambda: api.span(
-                "agent_call", agent_name=agent.name,
-                inputs={"sender": name_of(sender), "message": excerpt(last)}))
-            span = self.guard.__enter__()
-            if span is not None:
-                self.frame = ReplyFrame(span, snapshot())
-                push_reply(agent, self.frame)
+            if messages is None and sender is not None:
+                messages = getattr(agent, "_oai_messages", {}).get(sender)
+            self.span = span = api.span("agent_call", agent_name=agent.name, owned=True, inputs={
+                "sender": name_of(sender), "message": excerpt(_last_message(messages))})
+            span.__enter__()
+            if span.id is not None:
+                self.frame = frame = ReplyFrame(span, snapshot())
+                push_reply(agent, frame)
         except Exception as exc:  # noqa: BLE001
             patching.capture_failed("reply.enter", exc)
-        return self.frame
 
-    def finish(self, reply: Any) -> None:
+    def close(self, reply: Any, exc: BaseException | None) -> None:
+        """The reply returned ``reply``, or raised ``exc``: record its end and leave its context."""
         frame = self.frame
-        if frame is None:
-            return
-        frame.span.set_outputs({"reply": excerpt(reply), "replied": reply is not None})
-        if frame.llm_calls:
-            frame.span.set_meta(llm_calls=frame.llm_calls, prompt_tokens=frame.prompt_tokens,
-                                completion_tokens=frame.completion_tokens, cost_usd=frame.cost_usd,
-                                model=frame.models[-1])
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
-        if self.frame is not None:
-            pop_reply(self.agent, self.frame)
-            if exc is not None:
-                attempt("reply.error", api.record_event, "error", "agent_call", agent_name=self.agent.name,
-                        error_message=f"{type(exc).__name__}: {exc}", status="failed",
-                        parent_event_id=self.frame.span.id)
-        if self.guard is not None:
-            self.guard.__exit__(exc_type, exc, tb)
+        if frame is not None:
+            span = frame.span
+            try:
+                pop_reply(self.agent, frame)
+                if exc is not None:
+                    api.record_event("error", "agent_call", agent_name=self.agent.name,
+                                     error_message=f"{type(exc).__name__}: {exc}", status="failed",
+                                     parent_event_id=span.id)
+                else:
+                    span.set_outputs({"reply": excerpt(reply), "replied": reply is not None})
+                    if frame.llm_calls:
+                        span.set_meta(llm_calls=frame.llm_calls, prompt_tokens=frame.prompt_tokens,
+                                      completion_tokens=frame.completion_tokens, cost_usd=frame.cost_usd,
+                                      model=frame.model)
+            except Exception as failure:  # noqa: BLE001
+                patching.capture_failed("reply.finish", failure)
+        if self.span is not None:
+            self.span.__exit__(None if exc is None else type(exc), exc, None)
         if self.stack is not None:
             try:
-                self.stack.__exit__(exc_type, exc, tb)
+                self.stack.__exit__(None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__)
             except Exception as failure:  # noqa: BLE001
                 patching.capture_failed("reply.exit", failure)
-        return False
 
 
 def _wrap_generate_reply(agent: Any, original: Any) -> Any:
+    record = patching.record_of(agent)
+
     @functools.wraps(original)
     def generate_reply(*args: Any, **kwargs: Any) -> Any:
-        if not patching.is_active(agent):
+        if not record.live:
             return original(*args, **kwargs)
         scope = ReplyScope(agent, _arg(args, kwargs, 1, "sender"), _arg(args, kwargs, 0, "messages"))
-        with scope:
+        try:
             reply = original(*args, **kwargs)
-            attempt("reply.finish", scope.finish, reply)
+        except BaseException as exc:
+            scope.close(None, exc)
+            raise
+        scope.close(reply, None)
         return reply
 
     return generate_reply
 
 
 def _wrap_a_generate_reply(agent: Any, original: Any) -> Any:
+    record = patching.record_of(agent)
+
     @functools.wraps(original)
     async def a_generate_reply(*args: Any, **kwargs: Any) -> Any:
-        if not patching.is_active(agent):
+        if not record.live:
             return await original(*args, **kwargs)
         scope = ReplyScope(agent, _arg(args, kwargs, 1, "sender"), _arg(args, kwargs, 0, "messages"))
-        with scope:
+        try:
             reply = await original(*args, **kwargs)
-            attempt("reply.finish", scope.finish, reply)
+        except BaseException as exc:
+            scope.close(None, exc)
+            raise
+        scope.close(reply, None)
         return reply
 
     return a_generate_reply
@@ -159,17 +164,18 @@ def _usage_key(summary: Any) -> dict:
 
 
 def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:
+    record = patching.record_of(client)
+
     @functools.wraps(original)
     def create(**config: Any) -> Any:
-        if not patching.is_active(client):
+        if not record.live:
             return original(**config)
         agent = config.get("agent") or owner
         frame = open_reply(agent)
-        with adopt(frame.snapshot if frame is not None else None):
+        with adopt(frame.context if frame is not None else None):
             before = _usage_key(getattr(client, "actual_usage_summary", None))
-            guard = Guarded("llm", lambda: api.span(
-                "llm_call", agent_name=name_of(agent),
-                inputs={"messages": len(config.get("messages") or ())}))
+            guard = Guarded("llm", lambda: api.span("llm_call", agent_name=name_of(agent), owned=True,
+                                                    inputs={"messages": len(config.get("messages") or ())}))
             with guard as span:
                 try:
                     response = original(**config)
@@ -191,28 +197,32 @@ def _finish_llm(span: Any, frame: ReplyFrame | None, agent: Any, response: Any, 
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     cost = float(getattr(response, "cost", 0.0) or 0.0)
     model = getattr(response, "model", None)
-    choices = getattr(response, "choices", None) or []
+    choices = getattr(response, "choices", None)
     message = getattr(choices[0], "message", None) if choices else None
+    calls = getattr(message, "tool_calls", None)
     span.set_outputs({"content": excerpt(getattr(message, "content", None)),
                       "tool_calls": [c.get("function", {}).get("name") if isinstance(c, dict) else
-                                     getattr(getattr(c, "function", None), "name", None)
-                                     for c in getattr(message, "tool_calls", None) or ()]})
+                                     getattr(getattr(c, "function", None), "name", None) for c in calls]
+                      if calls else []})
     span.set_meta(model=model, prompt_tokens=prompt, completion_tokens=completion,
                   total_tokens=prompt + completion, cost_usd=cost, cached=cached)
-    api.record_cost(agent_name=name_of(agent), model=model, prompt_tokens=prompt, completion_tokens=completion,
-                        cost_usd=cost, event_id=span.id)
+    name = name_of(agent)
+    api.record_cost(agent_name=name, model=model, prompt_tokens=prompt, completion_tokens=completion,
+                    cost_usd=cost, event_id=span.id)
     if frame is not None:
         frame.llm_calls += 1
         frame.prompt_tokens += prompt
         frame.completion_tokens += completion
         frame.cost_usd += cost
-        frame.models.append(model)
+        frame.model = model
 
 
 def _wrap_reply_from_client(agent: Any, original: Any) -> Any:
+    record = patching.record_of(agent)
+
     @functools.wraps(original)
     def generate_oai_reply_from_client(llm_client: Any, *args: Any, **kwargs: Any) -> Any:
-        if patching.is_active(agent) and llm_client is not None and not patching.is_active(llm_client):
+        if record.live and llm_client is not None and not patching.is_active(llm_client):
             attempt("llm.client", _instrument_client, agent, llm_client)
         return original(llm_client, *args, **kwargs)
 
@@ -246,13 +256,15 @@ def _finish_tool(agent: Any, span: Any, result: Any, written: dict[str, bool], r
 
 
 def _wrap_execute_function(agent: Any, original: Any) -> Any:
+    record = patching.record_of(agent)
+
     @functools.wraps(original)
     def execute_function(*args: Any, **kwargs: Any) -> Any:
-        if not patching.is_active(agent):
+        if not record.live:
             return original(*args, **kwargs)
         root = os.getcwd()
         with adopt(stashed(agent)), Guarded("tool", lambda: api.span(
-                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
+                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs), owned=True)) as span:
             with watch_writes() as written:
                 result = original(*args, **kwargs)
             if span is not None:
@@ -263,13 +275,15 @@ def _wrap_execute_function(agent: Any, original: Any) -> Any:
 
 
 def _wrap_a_execute_function(agent: Any, original: Any) -> Any:
+    record = patching.record_of(agent)
+
     @functools.wraps(original)
     async def a_execute_function(*args: Any, **kwargs: Any) -> Any:
-        if not patching.is_active(agent):
+        if not record.live:
             return await original(*args, **kwargs)
         root = os.getcwd()
         with adopt(stashed(agent)), Guarded("tool", lambda: api.span(
-                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs))) as span:
+                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs), owned=True)) as span:
             with watch_writes() as written:
                 result = await original(*args, **kwargs)
             if span is not None:
@@ -315,7 +329,7 @@ def _run_code(agent: Any, work_dir: Any, blocks: list[tuple[str, str]], call: An
         before = scan(work_dir)
         inputs = {"language": blocks[0][0] if blocks else None, "blocks": len(blocks),
                   "code": excerpt("\n\n".join(code for _, code in blocks))}
-        with Guarded("code", lambda: api.span("code_exec", agent_name=agent.name, inputs=inputs)) as span:
+        with Guarded("code", lambda: api.span("code_exec", agent_name=agent.name, inputs=inputs, owned=True)) as span:
             result = call()
             if span is not None:
                 attempt("code.finish", _finish_code, agent, span, work_dir, before, result)
@@ -381,28 +395,28 @@ def _send_hook(agent: Any) -> Any:
 
     def process_message_before_send(sender: Any = None, message: Any = None, recipient: Any = None,
                                     silent: bool = False) -> Any:
-        if patching.is_active(agent):
-            try:  # inline rather than attempt(): this runs for every message
-                quiet = bool(silent)
-                fanning = quiet and fan_out is not None
-                if fanning and fan_out.continues(message, recipient):
-                    return message
-                meta: dict[str, Any] = {"silent": quiet}
-                if isinstance(message, dict):
-                    calls = message.get("tool_calls")
-                    if calls:
-                        meta["tool_call_ids"] = [c.get("id") for c in calls]
-                    role = message.get("role")
-                    if role:
-                        meta["role"] = role
-                recipients = fan_out.opens(agent, message, recipient) if fanning else None
-                if recipients is not None:
-                    api.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta)
-                else:
-                    api.record_message(name_of(sender), name_of(recipient), message_text(message),
-                                           silent=quiet and is_manager(sender), meta=meta)
-            except Exception as exc:  # noqa: BLE001 - capture must never break the run
-                patching.capture_failed("message", exc)
+        try:  # inline rather than attempt(): this runs for every message
+            if fan_out is not None and silent and message is fan_out.message and fan_out.continues(recipient):
+                return message  # a later send of the round's fan-out, already recorded
+            if not patching.is_active(agent):
+                return message
+            quiet = bool(silent)
+            meta: dict[str, Any] = {"silent": quiet}
+            if isinstance(message, dict):
+                calls = message.get("tool_calls")
+                if calls:
+                    meta["tool_call_ids"] = [c.get("id") for c in calls]
+                role = message.get("role")
+                if role:
+                    meta["role"] = role
+            recipients = fan_out.opens(agent, message, recipient) if quiet and fan_out is not None else None
+            if recipients is not None:
+                api.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta, owned=True)
+            else:
+                api.record_message(name_of(sender), name_of(recipient), message_text(message),
+                                   silent=quiet and is_manager(sender), meta=meta, owned=True)
+        except Exception as exc:  # noqa: BLE001 - capture must never break the run
+            patching.capture_failed("message", exc)
         return message
 
     return process_message_before_send

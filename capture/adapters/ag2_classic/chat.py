@@ -8,7 +8,7 @@ from typing import Any
 from capture import api
 from capture.adapters.ag2_classic.stream import CaptureTee
 from capture.adapters.ag2_classic.threads import ChatState, adopt, chat_var, take_over
-from capture.adapters.guarded import Guarded, attempt, message_text, name_of
+from capture.adapters.guarded import Guarded, message_text, name_of
 from capture.core.context import current_run_var
 
 TASK_CHARS = 500
@@ -63,7 +63,8 @@ def is_manager(agent: Any) -> bool:
 
 
 def record_transition(speaker: Any, manager: Any) -> None:
-    """``manager`` asked ``speaker`` to reply: one speaker transition, unless an AG2 handoff event announced it."""
+    """``manager`` asked ``speaker`` to reply: one speaker transition, unless an AG2 handoff event announced it.
+    Called inside the reply's own guard."""
     previous = name_of(getattr(manager, "_last_speaker", None))
     chat = chat_var.get()
     mechanism = chat.pending_targets.pop(speaker.name, None) if chat is not None else None
@@ -71,9 +72,8 @@ def record_transition(speaker: Any, manager: Any) -> None:
         chat.pending_targets.clear()
     if mechanism is not None:
         return
-    groupchat = getattr(manager, "groupchat", None)
-    method = getattr(groupchat, "speaker_selection_method", None)
-    attempt("transition", api.record_event, "handoff", "speaker_selection", agent_name=speaker.name,
-            inputs={"from": previous, "to": speaker.name},
-            meta={"method": method if isinstance(method, str) else getattr(method, "__name__", "custom"),
-                  "manager": manager.name})
+    method = getattr(getattr(manager, "groupchat", None), "speaker_selection_method", None)
+    name = speaker.name
+    api.record_event("handoff", "speaker_selection", agent_name=name, inputs={"from": previous, "to": name},
+                     meta={"method": method if isinstance(method, str) else getattr(method, "__name__", "custom"),
+                           "manager": manager.name}, owned=True)

@@ -24,10 +24,9 @@ class FanOut:
         self.message: Any = None
         self.due: list[Any] = []
 
-    def continues(self, message: Any, recipient: Any) -> bool:
-        """Is this a later send of the fan-out already recorded? (It is then crossed off and not recorded.)"""
-        if message is not self.message:
-            return False
+    def continues(self, recipient: Any) -> bool:
+        """Is this send of ``self.message`` (the caller checked that it is) a later send of the fan-out already
+        recorded? (It is then crossed off and not recorded.)"""
         for index, agent in enumerate(self.due):
             if agent is recipient:
                 del self.due[index]
@@ -47,5 +46,6 @@ class FanOut:
         others = [agent for agent in groupchat.agents if agent is not speaker]
         if not others or others[0] is not recipient:
             return None
-        self.message, self.due = (message, others[1:]) if len(others) > 1 else (None, [])
+        due = others[1:]
+        self.message, self.due = (message if due else None), due
         return [agent.name for agent in others]

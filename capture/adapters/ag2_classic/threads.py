@@ -7,12 +7,12 @@ open replies (and of its last activity); a wrapper entered with no run adopts it
 
 import threading
 import weakref
-from contextvars import ContextVar, Token
+from contextvars import Context, ContextVar, Token, copy_context
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
-from capture.core.context import RunState, SpanState, current_node_var, current_run_var, current_span_var
+from capture.core.context import current_node_var, current_run_var, current_span_var
 
 
 @dataclass
@@ -25,31 +25,25 @@ class ChatState:
 chat_var: ContextVar[ChatState | None] = ContextVar("skillmine_ag2_chat", default=None)
 
 
-class Snapshot(NamedTuple):
-    """The capture context of one moment (a named tuple: one is taken per reply, cheaper than a frozen dataclass)."""
-
-    run: RunState | None
-    node_id: str | None
-    span: SpanState | None
-    chat: ChatState | None
-
-
-@dataclass(eq=False)
 class ReplyFrame:
-    """An open ``agent_call``: its span, its context and the LLM usage summed into it."""
+    """An open ``agent_call``: its span, the context it runs in (a ``contextvars`` copy: one C call per reply, and
+    read only when a call hops to a thread without a run) and the LLM usage summed into it."""
 
-    span: Any
-    snapshot: Snapshot
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    models: list[str] = field(default_factory=list)
+    __slots__ = ("completion_tokens", "context", "cost_usd", "llm_calls", "model", "prompt_tokens", "span")
+
+    def __init__(self, span: Any, context: Context) -> None:
+        self.span = span
+        self.context = context
+        self.llm_calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.model: str | None = None
 
 
-def snapshot() -> Snapshot:
-    """The current capture context."""
-    return Snapshot(current_run_var.get(), current_node_var.get(), current_span_var.get(), chat_var.get())
+def snapshot() -> Context:
+    """The current capture context (a copy of the whole ``contextvars`` context)."""
+    return copy_context()
 
 
 # Keyed by the agent itself (hashable, as the weak-keyed maps here and in agent.py already require), not by id():
@@ -57,7 +51,7 @@ def snapshot() -> Snapshot:
 # agent's entry is removed when its last open reply closes (replies always close, see ReplyScope.__exit__), so the
 # strong reference lasts no longer than a reply the agent is running.
 _open_replies: dict[Any, list[ReplyFrame]] = {}
-_handed_over: "weakref.WeakKeyDictionary[Any, Snapshot]" = weakref.WeakKeyDictionary()
+_handed_over: "weakref.WeakKeyDictionary[Any, Context]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -83,22 +77,22 @@ def open_reply(agent: Any) -> ReplyFrame | None:
     return frames[-1] if frames else None
 
 
-def hand_over(agent: Any, snap: Snapshot) -> None:
+def hand_over(agent: Any, snap: Context) -> None:
     """Leave ``snap`` for the chat ``agent`` is about to start on another thread (``run()``)."""
-    if snap.run is not None:
+    if snap.get(current_run_var) is not None:
         _handed_over[agent] = snap
 
 
-def take_over(agent: Any) -> Snapshot | None:
+def take_over(agent: Any) -> Context | None:
     """The context handed over for ``agent``'s chat, once."""
     with _lock:
         return _handed_over.pop(agent, None) if agent is not None else None
 
 
-def stashed(agent: Any) -> Snapshot | None:
+def stashed(agent: Any) -> Context | None:
     """The context of ``agent``'s innermost open reply (for work it runs on another thread)."""
     frame = open_reply(agent)
-    return frame.snapshot if frame is not None else None
+    return frame.context if frame is not None else None
 
 
 class _Adopted:
@@ -107,16 +101,19 @@ class _Adopted:
 
     __slots__ = ("snap", "tokens")
 
-    def __init__(self, snap: Snapshot | None) -> None:
+    def __init__(self, snap: Context | None) -> None:
         self.snap = snap
         self.tokens: tuple[Token, Token, Token, Token] | None = None
 
     def __enter__(self) -> bool:
         snap = self.snap
-        if snap is None or snap.run is None or current_run_var.get() is not None:
+        if snap is None or current_run_var.get() is not None:
             return False
-        self.tokens = (current_run_var.set(snap.run), current_node_var.set(snap.node_id),
-                       current_span_var.set(snap.span), chat_var.set(snap.chat))
+        run = snap.get(current_run_var)
+        if run is None:
+            return False
+        self.tokens = (current_run_var.set(run), current_node_var.set(snap.get(current_node_var)),
+                       current_span_var.set(snap.get(current_span_var)), chat_var.set(snap.get(chat_var)))
         return True
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -131,6 +128,7 @@ class _Adopted:
         return False
 
 
-def adopt(snap: Snapshot | None) -> _Adopted:
-    """Enter ``snap`` when this thread has no run of its own; ``with`` gives whether it did."""
+def adopt(snap: Context | None) -> _Adopted:
+    """Enter the capture context of ``snap`` when this thread has no run of its own; ``with`` gives whether it
+    did."""
     return _Adopted(snap)
