@@ -1,7 +1,13 @@
-"""AG2 capture overhead: a scripted zero-latency GroupChat, with capture off, with skillmine capture, and with
-AG2's own sqlite runtime logging, interleaved (ABCABC...) in one process.
+"""AG2 capture overhead: a scripted zero-latency GroupChat, with capture off, with skillmine capture, with AG2's own
+sqlite runtime logging, and with AG2's own OpenTelemetry instrumentation, interleaved (ABCABC...).
 
 Usage: .venv/bin/python benchmarks/bench_capture_overhead.py [--repeats 15] [--cycles 10] [--variants off,capture]
+
+``ag2_otel`` is ``autogen.opentelemetry.instrument_agent`` on every agent of the run plus
+``instrument_llm_wrapper``, spans through the SDK's ``BatchSpanProcessor`` into an in-memory exporter (no network;
+flushed, untimed, after each run). ``instrument_llm_wrapper`` patches ``OpenAIWrapper.create`` for the whole
+process, so ``ag2_otel`` runs in a process of its own (this script run again with ``--variants off,ag2_otel``) with
+its own ``off`` runs, between which the unpatched ``create`` is put back; its table is printed after the others.
 
 Instruction counts (deterministic on a loaded machine): one variant per process, its measured chats run inside
 ``sys.call_tracing`` so that callgrind counts only them (not imports, warm-up or flushes), e.g.
@@ -26,6 +32,7 @@ import argparse
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,16 +78,59 @@ def build(cycles: int) -> tuple[ConversableAgent, GroupChatManager]:
     return user, manager
 
 
-MODES = ("off", "capture", "capture_hot", "ag2_sqlite")
+MODES = ("off", "capture", "capture_hot", "ag2_sqlite", "ag2_otel")
+OWN_PROCESS = "ag2_otel"  # patches a class for the whole process: measured in a process of its own
 
 
-def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False) -> tuple[float, float, int]:
-    """Wall seconds and the agents' thread CPU seconds for one chat in ``mode``, and the capture events it stored;
-    ``traced`` runs the chat inside ``sys.call_tracing`` (callgrind's collection toggle, see the module doc)."""
+class AG2Tracing:
+    """AG2's OpenTelemetry instrumentation for the ``ag2_otel`` runs: one SDK tracer provider with a batch processor
+    and an in-memory exporter, and the two ``OpenAIWrapper.create`` functions (traced and plain) swapped in turn."""
+
+    def __init__(self) -> None:
+        from autogen.oai.client import OpenAIWrapper
+        from autogen.opentelemetry import instrument_llm_wrapper
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.wrapper = OpenAIWrapper
+        self.plain = OpenAIWrapper.create
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        instrument_llm_wrapper(tracer_provider=self.provider)
+        self.traced = OpenAIWrapper.create
+        self.wrapper.create = self.plain
+
+    def start(self, agents: list) -> None:
+        """Trace ``agents`` (every agent of one run) and the LLM wrapper."""
+        from autogen.opentelemetry import instrument_agent
+
+        for agent in agents:
+            instrument_agent(agent, tracer_provider=self.provider)
+        self.wrapper.create = self.traced
+
+    def finish(self) -> int:
+        """Put the plain ``create`` back, flush the batch processor (untimed) and return the spans of the run."""
+        self.wrapper.create = self.plain
+        if not self.provider.force_flush(60_000):
+            raise RuntimeError("the OpenTelemetry batch processor did not flush")
+        spans = len(self.exporter.get_finished_spans())
+        self.exporter.clear()
+        return spans
+
+
+def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False, tracing: AG2Tracing | None = None,
+              ) -> tuple[float, float, int]:
+    """Wall seconds and the agents' thread CPU seconds for one chat in ``mode``, and the capture events it stored
+    (``ag2_otel``: the spans it exported); ``traced`` runs the chat inside ``sys.call_tracing`` (callgrind's
+    collection toggle, see the module doc)."""
     user, manager = build(cycles)
     before = start_capture(mode, tmp, [user, manager])
     if mode == "ag2_sqlite":
         runtime_logging.start(config={"dbname": str(tmp / "ag2.db")})
+    if mode == "ag2_otel":
+        tracing.start([user, manager, *manager.groupchat.agents])
     with IOStream.set_default(SilentStream()):
         started, cpu_started = time.perf_counter(), time.thread_time()
         if traced:
@@ -90,7 +140,19 @@ def timed_run(cycles: int, mode: str, tmp: Path, traced: bool = False) -> tuple[
         elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
     if mode == "ag2_sqlite":
         runtime_logging.stop()
+    if mode == "ag2_otel":
+        return elapsed, cpu, tracing.finish()
     return elapsed, cpu, finish_capture([user, manager], tmp, before)
+
+
+def own_process(args: argparse.Namespace) -> int:
+    """Measure ``ag2_otel`` against its own ``off`` runs in a fresh process (this script again) and print its
+    report."""
+    command = [sys.executable, __file__, "--variants", f"off,{OWN_PROCESS}", "--repeats", str(args.repeats),
+               "--cycles", str(args.cycles)]
+    shown = " ".join([Path(__file__).name, *command[2:]])
+    print(f"\n## {OWN_PROCESS}, in a process of its own (`{shown}`)\n", flush=True)
+    return subprocess.run(command, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,22 +167,26 @@ def main(argv: list[str] | None = None) -> int:
     if not set(modes) <= set(MODES) or (modes[0] != "off" and not (args.traced and len(modes) == 1)):
         parser.error(f"--variants {args.variants!r}: must start with 'off' (or be one variant with --traced) and "
                      f"name only {MODES}")
+    elsewhere = OWN_PROCESS in modes and len(set(modes) - {"off", OWN_PROCESS}) > 0
+    if elsewhere:
+        modes.remove(OWN_PROCESS)
+    tracing = AG2Tracing() if OWN_PROCESS in modes else None
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         upgrade(f"sqlite:///{tmp / 'capture.db'}")
-        wall, cpu, events = interleaved(
-            modes, args.repeats, lambda mode, warm_up: timed_run(args.cycles, mode, tmp, args.traced and not warm_up))
+        wall, cpu, events = interleaved(modes, args.repeats, lambda mode, warm_up: timed_run(
+            args.cycles, mode, tmp, args.traced and not warm_up, tracing))
         capture.shutdown()
     rounds = 4 * args.cycles
     made = next((events[m][0] for m in modes if m.startswith("capture")), 0)
-    print(f"rounds per run: {rounds}  repeats: {args.repeats}  capture events stored per run: {made}  "
+    spans = f"  OpenTelemetry spans per run: {events[OWN_PROCESS][0]}" if OWN_PROCESS in modes else ""
+    print(f"rounds per run: {rounds}  repeats: {args.repeats}  capture events stored per run: {made}{spans}  "
           f"(every run flushed; errors and drops checked: 0)  load average: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
-    if "off" not in modes:  # a --traced capture variant alone: its instruction count is the measure
-        return 0
-    report(modes, wall, cpu, events, "CPU time of the agents' thread")
-    print(f"AG2 itself: {statistics.median(wall['off']) / rounds * 1e6:.0f} us per round (median wall, off)")
-    return 0
+    if "off" in modes:  # else a --traced variant alone: its instruction count is the measure
+        report(modes, wall, cpu, events, "CPU time of the agents' thread")
+        print(f"AG2 itself: {statistics.median(wall['off']) / rounds * 1e6:.0f} us per round (median wall, off)")
+    return own_process(args) if elsewhere else 0
 
 
 if __name__ == "__main__":

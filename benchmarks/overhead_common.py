@@ -69,8 +69,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def report(modes: Sequence[str], wall: Samples, cpu: Samples, events: dict[str, list[int]], cpu_label: str) -> None:
-    """Print the min/median tables (wall and CPU) relative to ``off``, and each capture mode's per-event cost:
-    (run - paired off run) / the events that run stored."""
+    """Print the min/median tables (wall and CPU) relative to ``off``, and the per-event cost of each mode that
+    counts events (capture: the events a run stored; a tracer: the spans it exported): (run - paired off run) / the
+    events of that run."""
     for label, times in (("wall time", wall), (cpu_label, cpu)):
         print(f"\n{label}\n")
         print("| variant | min ms | median ms | ratio to off (min) | ratio to off (median) |")
@@ -80,7 +81,7 @@ def report(modes: Sequence[str], wall: Samples, cpu: Samples, events: dict[str, 
             low, mid = min(times[mode]), statistics.median(times[mode])
             print(f"| {mode} | {low * 1e3:.2f} | {mid * 1e3:.2f} | {low / base_min:.3f} | {mid / base_med:.3f} |")
     print()
-    for mode in (m for m in modes if m.startswith("capture")):
+    for mode in (m for m in modes if m != "off" and events[m][0]):
         for label, times in (("wall", wall), ("cpu", cpu)):
             per_event = [(c - o) / n * 1e6 for c, o, n in zip(times[mode], times["off"], events[mode], strict=True)]
             print(f"per-event cost, {mode}, {label} ((run - paired off run) / events): median "
