@@ -70,17 +70,22 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> Any:
 def _excerpt_dict(value: dict, limit: int) -> dict[str, Any]:
     """:func:`excerpt` of a message dict: its content, tool call ids and names, role and name."""
     out: dict[str, Any] = {}
+    get = value.get
     if "content" in value:
-        out["content"] = excerpt(value.get("content"), limit)
-    calls = value.get("tool_calls")
+        content = value["content"]
+        out["content"] = content if type(content) is str and len(content) <= limit else excerpt(content, limit)
+    calls = get("tool_calls")
     if calls:
         out["tool_calls"] = [{"id": c.get("id"), "name": (c.get("function") or {}).get("name")}
                              for c in calls if isinstance(c, dict)]
-    if value.get("function_call"):
-        out["function_call"] = (value["function_call"] or {}).get("name")
-    for key in ("role", "name"):
-        if value.get(key) is not None:
-            out[key] = value[key]
+    function_call = get("function_call")
+    if function_call:
+        out["function_call"] = function_call.get("name")
+    role, name = get("role"), get("name")
+    if role is not None:
+        out["role"] = role
+    if name is not None:
+        out["name"] = name
     return out
 
 
