@@ -9,8 +9,10 @@ acknowledged is lost, and what was not acknowledged is retried by the client (OT
 connection errors). Bad input gets a 400 whose message names the span; a store that cannot be written, a 503.
 
 Binding beyond loopback is refused without a token (the trace server's rule, checked by the CLI); with a token every
-request needs ``Authorization: Bearer <token>``. Writes are serialised by one lock: a trace's late spans are merged
-against what the previous request committed.
+request needs ``Authorization: Bearer <token>``. Writes are serialised and grouped (group commit): whoever holds
+the write lock writes every request that queued meanwhile in one transaction (each trace still all-or-nothing, each
+request answered only after that commit), so concurrent clients share commits instead of waiting for one each; a
+trace's late spans are merged against what the earlier requests committed.
 """
 
 import asyncio
@@ -30,12 +32,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from capture.importers.common import SourceError
-from capture.importers.otlp import OtlpIngestor, spans_from_json, spans_from_protobuf
+from capture.importers.otlp import OtlpIngestor, Span, TraceOutcome, spans_from_json, spans_from_protobuf
 from capture.store.capture_store import CaptureStore
 from capture.store.db import StoreError
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 PROTOBUF = "application/x-protobuf"
+
+
+@dataclass
+class _Pending:
+    """A parsed request waiting for the group commit that writes it."""
+
+    spans: list[Span]
+    result: list[TraceOutcome] | Exception | None = None
+    done: bool = False
 
 
 @dataclass
@@ -55,17 +66,33 @@ class OtlpReceiver:
         self.ingestor = OtlpIngestor(store, session=session)
         self.token = token
         self.max_body_bytes = max_body_bytes
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the writer's: held while a group is written
+        self.queue_lock = threading.Lock()  # guards ``pending``
+        self.pending: list[_Pending] = []
         self.stats = ReceiverStats()
         self.app = Starlette(routes=[Route("/v1/traces", self.traces, methods=["POST"])])
 
     def _ingest(self, body: bytes, protobuf: bool) -> int:
-        spans = spans_from_protobuf(body) if protobuf else spans_from_json(json.loads(body))
+        """Parse, then wait for the group commit that writes this request (leading it if no one else is)."""
+        slot = _Pending(spans_from_protobuf(body) if protobuf else spans_from_json(json.loads(body)))
+        with self.queue_lock:
+            self.pending.append(slot)
         with self.lock:
-            self.ingestor.ingest(spans)
-            self.stats.requests += 1
-            self.stats.spans += len(spans)
-        return len(spans)
+            if not slot.done:  # no earlier writer took it: write it and everything queued behind it
+                with self.queue_lock:
+                    group, self.pending = self.pending, []
+                try:
+                    results = self.ingestor.ingest_requests([item.spans for item in group])
+                except Exception as exc:  # noqa: BLE001 - e.g. the store unreachable: every request of the group
+                    results = [exc] * len(group)
+                for item, result in zip(group, results):
+                    item.result, item.done = result, True
+                    if not isinstance(result, Exception):
+                        self.stats.requests += 1
+                        self.stats.spans += len(item.spans)
+        if isinstance(slot.result, Exception):
+            raise slot.result
+        return len(slot.spans)
 
     def _refuse(self, status: int, message: str, protobuf: bool) -> Response:
         self.stats.refused += 1
