@@ -36,9 +36,14 @@ _BUILTIN: tuple[tuple[str | None, str], ...] = (
      r"(?!\*\*\*)[^\s\"',;&}\]]+"),
 )
 
-# Every built-in pattern contains one of these (lower-cased); a string without any is skipped cheaply.
-_TRIGGERS = ("sk-", "akia", "gh", "xox", "aiza", "hf_", "eyj", "private key", "bearer", "authorization", "://", "key",
-             "pass", "pwd", "secret", "token")
+# Every built-in pattern but the key-name assignments contains one of these (lower-cased); a string without any
+# is skipped cheaply.
+_TRIGGERS = ("sk-", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "hf_", "eyj", "private key",
+             "bearer", "authorization", "://")
+# The assignment pattern's key names all end in one of these words, and an assignment follows them: the words
+# alone are common (``prompt_tokens``, ``keys``, ``passes``), so the regex runs only where one is assigned to.
+_KEY_WORDS = ("key", "pass", "pwd", "secret", "token")
+_ASSIGNED = re.compile(r"(?:key|pass(?:word|wd)?|pwd|secret|token)[\"']?\s*[:=]")
 
 SENSITIVE_KEY = re.compile(
     r"(?i)^(?:api[_\-]?key|apikey|access[_\-]?key|secret[_\-]?key|client[_\-]?secret|password|passwd|pwd|secret"
@@ -80,7 +85,8 @@ class Redactor:
             return value
         if not self._always_scan:
             lowered = value.lower()
-            if not any(trigger in lowered for trigger in _TRIGGERS):
+            if not (any(trigger in lowered for trigger in _TRIGGERS)
+                    or any(word in lowered for word in _KEY_WORDS) and _ASSIGNED.search(lowered)):
                 return value
         return self._regex.sub(self._replace, value)
 
