@@ -42,20 +42,6 @@ def _event(row: Sequence[Any], payload_row: Sequence[Any] | None = None) -> dict
 ID_SEPARATOR = "\x1f"
 
 
-def token_lists(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    """``run_id -> tokens`` from ``(run_id, JSON text)`` rows, each distinct text parsed once (runs of a skill share
-    a sequence, so 100,000 runs hold a few hundred distinct ones); runs with the same text share one list, which
-    the mining functions only read."""
-    parsed: dict[str, list[str]] = {}
-    out = {}
-    for run_id, text in rows:
-        tokens = parsed.get(text)
-        if tokens is None:
-            tokens = parsed[text] = json.loads(text)
-        out[run_id] = tokens
-    return out
-
-
 def stage_run_ids(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> None:
     """Put run ids in the temp table ``wanted_runs`` (joined instead of a huge IN list). They travel as one
     separated string: DuckDB binds a list parameter at ~5 s per 30,000 strings, a string split in milliseconds."""

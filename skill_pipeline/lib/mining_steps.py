@@ -132,15 +132,20 @@ def tokenise(con: Connection, scratch: Path, granularity: str) -> dict[str, Any]
 # --- inputs of the pure steps --------------------------------------------------------------------------------
 
 def sequences(con: Connection, run_ids: Iterable[str] | None = None) -> tuple[list[str], list[list[str]], list[int]]:
-    """Run ids (sorted), their token lists and last seqs, from ``run_sequences`` (every run, or ``run_ids``)."""
-    if run_ids is None:
-        rows = con.execute("SELECT run_id, tokens, last_seq FROM run_sequences ORDER BY run_id").fetchall()
-    else:
+    """Run ids (sorted), their token lists and last seqs, from ``run_sequences`` (every run, or ``run_ids``).
+    Each distinct token text leaves DuckDB and is parsed once, runs refer to it by number (runs of a skill share a
+    sequence: 100,000 runs hold a few hundred, against hundreds of megabytes of text row by row); runs with the
+    same text share one list, which the mining functions only read."""
+    source = "run_sequences"
+    if run_ids is not None:
         loaders.stage_run_ids(con, run_ids)
-        rows = con.execute("SELECT s.run_id, s.tokens, s.last_seq FROM run_sequences s JOIN wanted_runs w "
-                           "ON s.run_id = w.id ORDER BY s.run_id").fetchall()
-    parsed = loaders.token_lists((r[0], r[1]) for r in rows)
-    return [r[0] for r in rows], [parsed[r[0]] for r in rows], [r[2] for r in rows]
+        source = "(SELECT s.* FROM run_sequences s JOIN wanted_runs w ON s.run_id = w.id)"
+    con.execute("CREATE OR REPLACE TEMP TABLE distinct_tokens AS SELECT tokens, row_number() OVER () - 1 AS k "
+                f"FROM (SELECT DISTINCT tokens FROM {source})")
+    parsed = [json.loads(t) for (t,) in con.execute("SELECT tokens FROM distinct_tokens ORDER BY k").fetchall()]
+    rows = con.execute(f"SELECT s.run_id, d.k, s.last_seq FROM {source} s JOIN distinct_tokens d "
+                       "ON d.tokens = s.tokens ORDER BY s.run_id").fetchall()
+    return [r[0] for r in rows], [parsed[r[1]] for r in rows], [r[2] for r in rows]
 
 
 def first_seqs(con: Connection) -> dict[str, int]:
@@ -342,7 +347,8 @@ def skill_membership(warehouse_path: str | Path) -> dict[str, str]:
 def outcomes(con: Connection, scratch: Path) -> dict[str, Any]:
     """Rebuild ``run_outcomes`` and ``outcome_analysis`` (``outcomes.analyse_outcomes``); returns the analysis."""
     runs = list(loaders.runs(con).values())
-    sequences_of = loaders.token_lists(con.execute("SELECT run_id, tokens FROM run_sequences").fetchall())
+    run_ids, token_lists, _ = sequences(con)
+    sequences_of = dict(zip(run_ids, token_lists, strict=True))
     cluster_of = dict(con.execute("SELECT run_id, cluster_id FROM run_clusters").fetchall())
     analysis = analyse_outcomes(runs, sequences_of, cluster_of)
     con.execute(f"CREATE OR REPLACE TABLE run_outcomes ({warehouse.column_definitions(OUTCOME_COLUMNS)})")
