@@ -8,8 +8,9 @@ The stamp is the store's ``MAX(execution_events.seq)`` at the time of the change
 writer (recorder, importers, OTLP ingest, the simulator, an ORM session) stamps without knowing of it, and no clock
 is involved: a change made after an extraction read the run gets a stamp >= that extraction's high-water mark
 (SQLite writers are serial; on PostgreSQL a change committed late is inside the extraction's overlap window like
-a late event). A heartbeat is not a change. Existing rows are stamped at the current ``MAX(seq)``, so the first
-extraction after the upgrade re-reads them once.
+a late event). A heartbeat is not a change. Existing rows get no stamp (stamping them all would make the next
+extraction re-read every run): a change made before the upgrade that no extraction has read yet is picked up only
+with the run's next event or change, so mine once before upgrading a store whose runs are still changing.
 
 SQLite batch migrations that recreate ``workflow_runs`` drop its triggers: such a migration must create them again
 (``create_triggers``).
@@ -63,7 +64,6 @@ def upgrade() -> None:
     with op.batch_alter_table("workflow_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("updated_seq", sa.BigInteger(), nullable=True))
         batch_op.create_index("idx_runs_updated_seq", ["updated_seq"], unique=False)
-    op.execute(f"UPDATE workflow_runs SET updated_seq = {STAMP}")
     create_triggers()
 
 
