@@ -4,7 +4,7 @@ Extraction (which runs to re-read), dirty-data counts, outcome statistics and to
 a status or an agent is classified the same way everywhere.
 """
 
-# A run in one of these states may still change: extraction re-reads it and counts it as open.
+# A run in one of these states may still change: it is counted as open (dirty-data counts).
 OPEN_RUN_STATUSES: tuple[str, ...] = ("executing", "pending", "running", "paused", "waiting_approval", "draft",
                                       "planning")
 SUCCESS_STATUSES: frozenset[str] = frozenset({"completed", "complete", "success", "succeeded", "done"})
