@@ -16,11 +16,12 @@ from typing import Any
 from skill_pipeline.lib import candidates, pattern_json
 from skill_pipeline.lib.slot_values import PLACEHOLDER, values_from_task
 
+from .naming import skill_name, skill_title
 from .patterns import Pattern
 from .skill_groups import SkillGroup, group_runs
 from .skills import group_pattern, group_skill, unique_names
 from .stats import outcome
-from .templates import template_statistics, wording_templates
+from .templates import shared_parameters, template_statistics, wording_templates
 
 Events = Mapping[str, Sequence[Mapping[str, Any]]]
 # run ids -> (their events, with tool-call payloads; their file rows): how the slot-inference sample is read.
@@ -158,6 +159,49 @@ def member_values(templates: Sequence[str], names: Collection[str], task: str) -
     return best
 
 
+def _short_values(found: Mapping[str, str], max_words: int = 4) -> bool:
+    return all(v.strip() and len(v.split()) <= max_words for v in found.values())
+
+
+def adopt_shared_requests(templates: Sequence[SkillTemplate], runs: Mapping[str, Mapping[str, Any]]) -> None:
+    """A skill takes (in place) the task template and title of a larger skill that asks the same request: the same
+    template, or one with more parameters that reads this skill's whole template as short values. Two runs that happened to ask
+    about the same column ("Compute the mean of column velocity in ...") still asked about a column, and one run's
+    numbers are not its only parameters; the request's wording, parameters and title are then the ones its other
+    runs showed (whatever their behaviour), and every member's values are read with that template."""
+    donors = sorted((t for t in templates if PLACEHOLDER.search(t.candidate["task_template"])
+                     and not t.candidate["task_template"].startswith("{")), key=lambda t: (-t.support, t.name))
+    for skill in templates:
+        own = skill.candidate["task_template"]
+        own_names = set(PLACEHOLDER.findall(own))
+        for donor in donors:
+            shared = donor.candidate["task_template"]
+            names = set(PLACEHOLDER.findall(shared))
+            if donor.support <= skill.support:
+                break
+            found = values_from_task(shared, own)
+            if shared == own or (len(names) > len(own_names) and set(found) == names and _short_values(found)):
+                _adopt(skill, donor, runs)
+                break
+
+
+def _adopt(skill: SkillTemplate, donor: SkillTemplate, runs: Mapping[str, Mapping[str, Any]]) -> None:
+    """``skill`` asks ``donor``'s request: its template, parameters (values from its own members), title and name."""
+    shared, old = donor.candidate["task_template"], set(PLACEHOLDER.findall(skill.candidate["task_template"]))
+    names = set(PLACEHOLDER.findall(shared))
+    values = {r: {**{k: v for k, v in skill.slot_values.get(r, {}).items() if k not in old},
+                  **member_values([shared], names, str(runs[r].get("task_description") or ""))}
+              for r in skill.slot_values}
+    params = {k: p for k, p in skill.candidate["parameters"].items() if k not in old}
+    params.update(shared_parameters({k: donor.candidate["parameters"][k] for k in names}, list(values.values())))
+    kinds = {k: str(p.get("type")) for k, p in params.items()}
+    title = skill_title(shared, kinds) or skill.candidate["title"]
+    skill.candidate = {**skill.candidate, "task_template": shared, "parameters": params, "title": title,
+                       "name": skill_name(skill.candidate.get("category"), title, skill.name)}
+    skill.slot_values = values
+    skill.sampled_slot_values = {r: values[r] for r in skill.sampled_slot_values if r in values}
+
+
 def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern],
                     runs: Mapping[str, Mapping[str, Any]], sequences: Mapping[str, Sequence[str]],
                     first_seq: Mapping[str, int], last_seq: Mapping[str, int], load_sample: SampleLoader,
@@ -169,6 +213,7 @@ def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern
     order = sorted(patterns, key=lambda gid: (-patterns[gid].support, gid))
     templates = [build_template(by_id[gid], patterns[gid], runs, sequences, first_seq, last_seq, load_sample,
                                 params, cache) for gid in order]
+    adopt_shared_requests(templates, runs)
     unique_names([t.candidate for t in templates])
     for t in templates:
         t.errors = candidates.library_errors(t.candidate)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from lemminflect import getAllLemmas
+
 _SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RANGE = re.compile(r"[\[(]\s*\{[^}]+\}\s*,\s*\{[^}]+\}\s*[\])]")
 _ARTICLES = frozenset({"a", "an", "the"})
+_BOOKKEEPING = ("record ", "format ")
+_ASSIGNED = re.compile(r"^([A-Za-z_]\w*)=\{")
 _PREPOSITIONS = frozenset({"over", "to", "of", "on", "in", "about", "for", "from", "with", "into", "as", "at",
                            "by", "under", "between", "using"})
 _COUNT_KINDS = frozenset({"integer", "number"})
@@ -51,11 +55,15 @@ def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_
         if not slot:
             out.append(word)
             continue
-        if slot.start() or slot.end() < len(word.rstrip(".,;:?!")):  # "y={expression}": a value inside a word
-            out.append(_SLOT.sub(lambda m: "…", word))
-            continue
         name = slot.group(1)
         what = _slot_words(name)
+        if slot.start() or slot.end() < len(word.rstrip(".,;:?!")):  # a value inside a word
+            lhs = _ASSIGNED.match(word)  # "y={expression}" -> "y = an expression"; "k={k}" -> "a given k"
+            if lhs and lhs.group(1) == what:
+                out.append(("another " if re.search(r"_\d+$", name) else "a given ") + what)
+            else:
+                out.append((lhs.group(1) + " = " if lhs else "") + _article(what))
+            continue
         second = bool(re.search(r"_\d+$", name))  # "{subject} in {subject_2}" -> "a subject in another subject"
         prev = out[-1].lower() if out else ""
         nxt = words[i + 1].lower().strip(".,;:") if i + 1 < len(words) else ""
@@ -69,7 +77,43 @@ def skill_title(template: str, slot_kinds: Mapping[str, str] | None = None, max_
             out.append("another " + what if second else _article(what))
     title = re.sub(r"\s+", " ", " ".join(out)).strip(" ,.;:")
     title = re.sub(r"\b(a|an|the) (a|an|the)\b", r"\1", title)
-    return _cut_words(title[:1].upper() + title[1:], max_chars)
+    title = instruction(title)
+    return _cut_words(title[:1].upper() + title[1:], max_chars) if title else ""
+
+
+def is_base_verb(word: str) -> bool:
+    """True for a verb in its base form ("plot", "generate"), the word an instruction opens with."""
+    word = word.lower()
+    return word in getAllLemmas(word, upos="VERB").get("VERB", ())
+
+
+_QUESTION = re.compile(r"^(?:what|which)\s+(?:is|are)\s+(?P<rest>.+?)\??$", re.IGNORECASE)
+_HOW = re.compile(r"^how\s+(?:do|can|should|would)\s+(?:i|we|you)\s+(?P<rest>.+?)\??$", re.IGNORECASE)
+_POLITE = re.compile(r"^(?:please|(?:can|could|would|will) you|i (?:want|need|would like) you to|kindly)\s+",
+                     re.IGNORECASE)
+
+
+def instruction(clause: str) -> str:
+    """The clause as an instruction (it opens with a verb in its base form), or "" when it cannot be read as one: a
+    question about something asks to explain it ("What is a subject" -> "Explain a subject"; "What are promising
+    questions ..." -> "List promising questions ..."), "how do I <do>" asks to <do>, a polite opening is dropped
+    ("Please plot ..."), and a leading condition gives way to the instruction after its comma ("Once I approve the
+    plan, map ..." -> "Map ..."). A statement ("My chain is at ...", "Data is ticket data") is no instruction: the
+    title then comes from the behaviour."""
+    clause = _POLITE.sub("", clause.strip())
+    question = _QUESTION.match(clause)
+    if question:
+        rest = question.group("rest").strip()
+        plural = clause.split()[1].lower() == "are"
+        return ("List " if plural else "Explain ") + rest
+    how = _HOW.match(clause)
+    if how:
+        clause = how.group("rest")
+    for part in [clause, *[p.strip() for p in clause.split(",")[1:]]]:
+        words = part.split()
+        if words and is_base_verb(words[0]):
+            return part[:1].upper() + part[1:]
+    return ""
 
 
 def _cut_words(text: str, max_chars: int) -> str:
@@ -78,14 +122,21 @@ def _cut_words(text: str, max_chars: int) -> str:
 
 
 def behaviour_title(actions: Sequence[str], output_types: Sequence[str], max_chars: int = 80) -> str:
-    """A title from what the skill does: its main agents' actions in order, and the files it writes
-    (``["plan", "write code", "execute code"], ["png"]`` -> "Plan, write code and execute code, writing png
-    files")."""
-    seen = list(dict.fromkeys(a for a in actions if a))
-    words = ", ".join(seen[:-1]) + (" and " if len(seen) > 1 else "") + (seen[-1] if seen else "run the workflow")
-    if output_types:
-        words += ", writing " + ", ".join(output_types[:3]) + " files"
-    return _cut_words(words[:1].upper() + words[1:], max_chars)
+    """A title from what the skill does: its main agents' actions in order, bookkeeping (recording and formatting
+    what another step produced) left out, and the files it writes (``["plan", "record plan", "write code", "execute
+    code"], ["png"]`` -> "Plan, write code and execute code, writing png files"); as many actions as fit in
+    ``max_chars``, so two skills that differ in a later step still read differently."""
+    seen = [a for a in dict.fromkeys(actions) if a and not a.startswith(_BOOKKEEPING)] or ["run the workflow"]
+    files = ", writing " + ", ".join(output_types[:3]) + " files" if output_types else ""
+
+    def sentence(parts: Sequence[str]) -> str:
+        words = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        return words[:1].upper() + words[1:]
+
+    for k in range(len(seen), 0, -1):
+        if len(sentence(seen[:k]) + files) <= max_chars:
+            return sentence(seen[:k]) + files
+    return _cut_words(sentence(seen), max_chars)
 
 
 def _snake(text: str) -> str:

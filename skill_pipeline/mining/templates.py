@@ -99,6 +99,7 @@ class TaskTemplate:
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # run_id -> slot -> value
     reference_run: str | None = None
     value_keys: frozenset[tuple[str, ...]] = frozenset()  # short values between common words ("of {x} in")
+    wording_runs: int = 0  # runs asked in the template's wording (1: the template is one run's request)
 
     def render(self, **params: Any) -> str:
         return self.template.format(**{s.name: params.get(s.name, s.default) for s in self.slots})
@@ -203,8 +204,9 @@ def extract_task_template(
         for i in mp:
             matched_cnt[i] += 1
     _widen_values(ref, varies, wording)
-    if n == 1:  # one example: its numbers, paths and expressions are the parameters
-        constant = [i for i in range(len(ref)) if infer_kind([ref[i][0]]) not in _VALUE_KINDS and not varies[i]]
+    if n == 1:  # one example: its numbers, paths and expressions that stand as words of their own are parameters
+        constant = [i for i in range(len(ref))
+                    if not (infer_kind([ref[i][0]]) in _VALUE_KINDS and _stands_alone(ref, i)) and not varies[i]]
     else:
         constant = [i for i in range(len(ref)) if matched_cnt[i] >= constant_share * n and not varies[i]]
     anchors = [-1] + constant + [len(ref)]
@@ -236,7 +238,9 @@ def extract_task_template(
     names: list[str] = []
     kinds = [infer_kind(v) for v in slot_values]
     for si, (a, b) in enumerate(slot_pos):
-        names.append(_slot_name(ref, a, b, kinds[si]))
+        name = _slot_name(ref, a, b, kinds[si])
+        listed = si > 0 and slot_pos[si - 1][1] == a and ref[a][0].lower() in ("and", "or", ",", "/")
+        names.append(re.sub(r"_\d+$", "", names[-1]) if listed and name == "subject" else name)  # "{x} and {x_2}"
     seen: Counter[str] = Counter()
     for i, nm in enumerate(names):
         seen[nm] += 1
@@ -251,7 +255,8 @@ def extract_task_template(
             if k not in is_constant:
                 break
             before.insert(0, ref[k])
-        slots.append(_make_slot(names[si], vals, n, "task", describe_slot(names[si], _join(before).strip())))
+        context = _join(before).strip() if n > 1 else ""  # one run: its constant words may be its values too
+        slots.append(_make_slot(names[si], vals, n, "task", describe_slot(names[si], context)))
     # template text
     out = ""
     first = True
@@ -270,10 +275,20 @@ def extract_task_template(
     bounded = [vals for vals, (a, b) in zip(slot_values, slot_pos) if 0 <= a and b < len(ref) and 0 in is_constant]
     found = frozenset(k for vals in bounded for v in vals if (k := _value_key(v))).union(
         swapped if 0 in is_constant else ())
-    return TaskTemplate(out, slots, values, run_ids[ref_i], found)
+    return TaskTemplate(out, slots, values, run_ids[ref_i], found, n)
+
+
+def _stands_alone(ref: Sequence[tuple[str, bool]], i: int) -> bool:
+    """The token is a word of its own (space or an opening bracket, '=' or ':' before it; space, the end or
+    punctuation ending a word after it), not a piece of a longer name ("chains_0.1_trisp")."""
+    opens = i == 0 or ref[i][1] or ref[i - 1][0] in "([{=:"
+    after = ref[i + 1:i + 3]
+    closes = (not after or after[0][1] or (after[0][0] in ".,;:!?)]}" and (len(after) == 1 or after[1][1])))
+    return bool(opens and closes)
 
 
 _ARTICLES = frozenset({"a", "an", "the"})
+_QUESTION_WORDS = frozenset({"how", "what", "why", "which", "who", "whom", "whose", "when", "where", "whether"})
 _VALUE_KINDS = frozenset({"integer", "number", "file_path", "expression"})
 _WRITE_VERBS = frozenset({"save", "write", "store", "export", "dump", "summarise", "summarize", "report"})
 _PREPOSITION_NAMES = {"is": "subject", "are": "subject", "about": "topic", "on": "topic", "concerning": "topic", "regarding": "topic", "in": "subject",
@@ -328,21 +343,25 @@ def _slot_name(ref: Sequence[tuple[str, bool]], a: int, b: int, kind: str) -> st
             return "n_" + _snake(noun)
     if kind == "expression":  # "Plot {expression} over"
         return kind
+    if prev == "=" and a > 0 and re.fullmatch(r"[A-Za-z_]\w*", ref[a - 1][0]):  # "k={k}", "y={expression}"
+        return _snake(ref[a - 1][0]) if kind in ("integer", "number") else "expression"
     if prev.lower() in _PREPOSITION_NAMES:  # "about {topic}"
         return _PREPOSITION_NAMES[prev.lower()]
-    if _is_content(prev) and len(clause) > 1:  # "column {column}" (not the clause's leading verb)
+    verb = len(clause) < 2 or (a > 0 and ref[a - 1][0].lower() == "to")  # "Explain {x}", "to regress {x}"
+    if _is_content(prev) and not verb and prev.lower() not in _QUESTION_WORDS:  # "column {column}"
         return _snake(prev)
     if prev.lower() in _ARTICLES:
         return _snake(nxt) if _is_content(nxt) else "quantity"  # "a {model} model", "the {quantity} of"
     if _is_content(nxt):  # "{model} fit": what the value qualifies
         return _snake(nxt) + "_kind"
-    return "request" if a < 0 else "detail"
+    return "request" if a < 0 else "subject"  # a verb's object, or words between words of no role of their own
 
 
 def describe_slot(name: str, before: str = "") -> str:
     """What a parameter is, from its role (its name), plus the request's own words that precede it."""
-    if name in _ROLE_DESCRIPTIONS:
-        role = _ROLE_DESCRIPTIONS[name]
+    base = re.sub(r"_\d+$", "", name)  # "subject_2": a second value of one role
+    if base in _ROLE_DESCRIPTIONS:
+        role = _ROLE_DESCRIPTIONS[base]
     elif name.startswith("n_"):
         role = "number of " + name[2:].replace("_", " ")
     elif name.endswith("_kind"):
@@ -473,7 +492,7 @@ def request_template(descriptions: Mapping[str, str]) -> TaskTemplate:
                 unused.remove(match)
         for rid in groups[i]:
             values[rid] = {mapping[k]: v for k, v in own.values.get(rid, {}).items() if k in mapping}
-    return TaskTemplate(task.template, task.slots, values, task.reference_run)
+    return TaskTemplate(task.template, task.slots, values, task.reference_run, wording_runs=len(groups[order[0]]))
 
 
 def _value_span(text: str, value: str, taken: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
@@ -519,6 +538,22 @@ def wording_templates(tasks: Mapping[str, str], values: Mapping[str, Mapping[str
     found = Counter(t for rid, text in tasks.items()
                     if (t := run_template(text, {k: v for k, v in values.get(rid, {}).items() if k in wanted})))
     return [t for t, _ in sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def shared_parameters(donor: Mapping[str, Mapping[str, Any]], values: Sequence[Mapping[str, str]]
+                      ) -> dict[str, dict[str, Any]]:
+    """The parameters of a request another skill parameterised (``donor``: its parameters, names, types, enums and
+    descriptions kept), with examples, default and requiredness from this skill's member ``values``."""
+    out = {}
+    for name, param in donor.items():
+        kind = {"integer": "integer", "number": "number"}.get(str(param.get("type")), "string")
+        present = [v[name] for v in values if v.get(name)]
+        ranked = [v for v, _ in sorted(Counter(present).items(), key=lambda kv: (-kv[1], kv[0]))]
+        examples = [_convert(kind, v) for v in ranked
+                    if kind == "string" or (_INT_RX if kind == "integer" else _NUM_RX).match(v)]
+        out[name] = {**param, "examples": examples[:5], "default": examples[0] if examples else None,
+                     "required": bool(values) and len(present) == len(values)}
+    return out
 
 
 def tool_argument_slots(
@@ -671,7 +706,9 @@ def build_skill_candidate(
     main_agents = [a for a, _ in sorted(agents.items(), key=lambda kv: (-kv[1], kv[0]))
                    if a not in generic and not a.endswith("_response_formatter") and not a.endswith("_nest")]
     tools = sorted({s.tool for s in pattern.steps if s.tool and not s.optional})
-    title = skill_title(task.template, {sl.name: sl.kind for sl in task.slots}) or behaviour_title(
+    # the request's words make the title when some runs share them; one run's request is that run's literal
+    request_title = skill_title(task.template, {sl.name: sl.kind for sl in task.slots}) if task.wording_runs > 1 else ""
+    title = request_title or behaviour_title(
         [step_action(s.event_type, s.agent, s.tool) for s in pattern.steps if not s.optional and s.agent in main_agents],
         [o["file_type"] for o in expected])
     name = skill_name(mode, title, main_agents[0] if main_agents else f"skill_{pattern.cluster_id}")

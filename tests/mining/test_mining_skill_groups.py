@@ -167,7 +167,8 @@ def test_a_lone_task_keeps_its_own_group_with_typed_slots():
     template = _templates([lone], seqs, runs)[0]
     skill = template.candidate
     assert skill["task_template"] == "Plot {expression} over [{x_min}, {x_max}] and save the figure as {output_file}"
-    assert skill["name"] == "one_shot_plot_expression"
+    # one run's request is that run's literal: the title says what the skill does, from its behaviour
+    assert (skill["title"], skill["name"]) == ("Write code and execute code", "one_shot_write_code")
     assert set(template.slot_values["plot-00"]) == {"expression", "x_min", "x_max", "output_file"}
 
 
@@ -214,3 +215,35 @@ def test_members_outside_the_slot_inference_sample_get_values_from_their_own_wor
     assert paraphrased
     for rid in outside:
         assert set(template.slot_values[rid].values()) == truth[rid], rid
+
+
+def test_a_small_skill_asking_a_larger_skills_request_takes_its_parameters_and_title():
+    """Two runs that happen to ask about the same column and statistic still asked about a column and a statistic:
+    the larger skill of the same request (another mode here) knows them as parameters; one run's request is read
+    with that template too, so neither title repeats a run's value."""
+    rng = random.Random(5)
+    seqs, runs = {}, {}
+    for i in range(8):
+        rid = f"big-{i}"
+        seqs[rid], runs[rid] = list(ENGINEER_PATH), {"run_id": rid, "mode": "one_shot", "status": "completed",
+                                                     "task_description": FAMILIES["stat"](rng)}
+    small_tasks = ["Compute the mean of column velocity in data/c_1.csv and save it to data/s_1.txt",
+                   "Compute the mean of column velocity in data/c_2.csv and save it to data/s_2.txt"]
+    for i, task in enumerate(small_tasks):
+        rid = f"small-{i}"
+        seqs[rid], runs[rid] = list(ENGINEER_PATH), {"run_id": rid, "mode": "human_in_the_loop",
+                                                     "status": "completed", "task_description": task}
+    groups = [SkillGroup("big", "one_shot", "f", ["compute"], "b", list(ENGINEER_PATH),
+                         sorted(r for r in runs if r.startswith("big")), successes=8),
+              SkillGroup("small", "human_in_the_loop", "f", ["compute"], "b", list(ENGINEER_PATH),
+                         ["small-0", "small-1"], successes=2)]
+    big, small = _templates(groups, seqs, runs)
+    assert big.candidate["task_template"] == \
+        "Compute the {quantity} of column {column} in {input_file} and save it to {output_file}"
+    assert small.candidate["task_template"] == big.candidate["task_template"]
+    assert small.candidate["title"] == big.candidate["title"] == "Compute the quantity of a column in an input file"
+    assert small.name == "human_in_the_loop_compute_quantity"
+    assert small.slot_values["small-1"] == {"quantity": "mean", "column": "velocity", "input_file": "data/c_2.csv",
+                                            "output_file": "data/s_2.txt"}
+    assert small.candidate["parameters"]["column"]["examples"] == ["velocity"]
+    assert small.candidate["parameters"]["column"]["required"]

@@ -1,37 +1,107 @@
-"""Published skills read like documentation (issue 11, item 4): no title or parameter description is a type name
-("A string", "an enum") or quotes one member run's literal. Both workloads are mined the way a user mines them,
-with ``skillmine mine``; each skill is judged against the true parameter values of its member runs."""
+"""Published skills read like documentation (issue 11, item 4), on every benchmark workload: the simulator, the
+external generator and the real CMBAgent records, each mined the way a user mines it (``skillmine mine`` with its
+defaults). EVERY published skill is checked (``documentation.documentation_flags``): a title that says what the skill
+does as an instruction, never a type name or a member run's value, never (for one run) that run's request; parameters
+named for their role and described without a member run's value; where the truth is known, without a true value
+either."""
 
 import json
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from benchmarks.external_workload import generate, read_truth
-from benchmarks.external_workload.examine import mine, readability_report, run_cli
+from benchmarks.external_workload.examine import (
+    members_by_skill,
+    mine,
+    published_skills,
+    run_cli,
+    run_memberships,
+    run_slot_values,
+)
+from capture.importers import import_cmbagent_db, import_cmbagent_history, import_cmbagent_trials
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
+
+from .documentation import documentation_flags
+
+
+def _tasks(url: str) -> dict[str, str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as con:
+            return {str(r): str(t or "") for r, t in con.execute(text("SELECT id, task_description FROM workflow_runs"))}
+    finally:
+        engine.dispose()
+
+
+def _report(home: Path, url: str, truth: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, list[str]]:
+    """Published skill name -> its documentation flags, for the store at ``url`` mined into ``home``."""
+    mine(home, url)
+    skills = published_skills(home / "library")
+    members = members_by_skill(skills, run_memberships(home / "warehouse.duckdb"))
+    values, tasks = run_slot_values(home / "warehouse.duckdb"), _tasks(url)
+    asked = Counter(s["task_template"] for s in skills)
+    return {s["name"]: documentation_flags(s, [tasks[r] for r in members[s["name"]]],
+                                           [values.get(r, {}) for r in members[s["name"]]],
+                                           [truth[r] for r in members[s["name"]] if truth and r in truth],
+                                           {t for t, n in asked.items() if n > 1})
+            for s in skills}
 
 
 def _problems(report: dict[str, list[str]]) -> str:
     return "\n".join(f"{name}: {flag}" for name, flags in sorted(report.items()) for flag in flags)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_external_workload_skills_read_well(tmp_path: Path) -> None:
     url, truth = f"sqlite:///{tmp_path / 'capture.db'}", tmp_path / "truth.jsonl"
     generate(runs=260, seed=3, url=url, truth_path=truth)
-    mine(tmp_path, url)
-    report = readability_report(tmp_path, {t["run_id"]: t["params"] for t in read_truth(truth)})
+    report = _report(tmp_path, url, {t["run_id"]: t["params"] for t in read_truth(truth)})
     assert report, "the external workload published no skill"
     assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_simulator_skills_read_well(tmp_path: Path) -> None:
     url, truth = f"sqlite:///{tmp_path / 'capture.db'}", tmp_path / "truth.jsonl"
-    run_cli(tmp_path, "simulate", "--runs", "150", "--seed", "5", "--engine", "fast", "--url", url,
+    run_cli(tmp_path, "simulate", "--runs", "300", "--seed", "5", "--engine", "fast", "--url", url,
             "--ground-truth", str(truth), "--quiet")
-    mine(tmp_path, url)
     params = {r["run_id"]: r["params"] for r in map(json.loads, truth.read_text().splitlines()) if r}
-    report = readability_report(tmp_path, params)
+    report = _report(tmp_path, url, params)
     assert report, "the simulator workload published no skill"
+    assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
+
+
+@pytest.mark.timeout(300)
+def test_simulator_ag2_engine_skills_read_well(tmp_path: Path) -> None:
+    """Real AG2 agents at the quickstart's scale: skills of one or two runs, whose values are easily shared."""
+    url, truth = f"sqlite:///{tmp_path / 'capture.db'}", tmp_path / "truth.jsonl"
+    run_cli(tmp_path, "simulate", "--runs", "30", "--seed", "1", "--engine", "ag2", "--url", url,
+            "--ground-truth", str(truth), "--quiet")
+    params = {r["run_id"]: r["params"] for r in map(json.loads, truth.read_text().splitlines()) if r}
+    report = _report(tmp_path, url, params)
+    assert len(report) >= 5, sorted(report)
+    assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
+
+
+@pytest.mark.timeout(400)
+def test_real_record_skills_read_well(fixture_path: Callable[..., Path], tmp_path: Path) -> None:
+    url, cmb = f"sqlite:///{tmp_path / 'capture.db'}", fixture_path("cmbagent")
+    upgrade(url)
+    store = CaptureStore.open(url)
+    try:
+        for db in sorted((cmb / "mars_sqlite").glob("*.db")):
+            import_cmbagent_db(db, store)
+        for folder in ("mars_sessions_2026-02-18", "upstream_cmbagent_history", "mars_idea_generation_task"):
+            import_cmbagent_history(cmb / folder, store)
+        import_cmbagent_trials(cmb / "benchmarks_cmbagent_trials.jsonl", store)
+    finally:
+        store.close()
+    report = _report(tmp_path, url)
+    assert len(report) >= 5, sorted(report)
     assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
