@@ -413,7 +413,8 @@ class OtlpIngestor:
             if not run_meta.get("otlp_root_digest"):  # run-level cost rows have no key: written once
                 batch.costs.extend(self._costs(root, run_id, session, None))
         if run_span is not None and self._suspect(run_span):
-            self._scrub(batch)
+            for table in TEXT_COLUMNS:  # only the run span's rows so far
+                self._scrub(table, getattr(batch, table))
         workflow_hex = run_meta.get("otlp_root_span") or (workflow.span_id.hex() if workflow else None)
         for key, span in fresh.items():
             known[key] = _Known(self._event_id(run_id, span), span.parent_id.hex() or None, span.start_ns,
@@ -422,15 +423,16 @@ class OtlpIngestor:
         before = {k: (v.parent_event_id, v.depth, v.order) for k, v in known.items() if k not in fresh}
         _place(known, workflow_hex)
         for key, span in fresh.items():
-            rows = Batch(events=[self._event_row(span, run_id, session, known[key], known, plan.unmapped)],
-                         files=self._files(span, run_id, session, known[key].event_id),
-                         costs=(self._costs(span, run_id, session, known[key].event_id)
-                                or self._llm_cost(span, run_id, session, known[key])))
+            event = self._event_row(span, run_id, session, known[key], known, plan.unmapped)
+            files = self._files(span, run_id, session, known[key].event_id)
+            costs = (self._costs(span, run_id, session, known[key].event_id)
+                     or self._llm_cost(span, run_id, session, known[key]))
             if self._suspect(span):
-                self._scrub(rows)
-            batch.events.extend(rows.events)
-            batch.files.extend(rows.files)
-            batch.costs.extend(rows.costs)
+                for table, rows in (("events", [event]), ("files", files), ("costs", costs)):
+                    self._scrub(table, rows)
+            batch.events.append(event)
+            batch.files.extend(files)
+            batch.costs.extend(costs)
         new_nodes = {node["id"] for node in batch.nodes}
         for key, (parent, depth, order) in before.items():
             item = known[key]
@@ -463,14 +465,13 @@ class OtlpIngestor:
             text += "\n" + _unescaped(text)
         return self.redactor.text(text) != text
 
-    def _scrub(self, batch: Batch) -> None:
-        """Pass the free-text columns and payloads of ``batch``'s rows through the capture redactor (ids, types,
+    def _scrub(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Pass the free-text columns and payloads of ``table``'s ``rows`` through the capture redactor (ids, types,
         times and counts cannot carry a secret and are left alone)."""
-        for table, columns in TEXT_COLUMNS.items():
-            for row in getattr(batch, table):
-                for column in columns:
-                    if row.get(column) is not None:
-                        row[column] = self.redactor.value(row[column])
+        for row in rows:
+            for column in TEXT_COLUMNS[table]:
+                if row.get(column) is not None:
+                    row[column] = self.redactor.value(row[column])
 
     @staticmethod
     def _event_id(run_id: str, span: Span) -> str:
