@@ -82,6 +82,12 @@ class MergeOutcome:
     messages: int = 0
 
 
+# Values _plain returns as they are, and values no redactor changes (only strings and containers hold text): a
+# bulk import meets millions of them, so the walks below skip them without a call.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+_NO_TEXT = frozenset({int, float, bool, type(None), datetime})
+
+
 def _plain(value: Any) -> Any:
     """A JSON-ready, order-stable form of row values (times as ISO strings, decimals as strings)."""
     if isinstance(value, datetime):
@@ -89,9 +95,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value.normalize())
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {(k if type(k) is str else str(k)): (v if type(v) in _JSON_SCALARS else _plain(v))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [v if type(v) in _JSON_SCALARS else _plain(v) for v in value]
     return value
 
 
@@ -105,7 +112,8 @@ def content_hash(batch: Batch) -> str:
 def redact_batch(batch: Batch, redactor: Redactor) -> Batch:
     """The batch with every string value (text columns and JSON payloads) passed through ``redactor``."""
     def rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: (v if k.endswith("id") else redactor.value(v)) for k, v in row.items()} for row in items]
+        return [{k: (v if type(v) in _NO_TEXT or k.endswith("id") else redactor.value(v)) for k, v in row.items()}
+                for row in items]
     return Batch(runs=rows(batch.runs), nodes=rows(batch.nodes), edges=list(batch.edges), events=rows(batch.events),
                  files=rows(batch.files), messages=rows(batch.messages), costs=rows(batch.costs))
 
