@@ -56,6 +56,7 @@ class ReceiverStats:
     requests: int = 0
     spans: int = 0
     refused: int = 0
+    groups: int = 0  # group commits: requests / groups is how many requests shared a write
 
 
 class OtlpReceiver:
@@ -81,6 +82,7 @@ class OtlpReceiver:
             if not slot.done:  # no earlier writer took it: write it and everything queued behind it
                 with self.queue_lock:
                     group, self.pending = self.pending, []
+                self.stats.groups += 1
                 try:
                     results = self.ingestor.ingest_requests([item.spans for item in group])
                 except Exception as exc:  # noqa: BLE001 - e.g. the store unreachable: every request of the group

@@ -2,8 +2,11 @@
 outcome or error) and the span-level redaction check that decides which rows the redactor walks."""
 
 import json
+import threading
+import time
 from dataclasses import replace
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from sqlalchemy import create_engine, text
@@ -27,18 +30,23 @@ def _rows(url: str, sql: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def traces(tmp_path_factory) -> list[tuple[str, int, list[Span]]]:
-    """Four simulated runs, each as (run id, events, its spans parsed from protobuf)."""
+def exported(tmp_path_factory) -> list[tuple[str, int, bytes]]:
+    """Four simulated runs, each as (run id, events, its trace as a protobuf ExportTraceServiceRequest)."""
     root = tmp_path_factory.mktemp("group")
     url = f"sqlite:///{root / 'source.db'}"
     simulate(runs=4, seed=5, url=url, ground_truth=root / "truth.jsonl")
     engine = create_engine(url)
     ids = [r[0] for r in _rows(url, "SELECT id FROM workflow_runs ORDER BY id")]
-    out = [(rows.run["id"], len(rows.events), spans_from_protobuf(encode_spans(SpanBuilder().spans(rows))
-                                                                  .SerializeToString()))
+    out = [(rows.run["id"], len(rows.events), encode_spans(SpanBuilder().spans(rows)).SerializeToString())
            for rows in load_runs(engine, run_ids=ids)]
     engine.dispose()
     return out
+
+
+@pytest.fixture(scope="module")
+def traces(exported) -> list[tuple[str, int, list[Span]]]:
+    """The same runs, each as (run id, events, its spans parsed)."""
+    return [(run_id, events, spans_from_protobuf(body)) for run_id, events, body in exported]
 
 
 @pytest.fixture
@@ -129,3 +137,26 @@ def test_an_agent_name_inherited_from_a_parent_span_is_redacted(store) -> None:
     OtlpIngestor(store).ingest(spans_from_json(document))
     names = _rows(str(store.engine.url), "SELECT agent_name FROM execution_events ORDER BY execution_order")
     assert len(names) == 2 and all(key not in (name or "") and "***" in name for (name,) in names)
+
+
+def test_requests_that_queue_behind_a_write_share_one_commit(exported, receiver) -> None:
+    writer = receiver.receiver
+    replies: list[int] = []
+
+    def post(body: bytes) -> None:
+        replies.append(httpx.post(receiver.endpoint, content=body, timeout=60,
+                                  headers={"Content-Type": "application/x-protobuf"}).status_code)
+
+    senders = [threading.Thread(target=post, args=(body,)) for _, _, body in exported]
+    with writer.lock:  # a write in progress: the requests queue behind it
+        for sender in senders:
+            sender.start()
+        deadline = time.monotonic() + 60
+        while len(writer.pending) < len(senders) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(writer.pending) == len(senders) and not replies  # nothing acknowledged before its commit
+    for sender in senders:
+        sender.join(60)
+    assert replies == [200] * len(senders)
+    assert (writer.stats.groups, writer.stats.requests) == (1, len(senders))
+    assert _events_by_run(receiver.store) == {run_id: events for run_id, events, _ in exported}
