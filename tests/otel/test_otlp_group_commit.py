@@ -15,18 +15,13 @@ from capture.importers.common import SourceError
 from capture.importers.otlp import OtlpIngestor, Span, spans_from_json, spans_from_protobuf
 from capture.read.otlp_export import SpanBuilder, load_runs
 from capture.store.capture_store import CaptureStore
-from capture.store.migrate import upgrade
 from capture.store.records import BadRecord
 from workloads.simulate import simulate
 
 
-def _rows(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
+def _rows(store: CaptureStore, sql: str) -> list[tuple]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +31,8 @@ def exported(tmp_path_factory) -> list[tuple[str, int, bytes]]:
     url = f"sqlite:///{root / 'source.db'}"
     simulate(runs=4, seed=5, url=url, ground_truth=root / "truth.jsonl")
     engine = create_engine(url)
-    ids = [r[0] for r in _rows(url, "SELECT id FROM workflow_runs ORDER BY id")]
+    with engine.connect() as conn:
+        ids = list(conn.execute(text("SELECT id FROM workflow_runs ORDER BY id")).scalars())
     out = [(rows.run["id"], len(rows.events), encode_spans(SpanBuilder().spans(rows)).SerializeToString())
            for rows in load_runs(engine, run_ids=ids)]
     engine.dispose()
@@ -51,15 +47,13 @@ def traces(exported) -> list[tuple[str, int, list[Span]]]:
 
 @pytest.fixture
 def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'target.db'}"
-    upgrade(url)
-    opened = CaptureStore.open(url)
+    opened = CaptureStore.open(f"sqlite:///{tmp_path / 'target.db'}")  # a new SQLite file is migrated on open
     yield opened
     opened.close()
 
 
 def _events_by_run(store: CaptureStore) -> dict[str, int]:
-    return dict(_rows(str(store.engine.url), "SELECT run_id, count(*) FROM execution_events GROUP BY run_id"))
+    return dict(_rows(store, "SELECT run_id, count(*) FROM execution_events GROUP BY run_id"))
 
 
 def _copied(spans: list[Span]) -> list[Span]:
@@ -116,7 +110,7 @@ def test_json_text_inside_a_payload_string_is_redacted(traces, store) -> None:
     # a payload holding JSON text: in the attribute its quotes are escaped once more (the old row scan missed it)
     target.attributes["skillmine.event.inputs"] = json.dumps({"config": json.dumps({"password": secret})})
     OtlpIngestor(store).ingest(copied)
-    ((inputs,),) = _rows(str(store.engine.url), f"SELECT inputs FROM execution_events WHERE "
+    ((inputs,),) = _rows(store, f"SELECT inputs FROM execution_events WHERE "
                                                 f"json_extract(meta, '$.otlp.span_id') = '{target.span_id.hex()}'")
     assert secret not in inputs and json.loads(json.loads(inputs)["config"]) == {"password": "***"}
 
@@ -135,7 +129,7 @@ def test_an_agent_name_inherited_from_a_parent_span_is_redacted(store) -> None:
         span("01" * 8, None, "invoke_agent", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": key}),
         span("02" * 8, "01" * 8, "chat", {"gen_ai.operation.name": "chat"})]}]}]}
     OtlpIngestor(store).ingest(spans_from_json(document))
-    names = _rows(str(store.engine.url), "SELECT agent_name FROM execution_events ORDER BY execution_order")
+    names = _rows(store, "SELECT agent_name FROM execution_events ORDER BY execution_order")
     assert len(names) == 2 and all(key not in (name or "") and "***" in name for (name,) in names)
 
 
