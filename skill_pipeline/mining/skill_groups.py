@@ -7,23 +7,33 @@ different skills). Within a mode:
 2. **Behaviour splits**: a cluster is split further where one sub-population always does something the other
    never does. Each successful run is described by binary features: the steps it takes (canonical tokens: agent,
    tool, action) and the kinds of files it writes. A split on feature *f* is accepted when (a) the request decides
-   it: the wording families of the runs (``task_families``) predict *f* almost perfectly
-   (I(f; family) >= ``split_purity`` x H(f)), so a detour, retry, stray or missing step that any request may show
-   never splits; and (b) it pays for itself under BIC: a Bernoulli model per side gains N x [sum over the other
-   features of I(f; g) + I(f; family)] log-likelihood, more than 1/2 log N per extra parameter. Splits repeat until
-   no feature passes. Failed and unfinished runs (cut short, so missing steps say nothing) join the leaf that best
-   explains the steps they did take and their wording.
-3. **Requests**: wording families are paraphrases of one request when their parameter values come from the same
-   pool: within a behaviour leaf, families whose value words (``task_families.value_words``; a word some family
-   takes as a value counts as a value in every family, so a wording whose runs happened to share one topic still
-   shares it; weighted by inverse document frequency over the mode's descriptions) have a cosine similarity of at
-   least ``request_similarity`` are merged
-   (average linkage). Two requests that behave alike stay two skills.
+   it: the runs' wording families (``task_families``), or one content word of their tasks (a request that names
+   its subject within one wording: "... in the CAMB docs" / "... in the CLASS docs"), predict *f* almost
+   perfectly (I(f; request) >= ``split_purity`` x H(f)), so a detour, retry, stray or missing step that any request
+   may show never splits; and (b) it pays for itself under BIC: a Bernoulli model per side gains N x [sum over the
+   other features of I(f; g) + I(f; request)] log-likelihood, more than 1/2 log N per extra parameter, plus log V
+   for naming the word among the V tried. Splits repeat until no feature passes. Failed and unfinished runs (cut
+   short, so missing steps say nothing) join the leaf that best explains the steps they did take, their wording
+   and their words.
+3. **Requests**: within a behaviour leaf, wording families are merged into requests by average linkage on how
+   alike they are (``_Context.alike``), at least ``request_similarity``:
+   - paraphrases are asked about the same topics, files and quantities: the cosine of the families' word shares
+     (weighted by inverse document frequency over the mode) over the value pool (words some family takes as a
+     value, outside its signature), or over what varies within each family (words neither says in every run);
+   - a family whose core (the words all its runs say) recurs whole in another family's runs is one whose runs
+     clustered by a long parameter value (a module's purpose, a research topic), not by their wording: it is a
+     value of that family's request (similarity 1);
+   - two families that ask for different *kinds* of parameters (a number, a file, an expression, a quoted text
+     that one always carries and the other never, decided as a behaviour split is) are never merged: paraphrases
+     of one request carry the same parameters; "plot f over [a, b]" and "compute the median of c in d" do not.
+   Two requests that behave alike stay two skills.
 4. A (request, leaf) cell is a candidate skill. Cells with fewer than ``min_group_size`` successful runs fold
-   into the family's dominant cell (the one with the most successful runs): failed, truncated or abandoned attempts
-   of the same task; so do runs without a single recorded step (a source that kept only the run row) and a cell of
-   another behaviour cluster whose medoid is within ``variant_distance`` of the dominant one (a detour the
-   edit-distance clustering separated).
+   into a kept cell of their family: failed, truncated or abandoned attempts of the same task; so do runs without a
+   single recorded step (a source that kept only the run row) and a cell of another behaviour cluster whose medoid
+   is within ``variant_distance`` of the dominant one (a detour the edit-distance clustering separated) unless the
+   request decides the difference (the split test of step 2 on the two cells). A family with one kept cell takes
+   them all; one with several (one wording, two behaviours its words tell apart) gives each run to the cell whose
+   successful runs best explain its steps and words.
 
 Group ids hash the mode, the request's words and the leaf's medoid, so re-mining the same runs gives the same ids.
 """
@@ -34,15 +44,16 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.sparse import csr_matrix
 from scipy.spatial.distance import squareform
 
 from .clustering import cluster_sequences, normalized_distance, reduce_sequence
-from .task_families import constant_words, content_words, task_families, value_words
+from .task_families import PLACEHOLDERS, constant_words, content_words, parameter_kinds, task_families
 
 UNKNOWN_MODE = "unknown"
 NO_TOKENS = "none"  # the leaf of runs without a single step
@@ -109,6 +120,18 @@ def group_runs(
 
 
 @dataclass
+class _Wording:
+    """One wording family of a behaviour leaf, as requests compare them."""
+
+    runs: list[str]
+    weights: dict[str, float]  # content word -> share of the runs saying it x its specificity
+    values: frozenset[str]  # content words outside the family's signature
+    core: frozenset[str]  # ``constant_words`` (almost) every run says: the wording, or a long value
+    constant: frozenset[str]  # content words (almost) every run says
+    kinds: Counter[str]  # parameter kind -> runs carrying it
+
+
+@dataclass
 class _Context:
     sequences: Mapping[str, Sequence[str]]
     descriptions: Mapping[str, str]
@@ -121,8 +144,21 @@ class _Context:
     request_similarity: float
     sample_size: int
 
+    words_of: dict[str, frozenset[str]] = field(default_factory=dict)
+
     def success(self, run_id: str) -> bool:
         return self.outcomes.get(run_id, "success") == "success"
+
+    def wording(self, run_id: str) -> frozenset[str]:
+        """The task's words as wording families read them (``task_families.constant_words``)."""
+        return constant_words(str(self.descriptions.get(run_id) or ""))
+
+    def words(self, run_id: str) -> frozenset[str]:
+        """Content words of the run's task (lemmatised once per run: splits, requests and specificity read them)."""
+        found = self.words_of.get(run_id)
+        if found is None:
+            found = self.words_of[run_id] = frozenset(content_words(str(self.descriptions.get(run_id) or "")))
+        return found
 
     def features(self, run_id: str) -> frozenset[str]:
         """What a run does: its canonical steps and the kinds of files it wrote."""
@@ -145,15 +181,19 @@ class _Context:
             wins = {b: sum(self.success(r) for r in runs) for b, runs in by_leaf.items()}
             order = sorted(by_leaf, key=lambda b: (b == NO_TOKENS, -wins[b], -len(by_leaf[b]), b))
             kept: list[str] = []
+            folded: list[str] = []
             for b in order:
                 head = kept[0] if kept else None
                 if head is not None and (b == NO_TOKENS or wins[b] < self.min_group_size or (
                         _cluster(b) != _cluster(head)
-                        and normalized_distance(medoids[b], medoids[head]) <= self.variant_distance)):
-                    members[(fid, head)] += by_leaf[b]
+                        and normalized_distance(medoids[b], medoids[head]) <= self.variant_distance
+                        and not self.asked_apart(by_leaf[b] + members[(fid, head)], family))):
+                    folded += by_leaf[b]
                 else:
                     kept.append(b)
                     members[(fid, b)] = list(by_leaf[b])
+            for r, b in self.fold(folded, {b: members[(fid, b)] for b in kept}, family).items():
+                members[(fid, b)].append(r)
             for b in kept:
                 kept_cells.setdefault(b, []).append(fid)
         groups = []
@@ -198,7 +238,7 @@ class _Context:
         leaves, pending = [], [core]
         while pending:
             part = pending.pop()
-            feature = _best_split(part, features, family, self.min_group_size, self.split_purity)
+            feature = _best_split(part, features, family, self.words, self.min_group_size, self.split_purity)
             if feature is None:
                 leaves.append(sorted(part))
             else:
@@ -207,14 +247,38 @@ class _Context:
         leaves.sort(key=lambda p: (-len(p), p[0]))
         if len(leaves) > 1:
             in_core = set(core)
-            profiles = [_LeafProfile(leaf, features, family) for leaf in leaves]
+            profiles = [_LeafProfile(leaf, features, family, self.words) for leaf in leaves]
             for r in runs:
                 if r not in in_core:
-                    chosen = max(range(len(leaves)), key=lambda i: (profiles[i].score(features[r], family.get(r)), -i))
+                    chosen = max(range(len(leaves)), key=lambda i: (
+                        profiles[i].score(features[r], family.get(r), self.words(r)), -i))
                     leaves[chosen].append(r)
         else:
             leaves[0] = sorted(runs)
         return [sorted(p) for p in leaves]
+
+    def fold(self, runs: Sequence[str], cells: Mapping[str, Sequence[str]],
+             family: Mapping[str, str]) -> dict[str, str]:
+        """Run -> the cell of its wording family it folds into (failed, cut-short, step-less or detour runs): the
+        one cell, or, when the family has several (one wording, two behaviours its words tell apart), the cell
+        whose successful runs best explain the run's steps and words."""
+        if len(cells) == 1:
+            (only,) = cells
+            return dict.fromkeys(runs, only)
+        profiles = {}
+        for b, members in cells.items():
+            core = [r for r in members if self.success(r)] or list(members)
+            profiles[b] = _LeafProfile(core, {r: self.features(r) for r in core}, family, self.words)
+        order = list(cells)
+        return {r: max(order, key=lambda b: (profiles[b].score(self.features(r), family.get(r), self.words(r)),
+                                             -order.index(b))) for r in runs}
+
+    def asked_apart(self, runs: list[str], family: Mapping[str, str]) -> bool:
+        """Whether the request decides a difference between these runs' behaviours (the split test of step 2 on
+        their successful runs): then two nearby behaviour clusters are two skills, not a detour and its path."""
+        core = [r for r in runs if self.success(r)]
+        return _best_split(core, {r: self.features(r) for r in core}, family, self.words, self.min_group_size,
+                           self.split_purity) is not None
 
     def medoid(self, runs: Sequence[str]) -> list[str]:
         """The most common reduced sequence among the successful runs (all runs when none succeeded)."""
@@ -226,45 +290,88 @@ class _Context:
 
     def requests(self, fids: list[str], runs_of: Mapping[str, list[str]], signatures: Mapping[str, list[str]],
                  specificity: Mapping[str, float]) -> list[list[str]]:
-        """Wording families of one leaf grouped into requests by the similarity of their parameter values."""
+        """Wording families of one leaf grouped into requests (module docstring, step 3): average linkage on
+        :meth:`alike`, never joining two wordings that ask for different kinds of parameters."""
         if len(fids) == 1:
             return [list(fids)]
-        values: list[Counter[str]] = []
-        words: list[Counter[str]] = []
-        for f in fids:
-            wording = set(signatures[f])
-            counts: Counter[str] = Counter()
-            every: Counter[str] = Counter()
-            for r in runs_of[f]:
-                text = str(self.descriptions.get(r) or "")
-                counts.update(set(value_words(text, wording)))
-                every.update(set(content_words(text)))
-            values.append(counts)
-            words.append(every)
+        wordings = [self.summary(runs_of[f], signatures[f], specificity) for f in fids]
         # a word some wording takes as a value is a value wherever it occurs: a wording family whose runs
         # happened to share one topic keeps that topic in its own words, and still shares it with the others
-        pool = set().union(*values)
-        vectors = [{w: c / len(runs_of[f]) * specificity.get(w, 0.0) for w, c in every.items() if w in pool}
-                   for f, every in zip(fids, words, strict=True)]
+        pool = frozenset().union(*(w.values for w in wordings))
         n = len(fids)
-        dist = np.ones((n, n))
+        similarity = np.eye(n)
+        apart = np.zeros((n, n), dtype=bool)
         for i in range(n):
-            dist[i, i] = 0.0
             for j in range(i + 1, n):
-                dist[i, j] = dist[j, i] = 1.0 - _cosine(vectors[i], vectors[j])
-        labels = fcluster(linkage(squareform(dist, checks=False), method="average"),
-                          t=1.0 - self.request_similarity, criterion="distance")
-        grouped: dict[int, list[str]] = defaultdict(list)
-        for f, label in zip(fids, labels, strict=True):
-            grouped[int(label)].append(f)
-        return sorted((sorted(g) for g in grouped.values()), key=lambda g: g[0])
+                similarity[i, j] = similarity[j, i] = self.alike(wordings[i], wordings[j], pool)
+                apart[i, j] = apart[j, i] = self.different_parameters(wordings[i], wordings[j])
+        grouped = _average_linkage(similarity, apart, self.request_similarity)
+        return sorted((sorted(fids[i] for i in g) for g in grouped), key=lambda g: g[0])
+
+    def summary(self, runs: Sequence[str], signature: Sequence[str], specificity: Mapping[str, float],
+                share: float = 0.95) -> _Wording:
+        """What :meth:`alike` compares of one wording family."""
+        said: Counter[str] = Counter()
+        said_whole: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        for r in runs:
+            text = str(self.descriptions.get(r) or "")
+            said.update(self.words(r))
+            said_whole.update(constant_words(text))
+            kinds.update(parameter_kinds(text))
+        return _Wording(
+            runs=list(runs), kinds=kinds,
+            weights={w: c / len(runs) * specificity.get(w, 0.0) for w, c in said.items()},
+            values=frozenset(said) - set(signature),
+            core=frozenset(w for w, c in said_whole.items() if c >= share * len(runs)),
+            constant=frozenset(w for w, c in said.items() if c >= share * len(runs)))
+
+    def alike(self, a: _Wording, b: _Wording, pool: frozenset[str]) -> float:
+        """How likely two wording families of one behaviour ask the same thing, in [0, 1]:
+
+        * 1 when one's core recurs whole in the other's runs (:meth:`recurs_in`): a family that clustered by a
+          long parameter value is a value of the other's request;
+        * else the larger of two cosines of their words' shares (weighted by ``specificity``): over the value
+          pool (paraphrases are asked about the same topics, files and quantities), and over what varies within
+          each (the words neither says in every run: the values of two paraphrases, or the wordings of two
+          families that each clustered by one value, are drawn from the same pool)."""
+        if self.recurs_in(a.core, b.runs) or self.recurs_in(b.core, a.runs):
+            return 1.0
+        steady = a.constant | b.constant
+        return max(_cosine({w: v for w, v in a.weights.items() if w in pool},
+                           {w: v for w, v in b.weights.items() if w in pool}),
+                   _cosine({w: v for w, v in a.weights.items() if w not in steady},
+                           {w: v for w, v in b.weights.items() if w not in steady}))
+
+    def recurs_in(self, core: frozenset[str], runs: Sequence[str]) -> bool:
+        """Whether a family's core (two words or more: one word recurs by chance) recurs whole in runs of another
+        family (at least ``min_group_size``, and two): the first family is then one parameter value of the
+        second's request (a topic or a purpose long enough that the runs asking about it, in any wording,
+        clustered by it), not a request of its own."""
+        return len(core) >= 2 and sum(core <= self.wording(r) for r in runs) >= max(self.min_group_size, 2)
+
+    def different_parameters(self, first: _Wording, second: _Wording) -> bool:
+        """Whether two wordings ask for different kinds of parameters: a kind (a number, a file, an expression, a
+        quoted text) that one wording carries and the other does not, decided by the wording as a behaviour
+        feature is (I(kind; wording) >= ``split_purity`` x H(kind), and worth its parameter under BIC).
+        Paraphrases of one request carry the same parameters; "plot f over [a, b]" and "compute the median of c in
+        d" do not."""
+        n = len(first.runs) + len(second.runs)
+        for kind in PLACEHOLDERS:
+            both = first.kinds[kind] + second.kinds[kind]
+            if 0 < both < n:
+                h = float(_entropy(np.array([both / n, 1 - both / n])))
+                mi = float(_pair_information(n, len(first.runs), np.array([both]), np.array([first.kinds[kind]]))[0])
+                if mi >= self.split_purity * h and n * mi > 0.5 * math.log(n):
+                    return True
+        return False
 
     def specificity(self, run_ids: Sequence[str]) -> dict[str, float]:
         """Inverse document frequency of each word over the mode's descriptions: a word most tasks use ('data',
         'csv') says little about which request a run is; a topic or column name says much."""
         df: Counter[str] = Counter()
         for r in run_ids:
-            df.update(set(content_words(str(self.descriptions.get(r) or ""))))
+            df.update(self.words(r))
         return {w: math.log(len(run_ids) / d) for w, d in df.items()}
 
 
@@ -280,6 +387,42 @@ def _cluster(leaf: str) -> str:
 
 def _request_id(fids: Sequence[str]) -> str:
     return fids[0] if len(fids) == 1 else "r" + hashlib.sha1(" ".join(sorted(fids)).encode()).hexdigest()[:10]
+
+
+def _average_linkage(similarity: np.ndarray, apart: np.ndarray, threshold: float) -> list[list[int]]:
+    """Average-linkage clusters of similarity at least ``threshold``, never joining two items marked ``apart``
+    (scipy's linkage when nothing is apart: the same merges, faster)."""
+    n = len(similarity)
+    if not apart.any():
+        labels = fcluster(linkage(squareform(1.0 - similarity, checks=False), method="average"),
+                          t=1.0 - threshold, criterion="distance")
+        grouped: dict[int, list[int]] = defaultdict(list)
+        for i, label in enumerate(labels):
+            grouped[int(label)].append(i)
+        return list(grouped.values())
+    clusters: list[list[int]] = [[i] for i in range(n)]
+    total = similarity.astype(np.float64).copy()  # summed similarity between clusters
+    blocked = apart.copy()
+    sizes = np.ones(n)
+    alive = np.ones(n, dtype=bool)
+    while True:
+        mean = total / np.outer(sizes, sizes)
+        mask = np.outer(alive, alive) & ~blocked & ~np.eye(n, dtype=bool)
+        if not mask.any():
+            break
+        scores = np.where(mask, mean, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        if scores[a, b] < threshold:
+            break
+        total[a] += total[b]
+        total[:, a] += total[:, b]
+        blocked[a] |= blocked[b]
+        blocked[:, a] |= blocked[:, b]
+        sizes[a] += sizes[b]
+        alive[b] = False
+        clusters[a] += clusters[b]
+        clusters[b] = []
+    return [c for c in clusters if c]
 
 
 def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -306,60 +449,106 @@ def _mutual_information(joint: np.ndarray) -> float:
 
 
 def _best_split(runs: Sequence[str], features: Mapping[str, frozenset[str]], family: Mapping[str, str],
-                min_size: int, purity: float) -> str | None:
-    """The feature to split ``runs`` on (module docstring, step 2), or None."""
+                words: Callable[[str], frozenset[str]], min_size: int, purity: float) -> str | None:
+    """The feature to split ``runs`` on (module docstring, step 2), or None.
+
+    What was asked is read two ways: the run's wording family, and each content word of its task (a request that
+    names its subject, "... in the CAMB docs" / "... in the CLASS docs", within one wording). A word is one
+    predictor among V tried, so choosing it costs log V nats besides its one parameter."""
     n = len(runs)
     counts = Counter(f for r in runs for f in features[r])
     varying = sorted(f for f, c in counts.items() if min(c, n - c) >= max(min_size, 1))
     if not varying:
         return None
-    index = {f: i for i, f in enumerate(sorted(f for f, c in counts.items() if 0 < c < n))}
-    x = np.zeros((n, len(index)), dtype=np.float64)
-    for i, r in enumerate(runs):
-        for f in features[r]:
-            if f in index:
-                x[i, index[f]] = 1.0
-    fam_ids = {f: i for i, f in enumerate(sorted({family.get(r, "") for r in runs}))}
-    fam = np.zeros((n, len(fam_ids)))
-    fam[np.arange(n), [fam_ids[family.get(r, "")] for r in runs]] = 1.0
-    both = x.T @ x  # runs having both features
-    ones = x.sum(axis=0)
-    fam_joint = x.T @ fam  # runs with feature and family
-    fam_sizes = fam.sum(axis=0)
-    extra_parameters = (len(index) - 1) + (len(fam_ids) - 1)
-    cost = 0.5 * math.log(n) * max(extra_parameters, 1)
+    x = _indicators(runs, features, sorted(f for f, c in counts.items() if 0 < c < n))
+    index = x.columns
+    fam = _indicators(runs, {r: frozenset([family.get(r, "")]) for r in runs},
+                      sorted({family.get(r, "") for r in runs}))
+    word_counts = Counter(w for r in runs for w in words(r))
+    vocabulary = sorted(w for w, c in word_counts.items() if min(c, n - c) >= max(min_size, 1))
+    said = _sparse_indicators(runs, words, vocabulary)
+    both = x.matrix.T @ x.matrix  # runs having both features
+    ones = x.matrix.sum(axis=0)
+    fam_joint = x.matrix.T @ fam.matrix  # runs with feature and family
+    word_joint = np.asarray((said.T @ x.matrix).T)  # runs with feature and word
+    word_ones = np.asarray(said.sum(axis=0)).ravel()
+    log_n = math.log(n)
+    feature_cost = 0.5 * log_n * max(len(index) - 1, 0)
+    family_cost = 0.5 * log_n * max(len(fam.columns) - 1, 1)
+    word_cost = 0.5 * log_n + math.log(max(len(vocabulary), 1))
     best, best_gain = None, 0.0
     for f in varying:
         i = index[f]
         h = float(_entropy(np.array([ones[i] / n, 1 - ones[i] / n])))
-        family_mi = _mutual_information(np.vstack([fam_joint[i], fam_sizes - fam_joint[i]]))
-        if h <= 0 or family_mi < purity * h:
+        family_mi = _mutual_information(np.vstack([fam_joint[i], fam.matrix.sum(axis=0) - fam_joint[i]]))
+        word_mi = (_pair_information(n, ones[i], word_ones, word_joint[i]).max() if vocabulary else 0.0)
+        explained = [(n * family_mi - family_cost, family_mi), (n * word_mi - word_cost, word_mi)]
+        request_gain = max((g for g, mi in explained if h > 0 and mi >= purity * h), default=None)
+        if request_gain is None:
             continue
-        pair_mi = 0.0
-        for j in range(len(index)):
-            if j != i:
-                n11 = both[i, j]
-                pair_mi += _mutual_information(np.array([[n11, ones[i] - n11],
-                                                         [ones[j] - n11, n - ones[i] - ones[j] + n11]]))
-        gain = n * (pair_mi + family_mi) - cost
+        others = np.delete(np.arange(len(index)), i)
+        pair_mi = float(_pair_information(n, ones[i], ones[others], both[i, others]).sum())
+        gain = n * pair_mi - feature_cost + request_gain
         if gain > best_gain + 1e-9:
             best, best_gain = f, gain
     return best
 
 
-class _LeafProfile:
-    """How often a leaf's (successful) runs take each step and use each wording: scores a cut-short run by the
-    steps it did take and its wording (absent steps say nothing, the run may have stopped before them)."""
+@dataclass
+class _Indicators:
+    matrix: np.ndarray  # runs x columns, 1.0 where the run has the column's item
+    columns: dict[str, int]
 
-    def __init__(self, leaf: Sequence[str], features: Mapping[str, frozenset[str]],
-                 family: Mapping[str, str]) -> None:
+
+def _indicators(runs: Sequence[str], items: Mapping[str, Collection[str]], columns: Sequence[str]) -> _Indicators:
+    index = {c: i for i, c in enumerate(columns)}
+    matrix = np.zeros((len(runs), len(index)), dtype=np.float64)
+    for row, r in enumerate(runs):
+        for item in items[r]:
+            if item in index:
+                matrix[row, index[item]] = 1.0
+    return _Indicators(matrix, index)
+
+
+def _sparse_indicators(runs: Sequence[str], words: Callable[[str], frozenset[str]],
+                       vocabulary: Sequence[str]) -> csr_matrix:
+    """Runs x vocabulary, 1.0 where the run's task says the word (sparse: a leaf's tasks use thousands of words,
+    each run a dozen)."""
+    index = {w: i for i, w in enumerate(vocabulary)}
+    rows, cols = [], []
+    for row, r in enumerate(runs):
+        for w in words(r):
+            if w in index:
+                rows.append(row)
+                cols.append(index[w])
+    return csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(runs), len(index)))
+
+
+def _pair_information(n: int, a: float, b: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """I(A; B) in nats for one binary variable A (``a`` runs) against many binary B (``b`` runs, ``ab`` both)."""
+    cells = np.stack([ab, a - ab, b - ab, n - a - b + ab]) / n
+    pa, pb = np.array([a, a, n - a, n - a])[:, None] / n, np.stack([b, n - b, b, n - b]) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(cells > 0, cells * np.log(cells / (pa * pb)), 0.0)
+    return terms.sum(axis=0)
+
+
+class _LeafProfile:
+    """How often a leaf's (successful) runs take each step, use each wording and say each word: scores a cut-short
+    run by the steps it did take, its wording and its words (absent steps say nothing, the run may have stopped
+    before them; a word such as the subject a request names tells leaves of one wording apart)."""
+
+    def __init__(self, leaf: Sequence[str], features: Mapping[str, frozenset[str]], family: Mapping[str, str],
+                 words: Callable[[str], frozenset[str]]) -> None:
         self.n = len(leaf)
         self.steps = Counter(f for r in leaf for f in features[r])
         self.wordings = Counter(family.get(r) for r in leaf)
+        self.said = Counter(w for r in leaf for w in words(r))
 
-    def score(self, run_features: frozenset[str], run_family: str | None) -> float:
+    def score(self, run_features: frozenset[str], run_family: str | None, run_words: frozenset[str]) -> float:
         return (sum(math.log((self.steps[f] + 0.5) / (self.n + 1)) for f in run_features)
-                + math.log((self.wordings[run_family] + 0.5) / (self.n + 1)))
+                + math.log((self.wordings[run_family] + 0.5) / (self.n + 1))
+                + sum(math.log((self.said[w] + 0.5) / (self.n + 1)) for w in run_words))
 
 
 def labels_of(groups: Sequence[SkillGroup]) -> dict[str, str]:

@@ -10,9 +10,9 @@ average-linkage HAC on the Jaccard distance, cut at ``max_distance``; families s
 runs join their nearest family.
 
 A wording family is not yet a request: paraphrases ("Brainstorm N ideas on T", "Propose N project ideas in T")
-are different wordings of one request. ``skill_groups`` merges the wordings of one behaviour whose *parameter
-values* come from the same pool (:func:`value_words`): paraphrases of a request are asked about the same topics,
-files and quantities, different requests about different ones.
+are different wordings of one request, and a parameter value longer than the wording (a module's purpose, a
+research topic) can make the runs asking about it a "family" of their own. ``skill_groups`` decides which families
+of one behaviour are one request (its module docstring, step 3).
 """
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ _PATH = re.compile(r"(?:[\w.~-]*[/\\])+[\w.-]+|\b[\w-]+\.[A-Za-z][A-Za-z0-9]{0,5
 CALL = r"[A-Za-z_]\w*\((?:[^()]|\([^()]*\))*\)"
 OPERAND = rf"(?:{CALL}|\((?:[^()]|\([^()]*\))*\)|[A-Za-z_]\w*|\d+(?:\.\d+)?)"
 EXPRESSION = re.compile(rf"-?{OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{OPERAND})+|{CALL}")
+# "step-by-step", "non-linear", "75-bin": a word joined by hyphens, not a difference (the number in it stays one)
+_HYPHENATED = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z][A-Za-z_]+)+")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:st|nd|rd|th|%)?(?![\w])")
 _WORD = re.compile(r"<(?:str|path|expr|num)>|[A-Za-z][A-Za-z'-]*")
-VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")  # a word of a parameter value (what ``value_words`` counts)
+VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")  # a word of a parameter value (what ``content_words`` counts)
 STOP_WORDS = frozenset(["a", "an", "the", "this", "that", "these", "those", "it", "its", "it's", "of", "to", "in", "on", "at", "for", "from", "with", "by", "into", "onto", "over", "under", "about", "across", "between", "through", "per", "as", "and", "or", "but", "nor", "then", "than", "so", "if", "when", "while", "also", "please", "each", "every", "any", "all", "some", "both", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "have", "has", "had", "i", "me", "my", "we", "our", "you", "your", "they", "them", "their", "he", "she", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "let", "s"])
 _LEMMA_POS = ("NOUN", "VERB", "ADJ", "ADV")
 
@@ -62,21 +64,28 @@ def normalise_description(text: str) -> str:
     ``"Plot <expr> over [<num>, <num>] and save as <path>"``."""
     out = _QUOTED.sub("<str>", text or "")
     out = _PATH.sub("<path>", out)
-    out = EXPRESSION.sub("<expr>", out)
+    out = EXPRESSION.sub(lambda m: m[0] if _HYPHENATED.fullmatch(m[0]) else "<expr>", out)
     out = _NUMBER.sub("<num>", out)
     return re.sub(r"\s+", " ", out).strip()
 
 
 def constant_words(text: str) -> frozenset[str]:
     """Content words of the normalised description (placeholders left out): the wording of the request."""
-    words = (w for w in _WORD.findall(normalise_description(text)) if w not in PLACEHOLDERS)
-    return frozenset(lemma(w) for w in words if w.lower() not in STOP_WORDS and len(w) > 1)
+    return description_shape(text)[0]
 
 
-def value_words(text: str, wording: frozenset[str] | set[str]) -> list[str]:
-    """Content words of the raw description that are not words of its wording: the parameter values (topics,
-    file-name stems, column names). Words of file names count; numbers and single letters do not."""
-    return [w for w in content_words(text) if w not in wording]
+def parameter_kinds(text: str) -> frozenset[str]:
+    """The kinds of parameter values the description carries (``PLACEHOLDERS``)."""
+    return description_shape(text)[1]
+
+
+@functools.lru_cache(maxsize=131_072)
+def description_shape(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(:func:`constant_words`, :func:`parameter_kinds`) of a description, normalised once: task families and
+    skill groups both read them for every run."""
+    found = _WORD.findall(normalise_description(text))
+    words = frozenset(lemma(w) for w in found if w not in PLACEHOLDERS and w.lower() not in STOP_WORDS and len(w) > 1)
+    return words, frozenset(w for w in found if w in PLACEHOLDERS)
 
 
 @dataclass
