@@ -76,3 +76,23 @@ def test_uninstrumented_pattern_records_nothing(stored) -> None:
 def test_instrument_rejects_what_is_not_an_ag2_object(bad) -> None:
     with pytest.raises(TypeError, match="capture.instrument\\(\\) needs an AG2 agent"):
         capture.instrument(bad)
+
+
+def test_the_cache_check_sees_every_usage_update_of_the_installed_ag2() -> None:
+    """An llm_call's ``meta.cached`` compares the client's usage summary before and after the call by its pairs
+    (``_usage_key``), which holds only while AG2 replaces a model's usage dict rather than changing it in place."""
+    from types import SimpleNamespace
+
+    from autogen.oai.client import OpenAIWrapper
+
+    from capture.adapters.ag2_classic.agent import _usage_key
+
+    client = SimpleNamespace(actual_usage_summary=None, total_usage_summary=None)
+    usage = {"model": "m", "cost": 0.5, "prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    seen = [_usage_key(client.actual_usage_summary)]
+    for _ in range(2):
+        OpenAIWrapper._update_usage(client, actual_usage=usage, total_usage=None)
+        seen.append(_usage_key(client.actual_usage_summary))
+    assert seen[0] != seen[1] != seen[2]  # each uncached call changes the key
+    OpenAIWrapper._update_usage(client, actual_usage=None, total_usage=usage)  # a cache hit: actual usage unchanged
+    assert _usage_key(client.actual_usage_summary) == seen[2]

@@ -155,12 +155,11 @@ def _wrap_a_generate_reply(agent: Any, original: Any) -> Any:
 # -- LLM calls (llm_call) -------------------------------------------------------------------------------------
 
 
-def _usage_key(summary: Any) -> dict:
-    """A detached copy of a client's usage summary (two levels: totals and per-model dicts), compared with ``==``
-    before and after a call: unchanged usage means the response came from AG2's cache."""
-    if not summary:
-        return {}
-    return {k: dict(v) if isinstance(v, dict) else v for k, v in summary.items()}
+def _usage_key(summary: Any) -> tuple:
+    """A client's usage summary as it stands, compared with ``==`` before and after a call: unchanged usage means
+    the response came from AG2's cache. The pairs are enough, no copy of the per-model dicts: AG2 Classic (0.10 to
+    0.14, ``OpenAIWrapper._update_usage``) replaces a model's dict on every update and only rebinds the total."""
+    return tuple(summary.items()) if summary else ()
 
 
 def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:

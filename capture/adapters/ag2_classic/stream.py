@@ -15,6 +15,7 @@ HANDOFF_EVENTS = {
     "ReplyResultTransitionEvent": "reply_result",
 }
 RECORDED = frozenset(HANDOFF_EVENTS) | {"TerminationEvent", "ErrorEvent"}
+_UNRECORDED: set[type] = set()  # event classes seen whose name is not in RECORDED
 
 
 class CaptureTee:
@@ -31,9 +32,12 @@ class CaptureTee:
 
     def send(self, message: Any) -> None:
         event = getattr(message, "content", message)
-        kind = type(event).__name__
-        if kind in RECORDED:
-            attempt("stream", self._record, kind, event)
+        kind = type(event)
+        if kind not in _UNRECORDED:  # most events (every message printed) are skipped by one set look-up
+            if kind.__name__ in RECORDED:
+                attempt("stream", self._record, kind.__name__, event)
+            else:
+                _UNRECORDED.add(kind)
         self._inner.send(message)
 
     def __getattr__(self, name: str) -> Any:
