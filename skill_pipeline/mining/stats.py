@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -96,6 +97,16 @@ def run_cost_usd(run: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) ->
     return sum(by_type.values())
 
 
+def _presence(sequences: Sequence[Sequence[str]]) -> dict[str, int]:
+    """token -> number of sequences containing it; each distinct sequence is scanned once (runs of a skill
+    repeat a few sequences, so 100,000 runs cost a few hundred scans)."""
+    counts: dict[str, int] = {}
+    for seq, n in Counter(map(tuple, sequences)).items():
+        for t in set(seq):
+            counts[t] = counts.get(t, 0) + n
+    return counts
+
+
 def failure_hotspots(
     failed: Sequence[Sequence[str]], succeeded: Sequence[Sequence[str]], *, min_failed: int = 2, top: int = 10
 ) -> list[dict[str, Any]]:
@@ -105,14 +116,7 @@ def failure_hotspots(
     F, S = len(failed), len(succeeded)
     if F == 0:
         return []
-    f_cnt: dict[str, int] = {}
-    s_cnt: dict[str, int] = {}
-    for seq in failed:
-        for t in set(seq):
-            f_cnt[t] = f_cnt.get(t, 0) + 1
-    for seq in succeeded:
-        for t in set(seq):
-            s_cnt[t] = s_cnt.get(t, 0) + 1
+    f_cnt, s_cnt = _presence(failed), _presence(succeeded)
     out = []
     for t, f in f_cnt.items():
         if f < min(min_failed, F):
