@@ -31,16 +31,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
 from capture.core.payload import clip_text, encode_payload
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
-from capture.store.capture_store import Batch, CaptureStore, _WriteContext
+from capture.store.capture_store import Batch, CaptureStore, StoreTransaction
 from capture.store.db import StoreError, safe_url
 from capture.store.models import COSTS, EDGES, EVENTS, FILES, MESSAGES, NODES, RUNS, SESSIONS, Base
-from capture.store.records import prepare_run, to_utc
+from capture.store.records import to_utc
 
 SOURCES_KEY = "import_sources"
 BOOKKEEPING = (SOURCES_KEY, "sources", "events_from", "costs_from")
@@ -178,12 +178,13 @@ class MergeWriter:
     def write(self, contribution: Contribution) -> MergeOutcome:
         """Merge one contribution; raises :class:`StoreError` naming the store when it cannot be written."""
         batch, digest = self._redacted(contribution)
-        ctx = _WriteContext(self.store._known, self.store._known_lock)
         session_key = None
         try:
-            with self.store.engine.begin() as conn:
-                session_key = self._settle_session(conn, contribution)
-                outcome = self._merge(conn, contribution, batch, digest, ctx)
+            with self.store.transaction() as tx:
+                session_key = self._settle_session(tx, contribution)
+                outcome = self._merge(tx, contribution, batch, digest)
+                if outcome.state in ("updated", "merged"):
+                    tx.forget_known()  # events may have been replaced
         except DBAPIError as exc:
             self.store.forget_known()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
@@ -191,10 +192,6 @@ class MergeWriter:
                 from None
         if session_key is not None:
             self._sessions[contribution.session["id"]] = session_key
-        if outcome.state in ("updated", "merged"):
-            self.store.forget_known()  # events may have been replaced
-        else:
-            self.store._remember(ctx.learned)
         return outcome
 
     def write_many(self, contributions: list[Contribution]) -> list[MergeOutcome]:
@@ -202,49 +199,46 @@ class MergeWriter:
         by one: runs the store does not hold yet are inserted together (one run insert, one event insert), the others
         merged as :meth:`write` does. If anything in the group is refused, nothing of it is kept and the error is
         raised (the caller may then write the group one by one to keep the runs before the bad one)."""
-        ctx = _WriteContext(self.store._known, self.store._known_lock)
         sessions_before = dict(self._sessions)
         try:
             staged = [(c, *self._redacted(c)) for c in contributions]
-            with self.store.engine.begin() as conn:
+            with self.store.transaction() as tx:
                 for contribution in contributions:
-                    key = self._settle_session(conn, contribution)
+                    key = self._settle_session(tx, contribution)
                     if key is not None:
                         self._sessions[contribution.session["id"]] = key
-                outcomes = self._merge_many(conn, staged, ctx)
+                outcomes = self._merge_many(tx, staged)
+                if any(o.state in ("updated", "merged") for o in outcomes):
+                    tx.forget_known()
         except BaseException:
             self._sessions = sessions_before
             self.store.forget_known()
             raise
-        if any(o.state in ("updated", "merged") for o in outcomes):
-            self.store.forget_known()
-        else:
-            self.store._remember(ctx.learned)
         return outcomes
 
     def _redacted(self, contribution: Contribution) -> tuple[Batch, str]:
         batch = redact_batch(contribution.batch, self.redactor)
         return batch, content_hash(batch)
 
-    def _merge_many(self, conn: Connection, staged: list[tuple[Contribution, Batch, str]],
-                    ctx: _WriteContext) -> list[MergeOutcome]:
+    def _merge_many(self, tx: StoreTransaction, staged: list[tuple[Contribution, Batch, str]]
+                    ) -> list[MergeOutcome]:
         """Runs that are new (absent from the store, once in the group) and bring no nodes, edges or files (rows
         other runs' sources may share) go in bulk; every other contribution through :meth:`_merge`, in order.
         Returns the outcomes in the order of ``staged``."""
         ids = [c.run_id for c, _, _ in staged]
         stored: set[str] = set()
         for start in range(0, len(ids), 900):
-            stored.update(conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(ids[start:start + 900]))).scalars())
+            stored.update(tx.conn.execute(select(RUNS.c.id).where(RUNS.c.id.in_(ids[start:start + 900]))).scalars())
         first = {run_id: index for index, run_id in reversed(list(enumerate(ids)))}
         outcomes: dict[int, MergeOutcome] = {}
-        runs, write = [], Batch()
+        write = Batch()
         for index, (contribution, batch, digest) in enumerate(staged):
             if contribution.run_id in stored or first[contribution.run_id] != index or \
                     batch.nodes or batch.edges or batch.files:
                 continue
             run = _merged_run(contribution.run_id, {contribution.label: _source_info(contribution, digest, batch)},
                               _own_meta(batch))
-            runs.append(prepare_run(run))
+            write.runs.append(run)
             take_events = run["meta"]["events_from"] == contribution.label
             take_costs = run["meta"]["costs_from"] == contribution.label
             events, messages = (batch.events, batch.messages) if take_events else ([], [])
@@ -253,20 +247,14 @@ class MergeWriter:
             write.messages += messages
             write.costs += costs
             outcomes[index] = MergeOutcome("new", events=len(events), costs=len(costs), messages=len(messages))
-        if runs:
-            key_sets: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for run in runs:  # one executemany per key set: a run row has only the columns some source gave
-                key_sets.setdefault(tuple(sorted(run)), []).append(run)
-            for group in key_sets.values():
-                conn.execute(insert(RUNS), group)
-            ctx.learned["runs"].update(r["id"] for r in runs)
-            self.store._write_prepared(conn, self.store._prepare(write), ctx)
+        if write.runs:
+            tx.write(write)
         for index, (contribution, batch, digest) in enumerate(staged):
             if index not in outcomes:
-                outcomes[index] = self._merge(conn, contribution, batch, digest, ctx)
+                outcomes[index] = self._merge(tx, contribution, batch, digest)
         return [outcomes[i] for i in range(len(staged))]
 
-    def _settle_session(self, conn: Connection, contribution: Contribution) -> tuple[int, str] | None:
+    def _settle_session(self, tx: StoreTransaction, contribution: Contribution) -> tuple[int, str] | None:
         """Write the contribution's session row unless the store holds one that outranks it (rank, then content
         digest: the same winner in any order); returns the key settled, None when nothing was checked."""
         row = contribution.session
@@ -274,18 +262,18 @@ class MergeWriter:
         settled = self._sessions.get(row["id"])
         if settled is not None and settled >= key:
             return None
-        stored = conn.execute(select(SESSIONS.c.meta).where(SESSIONS.c.id == row["id"])).first()
+        stored = tx.conn.execute(select(SESSIONS.c.meta).where(SESSIONS.c.id == row["id"])).first()
         meta = (stored.meta if stored is not None else None) or {}
         stored_key = (int(meta.get("import_rank", -1)), str(meta.get("import_digest", "")))
         if stored is not None and stored_key >= key:
             return stored_key
-        self.store._upsert(conn, SESSIONS, [{**row, "meta": {**(row.get("meta") or {}), "import_rank": key[0],
-                                                              "import_digest": key[1]}}])
+        tx.write(Batch(sessions=[{**row, "meta": {**(row.get("meta") or {}), "import_rank": key[0],
+                                                  "import_digest": key[1]}}]))
         return key
 
-    def _merge(self, conn: Connection, contribution: Contribution, batch: Batch, digest: str,
-               ctx: _WriteContext) -> MergeOutcome:
+    def _merge(self, tx: StoreTransaction, contribution: Contribution, batch: Batch, digest: str) -> MergeOutcome:
         run_id = contribution.run_id
+        conn = tx.conn
         stored = conn.execute(select(RUNS.c.meta).where(RUNS.c.id == run_id)).first()
         meta = (stored.meta if stored is not None else None) or {}
         sources: dict[str, dict[str, Any]] = dict(meta.get(SOURCES_KEY) or {})
@@ -311,17 +299,10 @@ class MergeWriter:
         nodes = self._winning(conn, NODES, batch.nodes, contribution)
         files = self._winning(conn, FILES, batch.files, contribution)
         edges = self._new_edges(conn, batch.edges)
-        prepared_run = prepare_run(run)
-        if stored is None:  # a plain insert: building an upsert statement costs more than the write itself
-            conn.execute(insert(RUNS), [prepared_run])
-        else:
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
-                **{k: v for k, v in prepared_run.items() if k != "id"}))
-        ctx.learned["runs"].add(run_id)
-        write = Batch(nodes=nodes, edges=edges, events=batch.events if take_events else [],
+        write = Batch(runs=[run], nodes=nodes, edges=edges, events=batch.events if take_events else [],
                       files=files, messages=batch.messages if take_events else [],
                       costs=batch.costs if take_costs else [])
-        self.store._write_prepared(conn, self.store._prepare(write), ctx)
+        tx.write(write)
         return MergeOutcome(state, events=len(write.events), costs=len(write.costs), files=len(files),
                             nodes=len(nodes), edges=len(edges), messages=len(write.messages))
 

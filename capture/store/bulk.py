@@ -66,8 +66,9 @@ _EVENT_TIME_POSITIONS = tuple(EVENT_INSERT_ORDER.index(c) for c in EVENT_TIMES)
 
 
 def sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME storage form of a UTC time (always with microseconds, no offset)."""
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    """SQLAlchemy's SQLite DATETIME storage form of a prepared (UTC) time: always with microseconds, no offset
+    (the offset ``+00:00`` is what follows the first 26 characters)."""
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _columns(names: Iterable[str]) -> str:
@@ -215,30 +216,51 @@ class SqliteWriter(BulkWriter):
 
 
 class PostgresWriter(BulkWriter):
-    """PostgreSQL (psycopg 3): ``COPY`` for inserts, the events' through a staging table for idempotency."""
+    """PostgreSQL (psycopg 3): ``COPY`` for inserts; events replay-safe through a staging table when needed."""
 
     mark = "%s"
 
     def insert_events(self, events: list[dict[str, Any]]) -> int:
-        with self._cursor(f"COPY {STAGE}; INSERT INTO execution_events SELECT FROM {STAGE}") as cursor:
-            # Per connection: a temporary table lives as long as the (pooled) connection.
-            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} AS "
-                           f"SELECT {EVENT_COLUMNS_SQL} FROM execution_events WITH NO DATA")
-            with cursor.copy(f"COPY {STAGE} ({EVENT_COLUMNS_SQL}) FROM STDIN") as copy:
-                for event in events:
-                    copy.write_row(_EVENT_ROW(event))
-            # ctid order is the COPY order: seq follows the batch's (parents-first) order.
-            cursor.execute(f"INSERT INTO execution_events ({EVENT_COLUMNS_SQL}) SELECT {EVENT_COLUMNS_SQL} "
-                           f"FROM {STAGE} ORDER BY ctid ON CONFLICT (id) DO NOTHING")
-            inserted = max(cursor.rowcount, 0)
-            cursor.execute(f"TRUNCATE {STAGE}")
+        """``COPY`` straight into ``execution_events`` inside a savepoint: the usual case, where no id is stored
+        yet, costs the table's own insert only (a staging table costs the server a third more per event,
+        measured: benchmarks/RESULTS.md). If an id is already stored (a replay), the savepoint is rolled back and
+        the rows go through the staging table: ``COPY`` into it, then ``INSERT ... SELECT ... ON CONFLICT (id)
+        DO NOTHING``, in the same transaction. Either way ``seq`` follows the batch's (parents-first) order."""
+        from psycopg.errors import UniqueViolation  # the only PostgreSQL driver the store accepts
+
+        rows = [_EVENT_ROW(event) for event in events]
+        with self._cursor(f"COPY execution_events; INSERT INTO execution_events SELECT FROM {STAGE}") as cursor:
+            cursor.execute("SAVEPOINT skillmine_events")
+            try:
+                self._copy(cursor, "execution_events", EVENT_COLUMNS_SQL, rows)
+            except UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT skillmine_events")
+                return self._insert_absent(cursor, rows)
+            cursor.execute("RELEASE SAVEPOINT skillmine_events")
+        return len(rows)
+
+    @staticmethod
+    def _copy(cursor: Any, table: str, columns_sql: str, rows: Iterable[Any]) -> None:
+        with cursor.copy(f"COPY {table} ({columns_sql}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _insert_absent(self, cursor: Any, rows: list[Any]) -> int:
+        """The staging path: the rows whose id is not stored yet, inserted in their order; returns how many."""
+        # Per connection: a temporary table lives as long as the (pooled) connection.
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} AS "
+                       f"SELECT {EVENT_COLUMNS_SQL} FROM execution_events WITH NO DATA")
+        self._copy(cursor, STAGE, EVENT_COLUMNS_SQL, rows)
+        # ctid order is the COPY order of the freshly emptied table
+        cursor.execute(f"INSERT INTO execution_events ({EVENT_COLUMNS_SQL}) SELECT {EVENT_COLUMNS_SQL} "
+                       f"FROM {STAGE} ORDER BY ctid ON CONFLICT (id) DO NOTHING")
+        inserted = max(cursor.rowcount, 0)
+        cursor.execute(f"TRUNCATE {STAGE}")
         return inserted
 
     def _insert_values(self, table: str, columns: tuple[str, ...], values: list[list[Any]]) -> None:
-        with self._cursor(f"COPY {table}") as cursor, \
-                cursor.copy(f"COPY {table} ({_columns(columns)}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
+        with self._cursor(f"COPY {table}") as cursor:
+            self._copy(cursor, table, _columns(columns), values)
 
 
 def writer_for(conn: Connection) -> BulkWriter:

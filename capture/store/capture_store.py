@@ -316,15 +316,6 @@ class StoreTransaction:
         return len(fresh)
 
 
-class _WriteContext:
-    """The ids one merge transaction learned (the private interface capture.importers.merge used before
-    :class:`StoreTransaction`; kept while it moves over)."""
-
-    def __init__(self, memory: dict[str, set[str]] | None, lock: Any = None) -> None:
-        self.memory = memory
-        self.learned: dict[str, set[str]] = {kind: set() for kind in _KINDS}
-
-
 class CaptureStore:
     """Write access to a capture store; the read side lives in :mod:`capture.read.queries`.
 
@@ -422,21 +413,6 @@ class CaptureStore:
                 if len(known) + len(ids) > self.KNOWN_LIMIT:
                     known.clear()
                 known.update(ids)
-
-    # -- the private interface capture.importers.merge used before StoreTransaction (kept while it moves over) ----
-
-    def _prepare(self, batch: Batch) -> PreparedBatch:
-        return self.prepare(batch)
-
-    def _write_prepared(self, conn: Connection, batch: Batch, ctx: "_WriteContext") -> BatchResult:
-        tx = StoreTransaction(self, conn, ctx.memory)
-        result = tx.write(batch)
-        for kind, ids in tx.learned.items():
-            ctx.learned[kind] |= ids
-        return result
-
-    def _upsert(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-        StoreTransaction(self, conn, None).write(Batch(sessions=rows) if table is SESSIONS else Batch(runs=rows))
 
     def _prepare_update(self, row: Mapping[str, Any], encoded: bool) -> dict[str, Any]:
         if not row.get("id"):

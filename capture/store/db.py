@@ -11,6 +11,7 @@ from capture.core.payload import dumps
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 32_768
+SQLITE_PAGE_BYTES = 16_384
 
 
 class StoreError(RuntimeError):
@@ -50,6 +51,9 @@ def check_url(url: str) -> None:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
+    # Only a new, empty database takes it (before WAL is on and the first table exists); an event row with its JSON
+    # payloads is ~1 KB, and 16 KiB pages cut SQLite's insert CPU by about a quarter against 4 KiB (RESULTS.md).
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")

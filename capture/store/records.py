@@ -92,8 +92,10 @@ _CANONICAL_CACHE: dict[tuple[str, str | None], tuple[str, str | None, str | None
 _META_DEPENDENT = frozenset({("handoff", "transfer"), ("state_transition", "complete")})
 
 
-def _canonical(event_type: Any, event_subtype: Any, meta: Any, strict: bool) -> tuple[str, str | None, str | None]:
-    """normalise_event with a cache for the (type, subtype) pairs whose mapping does not depend on meta."""
+def _canonical(event_type: Any, event_subtype: Any, meta: Any, strict: bool,
+               encoded: bool = False) -> tuple[str, str | None, str | None]:
+    """normalise_event with a cache for the (type, subtype) pairs whose mapping does not depend on meta (an
+    ``encoded`` meta is decoded only when the mapping is not cached)."""
     key = (event_type, event_subtype)
     try:
         hit = _CANONICAL_CACHE.get(key)
@@ -101,6 +103,7 @@ def _canonical(event_type: Any, event_subtype: Any, meta: Any, strict: bool) -> 
         hit = None
     if hit is not None:
         return hit
+    meta = _payload_value(meta, encoded)
     canonical = normalise_event(event_type, event_subtype, meta=meta if isinstance(meta, dict) else None,
                                 strict=strict)
     out = (canonical.event_type, canonical.event_subtype, canonical.source_type)
@@ -137,8 +140,7 @@ def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MA
     bulk insert that bypasses SQLAlchemy's JSON processing; otherwise as JSON-serialisable Python values.
     ``encoded``: ``str`` payloads are JSON text already (implies ``payload_as_json``).
     """
-    extra = row.keys() - EVENT_INSERT_COLUMNS
-    if extra:
+    if not row.keys() <= EVENT_INSERT_COLUMNS:
         _unknown_fields(row, EVENT_INSERT_COLUMNS, "event")
     out = {**_BLANK_EVENT, **row}
     out["id"] = str(out["id"] or new_id())
@@ -147,8 +149,7 @@ def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MA
             raise BadRecord(f"event {out['id']}: missing required field {required!r}")
     meta = out["meta"]
     try:
-        etype, subtype, source_type = _canonical(out["event_type"], out["event_subtype"],
-                                                 _payload_value(meta, encoded), strict_types)
+        etype, subtype, source_type = _canonical(out["event_type"], out["event_subtype"], meta, strict_types, encoded)
     except ValueError as exc:
         raise BadRecord(f"event {out['id']}: {exc}") from None
     out["event_type"], out["event_subtype"] = etype, subtype
@@ -188,9 +189,14 @@ def _encode_payloads(out: dict[str, Any], fields: tuple[str, ...], max_bytes: in
     """Encode the payload ``fields`` present in ``out``, in place: JSON text or JSON-ready Python values."""
     for field in fields:
         value = out.get(field)
-        if value is not None:
-            out[field] = payload_text(value, max_bytes, encoded=encoded) if as_json else \
-                encode_payload(_payload_value(value, encoded), max_bytes)
+        if value is None:
+            continue
+        if not as_json:
+            out[field] = encode_payload(_payload_value(value, encoded), max_bytes)
+        elif encoded:
+            out[field] = payload_text(value, max_bytes, encoded=True)
+        else:
+            out[field] = encode_payload_json(value, max_bytes)
 
 
 def _text(value: Any) -> str | None:
