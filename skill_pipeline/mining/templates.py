@@ -366,8 +366,10 @@ def describe_slot(name: str, before: str = "") -> str:
         role = "number of " + name[2:].replace("_", " ")
     elif name.endswith("_kind"):
         role = "kind of " + name.removesuffix("_kind").replace("_", " ")
+    elif len(base) <= 2:  # a symbol the request assigns ("k={k}")
+        role = f"value of {base}"
     else:
-        role = name.rstrip("_0123456789").replace("_", " ")
+        role = base.replace("_", " ")
     return f"{role} (after '{before}' in the request)" if before else role
 
 

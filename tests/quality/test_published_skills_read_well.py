@@ -23,9 +23,6 @@ from benchmarks.external_workload.examine import (
     run_memberships,
     run_slot_values,
 )
-from capture.importers import import_cmbagent_db, import_cmbagent_history, import_cmbagent_trials
-from capture.store.capture_store import CaptureStore
-from capture.store.migrate import upgrade
 
 from .documentation import documentation_flags
 
@@ -66,13 +63,17 @@ def test_external_workload_skills_read_well(tmp_path: Path) -> None:
     assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
 
 
+def _simulated_report(home: Path, runs: int, seed: int, engine: str) -> dict[str, list[str]]:
+    """Flags of the skills mined from a ``skillmine simulate`` workload, judged with its ground truth too."""
+    url, truth = f"sqlite:///{home / 'capture.db'}", home / "truth.jsonl"
+    run_cli(home, "simulate", "--runs", str(runs), "--seed", str(seed), "--engine", engine, "--url", url,
+            "--ground-truth", str(truth), "--quiet")
+    return _report(home, url, {r["run_id"]: r["params"] for r in map(json.loads, truth.read_text().splitlines())})
+
+
 @pytest.mark.timeout(300)
 def test_simulator_skills_read_well(tmp_path: Path) -> None:
-    url, truth = f"sqlite:///{tmp_path / 'capture.db'}", tmp_path / "truth.jsonl"
-    run_cli(tmp_path, "simulate", "--runs", "300", "--seed", "5", "--engine", "fast", "--url", url,
-            "--ground-truth", str(truth), "--quiet")
-    params = {r["run_id"]: r["params"] for r in map(json.loads, truth.read_text().splitlines()) if r}
-    report = _report(tmp_path, url, params)
+    report = _simulated_report(tmp_path, 300, 5, "fast")
     assert report, "the simulator workload published no skill"
     assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
 
@@ -80,28 +81,22 @@ def test_simulator_skills_read_well(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_simulator_ag2_engine_skills_read_well(tmp_path: Path) -> None:
     """Real AG2 agents at the quickstart's scale: skills of one or two runs, whose values are easily shared."""
-    url, truth = f"sqlite:///{tmp_path / 'capture.db'}", tmp_path / "truth.jsonl"
-    run_cli(tmp_path, "simulate", "--runs", "30", "--seed", "1", "--engine", "ag2", "--url", url,
-            "--ground-truth", str(truth), "--quiet")
-    params = {r["run_id"]: r["params"] for r in map(json.loads, truth.read_text().splitlines()) if r}
-    report = _report(tmp_path, url, params)
+    report = _simulated_report(tmp_path, 30, 1, "ag2")
     assert len(report) >= 5, sorted(report)
     assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(500)
 def test_real_record_skills_read_well(fixture_path: Callable[..., Path], tmp_path: Path) -> None:
+    """Every real record imported the way a user imports it (``skillmine import``), then mined."""
     url, cmb = f"sqlite:///{tmp_path / 'capture.db'}", fixture_path("cmbagent")
-    upgrade(url)
-    store = CaptureStore.open(url)
-    try:
-        for db in sorted((cmb / "mars_sqlite").glob("*.db")):
-            import_cmbagent_db(db, store)
-        for folder in ("mars_sessions_2026-02-18", "upstream_cmbagent_history", "mars_idea_generation_task"):
-            import_cmbagent_history(cmb / folder, store)
-        import_cmbagent_trials(cmb / "benchmarks_cmbagent_trials.jsonl", store)
-    finally:
-        store.close()
+    run_cli(tmp_path, "db", "upgrade")
+    imports = [("cmbagent-db", db) for db in sorted((cmb / "mars_sqlite").glob("*.db"))] + [
+        ("cmbagent-history", cmb / folder)
+        for folder in ("mars_sessions_2026-02-18", "upstream_cmbagent_history", "mars_idea_generation_task")] + [
+        ("cmbagent-trials", cmb / "benchmarks_cmbagent_trials.jsonl")]
+    for kind, path in imports:
+        run_cli(tmp_path, "import", kind, str(path), "--url", url, "--quiet")
     report = _report(tmp_path, url)
     assert len(report) >= 5, sorted(report)
     assert not _problems(report), "published skills that do not read like documentation:\n" + _problems(report)
