@@ -184,10 +184,10 @@ class _Context:
             folded: list[str] = []
             for b in order:
                 head = kept[0] if kept else None
-                if head is not None and (b == NO_TOKENS or wins[b] < self.min_group_size or (
-                        _cluster(b) != _cluster(head)
-                        and normalized_distance(medoids[b], medoids[head]) <= self.variant_distance
-                        and not self.asked_apart(by_leaf[b] + members[(fid, head)], family))):
+                if head is not None and (b == NO_TOKENS or wins[b] < self.min_group_size or any(
+                        _cluster(b) != _cluster(k)
+                        and normalized_distance(medoids[b], medoids[k]) <= self.variant_distance
+                        and not self.asked_apart(by_leaf[b] + members[(fid, k)], family) for k in kept)):
                     folded += by_leaf[b]
                 else:
                     kept.append(b)
