@@ -4,7 +4,7 @@ raw parse alone measured in the same run (the import overhead is the ratio); and
 orders (forward, reverse, then seeded shuffles) into fresh stores must give the same fingerprint (row counts and
 content hashes per table), with no run counted twice.
 
-    .venv/bin/python benchmarks/bench_import.py [--xes NAME] [--url URL]
+    .venv/bin/python benchmarks/bench_import.py [--xes NAME] [--url URL] [--phases]
     .venv/bin/python benchmarks/bench_import.py --orders 4
 """
 
@@ -25,9 +25,13 @@ from capture.importers import (
     import_cmbagent_trials,
     import_xes,
 )
+from benchmarks.raw_floor import raw_copy
+from capture.core.redaction import Redactor
+from capture.core.settings import CaptureSettings
 from capture.importers.cmbagent_db import REQUIRED_TABLES
-from capture.importers.merge import fingerprint
-from capture.importers.xes import iter_traces
+from capture.importers.common import ImportReport
+from capture.importers.merge import content_hash, fingerprint, redact_batch
+from capture.importers.xes import _TraceMapper, iter_traces
 from capture.store.models import WorkflowRun
 from capture.store.capture_store import CaptureStore
 from capture.store.migrate import upgrade
@@ -35,11 +39,45 @@ from capture.store.migrate import upgrade
 DATA = Path(os.environ.get("SKILLMINE_SHARED_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 
 
-def raw_xes(path: Path) -> tuple[int, float]:
-    """Baseline: stream-parse every trace, touching every event, writing nothing."""
-    started = time.perf_counter()
+def raw_xes(path: Path) -> tuple[int, float, float]:
+    """Baseline: stream-parse every trace, touching every event, writing nothing; (events, wall s, CPU s)."""
+    started, cpu = time.perf_counter(), time.process_time()
     events = sum(len(events) for _, events in iter_traces(path))
-    return events, time.perf_counter() - started
+    return events, time.perf_counter() - started, time.process_time() - cpu
+
+
+def timed_xes_import(path: Path, store: CaptureStore) -> tuple[ImportReport, float]:
+    """The import and its CPU seconds (this process: parsing, mapping, redaction, hashing and SQLite's own work;
+    on a shared machine CPU time is the steadier figure, wall time adds the waits for disk and other jobs)."""
+    cpu = time.process_time()
+    report = import_xes(path, store)
+    return report, time.process_time() - cpu
+
+
+def xes_phases(path: Path, store: CaptureStore) -> dict[str, float]:
+    """CPU seconds of each non-write step of the XES import over the whole file, one step at a time (all traces
+    held in memory): parse, map to rows, redact, content hash, the store's row preparation."""
+    cpu = time.process_time
+    started = cpu()
+    traces = list(iter_traces(path))
+    steps = {"parse": cpu() - started}
+    mapper = _TraceMapper(path.name, {"id": "bench", "name": "bench"}, ImportReport(source=str(path), kind="xes"))
+    started = cpu()
+    batches = [mapper.contribution(i, trace, events).batch for i, (trace, events) in enumerate(traces, start=1)]
+    steps["map"] = cpu() - started
+    redactor = Redactor(CaptureSettings.from_env().redact_patterns)
+    started = cpu()
+    batches = [redact_batch(batch, redactor) for batch in batches]
+    steps["redact"] = cpu() - started
+    started = cpu()
+    for batch in batches:
+        content_hash(batch)
+    steps["hash"] = cpu() - started
+    started = cpu()
+    for batch in batches:
+        store.prepare(batch)
+    steps["store prepare"] = cpu() - started
+    return steps
 
 
 def raw_db(paths: list[Path]) -> tuple[int, float]:
@@ -115,6 +153,8 @@ def main() -> int:
     parser.add_argument("--url", help="store URL (default: a fresh SQLite file per importer)")
     parser.add_argument("--orders", type=int, default=0,
                         help="instead of throughput: import all real CMBAgent records in this many orders")
+    parser.add_argument("--phases", action="store_true",
+                        help="also time each non-write step of the XES import alone (CPU, as multiples of the parse)")
     args = parser.parse_args()
     if args.orders:
         with tempfile.TemporaryDirectory() as tmp:
@@ -123,15 +163,26 @@ def main() -> int:
     dbs = sorted((DATA / "cmbagent" / "mars_sqlite").glob("*.db"))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        events, base_s = raw_xes(xes)
+        events, base_s, base_cpu = raw_xes(xes)
         store = store_at(args.url, workdir, "xes.db")
-        report = import_xes(xes, store)
+        report, cpu = timed_xes_import(xes, store)
         store.close()
-        print(f"xes {xes.name}: {report.runs_written} runs, {report.events} events")
-        print(f"  raw parse  {base_s:8.2f} s  {events / base_s:10,.0f} events/s")
+        print(f"xes {xes.name}: {report.runs_written} runs, {report.events} events; load average "
+              f"{os.getloadavg()[0]:.1f}")
+        print(f"  raw parse  {base_s:8.2f} s  {events / base_s:10,.0f} events/s  (CPU {base_cpu:.2f} s)")
         print(f"  import     {report.seconds:8.2f} s  {report.events / report.seconds:10,.0f} events/s  "
-              f"({report.runs_written / report.seconds:,.0f} runs/s)")
-        print(f"  ratio import/raw time: {report.seconds / base_s:.1f}x")
+              f"({report.runs_written / report.seconds:,.0f} runs/s)  (CPU {cpu:.2f} s)")
+        print(f"  ratio import/raw time: {report.seconds / base_s:.1f}x wall, {cpu / base_cpu:.1f}x CPU")
+        if args.url is None:
+            floor_wall, floor_cpu = raw_copy(workdir / "xes.db", workdir / "xes-floor.db")
+            print(f"  floor: its stored rows by raw sqlite3 executemany {floor_wall:8.2f} s (CPU {floor_cpu:.2f} s, "
+                  f"{floor_cpu / base_cpu:.2f}x the parse CPU)")
+        if args.phases:
+            store = store_at(None, workdir, "phases.db")
+            steps = xes_phases(xes, store)
+            store.close()
+            print("  CPU by step, as multiples of the parse: " + ", ".join(
+                f"{name} {seconds:.2f} s ({seconds / steps['parse']:.2f}x)" for name, seconds in steps.items()))
         events, base_s = raw_db(dbs)
         store = store_at(args.url, workdir, "mars.db")
         started = time.perf_counter()
