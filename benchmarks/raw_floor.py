@@ -6,13 +6,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+from capture.importers.merge import FINGERPRINT_TABLES, STORE_ASSIGNED
 from capture.store.migrate import upgrade
 
-# Parents before children; store-assigned keys (sequence numbers, integer ids, the change stamp) are left to it.
-TABLES = ("sessions", "workflow_runs", "dag_nodes", "dag_edges", "execution_events", "files", "messages",
-          "cost_records")
-STORE_ASSIGNED = {"execution_events": {"seq"}, "dag_edges": {"id"}, "messages": {"id"}, "cost_records": {"id"},
-                  "workflow_runs": {"updated_seq"}}
+# Parents before children; what the database assigns (sequence numbers, integer ids, the change stamp) is left to
+# it: the fingerprint's store-assigned columns but a session's creation time, which the writer sends.
+TABLES = FINGERPRINT_TABLES
+DATABASE_ASSIGNED = {table: columns for table, columns in STORE_ASSIGNED.items() if table != "sessions"}
 PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "cache_size=-65536")
 
 
@@ -22,7 +22,7 @@ def _read(source: Path) -> list[tuple[str, list[str], list[tuple]]]:
         out = []
         for table in TABLES:
             columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")
-                       if r[1] not in STORE_ASSIGNED.get(table, set())]
+                       if r[1] not in DATABASE_ASSIGNED.get(table, set())]
             order = "seq" if table == "execution_events" else "rowid"
             rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}").fetchall()
             out.append((table, columns, rows))
