@@ -207,7 +207,7 @@ def _moment(ns: int) -> datetime | None:
     return EPOCH + timedelta(microseconds=ns // 1_000) if ns else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Known:
     """A stored or incoming span of a trace, as the merge of late spans needs it."""
 
