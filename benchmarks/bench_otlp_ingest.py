@@ -6,9 +6,11 @@ protobuf ``ExportTraceServiceRequest`` bodies of at most ``--batch`` spans (whol
 ``BatchSpanProcessor`` default). Three timings:
 
 - direct: ``CaptureStore.write_batch`` of each run's stored rows (run, events, files, costs), one transaction per run;
-- ingest: the same bodies parsed (``opentelemetry-proto``) and merged by ``OtlpIngestor`` in-process;
+- ingest: the same bodies parsed (``opentelemetry-proto``) and merged by ``OtlpIngestor`` in-process, one
+  transaction per body;
 - server: the bodies POSTed over loopback HTTP to a ``skillmine serve otlp`` process by ``--clients`` concurrent
-  clients, timed from the first request to the last acknowledgement (each 200 comes after the commit).
+  clients, timed from the first request to the last acknowledgement (each 200 comes after the commit; requests that
+  arrive while a write runs share the next one).
 
 Every store must end with the same number of events. ``--repeat`` runs each timing that many times and keeps the
 best (the machine is shared).
