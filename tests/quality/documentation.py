@@ -31,9 +31,10 @@ def _mentions(text: str, value: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", text, flags=re.IGNORECASE) is not None
 
 
-def _quoted_value(text: str, member_values: Sequence[Mapping[str, Any]]) -> str | None:
+def _quoted_value(text: str, member_values: Sequence[Mapping[str, Any]], own: Collection[str] = ()) -> str | None:
     """A parameter value one member run was given that ``text`` repeats: a value the members do not all share (a
-    single run's values count, it has no other run to share them with)."""
+    single run's values count, it has no other run to share them with), unless all its words are the skill's
+    ``own`` (the words of its steps, or the constant words of a request several runs asked)."""
     seen: dict[str, set[str]] = {}
     for values in member_values:
         for name, value in values.items():
@@ -42,7 +43,8 @@ def _quoted_value(text: str, member_values: Sequence[Mapping[str, Any]]) -> str 
         if len(found) < 2 and len(member_values) > 1:
             continue
         for value in sorted(found):
-            if len(value) >= 2 and re.search(r"\w", value) and _mentions(text, value):
+            if (len(value) >= 2 and re.search(r"\w", value) and _mentions(text, value)
+                    and not set(_words(value)) <= set(own)):
                 return value
     return None
 
@@ -68,6 +70,11 @@ def documentation_flags(skill: Mapping[str, Any], member_tasks: Sequence[str],
     ``shared_requests``: task templates other skills' runs ask too (a one-run skill asking one of them may take its
     title from that common request)."""
     title = str(skill.get("title") or "")
+    steps = skill.get("steps", [])
+    behaviour = {w for s in steps for w in _words(f"{s.get('action') or ''} {s.get('tool') or ''}")} | {
+        w for s in steps for o in s.get("expected_outputs") or [] for w in _words(str(o.get("type") or ""))}
+    template = str(skill.get("task_template") or "")
+    asked = set(_words(re.sub(r"\{[^}]*\}", " ", template))) if len(member_tasks) > 1 else set()
     flags = []
     if is_type_name(title):
         flags.append(f"title is a type name: {title!r}")
@@ -79,18 +86,15 @@ def documentation_flags(skill: Mapping[str, Any], member_tasks: Sequence[str],
                                              for n, p in sorted(skill.get("parameters", {}).items())]:
         if where != "title" and is_type_name(text):
             flags.append(f"{where} is a type name: {text!r}")
-        quoted = _quoted_value(text, member_values)
+        quoted = _quoted_value(text, member_values, behaviour | asked if where == "title" else ())
         if quoted is not None:
             flags.append(f"{where} repeats a member run's value {quoted!r}: {text!r}")
         literal = _true_value(text, member_truth)
         if literal is not None and literal != quoted:
             flags.append(f"{where} quotes a member run's true parameter value {literal!r}: {text!r}")
     if len(member_tasks) == 1 and skill.get("task_template") not in shared_requests:
-        steps = skill.get("steps", [])
-        actions = {w for s in steps for w in _words(str(s.get("action") or ""))} | {
-            w for s in steps for o in s.get("expected_outputs") or [] for w in _words(str(o.get("type") or ""))}
         request = {w for w in _words(member_tasks[0]) if len(w) > 2 and w not in _STOP}
-        borrowed = sorted((set(_words(title)) & request) - actions)
+        borrowed = sorted((set(_words(title)) & request) - behaviour)
         if borrowed:
             flags.append(f"title of a one-run skill repeats its request {borrowed}: {title!r}")
     for name in sorted(skill.get("parameters", {})):

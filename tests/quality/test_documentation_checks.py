@@ -20,6 +20,13 @@ def test_plain_documentation_passes() -> None:
     assert documentation_flags(PLOT, PLOT_RUNS, PLOT_VALUES) == []
     one_run = {**PLOT, "title": "Write code and execute code, writing png files", "parameters": {}}
     assert documentation_flags(one_run, ["Plot y=x^2"], [{}]) == []
+    asked = {**PLOT, "title": "Find the CLASS input parameter for a target", "parameters": {},
+             "task_template": "Find the CLASS input parameter for {target}",
+             "steps": [{"action": "call retrieve class docs"}]}
+    # the request's own words (several runs asked them) and its steps' words are the skill's, whatever a stray
+    # member was given
+    stray = [{"target": "CLASS"}, {"target": "CAMB"}]
+    assert documentation_flags(asked, ["Find the CLASS ...", "Which CAMB ..."], stray) == []
     common = {**PLOT, "task_template": "Plot {expression} over [{x_min}, {x_max}]"}  # other skills' runs ask it too
     assert documentation_flags(common, PLOT_RUNS[:1], PLOT_VALUES[:1], shared_requests={common["task_template"]}) == []
 
