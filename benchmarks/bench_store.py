@@ -5,10 +5,18 @@ Run: ``.venv/bin/python benchmarks/bench_store.py`` (PostgreSQL from ``SKILLMINE
 ``--no-pg`` skips it). Measures:
 
 - ``CaptureStore.write_batch`` throughput in batches of 500 realistic events (nested agent/LLM/tool/code/file
-  events with message texts, arguments, results and token/cost meta), against a baseline measured in the same
-  run: one ORM ``session.add()`` + ``commit()`` per event, as the reference's ``EventRepository.create_event``;
+  events with message texts, arguments, results and token/cost meta, ~800 bytes of payload), against a baseline
+  measured in the same run: one ORM ``session.add()`` + ``commit()`` per event, as the reference's
+  ``EventRepository.create_event``; wall time, the client's CPU time and (local PostgreSQL) the server backends'
+  CPU time from ``/proc``, which stay meaningful on a loaded machine;
+- the bound on the same rows, interleaved with the write_batch passes: the rows prepared once (outside the
+  timing), then inserted by the driver alone, SQLite ``executemany`` / PostgreSQL ``COPY`` straight into
+  ``execution_events`` (no idempotency, no checks), and the client CPU of preparation alone;
 - latency (p50/p95) of the event tree of one agent call, the full tree of the run's root, a run's statistics
   and a node summary, on a 5,000-event run.
+
+It uses only ``write_batch`` and ``records.prepare_event``, so the same script measures older code too (copy it
+into that checkout's ``benchmarks/``).
 """
 
 import argparse
@@ -33,6 +41,7 @@ from capture.read.summary import compute_node_summary
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.migrate import upgrade
 from capture.store.models import ExecutionEvent
+from capture.store.records import prepare_event
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AGENTS = ("planner", "engineer", "executor", "researcher", "control", "terminator")
@@ -109,18 +118,91 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def bench_write_batch(store: CaptureStore, n_events: int, batch_size: int = 500) -> float:
+BATCH = 500
+EVENT_COLUMNS = tuple(c.name for c in ExecutionEvent.__table__.columns if c.name != "seq")
+TIME_COLUMNS = frozenset({"timestamp", "started_at", "completed_at"})
+
+
+def server_cpu(store: CaptureStore) -> dict[int, float] | None:
+    """CPU seconds used so far by each PostgreSQL backend of the store's database (a local server: /proc)."""
+    if store.engine.dialect.name != "postgresql":
+        return None
+    with store.engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
+        out = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None  # not a local server
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def server_seconds(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def new_run(store: CaptureStore, n_events: int) -> list[dict]:
+    """A fresh run and its nodes in the store; returns its events (new ids) to write."""
     session_id, run_id = "bench", uuid.uuid4().hex[:16]
     nodes, events, _ = make_run(session_id, run_id, n_events, nodes=20)
     store.write_batch(Batch(runs=[{"id": run_id, "session_id": session_id, "mode": "planning_and_control"}],
                             nodes=nodes))
+    return events
+
+
+def bench_write_batch(store: CaptureStore, n_events: int) -> dict[str, float | None]:
+    events = new_run(store, n_events)
+    cpu_before = server_cpu(store)
     started, cpu = time.perf_counter(), time.process_time()
     inserted = 0
-    for start in range(0, len(events), batch_size):
-        inserted += store.write_batch(Batch(events=events[start:start + batch_size])).events_inserted
+    for start in range(0, len(events), BATCH):
+        inserted += store.write_batch(Batch(events=events[start:start + BATCH])).events_inserted
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert inserted == n_events, (inserted, n_events)
-    return n_events / elapsed, n_events / cpu
+    return {"wall": elapsed, "cpu": cpu, "server": server_seconds(cpu_before, server_cpu(store))}
+
+
+def driver_rows(store: CaptureStore, events: list[dict]) -> tuple[list[tuple], float]:
+    """The events prepared (payloads as JSON text) as the driver's tuples, and the CPU seconds preparation took."""
+    cpu = time.process_time()
+    prepared = [prepare_event(e, payload_as_json=True) for e in events]
+    cpu = time.process_time() - cpu
+    sqlite = store.engine.dialect.name == "sqlite"
+    rows = [tuple(e.get(c).replace(tzinfo=None).isoformat(" ", "microseconds")
+                  if sqlite and c in TIME_COLUMNS and e.get(c) is not None else e.get(c) for c in EVENT_COLUMNS)
+            for e in prepared]
+    return rows, cpu
+
+
+def bench_driver_bound(store: CaptureStore, n_events: int) -> dict[str, float | None]:
+    """The same row shape inserted by the driver alone: what the database takes, without the store's work."""
+    rows, prepare_cpu = driver_rows(store, new_run(store, n_events))
+    columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    raw = store.engine.raw_connection()
+    cursor = raw.cursor()
+    cpu_before = server_cpu(store)
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start:start + BATCH]
+            if store.engine.dialect.name == "sqlite":
+                cursor.executemany(f"INSERT INTO execution_events ({columns}) VALUES "
+                                   f"({', '.join('?' * len(EVENT_COLUMNS))})", chunk)
+            else:
+                with cursor.copy(f"COPY execution_events ({columns}) FROM STDIN") as copy:
+                    for row in chunk:
+                        copy.write_row(row)
+            raw.commit()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        cursor.close()
+        raw.close()
+    return {"wall": elapsed, "cpu": cpu, "server": server_seconds(cpu_before, server_cpu(store)),
+            "prepare_cpu": prepare_cpu}
 
 
 def bench_orm_baseline(store: CaptureStore, n_events: int) -> float:
@@ -176,14 +258,38 @@ def run_backend(label: str, url: str, n_events: int, baseline_events: int) -> di
     store = CaptureStore.open(url)
     try:
         baseline = bench_orm_baseline(store, baseline_events)
-        passes = [bench_write_batch(store, n_events) for _ in range(3)]
-        rates = [wall for wall, _ in passes]
-        cpu_rate = max(cpu for _, cpu in passes)
+        passes, bounds = [], []
+        for _ in range(3):  # interleaved, so that both see the same table sizes and the same machine load
+            bounds.append(bench_driver_bound(store, n_events))
+            passes.append(bench_write_batch(store, n_events))
         reads = bench_reads(store)
     finally:
         store.close()
-    return {"label": label, "rate": max(rates), "rates": rates, "cpu_rate": cpu_rate, "baseline": baseline,
-            "reads": reads}
+    return {"label": label, "n": n_events, "passes": passes, "bounds": bounds, "baseline": baseline, "reads": reads}
+
+
+def _best(passes: list[dict], key: str) -> float | None:
+    values = [p[key] for p in passes if p.get(key)]
+    return min(values) if values else None
+
+
+def report(r: dict) -> None:
+    n = r["n"]
+    rates = [n / p["wall"] for p in r["passes"]]
+    best = max(rates)
+    server = _best(r["passes"], "server")
+    print(f"  {r['label']:<11} {best:>10,.0f} events/s  (passes: {', '.join(f'{x:,.0f}' for x in rates)})  "
+          f"baseline {r['baseline']:>7,.0f} events/s  ratio x{best / r['baseline']:.0f}")
+    print(f"  {'':<11} CPU per event: client {_best(r['passes'], 'cpu') / n * 1e6:.1f} us"
+          + (f", server {server / n * 1e6:.1f} us" if server else ""))
+    bound_rates = [n / b["wall"] for b in r["bounds"]]
+    bound_server = _best(r["bounds"], "server")
+    driver = "executemany" if r["label"] == "SQLite" else "COPY"
+    print(f"  {'':<11} bound, the driver alone ({driver} of prepared rows): {max(bound_rates):,.0f} rows/s "
+          f"(passes: {', '.join(f'{x:,.0f}' for x in bound_rates)}); CPU per row: client "
+          f"{_best(r['bounds'], 'cpu') / n * 1e6:.1f} us" + (f", server {bound_server / n * 1e6:.1f} us"
+                                                             if bound_server else "")
+          + f"; preparing a row: {_best(r['bounds'], 'prepare_cpu') / n * 1e6:.1f} us CPU")
 
 
 def pg_database(base: str):
@@ -218,12 +324,10 @@ def main() -> int:
     if not args.no_pg:
         with pg_database(os.environ.get("SKILLMINE_TEST_PG_URL") or DEFAULT_PG) as url:
             results.append(run_backend("PostgreSQL", url, args.events, args.baseline_events))
-    print(f"write_batch, batches of 500, {args.events:,} events per pass (best of 3); baseline: ORM add+commit "
-          f"per event on {args.baseline_events:,} events")
+    print(f"write_batch, batches of {BATCH}, {args.events:,} events per pass (best of 3); baseline: ORM add+commit "
+          f"per event on {args.baseline_events:,} events; CPU per event: the best pass")
     for r in results:
-        print(f"  {r['label']:<11} {r['rate']:>10,.0f} events/s  (passes: "
-              f"{', '.join(f'{x:,.0f}' for x in r['rates'])})  baseline {r['baseline']:>8,.0f} events/s  "
-              f"ratio x{r['rate'] / r['baseline']:.0f}; per client CPU-second {r['cpu_rate']:,.0f}")
+        report(r)
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("read latency on a 5,000-event run, 50 repeats: p50 / p95 ms")
     for r in results:

@@ -102,7 +102,7 @@ def _fast_encode(value: Any) -> str:
     """Compact JSON of plain JSON data; raises TypeError, ValueError or RecursionError for anything else."""
     if _C_ENCODE is None:
         return _FAST_ENCODER.encode(value)
-    if type(value) is str:  # the C encoder takes containers; a bare string is what JSONEncoder.encode special-cases
+    if type(value) is str:  # as JSONEncoder.encode does: a bare string needs no encoder object
         return json.encoder.encode_basestring(value)
     return "".join(_C_ENCODE(value, 0))
 
