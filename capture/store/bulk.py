@@ -39,7 +39,6 @@ STAGE = "skillmine_events_stage"
 class TableShape:
     """What a table's rows need besides their own values: insert defaults and the columns to convert."""
 
-    name: str
     defaults: tuple[tuple[str, Any, bool], ...]  # (column, value or zero-argument function, is a function)
     times: frozenset[str]
     decimals: frozenset[str]
@@ -53,7 +52,7 @@ def _shape(table: Table) -> TableShape:
             defaults.append((column.name, default.arg, False))
         elif default is not None and default.is_callable:
             defaults.append((column.name, default.arg, True))  # SQLAlchemy's wrapper takes an unused context
-    return TableShape(table.name, tuple(defaults),
+    return TableShape(tuple(defaults),
                       frozenset(c.name for c in table.columns if isinstance(c.type, DateTime)),
                       frozenset(c.name for c in table.columns if isinstance(c.type, Numeric)))
 
