@@ -164,11 +164,12 @@ def _short_values(found: Mapping[str, str], max_words: int = 4) -> bool:
 
 
 def adopt_shared_requests(templates: Sequence[SkillTemplate], runs: Mapping[str, Mapping[str, Any]]) -> None:
-    """A skill takes (in place) the task template and title of a larger skill that asks the same request: the same
-    template, or one with more parameters that reads this skill's whole template as short values. Two runs that happened to ask
+    """A skill takes (in place) the task template and title of a larger skill of its mode that asks the same
+    request: the same template, or one with more parameters that reads this skill's whole template as short values. Two runs that happened to ask
     about the same column ("Compute the mean of column velocity in ...") still asked about a column, and one run's
     numbers are not its only parameters; the request's wording, parameters and title are then the ones its other
-    runs showed (whatever their behaviour), and every member's values are read with that template."""
+    runs showed (whatever their behaviour), and every member's values are read with that template. Only within a
+    mode: skills never cross modes, so a mode partition mines the same skills as the whole warehouse."""
     donors = sorted((t for t in templates if PLACEHOLDER.search(t.candidate["task_template"])
                      and not t.candidate["task_template"].startswith("{")), key=lambda t: (-t.support, t.name))
     for skill in templates:
@@ -179,6 +180,8 @@ def adopt_shared_requests(templates: Sequence[SkillTemplate], runs: Mapping[str,
             names = set(PLACEHOLDER.findall(shared))
             if donor.support <= skill.support:
                 break
+            if donor.candidate.get("category") != skill.candidate.get("category"):
+                continue  # mining by mode sees one mode at a time: a release must not depend on the others
             found = values_from_task(shared, own)
             if shared == own or (len(names) > len(own_names) and set(found) == names and _short_values(found)):
                 _adopt(skill, donor, runs)
