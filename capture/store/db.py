@@ -1,6 +1,8 @@
 """Engines for the capture store: URL checks, SQLite pragmas, reachability and schema-revision errors."""
 
+import time
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -83,15 +85,31 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
 
 
 def ping(engine: Engine) -> None:
-    """Open a connection or raise :class:`StoreUnreachable` naming the URL (password hidden)."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except (OperationalError, SQLAlchemyError, OSError) as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreUnreachable(
-            f"cannot reach the capture store at {safe_url(engine.url.render_as_string(False))}: {reason}"
-        ) from None
+    """Open a connection or raise :class:`StoreUnreachable` naming the URL (password hidden).
+
+    While other processes create and migrate the same new SQLite file, opening it (the switch to WAL, the first
+    read of its WAL index) can be refused with "database is locked" at once, without SQLite's busy handler; such a
+    refusal is retried until the busy timeout has passed, as a busy lock would be waited for."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return
+        except OperationalError as exc:
+            if "database is locked" not in str(exc.orig) or time.monotonic() > deadline:
+                _unreachable(engine, exc)
+            time.sleep(0.05)
+        except (SQLAlchemyError, OSError) as exc:
+            _unreachable(engine, exc)
+
+
+def _unreachable(engine: Engine, exc: Exception) -> NoReturn:
+    """Raise :class:`StoreUnreachable` for ``exc``, naming the store's URL (password hidden)."""
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    raise StoreUnreachable(
+        f"cannot reach the capture store at {safe_url(engine.url.render_as_string(False))}: {reason}"
+    ) from None
 
 
 def current_revision(engine: Engine) -> str | None:
