@@ -3,10 +3,10 @@
 SQLAlchemy Core costs more per row than SQLite takes to store it (a bind processor per value, one compiled
 statement per key set), so every write of :class:`~capture.store.capture_store.StoreTransaction` goes through
 here instead. SQLite: ``executemany`` of one statement per table and key set (sqlite3 keeps it prepared in its
-statement cache). PostgreSQL: events through ``COPY ... FROM STDIN`` into a temporary staging table and one
-``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`` (replay-safe in the same transaction), plain inserts
-(messages, costs, edges) through ``COPY`` straight into their table, upserts and updates through psycopg's
-pipelined ``executemany``.
+statement cache). PostgreSQL: events through ``COPY ... FROM STDIN`` straight into ``execution_events`` inside a
+savepoint, and only when an id is already stored (a replay) through a temporary staging table and ``INSERT ...
+SELECT ... ON CONFLICT (id) DO NOTHING`` in the same transaction; plain inserts (messages, costs, edges) through
+``COPY`` into their table; upserts and updates through psycopg's ``executemany``.
 
 Rows arrive prepared by :mod:`capture.store.records` with payloads as JSON text. Here they only get what
 SQLAlchemy would have added: the models' Python-side insert defaults and, on SQLite, its storage form of times
@@ -59,7 +59,6 @@ def _shape(table: Table) -> TableShape:
 
 SHAPES: dict[str, TableShape] = {t.name: _shape(t) for t in (SESSIONS, RUNS, NODES, EDGES, FILES, MESSAGES, COSTS)}
 EVENT_SHAPE = _shape(EVENTS)
-EVENT_COLUMNS_SQL = ", ".join(f'"{c}"' for c in EVENT_INSERT_ORDER)
 _EVENT_ROW = itemgetter(*EVENT_INSERT_ORDER)
 _EVENT_TIME_POSITIONS = tuple(EVENT_INSERT_ORDER.index(c) for c in EVENT_TIMES)
 
@@ -72,6 +71,9 @@ def sqlite_time(value: datetime) -> str:
 
 def _columns(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
+
+
+EVENT_COLUMNS_SQL = _columns(EVENT_INSERT_ORDER)
 
 
 def _assignments(names: Iterable[str], value: Callable[[str], str]) -> str:
