@@ -1,74 +1,21 @@
-"""Captured runs as OpenTelemetry spans with the GenAI semantic conventions, sent over OTLP/HTTP.
+"""Captured runs read from the store as OpenTelemetry GenAI spans, for ``skillmine export otlp``.
 
-A run is one trace: an ``invoke_workflow`` root span (INTERNAL) and one span per event, nested as the events are
-(``parent_event_id``, else under the root). Agent calls are ``invoke_agent {agent}``, LLM calls ``chat {model}``
-(CLIENT, ``gen_ai.usage.*`` tokens and AG2's ``gen_ai.usage.cost``), tool calls ``execute_tool {tool}``, code
-executions ``execute_code {agent}`` (as AG2's own instrumentation names them); other events keep their type
-(``skillmine.handoff``, ``skillmine.message`` ...). skillmine's own facts go under ``skillmine.*``: the event's
-id, type, subtype, status, order and node, code exit codes, handoffs, the files an event produced (path, type,
-size, sha256), the run's DAG nodes and unlinked cost records. That is everything mining reads, so a run exported
-and ingested by ``skillmine import otlp`` mines into the same skills.
-
-Message content (inputs, outputs, the run's task text stays: it names the task) is opt-in (``content=True``), and
-every string leaves through the capture redactor first. Needs the ``skillmine[otel]`` extra; nothing in the
-recording path imports this module.
+:func:`load_runs` reads a run's rows (or every run with events past a ``seq``); the spans themselves are built by
+:class:`capture.otel.spans.SpanBuilder`, the builder the live sink (``capture.sinks.otlp_sink``) shares, and sent by
+:func:`capture.otel.transport.send` (both re-exported here for the export's callers). Needs the ``skillmine[otel]``
+extra; nothing in the recording path imports this module.
 """
 
-import base64
-import json
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from sqlalchemy import Engine, select
 
-from capture.core import otlp_names as names
-from capture.core.redaction import Redactor
-from capture.core.settings import CaptureSettings
-from capture.read.queries import plain, row_dict
+from capture.otel.spans import RunRows, SpanBuilder, output_messages, to_otlp_json
+from capture.otel.transport import send
+from capture.read.queries import row_dict
 from capture.store.models import COSTS, EVENTS, FILES, NODES, RUNS
 
-SCOPE = InstrumentationScope(names.SCOPE, schema_url="https://opentelemetry.io/schemas/1.37.0")
-FAILED = ("failed", "error", "crashed", "timeout", "cancelled")
-NODE_FIELDS = ("id", "parent_node_id", "node_type", "agent", "status", "order_index", "depth")
-FILE_FIELDS = ("id", "node_id", "file_path", "file_type", "size_bytes", "content_hash", "generating_agent",
-               "is_final_output", "workflow_phase", "created_at")
-COST_FIELDS = ("node_id", "model", "agent_name", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
-               "timestamp")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-RUN_FIELDS = ("id", "session_id", "mode", "agent", "model", "status", "task_description")
-
-
-@dataclass
-class RunRows:
-    """One run's stored rows, as plain dicts."""
-
-    run: dict[str, Any]
-    events: list[dict[str, Any]]
-    nodes: list[dict[str, Any]]
-    files: list[dict[str, Any]]
-    costs: list[dict[str, Any]]
-
-
-def _ns(moment: datetime | str | None) -> int | None:
-    """Nanoseconds since the epoch of a stored time (UTC; naive SQLite times are UTC)."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // timedelta(microseconds=1) * 1000  # exact: no float on the way
-
-
-def _json(value: Any) -> str:
-    return json.dumps(plain(value), sort_keys=True, default=str, ensure_ascii=False)
+__all__ = ["RunRows", "SpanBuilder", "load_runs", "output_messages", "send", "to_otlp_json"]
 
 
 def load_runs(engine: Engine, *, run_ids: Sequence[str] = (), since_seq: int | None = None) -> Iterator[RunRows]:
@@ -90,167 +37,3 @@ def load_runs(engine: Engine, *, run_ids: Sequence[str] = (), since_seq: int | N
                 [row_dict(r) for r in conn.execute(select(NODES).where(NODES.c.run_id == run_id))],
                 [row_dict(r) for r in conn.execute(select(FILES).where(FILES.c.run_id == run_id))],
                 [row_dict(r) for r in conn.execute(select(COSTS).where(COSTS.c.run_id == run_id))])
-
-
-class SpanBuilder:
-    """Turns :class:`RunRows` into SDK ``ReadableSpan`` objects (redacted; content only when asked)."""
-
-    def __init__(self, *, content: bool = False, redactor: Redactor | None = None,
-                 service_name: str = "skillmine") -> None:
-        self.content = content
-        self.redactor = redactor or Redactor(CaptureSettings.from_env().redact_patterns)
-        self.resource = Resource.create({"service.name": service_name})
-
-    def spans(self, rows: RunRows) -> list[ReadableSpan]:
-        """The run's workflow span followed by one span per event."""
-        run = rows.run
-        trace_id = int.from_bytes(names.trace_id_of(run["id"]), "big")
-        root = self._context(trace_id, names.span_id_of(f"run:{run['id']}"))
-        files, costs = defaultdict(list), defaultdict(list)
-        for row in rows.files:
-            files[row.get("event_id")].append({k: row.get(k) for k in FILE_FIELDS})
-        for row in rows.costs:
-            costs[row.get("event_id")].append({k: row.get(k) for k in COST_FIELDS})
-        starts = [t for e in rows.events for t in (_ns(e.get("started_at") or e.get("timestamp")),) if t]
-        ends = [t for e in rows.events for t in (_ns(e.get("completed_at")), _ns(e.get("timestamp"))) if t]
-        start = _ns(run.get("started_at")) or min(starts, default=0)
-        end = _ns(run.get("completed_at")) or max(ends, default=start)
-        attributes = {"gen_ai.operation.name": "invoke_workflow",
-                      "gen_ai.workflow.name": run.get("mode") or "skillmine run",
-                      names.SESSION: run["session_id"], names.NODES: _json([{k: n.get(k) for k in NODE_FIELDS}
-                                                                             for n in rows.nodes])}
-        attributes.update({names.RUN + k: run[k] for k in RUN_FIELDS if run.get(k) is not None})
-        if files.get(None):
-            attributes[names.FILES] = _json(files[None])
-        if costs.get(None):
-            attributes[names.COSTS] = _json(costs[None])
-        out = [self._span(f"invoke_workflow {attributes['gen_ai.workflow.name']}", root, None, attributes,
-                          SpanKind.INTERNAL, start, max(end, start), run.get("status") in FAILED, None)]
-        for event in rows.events:  # a parent exported earlier (``--since``) is still named as the parent
-            parent = event.get("parent_event_id")
-            out.append(self._event_span(event, self._context(trace_id, names.span_id_of(event["id"])),
-                                        self._context(trace_id, names.span_id_of(parent)) if parent else root,
-                                        files.get(event["id"], []), costs.get(event["id"], [])))
-        return out
-
-    @staticmethod
-    def _context(trace_id: int, span_id: bytes) -> SpanContext:
-        return SpanContext(trace_id, int.from_bytes(span_id, "big"), is_remote=False,
-                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-    def _span(self, name: str, context: SpanContext, parent: SpanContext | None, attributes: dict[str, Any],
-              kind: SpanKind, start: int, end: int, failed: bool, error: str | None) -> ReadableSpan:
-        clean = {k: self.redactor.text(v) if isinstance(v, str) else v for k, v in attributes.items()
-                 if v is not None}
-        status = Status(StatusCode.ERROR, self.redactor.text(error or "failed")) if failed else Status(StatusCode.OK)
-        return ReadableSpan(name=self.redactor.text(name), context=context, parent=parent, resource=self.resource,
-                            attributes=clean, kind=kind, status=status, start_time=start, end_time=end,
-                            instrumentation_scope=SCOPE)
-
-    def _event_span(self, event: dict[str, Any], context: SpanContext, parent: SpanContext,
-                    files: list[dict[str, Any]], costs: list[dict[str, Any]]) -> ReadableSpan:
-        etype, agent = event["event_type"], event.get("agent_name")
-        meta, inputs, outputs = event.get("meta") or {}, event.get("inputs") or {}, event.get("outputs") or {}
-        attributes: dict[str, Any] = {
-            names.EVENT + "id": event["id"], names.EVENT + "type": etype,
-            names.EVENT + "subtype": event.get("event_subtype"), names.EVENT + "status": event.get("status"),
-            names.EVENT + "order": event.get("execution_order"), names.EVENT + "depth": event.get("depth"),
-            names.EVENT + "node_id": event.get("node_id"), names.EVENT + "step_id": event.get("step_id"),
-            names.EVENT + "agent_role": event.get("agent_role"), "gen_ai.agent.name": agent,
-            names.EVENT + "duration_ms": event.get("duration_ms"),
-            names.EVENT + "open": event.get("completed_at") is None or None}
-        name, kind = f"skillmine.{etype}", SpanKind.INTERNAL
-        if etype == "agent_call":
-            attributes["gen_ai.operation.name"], name = "invoke_agent", f"invoke_agent {agent}"
-        elif etype == "llm_call":
-            model = meta.get("model")
-            attributes.update({"gen_ai.operation.name": "chat", "gen_ai.request.model": model,
-                               "gen_ai.usage.input_tokens": meta.get("prompt_tokens"),
-                               "gen_ai.usage.output_tokens": meta.get("completion_tokens")})
-            name, kind = (f"chat {model}" if model else "chat"), SpanKind.CLIENT
-        elif etype == "tool_call":
-            tool = meta.get("tool_name") or inputs.get("tool_name") or inputs.get("name")
-            attributes.update({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
-                               "gen_ai.tool.type": "function"})
-            name = f"execute_tool {tool}"
-        elif etype == "code_exec":
-            code = meta.get("exit_code", outputs.get("exit_code"))
-            attributes.update({"gen_ai.operation.name": "execute_code", names.EXIT_CODE: code})
-            name = f"execute_code {agent}"
-        elif etype == "handoff":
-            attributes.update({names.HANDOFF_FROM: inputs.get("from") or agent, names.HANDOFF_TO: inputs.get("to")})
-        elif etype == "file_gen":
-            attributes[names.FILE_TYPE] = meta.get("file_type")
-        if costs:
-            attributes["gen_ai.usage.cost"] = float(sum(float(c.get("cost_usd") or 0) for c in costs))
-            attributes[names.COSTS] = _json(costs)
-        if files:
-            attributes[names.FILES] = _json(files)
-        if self.content and etype == "llm_call" and outputs:
-            attributes["gen_ai.output.messages"] = _json(self.redactor.value(output_messages(outputs)))
-        if self.content:
-            attributes.update({names.EVENT + "inputs": _json(self.redactor.value(inputs)) if inputs else None,
-                               names.EVENT + "outputs": _json(self.redactor.value(outputs)) if outputs else None,
-                               names.EVENT + "meta": _json(self.redactor.value(meta)) if meta else None})
-        start = _ns(event.get("started_at") or event.get("timestamp")) or 0
-        end = _ns(event.get("completed_at"))
-        if end is None:
-            end = start + int(event.get("duration_ms") or 0) * 1_000_000
-        return self._span(name, context, parent, attributes, kind, start, max(start, end),
-                          event.get("status") == "failed" or event.get("event_subtype") == "error",
-                          event.get("error_message"))
-
-
-def output_messages(outputs: dict[str, Any]) -> list[dict[str, Any]]:
-    """An LLM call's recorded reply (``content`` and the names in ``tool_calls``) as GenAI ``OutputMessages``."""
-    parts: list[dict[str, Any]] = []
-    if outputs.get("content"):
-        parts.append({"type": "text", "content": str(outputs["content"])})
-    parts.extend({"type": "tool_call", "name": str(name)} for name in outputs.get("tool_calls") or () if name)
-    return [{"role": "assistant", "parts": parts,
-             "finish_reason": "tool_call" if outputs.get("tool_calls") else "stop"}]
-
-
-def to_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    """An ``ExportTraceServiceRequest`` in OTLP/JSON: ids as hex and enums as integers, as the spec and the
-    Collector write them."""
-    from google.protobuf.json_format import MessageToDict
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-    document = MessageToDict(encode_spans(spans), use_integers_for_enums=True)  # OTLP/JSON: enums as integers
-    for resource in document.get("resourceSpans", []):
-        for scope in resource.get("scopeSpans", []):
-            for span in scope.get("spans", []):
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if span.get(key):
-                        span[key] = _b64_to_hex(span[key])
-    return document
-
-
-def _b64_to_hex(text: str) -> str:
-    return base64.b64decode(text).hex()
-
-
-def send(spans: Sequence[ReadableSpan], endpoint: str, *, protocol: str = "http/protobuf",
-         headers: dict[str, str] | None = None, timeout: float = 10.0) -> None:
-    """POST the spans to an OTLP/HTTP traces endpoint (``.../v1/traces``); raises ``ConnectionError`` naming the
-    endpoint when it refuses them. ``http/protobuf`` goes through the official OTLP exporter."""
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout)
-        try:
-            if exporter.export(spans) is not SpanExportResult.SUCCESS:
-                raise ConnectionError(f"{endpoint}: the OTLP endpoint did not accept {len(spans)} spans")
-        finally:
-            exporter.shutdown()
-        return
-    if protocol != "http/json":
-        raise ValueError(f"protocol must be http/protobuf or http/json, got {protocol!r}")
-    import httpx
-
-    response = httpx.post(endpoint, content=json.dumps(to_otlp_json(spans)).encode(), timeout=timeout,
-                          headers={"Content-Type": "application/json", **(headers or {})})
-    if response.status_code // 100 != 2:
-        raise ConnectionError(f"{endpoint}: HTTP {response.status_code}: {response.text[:200]}")

@@ -22,12 +22,13 @@ HEAVY = ("dagster", "duckdb", "sklearn")  # never imported by capture or skill_l
 CAPTURE_ROOMS: dict[str, frozenset[str]] = {
     "capture.core": frozenset(),
     "capture.store": frozenset({"capture.core"}),
-    "capture.sinks": frozenset({"capture.core", "capture.store"}),
+    "capture.otel": frozenset({"capture.core"}),
+    "capture.sinks": frozenset({"capture.core", "capture.store", "capture.otel"}),
     "capture.recorder": frozenset({"capture.core", "capture.sinks"}),
     "capture.api": frozenset({"capture.core", "capture.recorder"}),
     "capture.adapters": frozenset({"capture.core", "capture.api"}),
     "capture.importers": frozenset({"capture.core", "capture.store"}),
-    "capture.read": frozenset({"capture.core", "capture.store"}),
+    "capture.read": frozenset({"capture.core", "capture.store", "capture.otel"}),
     "capture": frozenset({"capture.core", "capture.api", "capture.adapters"}),
 }
 
