@@ -1,20 +1,21 @@
 """Sending spans to an OTLP/HTTP traces endpoint (``.../v1/traces``), protobuf or JSON.
 
-``http/protobuf`` goes through the official OTLP exporter (which retries transient failures within its timeout and
-reads ``OTEL_EXPORTER_OTLP_HEADERS`` / ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` when no headers are given); ``http/json``
-posts :func:`capture.otel.spans.to_otlp_json` with httpx. One :class:`OtlpTransport` keeps its connection between
+``http/protobuf`` goes through the official OTLP exporter (which retries transient failures within its timeout);
+``http/json`` posts :func:`capture.otel.spans.to_otlp_json` with httpx. Without explicit headers both send those of
+``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` / ``OTEL_EXPORTER_OTLP_HEADERS``, as every OTLP exporter does. One :class:`OtlpTransport` keeps its connection between
 sends, for the live sink; :func:`send` is one request for the store export.
 """
 
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.re import parse_env_headers
 
+from capture.core.settings import OTLP_PROTOCOLS
 from capture.otel.spans import to_otlp_json
-
-PROTOCOLS = ("http/protobuf", "http/json")
 
 
 class OtlpTransport:
@@ -22,7 +23,7 @@ class OtlpTransport:
 
     def __init__(self, endpoint: str, *, protocol: str = "http/protobuf", headers: dict[str, str] | None = None,
                  timeout: float = 10.0) -> None:
-        if protocol not in PROTOCOLS:
+        if protocol not in OTLP_PROTOCOLS:
             raise ValueError(f"protocol must be http/protobuf or http/json, got {protocol!r}")
         self.endpoint, self.protocol, self.headers, self.timeout = endpoint, protocol, headers, timeout
         self._client: Any = None
@@ -41,7 +42,7 @@ class OtlpTransport:
             self._client = httpx.Client(timeout=self.timeout)
         try:
             response = self._client.post(self.endpoint, content=json.dumps(to_otlp_json(spans)).encode(),
-                                         headers={"Content-Type": "application/json", **(self.headers or {})})
+                                         headers={"Content-Type": "application/json", **_headers(self.headers)})
         except httpx.HTTPError as exc:
             raise ConnectionError(f"{self.endpoint}: {type(exc).__name__}: {exc}") from exc
         if response.status_code // 100 != 2:
@@ -59,6 +60,14 @@ class OtlpTransport:
 
             self._client = OTLPSpanExporter(endpoint=self.endpoint, headers=self.headers, timeout=self.timeout)
         return self._client
+
+
+def _headers(given: dict[str, str] | None) -> dict[str, str]:
+    """The given headers, else the OTLP environment's (the SDK exporter's own rule)."""
+    if given is not None:
+        return given
+    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
+    return parse_env_headers(raw, liberal=True)
 
 
 def send(spans: Sequence[ReadableSpan], endpoint: str, *, protocol: str = "http/protobuf",
