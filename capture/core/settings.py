@@ -4,6 +4,7 @@ One frozen object holds every knob the recorder reads, so a test or a workload s
 (``CaptureSettings(database_url=..., sample_rate=0.0)``) and the process-wide recorder can be rebuilt from it.
 """
 
+import importlib.util
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from capture.core import config
 from capture.core.payload import DEFAULT_MAX_PAYLOAD_BYTES
 
 FULL_POLICIES = ("block", "spill")
+SINKS = ("store", "otlp", "store+otlp")  # where the recorder's batches go (capture.sinks.configured)
+OTLP_PROTOCOLS = ("http/protobuf", "http/json")
 _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no"}
 
@@ -42,6 +45,10 @@ class CaptureSettings:
     queue_size: int = 100_000
     full_policy: str = "spill"
     spool_dir: Path = field(default_factory=_default_spool_dir)
+    sink: str = "store"
+    otlp_endpoint: str | None = None  # an OTLP/HTTP traces URL (.../v1/traces) for the otlp sinks
+    otlp_protocol: str = "http/protobuf"
+    otlp_content: bool = False  # export message content (redacted) with the live OTLP sink
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.sample_rate) <= 1.0:
@@ -53,6 +60,14 @@ class CaptureSettings:
                 raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if float(self.flush_interval_s) <= 0:
             raise SettingsError(f"flush_interval_s must be positive, got {self.flush_interval_s!r}")
+        if self.sink not in SINKS:
+            raise SettingsError(f"sink must be one of {SINKS}, got {self.sink!r}")
+        if "otlp" in self.sink and not self.otlp_endpoint:
+            raise SettingsError(f"sink {self.sink!r} needs otlp_endpoint (SKILLMINE_OTLP_ENDPOINT)")
+        if "otlp" in self.sink and importlib.util.find_spec("opentelemetry.sdk") is None:
+            raise SettingsError(f"sink {self.sink!r} needs the OpenTelemetry SDK: pip install 'skillmine[otel]'")
+        if self.otlp_protocol not in OTLP_PROTOCOLS:
+            raise SettingsError(f"otlp_protocol must be one of {OTLP_PROTOCOLS}, got {self.otlp_protocol!r}")
         object.__setattr__(self, "spool_dir", Path(self.spool_dir))
         object.__setattr__(self, "redact_patterns", tuple(self.redact_patterns))
 
@@ -117,6 +132,10 @@ _ENV = (
     ("queue_size", "QUEUE_SIZE", _number(int)),
     ("full_policy", "QUEUE_FULL_POLICY", _text),
     ("spool_dir", "SPOOL_DIR", _path),
+    ("sink", "SINK", _text),
+    ("otlp_endpoint", "OTLP_ENDPOINT", _text),
+    ("otlp_protocol", "OTLP_PROTOCOL", _text),
+    ("otlp_content", "OTLP_CONTENT", _bool),
 )
 
-__all__ = ["FULL_POLICIES", "CaptureSettings", "SettingsError"]
+__all__ = ["FULL_POLICIES", "OTLP_PROTOCOLS", "SINKS", "CaptureSettings", "SettingsError"]

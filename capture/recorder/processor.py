@@ -263,13 +263,14 @@ class Recorder:
     # -- the sink and the writer thread ----------------------------------------------------------------------
 
     def sink(self) -> Sink:
-        """The sink, built on first use: importing the store sink here keeps SQLAlchemy out of ``import capture``."""
+        """The sink, built on first use: importing it here keeps SQLAlchemy (and the OpenTelemetry SDK) out of
+        ``import capture``."""
         if self._sink is None:
             with self._sink_lock:
                 if self._sink is None:
-                    from capture.sinks.store_sink import StoreSink
+                    from capture.sinks.configured import configured_sink
 
-                    self._sink = StoreSink(self.settings, self.redactor, self.error)
+                    self._sink = configured_sink(self.settings, self.redactor, self.error)
         return self._sink
 
     def after_fork_in_child(self) -> None:
