@@ -4,7 +4,9 @@ Run: ``.venv/bin/python benchmarks/bench_store.py`` (PostgreSQL from ``SKILLMINE
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; a temporary database is created and dropped there;
 ``--no-pg`` skips it). Measures:
 
-- ``CaptureStore.write_batch`` throughput in batches of 500 realistic events (nested agent/LLM/tool/code/file
+- ``CaptureStore.write_batch`` throughput, for two kinds of event ids: ``recorder`` ids as the recorder makes them
+  (a per-process prefix and a counter, so each insert lands at the end of the id index) and ``random`` ids (UUID4,
+  spread over the whole index, as content-hashed ids are), in batches of 500 realistic events (nested agent/LLM/tool/code/file
   events with message texts, arguments, results and token/cost meta, ~800 bytes of payload), against a baseline
   measured in the same run: one ORM ``session.add()`` + ``commit()`` per event, as the reference's
   ``EventRepository.create_event``; wall time, the client's CPU time and (local PostgreSQL) the server backends'
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session as OrmSession
 
+from capture.core.items import new_id as recorder_id
 from capture.read import queries
 from capture.read.summary import compute_node_summary
 from capture.store.capture_store import Batch, CaptureStore
@@ -54,15 +58,24 @@ def _text(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-def make_run(session_id: str, run_id: str, n_events: int, *, seed: int = 7, nodes: int = 10
-             ) -> tuple[list[dict], list[dict], str]:
-    """Nodes and ``n_events`` nested events of one run (root state transition -> agent calls -> children)."""
+def random_id() -> str:
+    """A UUID4 string: an id with no order, as an importer's content hash gives."""
+    return str(uuid.uuid4())
+
+
+ID_KINDS: dict[str, Callable[[], str]] = {"random": random_id, "recorder": recorder_id}
+
+
+def make_run(session_id: str, run_id: str, n_events: int, *, seed: int = 7, nodes: int = 10,
+             new_id: Callable[[], str] = random_id) -> tuple[list[dict], list[dict], str]:
+    """Nodes and ``n_events`` nested events of one run (root state transition -> agent calls -> children), their
+    ids from ``new_id``."""
     rng = random.Random(seed)
     t0 = datetime(2026, 1, 19, 12, 0, tzinfo=UTC)
     node_rows = [{"id": f"{run_id}-n{i}", "run_id": run_id, "session_id": session_id, "node_type": "agent",
                   "agent": AGENTS[i % len(AGENTS)], "order_index": i, "meta": {"id": f"step_{i}"}}
                  for i in range(nodes)]
-    root = str(uuid.uuid4())
+    root = new_id()
     events = [{"id": root, "run_id": run_id, "session_id": session_id, "event_type": "state_transition",
                "event_subtype": "workflow", "agent_name": "system", "execution_order": 0, "timestamp": t0,
                "meta": {"from": "planning", "to": "executing"}}]
@@ -72,7 +85,7 @@ def make_run(session_id: str, run_id: str, n_events: int, *, seed: int = 7, node
         order += 1
         node = node_rows[min(len(events) // per_node, nodes - 1)]["id"]
         agent = rng.choice(AGENTS)
-        call = str(uuid.uuid4())
+        call = new_id()
         start = t0 + timedelta(seconds=order)
         events.append({"id": call, "run_id": run_id, "session_id": session_id, "node_id": node,
                        "parent_event_id": root, "depth": 1, "event_type": "agent_call", "event_subtype": "complete",
@@ -86,7 +99,7 @@ def make_run(session_id: str, run_id: str, n_events: int, *, seed: int = 7, node
                 break
             order += 1
             kind = rng.choice(("llm_call", "tool_call", "code_exec", "file_gen", "message"))
-            row = {"id": str(uuid.uuid4()), "run_id": run_id, "session_id": session_id, "node_id": node,
+            row = {"id": new_id(), "run_id": run_id, "session_id": session_id, "node_id": node,
                    "parent_event_id": call, "depth": 2, "event_type": kind, "agent_name": agent,
                    "execution_order": order, "timestamp": start + timedelta(milliseconds=order % 1000),
                    "duration_ms": rng.randint(5, 3000)}
@@ -145,17 +158,17 @@ def server_seconds(before: dict[int, float] | None, after: dict[int, float] | No
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def new_run(store: CaptureStore, n_events: int) -> list[dict]:
-    """A fresh run and its nodes in the store; returns its events (new ids) to write."""
+def new_run(store: CaptureStore, n_events: int, ids: str) -> list[dict]:
+    """A fresh run and its nodes in the store; returns its events (new ids of kind ``ids``) to write."""
     session_id, run_id = "bench", uuid.uuid4().hex[:16]
-    nodes, events, _ = make_run(session_id, run_id, n_events, nodes=20)
+    nodes, events, _ = make_run(session_id, run_id, n_events, nodes=20, new_id=ID_KINDS[ids])
     store.write_batch(Batch(runs=[{"id": run_id, "session_id": session_id, "mode": "planning_and_control"}],
                             nodes=nodes))
     return events
 
 
-def bench_write_batch(store: CaptureStore, n_events: int) -> dict[str, float | None]:
-    events = new_run(store, n_events)
+def bench_write_batch(store: CaptureStore, n_events: int, ids: str) -> dict[str, float | None]:
+    events = new_run(store, n_events, ids)
     cpu_before = server_cpu(store)
     started, cpu = time.perf_counter(), time.process_time()
     inserted = 0
@@ -178,9 +191,9 @@ def driver_rows(store: CaptureStore, events: list[dict]) -> tuple[list[tuple], f
     return rows, cpu
 
 
-def bench_driver_bound(store: CaptureStore, n_events: int) -> dict[str, float | None]:
+def bench_driver_bound(store: CaptureStore, n_events: int, ids: str) -> dict[str, float | None]:
     """The same row shape inserted by the driver alone: what the database takes, without the store's work."""
-    rows, prepare_cpu = driver_rows(store, new_run(store, n_events))
+    rows, prepare_cpu = driver_rows(store, new_run(store, n_events, ids))
     columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     raw = store.engine.raw_connection()
     cursor = raw.cursor()
@@ -254,14 +267,18 @@ def bench_reads(store: CaptureStore, repeats: int = 50) -> dict[str, tuple[float
 
 
 def run_backend(label: str, url: str, n_events: int, baseline_events: int) -> dict:
+    """Baseline, then three rounds of (driver bound, write_batch) for each id kind, interleaved so that all see the
+    same table sizes and machine load, then the read latencies."""
     upgrade(url)
     store = CaptureStore.open(url)
     try:
         baseline = bench_orm_baseline(store, baseline_events)
-        passes, bounds = [], []
-        for _ in range(3):  # interleaved, so that both see the same table sizes and the same machine load
-            bounds.append(bench_driver_bound(store, n_events))
-            passes.append(bench_write_batch(store, n_events))
+        passes: dict[str, list[dict]] = {kind: [] for kind in ID_KINDS}
+        bounds: dict[str, list[dict]] = {kind: [] for kind in ID_KINDS}
+        for _ in range(3):
+            for kind in ID_KINDS:
+                bounds[kind].append(bench_driver_bound(store, n_events, kind))
+                passes[kind].append(bench_write_batch(store, n_events, kind))
         reads = bench_reads(store)
     finally:
         store.close()
@@ -274,22 +291,26 @@ def _best(passes: list[dict], key: str) -> float | None:
 
 
 def report(r: dict) -> None:
+    """One block per id kind: write_batch's best rate and CPU per event, and the driver's bound on the same rows."""
     n = r["n"]
-    rates = [n / p["wall"] for p in r["passes"]]
-    best = max(rates)
-    server = _best(r["passes"], "server")
-    print(f"  {r['label']:<11} {best:>10,.0f} events/s  (passes: {', '.join(f'{x:,.0f}' for x in rates)})  "
-          f"baseline {r['baseline']:>7,.0f} events/s  ratio x{best / r['baseline']:.0f}")
-    print(f"  {'':<11} CPU per event: client {_best(r['passes'], 'cpu') / n * 1e6:.1f} us"
-          + (f", server {server / n * 1e6:.1f} us" if server else ""))
-    bound_rates = [n / b["wall"] for b in r["bounds"]]
-    bound_server = _best(r["bounds"], "server")
     driver = "executemany" if r["label"] == "SQLite" else "COPY"
-    print(f"  {'':<11} bound, the driver alone ({driver} of prepared rows): {max(bound_rates):,.0f} rows/s "
-          f"(passes: {', '.join(f'{x:,.0f}' for x in bound_rates)}); CPU per row: client "
-          f"{_best(r['bounds'], 'cpu') / n * 1e6:.1f} us" + (f", server {bound_server / n * 1e6:.1f} us"
+    for kind in ID_KINDS:
+        passes, bounds = r["passes"][kind], r["bounds"][kind]
+        rates = [n / p["wall"] for p in passes]
+        best = max(rates)
+        server = _best(passes, "server")
+        print(f"  {r['label']:<11} {kind + ' ids':<13} {best:>8,.0f} events/s  (passes: "
+              f"{', '.join(f'{x:,.0f}' for x in rates)})  baseline {r['baseline']:>7,.0f} events/s  "
+              f"ratio x{best / r['baseline']:.0f}")
+        print(f"  {'':<25} CPU per event: client {_best(passes, 'cpu') / n * 1e6:.1f} us"
+              + (f", server {server / n * 1e6:.1f} us" if server else ""))
+        bound_rates = [n / b["wall"] for b in bounds]
+        bound_server = _best(bounds, "server")
+        print(f"  {'':<25} bound, the driver alone ({driver} of prepared rows): {max(bound_rates):,.0f} rows/s "
+              f"(passes: {', '.join(f'{x:,.0f}' for x in bound_rates)}); CPU per row: client "
+              f"{_best(bounds, 'cpu') / n * 1e6:.1f} us" + (f", server {bound_server / n * 1e6:.1f} us"
                                                              if bound_server else "")
-          + f"; preparing a row: {_best(r['bounds'], 'prepare_cpu') / n * 1e6:.1f} us CPU")
+              + f"; preparing a row: {_best(bounds, 'prepare_cpu') / n * 1e6:.1f} us CPU")
 
 
 def pg_database(base: str):

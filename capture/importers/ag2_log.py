@@ -16,7 +16,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from capture.importers.common import ImportReport, SourceError, canonical, importing, open_readonly, stable_id
+from capture.importers.common import (
+    ImportReport,
+    SourceError,
+    canonical,
+    importing,
+    member_id,
+    open_readonly,
+    stable_id,
+)
 from capture.importers.merge import Contribution
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.records import to_utc
@@ -72,7 +80,7 @@ class _Session:
     def event(self, key: str, event_type: str, subtype: str | None, agent: str | None, at: datetime | None,
               **fields: Any) -> dict[str, Any]:
         etype, sub, meta = canonical(event_type, subtype, self.report, fields.pop("meta", None))
-        return {"id": stable_id(self.run_id, key), "run_id": self.run_id, "session_id": self.session_id,
+        return {"id": member_id(self.run_id, key), "run_id": self.run_id, "session_id": self.session_id,
                 "event_type": etype, "event_subtype": sub, "agent_name": agent, "timestamp": at,
                 "started_at": at, "status": "completed", "meta": meta, **fields}
 

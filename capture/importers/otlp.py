@@ -38,7 +38,7 @@ from sqlalchemy import select
 from capture.core import otlp_names as names
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings
-from capture.importers.common import ImportReport, SourceError, importing, json_lines, stable_id
+from capture.importers.common import ImportReport, SourceError, importing, json_lines, member_id, stable_id
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.models import EVENTS, RUNS
 
@@ -475,7 +475,7 @@ class OtlpIngestor:
 
     @staticmethod
     def _event_id(run_id: str, span: Span) -> str:
-        return str(span.attributes.get(names.EVENT + "id") or stable_id("otlp", run_id, span.span_id.hex()))
+        return str(span.attributes.get(names.EVENT + "id") or member_id(run_id, "otlp", span.span_id.hex()))
 
     def _run_row(self, run_id: str, session: str, root: Span | None, run_meta: dict[str, Any],
                  workflow: bool = True) -> dict[str, Any]:

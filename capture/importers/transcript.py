@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from capture.importers.common import ImportReport, SourceError, canonical, stable_id
+from capture.importers.common import ImportReport, SourceError, canonical, member_id
 
 # Speakers that are not LLM agents: the human/task side and AG2's tool executors.
 PSEUDO_AGENTS = frozenset({"_User", "_Group_Tool_Executor", "_Swarm_Tool_Executor", "admin", "user", "assistant",
@@ -105,7 +105,7 @@ class RunBuilder:
         etype, sub, meta = canonical(event_type, subtype, self.report, fields.pop("meta", None))
         if at is None:
             meta["no_source_time"] = True
-        event = {"id": stable_id(self.run_id, "event", len(self.events)), "run_id": self.run_id,
+        event = {"id": member_id(self.run_id, "event", len(self.events)), "run_id": self.run_id,
                  "session_id": self.session_id, "node_id": self.node_id, "event_type": etype,
                  "event_subtype": sub, "agent_name": agent, "timestamp": at or self.untimed(), "started_at": at,
                  "execution_order": len(self.events) + 1, "depth": 1 if parent else 0,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 from xml.etree.ElementTree import Element, ParseError, iterparse
 
-from capture.importers.common import ImportReport, SourceError, canonical, importing, stable_id
+from capture.importers.common import ImportReport, SourceError, canonical, importing, member_id, stable_id
 from capture.importers.merge import Contribution
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.records import to_utc
@@ -162,7 +162,7 @@ class _TraceMapper:
             moment = to_utc(stamp, field="time:timestamp", kind=f"{self.source}: case {case_id}, event {order}")
         except ValueError as exc:
             raise SourceError(str(exc)) from None
-        return {"id": stable_id(run_id, order), "run_id": run_id, "session_id": self.session,
+        return {"id": member_id(run_id, order), "run_id": run_id, "session_id": self.session,
                 "event_type": etype, "event_subtype": sub,
                 "agent_name": str(attrs.get("org:resource") or activity or "unknown"),
                 "timestamp": moment, "execution_order": order, "status": status, "meta": meta}
