@@ -21,6 +21,8 @@ from xml.etree.ElementTree import Element, ParseError, iterparse
 
 from capture.importers.common import ImportReport, SourceError, canonical, importing, member_id, stable_id
 from capture.importers.merge import Contribution
+from capture.importers.read_ahead import read_ahead as read_from_child
+from capture.importers.read_ahead import worth_reading_ahead
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.records import to_utc
 
@@ -188,21 +190,29 @@ def iter_traces(path: str | Path) -> Iterator[tuple[dict[str, Any], list[dict[st
                               f"of the XML: {exc}") from None
 
 
-def import_xes(path: str | Path, store: CaptureStore, *, session: str | None = None,
-               quiet: bool = True) -> ImportReport:
+def import_xes(path: str | Path, store: CaptureStore, *, session: str | None = None, quiet: bool = True,
+               read_ahead: bool | None = None) -> ImportReport:
     """Merge every trace of an XES log into ``store`` as a run (traces grouped into transactions as they are
-    parsed; a bad place in the file still leaves every trace before it stored)."""
+    parsed; a bad place in the file still leaves every trace before it stored). ``read_ahead``: parse, map and
+    redact in a second process while this one writes (default: for files of 1 MiB or more, on two cores or more;
+    :mod:`capture.importers.read_ahead`)."""
     path = Path(path)
     session_row = {"id": session or stable_id("xes-session", path.name), "name": session or f"xes {path.name}",
                    "status": "active"}
     with importing("xes", path, store, quiet=quiet) as job:
-        mapper = _TraceMapper(path.name, session_row, job.report)
-
-        def contributions() -> Iterator[Contribution]:
-            for ordinal, (trace, events) in enumerate(iter_traces(path), start=1):
-                job.where = f"trace {ordinal}"
-                yield mapper.contribution(ordinal, trace, events)
-                job.where = f"after trace {ordinal}"
-
-        job.write_all(contributions())
+        if worth_reading_ahead(path) if read_ahead is None else read_ahead:
+            job.write_all(read_from_child(contributions, (path, session_row), job))
+        else:
+            job.write_all(contributions(path, session_row, report=job.report, place=job))
     return job.report
+
+
+def contributions(path: Path, session_row: dict[str, Any], *, report: ImportReport, place: Any
+                  ) -> Iterator[Contribution]:
+    """Each trace of the log as a run's contribution, in file order; ``place.where`` names the trace being read
+    and ``report`` counts what does not map."""
+    mapper = _TraceMapper(path.name, session_row, report)
+    for ordinal, (trace, events) in enumerate(iter_traces(path), start=1):
+        place.where = f"trace {ordinal}"
+        yield mapper.contribution(ordinal, trace, events)
+        place.where = f"after trace {ordinal}"

@@ -1,5 +1,6 @@
 """The XES importer on the pm4py logs: counts and variant numbers equal pm4py's, re-import is a no-op,
-damaged files are named with the place and keep every complete case."""
+damaged files are named with the place and keep every complete case, read in this process or by a read-ahead
+process."""
 
 import gzip
 from collections import defaultdict
@@ -64,14 +65,15 @@ def test_importing_twice_changes_nothing(sqlite_store: CaptureStore, data: Path,
     assert row_counts(sqlite_store) == before
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["one-process", "read-ahead"])
 def test_truncated_gzip_is_named_and_complete_cases_stay(sqlite_store: CaptureStore, data: Path,
-                                                         tmp_path: Path, row_counts) -> None:
+                                                         tmp_path: Path, row_counts, read_ahead: bool) -> None:
     source = logs(data) / "08_receipt.xes.gz"
     damaged = tmp_path / "receipt-cut.xes.gz"
     damaged.write_bytes(source.read_bytes()[:60_000])
     with pytest.raises(SourceError, match=r"receipt-cut\.xes\.gz: damaged or truncated compressed data after "
                                           r"byte \d+ of the XML") as caught:
-        import_xes(damaged, sqlite_store, session="receipt")
+        import_xes(damaged, sqlite_store, session="receipt", read_ahead=read_ahead)
     kept = caught.value.report.runs_written
     assert 0 < kept < 1434 and row_counts(sqlite_store)["workflow_runs"] == kept
     damaged.write_bytes(source.read_bytes())
@@ -80,16 +82,17 @@ def test_truncated_gzip_is_named_and_complete_cases_stay(sqlite_store: CaptureSt
     assert variants(sqlite_store, "receipt") == 116
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["one-process", "read-ahead"])
 def test_malformed_xml_names_line_and_column(sqlite_store: CaptureStore, data: Path, tmp_path: Path,
-                                             row_counts) -> None:
+                                             row_counts, read_ahead: bool) -> None:
     text = (logs(data) / "running-example.xes").read_text().splitlines(keepends=True)
     broken = tmp_path / "broken.xes"
     broken.write_text("".join(text[:100]) + "    <event><string key=\"concept:name\" value=\"x\">\n</log>\n")
     with pytest.raises(SourceError, match=r"broken\.xes: malformed XML at line 102, column \d+"):
-        import_xes(broken, sqlite_store)
+        import_xes(broken, sqlite_store, read_ahead=read_ahead)
     assert row_counts(sqlite_store)["workflow_runs"] == 1  # case 3 closed before the damage
     with pytest.raises(SourceError, match=r"nothing\.xes\.gz: no such file"):
-        import_xes(tmp_path / "nothing.xes.gz", sqlite_store)
+        import_xes(tmp_path / "nothing.xes.gz", sqlite_store, read_ahead=read_ahead)
 
 
 def test_gzip_and_plain_give_the_same_runs(sqlite_store: CaptureStore, data: Path, tmp_path: Path) -> None:

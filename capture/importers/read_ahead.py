@@ -1,0 +1,120 @@
+"""Reading a large source in a second process: parse, map and redact there; hash, merge and write here.
+
+Why: a bulk import is one chain of Python work per record (parse, map to rows, redact, hash, prepare, write), so in
+one process it uses one core. Split in two, the halves run at once on two cores: the child reads the file, maps each
+record to a :class:`~capture.importers.merge.Contribution` and passes its rows through the capture redactor (the
+merge writer's own, so the masking is the same); the parent hashes, merges and writes as before. Contributions cross
+a pipe pickled, in chunks; the pipe's buffer bounds how far the child runs ahead. Measured on the XES importer:
+benchmarks/RESULTS.md ("XES import with a read-ahead process").
+
+The child is spawned (not forked): the parent may hold store connections and other threads. A producer is therefore
+a module-level generator function, called as ``produce(*args, report=..., place=...)``: it counts what it cannot map
+in ``report.unmapped`` (sent back at the end) and keeps ``place.where`` naming the record it reads (for the error an
+unexpected value becomes, as in :func:`~capture.importers.common.importing`).
+"""
+
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from capture.core.redaction import Redactor
+from capture.importers.common import (
+    DATA_ERRORS,
+    ImportReport,
+    ImportSession,
+    SourceError,
+    describe_data_error,
+)
+from capture.importers.merge import Contribution, redact_batch
+
+CHUNK = 64  # contributions per message through the pipe
+WORTH_BYTES = 1 << 20  # a source file smaller than this is read in-process: starting a child costs ~0.5 s
+
+Producer = Callable[..., Iterator[Contribution]]
+
+
+class Place:
+    """Where the child is reading (the in-process counterpart is the :class:`ImportSession`)."""
+
+    where = "while reading it"
+
+
+def worth_reading_ahead(path: Path) -> bool:
+    """A second process pays for itself: a file of at least :data:`WORTH_BYTES` and a second core."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False  # the importer names the missing file itself
+    return (os.cpu_count() or 1) >= 2 and size >= WORTH_BYTES
+
+
+def _read(conn: Connection, produce: Producer, args: tuple[Any, ...], redactor: Redactor) -> None:
+    """The child: produce, redact and send contributions in chunks, then how it ended."""
+    report = ImportReport(source="", kind="")
+    place = Place()
+    chunk: list[Contribution] = []
+    ending: tuple[Any, ...] = ("done",)
+    try:
+        for contribution in produce(*args, report=report, place=place):
+            contribution.batch = redact_batch(contribution.batch, redactor)
+            contribution.redacted = True
+            chunk.append(contribution)
+            if len(chunk) >= CHUNK:
+                conn.send(("runs", chunk))
+                chunk = []
+    except SourceError as exc:
+        ending = ("source", str(exc))
+    except DATA_ERRORS as exc:
+        ending = ("data", place.where, describe_data_error(exc))
+    except Exception:  # noqa: BLE001 - a bug, not bad input: reported to the parent with its traceback
+        ending = ("crash", traceback.format_exc(limit=8))
+    conn.send(("runs", chunk))
+    conn.send(("end", *ending, dict(report.unmapped)))
+    conn.close()
+
+
+def read_ahead(produce: Producer, args: tuple[Any, ...], job: ImportSession) -> Iterator[Contribution]:
+    """The contributions ``produce(*args)`` makes, read, mapped and redacted in a child process, in order.
+
+    Raises :class:`SourceError` for bad input (the child's message, or the place and the unexpected value, as
+    in-process) after yielding every contribution before it, and when the child dies without finishing."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_read, args=(sender, produce, args, job.writer.redactor), daemon=True,
+                            name=f"skillmine-read-ahead {job.report.source}")
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                child.join(5)
+                raise SourceError(f"{job.report.source}: the process reading it ended without finishing "
+                                  f"(exit code {child.exitcode})") from None
+            if message[0] == "runs":
+                yield from message[1]
+                continue
+            _end(job, message)
+            return
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def _end(job: ImportSession, message: tuple[Any, ...]) -> None:
+    """Take the child's counts; raise what it met, named as the in-process import would name it."""
+    kind, *detail, unmapped = message[1:]
+    job.report.unmapped.update(unmapped)
+    if kind == "source":
+        raise SourceError(detail[0])
+    if kind == "data":
+        raise SourceError(f"{job.report.source}: {detail[0]}: {detail[1]}")
+    if kind == "crash":
+        raise RuntimeError(f"{job.report.source}: reading it failed in the read-ahead process:\n{detail[0]}")
