@@ -13,7 +13,7 @@ agent nor the recorder's writer (nor the store sink beside it); it retries after
 Bounds: at most ``max_held`` open events, completions whose start has not arrived and DAG nodes of open runs
 together; past that the oldest open event is exported unfinished (``skillmine.event.open``, as the store export
 shows an event still running; its end, when it comes, is counted in ``otlp_unmatched_ends``), then the oldest open
-run's root span goes out as it stands. Spans waiting for the endpoint are capped at ``max_pending`` (the oldest are
+run's root span goes out with the nodes held so far (and again at the run's close, with the later ones). Spans waiting for the endpoint are capped at ``max_pending`` (the oldest are
 dropped). At close every open event is exported unfinished and every open run's root span as it stands, in one last
 pass (none if the endpoint failed last); what is not sent then is dropped. Drops are counted
 (``otlp_dropped_spans`` in :meth:`OtlpSink.stats`) and said at close. Nothing is spooled to disk: a trace backend is
@@ -136,6 +136,7 @@ class OtlpSink:
         pending = sender["pending_spans"] + len(self._finished)
         return {"spool_pending": pending, "bad_records": self._counts["bad_records"],
                 "database_available": self._sender.available, "otlp_held_events": len(self._open),
+                "otlp_held_nodes": sum(len(nodes) for nodes in self._nodes.values()),
                 **{f"otlp_{k}": v for k, v in {**sender, **self._counts, "pending_spans": pending}.items()
                    if k != "bad_records"}}
 
@@ -187,8 +188,8 @@ class OtlpSink:
                 self._counts["unmatched_ends"] += 1
             else:
                 run_id = next(iter(self._nodes))
-                if run_id in self._runs:
-                    self._build_root(run_id)
+                if run_id in self._runs:  # its root now, with these nodes; again at its close, with the later ones
+                    self._build_root(run_id, keep_run=True)
                 else:  # nodes of a run already closed, or never opened here: nothing to send them with
                     del self._nodes[run_id]
 
@@ -216,13 +217,13 @@ class OtlpSink:
         for run_id in list(self._closing):
             self._build_root(run_id)
 
-    def _build_root(self, run_id: str) -> None:
+    def _build_root(self, run_id: str, *, keep_run: bool = False) -> None:
         """Queue the run's workflow span (its files and costs no held event claims, late ones too, go with it) and
-        let go of the run."""
+        let go of the run (``keep_run``: of its nodes only)."""
         self._closing.pop(run_id, None)
-        self._sender.put([self._root_span(run_id)])
+        self._sender.put([self._root_span(run_id, keep_run)])
 
-    def _root_span(self, run_id: str) -> ReadableSpan:
+    def _root_span(self, run_id: str, keep_run: bool) -> ReadableSpan:
         """The run's workflow span, built from the run's row, nodes and unclaimed files and costs."""
         still = {r["id"] for r in self._finished} | set(self._open)
         linked: dict[str, list[dict[str, Any]]] = {}
@@ -230,7 +231,7 @@ class OtlpSink:
             keys = [k for k in self._artefacts[kind] if k[0] == run_id and k[1] not in still]
             self._counts["late_artefacts"] += sum(len(self._artefacts[kind][k]) for k in keys if k[1] is not None)
             linked[kind] = [{**row, "event_id": None} for row in self._linked(kind, run_id, [k[1] for k in keys])]
-        row = self._runs.pop(run_id, None)
+        row = self._runs.get(run_id) if keep_run else self._runs.pop(run_id, None)
         run = (self._prepared("runs", row) if row else None) or {"id": run_id, "session_id": None}
         nodes = [n for n in (self._prepared("nodes", row) for row in self._nodes.pop(run_id, {}).values()) if n]
         return self._builder.workflow_span(RunRows(run, [], nodes, **linked))

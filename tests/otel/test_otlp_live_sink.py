@@ -3,6 +3,7 @@ agents with scripted offline models recorded with ``sink="store+otlp"``, exporte
 own OTLP/HTTP receiver (``capture.importers.otlp_server``) into a second store, or to a plain HTTP server on
 loopback that keeps the raw request bodies; and a receiver that is down."""
 
+import multiprocessing
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from capture.read.otlp_export import load_runs
 from capture.recorder.processor import Recorder
 from capture.sinks.otlp_sink import OtlpSink
 from capture.store.capture_store import CaptureStore
-from capture.store.models import EVENTS, FILES, RUNS
+from capture.store.models import EVENTS, FILES, NODES, RUNS
 from skill_pipeline.lib.mining_steps import mine_store
 from workloads.ag2_engine import _leave_abandoned_waiting
 from workloads.script import build_run_script
@@ -227,3 +228,40 @@ def test_the_sink_is_chosen_by_settings_and_a_bad_choice_is_refused(monkeypatch)
         CaptureSettings(sink="kafka")
     with pytest.raises(SettingsError, match="otlp_protocol"):
         CaptureSettings(sink="otlp", otlp_endpoint="http://127.0.0.1:9/v1/traces", otlp_protocol="grpc")
+
+
+def test_a_forked_child_exports_its_own_spans_and_never_the_parents(receiver, tmp_path, fresh_capture) -> None:
+    capture.configure(database_url=f"sqlite:///{tmp_path / 'unused.db'}", spool_dir=tmp_path / "spool", sink="otlp",
+                      otlp_endpoint=receiver.endpoint)
+
+    def child() -> None:
+        for _ in range(3):
+            capture.record_event("info", "trace", agent_name="child")
+        capture.shutdown()
+
+    with capture.run(mode="one_shot", task="fork"), capture.span("agent_call", agent_name="parent"):
+        assert capture.flush()  # the parent's open span is held in the parent's sink when the child forks
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        process.join(60)
+        assert process.exitcode == 0
+    capture.shutdown()
+    assert _select(receiver.url, EVENTS, ("agent_name", "status", "depth"), ("agent_name",)) == [
+        ("child", "completed", 1)] * 3 + [("parent", "completed", 0)]
+
+
+def test_a_run_with_more_nodes_than_may_be_held_sends_its_root_early_and_again_at_its_close(receiver) -> None:
+    settings = CaptureSettings(database_url="sqlite://", sink="otlp", otlp_endpoint=receiver.endpoint)
+    sink = OtlpSink(settings, Redactor(), lambda kind, exc: None, max_held=2)
+    recorder = Recorder(settings, sink=sink, install_exit_handlers=False)
+    run = recorder.open_run(mode="one_shot", task="many steps")
+    for index in range(5):
+        recorder.open_node(run, f"step{index}", agent="engineer")
+    recorder.flush()
+    assert sink.stats()["otlp_held_nodes"] <= 2  # the root went out early with the nodes held so far
+    recorder.close_run(run)
+    recorder.close()
+    assert _select(receiver.url, NODES, ("order_index", "status"), ("order_index",)) == [
+        (index, "running") for index in range(5)]
+    assert _select(receiver.url, RUNS, ("mode", "status", "task_description"), ("id",)) == [
+        ("one_shot", "completed", "many steps")]
