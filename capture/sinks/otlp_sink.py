@@ -83,7 +83,7 @@ class OtlpSink:
     def write(self, items: list[tuple]) -> WriteResult:
         """Take a batch into the held state, then build and send the spans it completed."""
         try:
-            self._take([*self._take_spilled(), *items])
+            self._take(items)
         except Exception as exc:  # noqa: BLE001 - a capture bug must not cost more than this batch
             self._on_error("otlp prepare", exc)
             return WriteResult(dropped=len(items))
@@ -91,16 +91,18 @@ class OtlpSink:
         return WriteResult(written=len(items))
 
     def spill(self, items: list[tuple], *, newer: bool) -> WriteResult:
-        """Keep items for the writer (a caller's thread: one append, nothing built or sent here)."""
+        """Keep items for the writer (a caller's thread: one append, nothing built or sent here). They are newer
+        than the queue (or the queue's last, at exit), so they are taken once it is drained: in :meth:`idle`, or at
+        close."""
         if len(self._spilled) + len(items) > self.max_pending:
             return WriteResult(dropped=len(items))
         self._spilled.extend(items)
         return WriteResult(spooled=len(items))
 
     def idle(self) -> None:
-        """Take what callers spilled, and send the ``file_gen`` spans that were kept back for their file."""
+        """The queue is drained: take what callers spilled; send the ``file_gen`` spans kept back for their file."""
         if self._spilled:
-            self.write([])
+            self.write(self._take_spilled())
         elif self._finished:
             self._send()
 
@@ -113,8 +115,7 @@ class OtlpSink:
     def close(self) -> None:
         """Export every open event unfinished and every open run's root span, once; count and say what is lost."""
         try:
-            if self._spilled:
-                self._take(list(self._take_spilled()))
+            self._take(self._take_spilled())
             self._finished.extend(self._open.values())
             self._open.clear()
             self._counts["unmatched_ends"] += len(self._early)
