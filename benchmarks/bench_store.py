@@ -13,7 +13,9 @@ Run: ``.venv/bin/python benchmarks/bench_store.py`` (PostgreSQL from ``SKILLMINE
   CPU time from ``/proc``, which stay meaningful on a loaded machine;
 - the bound on the same rows, interleaved with the write_batch passes: the rows prepared once (outside the
   timing), then inserted by the driver alone, SQLite ``executemany`` / PostgreSQL ``COPY`` straight into
-  ``execution_events`` (no idempotency, no checks), and the client CPU of preparation alone;
+  ``execution_events`` (no idempotency, no checks), and the client CPU of preparation alone; on PostgreSQL also
+  the same COPY into a table of the same shape without its foreign keys, and into the bare heap (where the server's
+  time per row goes);
 - latency (p50/p95) of the event tree of one agent call, the full tree of the run's root, a run's statistics
   and a node summary, on a 5,000-event run.
 
@@ -191,8 +193,10 @@ def driver_rows(store: CaptureStore, events: list[dict]) -> tuple[list[tuple], f
     return rows, cpu
 
 
-def bench_driver_bound(store: CaptureStore, n_events: int, ids: str) -> dict[str, float | None]:
-    """The same row shape inserted by the driver alone: what the database takes, without the store's work."""
+def bench_driver_bound(store: CaptureStore, n_events: int, ids: str, table: str = "execution_events",
+                       ) -> dict[str, float | None]:
+    """The same row shape inserted by the driver alone into ``table``: what the database takes, without the store's
+    work."""
     rows, prepare_cpu = driver_rows(store, new_run(store, n_events, ids))
     columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     raw = store.engine.raw_connection()
@@ -203,10 +207,10 @@ def bench_driver_bound(store: CaptureStore, n_events: int, ids: str) -> dict[str
         for start in range(0, len(rows), BATCH):
             chunk = rows[start:start + BATCH]
             if store.engine.dialect.name == "sqlite":
-                cursor.executemany(f"INSERT INTO execution_events ({columns}) VALUES "
+                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES "
                                    f"({', '.join('?' * len(EVENT_COLUMNS))})", chunk)
             else:
-                with cursor.copy(f"COPY execution_events ({columns}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in chunk:
                         copy.write_row(row)
             raw.commit()
@@ -279,10 +283,36 @@ def run_backend(label: str, url: str, n_events: int, baseline_events: int) -> di
             for kind in ID_KINDS:
                 bounds[kind].append(bench_driver_bound(store, n_events, kind))
                 passes[kind].append(bench_write_batch(store, n_events, kind))
+        shapes = server_shapes(store, n_events)
         reads = bench_reads(store)
     finally:
         store.close()
-    return {"label": label, "n": n_events, "passes": passes, "bounds": bounds, "baseline": baseline, "reads": reads}
+    return {"label": label, "n": n_events, "passes": passes, "bounds": bounds, "baseline": baseline, "reads": reads,
+            "shapes": shapes}
+
+
+# PostgreSQL: where the server's time per row goes. Tables shaped like ``execution_events`` with less on them, filled
+# by the same COPY: without its foreign keys (every index kept), and the bare heap.
+SHAPES = {"execution_events (indexes + 4 foreign keys)": None,
+          "same indexes, no foreign keys": "INCLUDING DEFAULTS INCLUDING INDEXES",
+          "heap alone": "INCLUDING DEFAULTS"}
+
+
+def server_shapes(store: CaptureStore, n_events: int) -> dict[str, list[dict]]:
+    """PostgreSQL only: the driver's COPY into each of :data:`SHAPES`, three rounds interleaved (recorder ids)."""
+    if store.engine.dialect.name != "postgresql":
+        return {}
+    tables = {}
+    with store.engine.begin() as conn:
+        for index, (name, like) in enumerate(SHAPES.items()):
+            tables[name] = f"bench_shape_{index}" if like else "execution_events"
+            if like:
+                conn.execute(text(f"CREATE TABLE {tables[name]} (LIKE execution_events {like})"))
+    out: dict[str, list[dict]] = {name: [] for name in SHAPES}
+    for _ in range(3):
+        for name, table in tables.items():
+            out[name].append(bench_driver_bound(store, n_events, "recorder", table))
+    return out
 
 
 def _best(passes: list[dict], key: str) -> float | None:
@@ -311,6 +341,10 @@ def report(r: dict) -> None:
               f"{_best(bounds, 'cpu') / n * 1e6:.1f} us" + (f", server {bound_server / n * 1e6:.1f} us"
                                                              if bound_server else "")
               + f"; preparing a row: {_best(bounds, 'prepare_cpu') / n * 1e6:.1f} us CPU")
+    for name, runs in r["shapes"].items():
+        rates = [n / b["wall"] for b in runs]
+        print(f"  {'':<25} COPY into {name}: {max(rates):,.0f} rows/s, server CPU per row "
+              f"{_best(runs, 'server') / n * 1e6:.1f} us")
 
 
 def pg_database(base: str):
