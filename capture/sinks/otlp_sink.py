@@ -10,10 +10,11 @@ the run's DAG nodes and the files and costs no event claimed. Built spans go to 
 :class:`~capture.otel.sender.SpanSender`, whose own thread sends them: a slow or dead endpoint holds up neither an
 agent nor the recorder's writer (nor the store sink beside it); it retries after a back-off and counts drops.
 
-Bounds: at most ``max_held`` open events, completions whose start has not arrived and DAG nodes of open runs
-together; past that the oldest open event is exported unfinished (``skillmine.event.open``, as the store export
-shows an event still running; its end, when it comes, is counted in ``otlp_unmatched_ends``), then the oldest open
-run's root span goes out with the nodes held so far (and again at the run's close, with the later ones). Spans waiting for the endpoint are capped at ``max_pending`` (the oldest are
+Bounds: at most ``max_held`` open events, completions whose start has not arrived, DAG nodes of open runs and file
+and cost rows waiting for their span, together; past that the oldest open event is exported unfinished
+(``skillmine.event.open``, as the store export shows an event still running; its end, when it comes, is counted in
+``otlp_unmatched_ends``), then the oldest open run's root span goes out with the nodes, files and costs held so far
+(and again at the run's close, with the later ones). Spans waiting for the endpoint are capped at ``max_pending`` (the oldest are
 dropped). At close every open event is exported unfinished and every open run's root span as it stands, in one last
 pass (none if the endpoint failed last); what is not sent then is dropped. Drops are counted
 (``otlp_dropped_spans`` in :meth:`OtlpSink.stats`) and said at close. Nothing is spooled to disk: a trace backend is
@@ -178,9 +179,15 @@ class OtlpSink:
                 self._finished.append(row)
         self._bound()
 
+    def _held(self) -> int:
+        return (len(self._open) + len(self._early) + sum(len(nodes) for nodes in self._nodes.values())
+                + sum(len(rows) for held in self._artefacts.values() for rows in held.values()))
+
     def _bound(self) -> None:
-        """Past ``max_held``: export the oldest open event unfinished, else send the oldest run's root span."""
-        while len(self._open) + len(self._early) + sum(len(n) for n in self._nodes.values()) > self.max_held:
+        """Past ``max_held``: export the oldest open event unfinished, else let go of the oldest run's nodes, files
+        and costs (with its root span, sent again at its close with what comes later)."""
+        held = self._held()
+        while held > self.max_held:
             if self._open:
                 self._finished.append(self._open.popitem(last=False)[1])
                 self._counts["evicted_events"] += 1
@@ -188,11 +195,25 @@ class OtlpSink:
                 self._early.popitem(last=False)
                 self._counts["unmatched_ends"] += 1
             else:
-                run_id = next(iter(self._nodes))
-                if run_id in self._runs:  # its root now, with these nodes; again at its close, with the later ones
-                    self._build_root(run_id, keep_run=True)
-                else:  # nodes of a run already closed, or never opened here: nothing to send them with
-                    del self._nodes[run_id]
+                runs = [*self._nodes, *(key[0] for kind in ARTEFACTS for key in self._artefacts[kind])]
+                if not runs:
+                    return
+                self._release(runs[0])
+                now = self._held()
+                if now >= held:  # only files and costs of events about to be sent: they go with them
+                    return
+                held = now
+                continue
+            held -= 1
+
+    def _release(self, run_id: str) -> None:
+        """Send the run's root span now (it stays open here); the nodes and artefacts of a run not open here (closed
+        already) have no span to go with and are let go (the artefacts counted as late)."""
+        if run_id in self._runs:
+            self._build_root(run_id, keep_run=True)
+            return
+        self._nodes.pop(run_id, None)
+        self._unclaimed(run_id)
 
     # -- spans -----------------------------------------------------------------------------------------------
 
@@ -226,16 +247,22 @@ class OtlpSink:
 
     def _root_span(self, run_id: str, keep_run: bool) -> ReadableSpan:
         """The run's workflow span, built from the run's row, nodes and unclaimed files and costs."""
+        linked = self._unclaimed(run_id)
+        row = self._runs.get(run_id) if keep_run else self._runs.pop(run_id, None)
+        run = (self._prepared("runs", row) if row else None) or {"id": run_id, "session_id": None}
+        nodes = [n for n in (self._prepared("nodes", row) for row in self._nodes.pop(run_id, {}).values()) if n]
+        return self._builder.workflow_span(RunRows(run, [], nodes, **linked))
+
+    def _unclaimed(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The run's prepared files and costs that no held event claims (the run's own, and late ones, which are
+        counted), taken out of the held state and unlinked from their events."""
         still = {r["id"] for r in self._finished} | set(self._open)
         linked: dict[str, list[dict[str, Any]]] = {}
         for kind in ARTEFACTS:
             keys = [k for k in self._artefacts[kind] if k[0] == run_id and k[1] not in still]
             self._counts["late_artefacts"] += sum(len(self._artefacts[kind][k]) for k in keys if k[1] is not None)
             linked[kind] = [{**row, "event_id": None} for row in self._linked(kind, run_id, [k[1] for k in keys])]
-        row = self._runs.get(run_id) if keep_run else self._runs.pop(run_id, None)
-        run = (self._prepared("runs", row) if row else None) or {"id": run_id, "session_id": None}
-        nodes = [n for n in (self._prepared("nodes", row) for row in self._nodes.pop(run_id, {}).values()) if n]
-        return self._builder.workflow_span(RunRows(run, [], nodes, **linked))
+        return linked
 
     def _linked(self, kind: str, run_id: str, event_ids: list[str | None]) -> list[dict[str, Any]]:
         """The prepared file or cost rows of these events of the run, taken out of the held state."""

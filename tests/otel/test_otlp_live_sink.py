@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, select
 import capture
 from capture.core.clock import stamp
 from capture.core.context import DEFAULT_SESSION_ID
+from capture.core.items import COST
 from capture.core.redaction import Redactor
 from capture.core.settings import CaptureSettings, SettingsError
 from capture.importers.otlp import spans_from_protobuf
@@ -25,7 +26,7 @@ from capture.read.otlp_export import load_runs
 from capture.recorder.processor import Recorder
 from capture.sinks.otlp_sink import OtlpSink
 from capture.store.capture_store import CaptureStore
-from capture.store.models import EVENTS, FILES, NODES, RUNS
+from capture.store.models import COSTS, EVENTS, FILES, NODES, RUNS
 from skill_pipeline.lib.mining_steps import mine_store
 from workloads.ag2_engine import _leave_abandoned_waiting
 from workloads.script import build_run_script
@@ -250,18 +251,24 @@ def test_a_forked_child_exports_its_own_spans_and_never_the_parents(receiver, tm
         ("child", "completed", 1)] * 3 + [("parent", "completed", 0)]
 
 
-def test_a_run_with_more_nodes_than_may_be_held_sends_its_root_early_and_again_at_its_close(receiver) -> None:
+def test_a_run_holding_more_nodes_and_costs_than_allowed_sends_its_root_early_and_again_at_its_close(
+        receiver) -> None:
     settings = CaptureSettings(database_url="sqlite://", sink="otlp", otlp_endpoint=receiver.endpoint)
     sink = OtlpSink(settings, Redactor(), lambda kind, exc: None, max_held=2)
     recorder = Recorder(settings, sink=sink, install_exit_handlers=False)
     run = recorder.open_run(mode="one_shot", task="many steps")
     for index in range(5):
         recorder.open_node(run, f"step{index}", agent="engineer")
+        recorder.artefact(COST, {"run_id": run.id, "session_id": run.session_id, "event_id": None, "model": "m",
+                                 "agent_name": "engineer", "prompt_tokens": index, "completion_tokens": 1,
+                                 "total_tokens": index + 1, "cost_usd": 0.5, "timestamp": stamp()})
     recorder.flush()
-    assert sink.stats()["otlp_held_nodes"] <= 2  # the root went out early with the nodes held so far
+    assert sink.stats()["otlp_held_nodes"] <= 2  # the root went out early with what was held so far
     recorder.close_run(run)
     recorder.close()
     assert _select(receiver.url, NODES, ("order_index", "status"), ("order_index",)) == [
         (index, "running") for index in range(5)]
+    assert _select(receiver.url, COSTS, ("prompt_tokens", "cost_usd"), ("prompt_tokens",)) == [
+        (index, 0.5) for index in range(5)]
     assert _select(receiver.url, RUNS, ("mode", "status", "task_description"), ("id",)) == [
         ("one_shot", "completed", "many steps")]
