@@ -5,6 +5,8 @@ loopback that keeps the raw request bodies; and a receiver that is down."""
 
 import multiprocessing
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -272,3 +274,27 @@ def test_a_run_holding_more_nodes_and_costs_than_allowed_sends_its_root_early_an
         (index, 0.5) for index in range(5)]
     assert _select(receiver.url, RUNS, ("mode", "status", "task_description"), ("id",)) == [
         ("one_shot", "completed", "many steps")]
+
+
+IMPORT_WATCH = """
+import importlib.abc, os, sys, threading
+seen = []
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry.sdk.trace":  # settings only look the SDK up (find_spec), never import it
+            seen.append(threading.current_thread().name)
+sys.meta_path.insert(0, Watch())
+import capture
+capture.configure(database_url="sqlite://", sink="otlp", otlp_endpoint="http://127.0.0.1:9/v1/traces")
+with capture.run(mode="one_shot", task="t"), capture.span("agent_call", agent_name="a"):
+    capture.record_event("info", "trace")
+assert capture.flush()
+assert seen == ["skillmine-writer"], seen
+os._exit(0)
+"""
+
+
+def test_the_sdk_is_imported_on_the_writer_thread_never_on_the_agents() -> None:
+    run = subprocess.run([sys.executable, "-c", IMPORT_WATCH], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
