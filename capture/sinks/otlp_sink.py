@@ -77,7 +77,8 @@ class OtlpSink:
         self._artefacts: dict[str, dict[tuple[str, str | None], list[dict[str, Any]]]] = {
             kind: defaultdict(list) for kind in ARTEFACTS}  # (run id, event id) -> rows
         self._spilled: deque[tuple] = deque()  # items handed over on a caller's thread
-        self._counts = dict.fromkeys(("bad_records", "evicted_events", "unmatched_ends", "late_artefacts"), 0)
+        self._counts = dict.fromkeys(("bad_records", "evicted_events", "unmatched_ends", "late_artefacts",
+                                      "late_nodes"), 0)
 
     # -- the Sink protocol -----------------------------------------------------------------------------------
 
@@ -250,8 +251,16 @@ class OtlpSink:
         linked = self._unclaimed(run_id)
         row = self._runs.get(run_id) if keep_run else self._runs.pop(run_id, None)
         run = (self._prepared("runs", row) if row else None) or {"id": run_id, "session_id": None}
-        nodes = [n for n in (self._prepared("nodes", row) for row in self._nodes.pop(run_id, {}).values()) if n]
-        return self._builder.workflow_span(RunRows(run, [], nodes, **linked))
+        return self._builder.workflow_span(RunRows(run, [], self._whole_nodes(run_id), **linked))
+
+    def _whole_nodes(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's prepared nodes, taken out of the held state. A node's end without its start (the start went
+        with an earlier root, past the bound) would read as a new node with default columns: it is left out and
+        counted in ``otlp_late_nodes``."""
+        rows = list(self._nodes.pop(run_id, {}).values())
+        whole = [row for row in rows if "order_index" in row]  # the recorder's node start always sets it
+        self._counts["late_nodes"] += len(rows) - len(whole)
+        return [n for n in (self._prepared("nodes", row) for row in whole) if n]
 
     def _unclaimed(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         """The run's prepared files and costs that no held event claims (the run's own, and late ones, which are

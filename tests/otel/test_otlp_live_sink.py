@@ -259,15 +259,19 @@ def test_a_run_holding_more_nodes_and_costs_than_allowed_sends_its_root_early_an
     sink = OtlpSink(settings, Redactor(), lambda kind, exc: None, max_held=2)
     recorder = Recorder(settings, sink=sink, install_exit_handlers=False)
     run = recorder.open_run(mode="one_shot", task="many steps")
+    nodes = []
     for index in range(5):
-        recorder.open_node(run, f"step{index}", agent="engineer")
+        nodes.append(recorder.open_node(run, f"step{index}", agent="engineer"))
         recorder.artefact(COST, {"run_id": run.id, "session_id": run.session_id, "event_id": None, "model": "m",
                                  "agent_name": "engineer", "prompt_tokens": index, "completion_tokens": 1,
                                  "total_tokens": index + 1, "cost_usd": 0.5, "timestamp": stamp()})
     recorder.flush()
     assert sink.stats()["otlp_held_nodes"] <= 2  # the root went out early with what was held so far
+    node_id, meta = nodes[0]
+    recorder.close_node(run, node_id, status="completed", meta=meta)  # its start went with the early root
     recorder.close_run(run)
     recorder.close()
+    assert sink.stats()["otlp_late_nodes"] == 1
     assert _select(receiver.url, NODES, ("order_index", "status"), ("order_index",)) == [
         (index, "running") for index in range(5)]
     assert _select(receiver.url, COSTS, ("prompt_tokens", "cost_usd"), ("prompt_tokens",)) == [
