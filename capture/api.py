@@ -265,7 +265,7 @@ class Span(SpanState):
             inputs, meta = self._inputs, self._meta
             if self._copies:
                 inputs, meta = _snapshot(inputs), _snapshot(meta)
-            self._started = started = stamp()
+            self._started = started = clock.hot_stamp()
             self.id = eid = recorder.event(run, self._event_type, self._subtype, node_id, parent, depth, self._agent,
                                            inputs, None, meta, "running", None, None, started)
             self.node_id, self.depth, self.run = node_id, depth, run
@@ -381,7 +381,7 @@ def record_event(event_type: str, subtype: str | None = None, *, agent_name: str
         if not owned:
             inputs, outputs, meta = _snapshot(inputs), _snapshot(outputs), _snapshot(meta)
         return recorder.event(run_state, event_type, subtype, node_id, parent, depth, agent_name, inputs, outputs,
-                              meta, status, error_message, duration_ms, stamp())
+                              meta, status, error_message, duration_ms, clock.hot_stamp())
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_event", exc)
         return None
@@ -465,7 +465,7 @@ def record_cost(*, agent_name: str | None, model: str | None, prompt_tokens: int
                                  "agent_name": agent_name, "prompt_tokens": int(prompt_tokens),
                                  "completion_tokens": int(completion_tokens),
                                  "total_tokens": int(prompt_tokens) + int(completion_tokens),
-                                 "cost_usd": float(cost_usd), "timestamp": stamp()})
+                                 "cost_usd": float(cost_usd), "timestamp": clock.hot_stamp()})
     except Exception as exc:  # noqa: BLE001
         recorder.error("record_cost", exc)
 

@@ -6,6 +6,7 @@ puts back exactly what was there. Hooks that AG2 cannot unregister check :func:`
 object is uninstrumented.
 """
 
+import functools
 import logging
 import threading
 import weakref
@@ -51,6 +52,13 @@ def activate(obj: Any) -> bool:
             return False
         obj.__dict__[_STATE] = _Instrumented(obj)
         return True
+
+
+def record_reader(obj: Any) -> Callable[[], "_Instrumented | None"]:
+    """A C-level callable returning ``obj``'s current record (``None`` once restored), for a hook that outlives
+    patches (AG2 cannot unregister hooks) and runs too often for :func:`is_active`'s Python call: ``record.live``
+    then says whether ``obj`` is instrumented. Read from ``obj``'s own ``__dict__``, so the record found is ``obj``'s."""
+    return functools.partial(obj.__dict__.get, _STATE)
 
 
 def record_of(obj: Any) -> _Instrumented:

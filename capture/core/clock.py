@@ -42,6 +42,12 @@ def stamp() -> int | datetime:
     return now()
 
 
+# What the hot path calls, read as ``clock.hot_stamp`` at each use (never imported by name): ``time.time_ns`` itself
+# until a use_clock block is first entered in the process, then stamp. A C function costs no Python frame, and an
+# agent process stamps every event.
+hot_stamp: Callable[[], int | datetime] = time.time_ns
+
+
 def as_datetime(value: int | datetime) -> datetime:
     """A :func:`stamp` as a timezone-aware UTC datetime (microsecond precision, like ``datetime.now``)."""
     return _EPOCH + timedelta(microseconds=value // 1000) if type(value) is int else value
@@ -60,6 +66,8 @@ def use_clock(clock: Clock, *, process_wide: bool = False) -> Iterator[None]:
 
     ``process_wide`` also covers threads that do not inherit this context (AG2's ``run()`` worker threads).
     """
+    global hot_stamp
+    hot_stamp = stamp
     _clock_swapped[0] = True
     token = _clock.set(clock)
     previous = _process_clock[0]

@@ -2,10 +2,11 @@
 
 Hot path (the agent's thread): append one item, a tuple whose first field is its kind, to a bounded in-memory deque
 (items: :mod:`capture.core.items`). Events, span completions and messages are plain tuples of raw values laid out
-as that module's named tuples, with a :func:`~capture.core.clock.stamp`; nothing is encoded, redacted or written on the
-caller's thread, except when the queue is full: then ``full_policy`` ``block`` waits up to :data:`BLOCK_WAIT_S`
-for room, and the item that still finds none is handed to :meth:`Sink.spill <capture.sinks.base.Sink.spill>` on
-the caller's thread (the store sink builds its rows and appends them to the spool there).
+as that module's named tuples, with a :func:`~capture.core.clock.stamp` (``clock.hot_stamp``); nothing is encoded,
+redacted or written on the caller's thread, except when the queue is full: then ``full_policy`` ``block`` waits up to
+:data:`BLOCK_WAIT_S` for room, and the item that still finds none is handed to :meth:`Sink.spill
+<capture.sinks.base.Sink.spill>` on the caller's thread (the store sink builds its rows and appends them to the spool
+there).
 
 Writer (one daemon thread): every ``flush_interval_s``, or as soon as ``batch_size`` items are queued, it drains
 the deque in batches and hands each to the sink (:class:`capture.sinks.store_sink.StoreSink` unless another is
@@ -31,7 +32,6 @@ from functools import lru_cache
 from typing import Any
 
 from capture.core import clock
-from capture.core.clock import stamp
 from capture.core.context import DEFAULT_SESSION_ID, RunState, SpanState
 from capture.core.items import EDGE, END, EVENT, FLUSH, IDS, MESSAGE, NODE, RUN
 from capture.core.redaction import Redactor
@@ -222,8 +222,7 @@ class Recorder:
                  error_message: str | None) -> None:
         """Enqueue a span's completion (an :data:`~capture.core.items.EndItem`); merged into its start row when both
         are in one batch, else written as an update of the stored event."""
-        item = (END, event_id, started, stamp(), failed, outputs, meta,
-                error_message)
+        item = (END, event_id, started, clock.hot_stamp(), failed, outputs, meta, error_message)
         q = self._q
         if len(q) < self._quiet_depth:
             q.append(item)
@@ -236,7 +235,7 @@ class Recorder:
         :data:`~capture.core.items.MessageItem`; returns the event id."""
         eid = f"{IDS.prefix}{next(IDS.counter):012x}"
         item = (MESSAGE, eid, run, node_id, parent_event_id, depth, next(run.order), sender, recipient, content,
-                tokens, silent, meta, stamp())
+                tokens, silent, meta, clock.hot_stamp())
         q = self._q
         if len(q) < self._quiet_depth:
             q.append(item)

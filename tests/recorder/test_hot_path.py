@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import capture
+from capture.core import clock
 from capture.core.clock import SimulatedClock, as_datetime, elapsed_ms, stamp, use_clock
 from capture.core.items import new_id
 
@@ -61,6 +62,17 @@ def test_stamps_convert_exactly_and_follow_a_simulated_clock():
         assert elapsed_ms(real, simulated.advance(10)) == int(
             (datetime(2025, 3, 1, 12, 0, 0, 10_000, tzinfo=UTC) - as_datetime(real)).total_seconds() * 1000)
     assert type(stamp()) is int
+
+
+def test_hot_stamp_follows_a_simulated_clock_once_one_is_used(recorder):
+    simulated = SimulatedClock(datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC))
+    with use_clock(simulated):
+        assert clock.hot_stamp() == datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+        with capture.span("tool_call") as span:
+            pass
+        assert span._started == datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    before = time.time_ns()
+    assert type(clock.hot_stamp()) is int and before <= clock.hot_stamp() <= time.time_ns()
 
 
 def test_span_completed_in_a_later_batch_keeps_its_real_times(recorder, url, fetch):

@@ -9,6 +9,7 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from contextvars import copy_context
 from typing import Any
 
 from capture import api
@@ -77,11 +78,12 @@ class ReplyScope:
                 record_transition(agent, sender)
             if messages is None and sender is not None:
                 messages = getattr(agent, "_oai_messages", {}).get(sender)
+            last = messages[-1] if isinstance(messages, list) and messages else None
             self.span = span = api.span("agent_call", agent_name=agent.name, owned=True, inputs={
-                "sender": name_of(sender), "message": excerpt(_last_message(messages))})
+                "sender": name_of(sender), "message": excerpt(last)})
             span.__enter__()
             if span.id is not None:
-                self.frame = frame = ReplyFrame(span, snapshot())
+                self.frame = frame = ReplyFrame(span, copy_context())
                 push_reply(agent, frame)
         except Exception as exc:  # noqa: BLE001
             patching.capture_failed("reply.enter", exc)
@@ -114,6 +116,13 @@ class ReplyScope:
                 patching.capture_failed("reply.exit", failure)
 
 
+def _reply_args(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """``generate_reply``'s (sender, messages), however they were passed (AG2 passes ``sender=`` by keyword)."""
+    sender = kwargs["sender"] if "sender" in kwargs else (args[1] if len(args) > 1 else None)
+    messages = kwargs["messages"] if "messages" in kwargs else (args[0] if args else None)
+    return sender, messages
+
+
 def _wrap_generate_reply(agent: Any, original: Any) -> Any:
     record = patching.record_of(agent)
 
@@ -121,7 +130,7 @@ def _wrap_generate_reply(agent: Any, original: Any) -> Any:
     def generate_reply(*args: Any, **kwargs: Any) -> Any:
         if not record.live:
             return original(*args, **kwargs)
-        scope = ReplyScope(agent, _arg(args, kwargs, 1, "sender"), _arg(args, kwargs, 0, "messages"))
+        scope = ReplyScope(agent, *_reply_args(args, kwargs))
         try:
             reply = original(*args, **kwargs)
         except BaseException as exc:
@@ -140,7 +149,7 @@ def _wrap_a_generate_reply(agent: Any, original: Any) -> Any:
     async def a_generate_reply(*args: Any, **kwargs: Any) -> Any:
         if not record.live:
             return await original(*args, **kwargs)
-        scope = ReplyScope(agent, _arg(args, kwargs, 1, "sender"), _arg(args, kwargs, 0, "messages"))
+        scope = ReplyScope(agent, *_reply_args(args, kwargs))
         try:
             reply = await original(*args, **kwargs)
         except BaseException as exc:
@@ -171,26 +180,45 @@ def _wrap_client_create(owner: Any, client: Any, original: Any) -> Any:
             return original(**config)
         agent = config.get("agent") or owner
         frame = open_reply(agent)
-        with adopt(frame.context if frame is not None else None):
-            before = _usage_key(getattr(client, "actual_usage_summary", None))
-            guard = Guarded("llm", lambda: api.span("llm_call", agent_name=name_of(agent), owned=True,
-                                                    inputs={"messages": len(config.get("messages") or ())}))
-            with guard as span:
-                try:
-                    response = original(**config)
-                except Exception as exc:
-                    attempt("llm.error", api.record_event, "error", "llm_call", agent_name=name_of(agent),
-                            error_message=f"{type(exc).__name__}: {exc}", status="failed")
-                    raise
-                if span is not None:
-                    cached = before == _usage_key(getattr(client, "actual_usage_summary", None))
-                    attempt("llm.finish", _finish_llm, span, frame, agent, response, cached)
-        return response
+        if frame is not None and current_run_var.get() is None:  # a thread hop: the reply's context, adopted
+            with adopt(frame.context):
+                return _traced_create(client, agent, frame, original, config)
+        return _traced_create(client, agent, frame, original, config)
 
     return create
 
 
-def _finish_llm(span: Any, frame: ReplyFrame | None, agent: Any, response: Any, cached: bool) -> None:
+def _traced_create(client: Any, agent: Any, frame: ReplyFrame | None, original: Any, config: dict) -> Any:
+    """``original(**config)`` inside an ``llm_call`` span (plain calls, no guard objects: one per LLM call); the
+    usage summary is compared before and after to tell a cached response."""
+    name = name_of(agent)
+    span: api.Span | None = None
+    try:
+        before = _usage_key(getattr(client, "actual_usage_summary", None))
+        span = api.span("llm_call", agent_name=name, owned=True,
+                        inputs={"messages": len(config.get("messages") or ())}).__enter__()
+    except Exception as exc:  # noqa: BLE001
+        patching.capture_failed("llm", exc)
+    try:
+        response = original(**config)
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            attempt("llm.error", api.record_event, "error", "llm_call", agent_name=name,
+                    error_message=f"{type(exc).__name__}: {exc}", status="failed")
+        if span is not None:
+            span.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if span is not None:
+        try:
+            cached = before == _usage_key(getattr(client, "actual_usage_summary", None))
+            _finish_llm(span, frame, name, response, cached)
+        except Exception as exc:  # noqa: BLE001
+            patching.capture_failed("llm.finish", exc)
+        span.__exit__(None, None, None)
+    return response
+
+
+def _finish_llm(span: Any, frame: ReplyFrame | None, name: str | None, response: Any, cached: bool) -> None:
     usage = getattr(response, "usage", None)
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -205,7 +233,6 @@ def _finish_llm(span: Any, frame: ReplyFrame | None, agent: Any, response: Any, 
                       if calls else []})
     span.set_meta(model=model, prompt_tokens=prompt, completion_tokens=completion,
                   total_tokens=prompt + completion, cost_usd=cost, cached=cached)
-    name = name_of(agent)
     api.record_cost(agent_name=name, model=model, prompt_tokens=prompt, completion_tokens=completion,
                     cost_usd=cost, event_id=span.id)
     if frame is not None:
@@ -389,30 +416,40 @@ def _instrument_executor(agent: Any) -> None:
 
 def _send_hook(agent: Any) -> Any:
     """The ``process_message_before_send`` hook of ``agent``: one ``message`` event per send, except a group
-    manager's round fan-out, which is one ``broadcast`` listing its recipients (:mod:`capture.adapters.ag2_classic.fanout`)."""
+    manager's round fan-out, which is one ``broadcast`` listing its recipients (:mod:`capture.adapters.ag2_classic.fanout`).
+    It runs for every message, so it reads ``agent``'s patch record itself (:func:`patching.record_reader`) and takes
+    the common message shape (a dict with text content) without the helpers' calls."""
     fan_out = FanOut() if is_manager(agent) else None
+    current = patching.record_reader(agent)
 
     def process_message_before_send(sender: Any = None, message: Any = None, recipient: Any = None,
                                     silent: bool = False) -> Any:
         try:  # inline rather than attempt(): this runs for every message
             if fan_out is not None and silent and message is fan_out.message and fan_out.continues(recipient):
                 return message  # a later send of the round's fan-out, already recorded
-            if not patching.is_active(agent):
+            record = current()
+            if record is None or not record.live:
                 return message
             quiet = bool(silent)
             meta: dict[str, Any] = {"silent": quiet}
-            if isinstance(message, dict):
+            text = None
+            if type(message) is dict:
                 calls = message.get("tool_calls")
                 if calls:
                     meta["tool_call_ids"] = [c.get("id") for c in calls]
                 role = message.get("role")
                 if role:
                     meta["role"] = role
+                text = message.get("content")
+            elif type(message) is str:
+                text = message
+            if type(text) is not str or not text:
+                text = message_text(message)
             recipients = fan_out.opens(agent, message, recipient) if quiet and fan_out is not None else None
             if recipients is not None:
-                api.record_broadcast(name_of(sender), recipients, message_text(message), meta=meta, owned=True)
+                api.record_broadcast(name_of(sender), recipients, text, meta=meta, owned=True)
             else:
-                api.record_message(name_of(sender), name_of(recipient), message_text(message),
+                api.record_message(name_of(sender), name_of(recipient), text,
                                    silent=quiet and is_manager(sender), meta=meta, owned=True)
         except Exception as exc:  # noqa: BLE001 - capture must never break the run
             patching.capture_failed("message", exc)

@@ -64,16 +64,17 @@ def is_manager(agent: Any) -> bool:
 
 def record_transition(speaker: Any, manager: Any) -> None:
     """``manager`` asked ``speaker`` to reply: one speaker transition, unless an AG2 handoff event announced it.
-    Called inside the reply's own guard."""
-    previous = name_of(getattr(manager, "_last_speaker", None))
+    Called inside the reply's own guard, on every reply of a group chat (hence the plain attribute reads)."""
     chat = chat_var.get()
-    mechanism = chat.pending_targets.pop(speaker.name, None) if chat is not None else None
-    if chat is not None:
-        chat.pending_targets.clear()
-    if mechanism is not None:
-        return
-    method = getattr(getattr(manager, "groupchat", None), "speaker_selection_method", None)
     name = speaker.name
-    api.record_event("handoff", "speaker_selection", agent_name=name, inputs={"from": previous, "to": name},
+    if chat is not None and chat.pending_targets:
+        mechanism = chat.pending_targets.pop(name, None)
+        chat.pending_targets.clear()
+        if mechanism is not None:
+            return
+    previous = getattr(manager, "_last_speaker", None)
+    method = getattr(getattr(manager, "groupchat", None), "speaker_selection_method", None)
+    api.record_event("handoff", "speaker_selection", agent_name=name,
+                     inputs={"from": previous if previous is None else name_of(previous), "to": name},
                      meta={"method": method if isinstance(method, str) else getattr(method, "__name__", "custom"),
                            "manager": manager.name}, owned=True)

@@ -58,7 +58,11 @@ _lock = threading.Lock()
 def push_reply(agent: Any, frame: ReplyFrame) -> None:
     """Register ``frame`` as ``agent``'s innermost open reply."""
     with _lock:
-        _open_replies.setdefault(agent, []).append(frame)
+        frames = _open_replies.get(agent)
+        if frames is None:
+            _open_replies[agent] = [frame]
+        else:
+            frames.append(frame)
 
 
 def pop_reply(agent: Any, frame: ReplyFrame) -> None:
