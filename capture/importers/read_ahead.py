@@ -4,7 +4,8 @@ Why: a bulk import is one chain of Python work per record (parse, map to rows, r
 one process it uses one core. Split in two, the halves run at once on two cores: the child reads the file, maps each
 record to a :class:`~capture.importers.merge.Contribution` and passes its rows through the capture redactor (the
 merge writer's own, so the masking is the same); the parent hashes, merges and writes as before. Contributions cross
-a pipe pickled, in chunks; the pipe's buffer bounds how far the child runs ahead. Measured on the XES importer:
+a pipe pickled, in chunks, taken off it by a receiving thread into a bounded queue (which bounds how far the child
+runs ahead). Measured on the XES importer:
 benchmarks/RESULTS.md ("XES import with a read-ahead process").
 
 The child is spawned (not forked): the parent may hold store connections and other threads. A producer is therefore
@@ -15,6 +16,8 @@ unexpected value becomes, as in :func:`~capture.importers.common.importing`).
 
 import multiprocessing
 import os
+import queue
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -32,6 +35,7 @@ from capture.importers.common import (
 from capture.importers.merge import Contribution, redact_batch
 
 CHUNK = 64  # contributions per message through the pipe
+AHEAD_CHUNKS = 24  # messages received and not yet merged: the child runs up to ~3 write groups ahead
 WORTH_BYTES = 1 << 20  # a source file smaller than this is read in-process: starting a child costs ~0.5 s
 
 Producer = Callable[..., Iterator[Contribution]]
@@ -88,24 +92,49 @@ def read_ahead(produce: Producer, args: tuple[Any, ...], job: ImportSession) -> 
                             name=f"skillmine-read-ahead {job.report.source}")
     child.start()
     sender.close()
+    received: queue.Queue = queue.Queue(maxsize=AHEAD_CHUNKS)
+    stop = threading.Event()
+    taker = threading.Thread(target=_take, args=(receiver, received, stop), daemon=True,
+                             name="skillmine-read-ahead-receiver")
+    taker.start()
     try:
         while True:
-            try:
-                message = receiver.recv()
-            except EOFError:
-                child.join(5)
-                raise SourceError(f"{job.report.source}: the process reading it ended without finishing "
-                                  f"(exit code {child.exitcode})") from None
+            message = received.get()
             if message[0] == "runs":
                 yield from message[1]
-                continue
-            _end(job, message)
-            return
+            elif message[0] == "end":
+                _end(job, message)
+                return
+            else:
+                child.join(5)
+                raise SourceError(f"{job.report.source}: the process reading it ended without finishing "
+                                  f"(exit code {child.exitcode})")
     finally:
-        receiver.close()
+        stop.set()
         if child.is_alive():
             child.terminate()
         child.join()
+        taker.join()
+        receiver.close()
+
+
+def _take(receiver: Connection, received: queue.Queue, stop: threading.Event) -> None:
+    """The parent's receiving thread: messages from the pipe into ``received`` until the end, a dead child
+    (``("eof",)``) or ``stop``. Why a thread: the writer takes a whole group (500 runs) before it writes, longer
+    than a pipe's buffer holds, so the child could only run ahead while someone keeps reading."""
+    while not stop.is_set():
+        try:
+            message = receiver.recv()
+        except (EOFError, OSError):
+            message = ("eof",)
+        while not stop.is_set():
+            try:
+                received.put(message, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        if message[0] != "runs":
+            return
 
 
 def _end(job: ImportSession, message: tuple[Any, ...]) -> None:
