@@ -10,6 +10,8 @@
         with stubbed originals, one run's mix (41 / 41 / 41 / 30) at a time: their CPU with hot caches. With
         ``--traced`` the mixes run inside ``sys.call_tracing`` for ``valgrind --tool=callgrind
         --toggle-collect=sys_call_tracing`` (instructions per mix = "Collected" / mixes).
+    .venv/bin/python benchmarks/probe_capture_overhead.py api
+        The public API's calls alone in a hot loop (queue dropping items): the floor under the adapter, per call.
     perf record -e cpu-clock -F 1000 -D -1 --control=fifo:CTL,ACK -o OUT -- env PERF_CTL=CTL PERF_ACK=ACK \\
         .venv/bin/python benchmarks/probe_capture_overhead.py perf --variant capture_hot [--repeats 400]
         One variant's chats with perf sampling enabled only inside them (CTL and ACK made with ``mkfifo``).
@@ -166,6 +168,37 @@ def isolated_probe(traced: bool, mixes: int) -> None:
           f"({mixes} mixes{', traced' if traced else ''}; load average {os.getloadavg()[0]:.2f})")
 
 
+def api_probe() -> None:
+    """Print the hot-loop CPU of each public API call the adapter makes per event, and one run's worth of them."""
+    import timeit
+
+    from capture import api
+
+    recorder = capture.get_recorder()
+    recorder._q = collections.deque(maxlen=1)
+
+    def span() -> None:
+        api.span("llm_call", agent_name="a", owned=True, inputs={"messages": 3}).__enter__().__exit__(None, None, None)
+
+    calls = {
+        "span (enter + exit: 2 items)": (81, span),
+        "record_message": (82, lambda: api.record_message("a", "b", "hello", meta={"silent": False}, owned=True)),
+        "record_event": (41, lambda: api.record_event("handoff", "speaker_selection", agent_name="a", owned=True,
+                                                      inputs={"from": "b", "to": "a"}, meta={"method": "m"})),
+        "record_cost": (30, lambda: api.record_cost(agent_name="a", model="m", prompt_tokens=1, completion_tokens=2,
+                                                    cost_usd=0.1, event_id="e")),
+    }
+    total = 0.0
+    with capture.run("api"), capture.span("agent_call", agent_name="chat_manager"):
+        for name, (per_run, call) in calls.items():
+            each = min(timeit.repeat(call, number=50_000, repeat=5)) / 50_000
+            total += each * per_run
+            print(f"| {name} | {each * 1e9:.0f} ns | x {per_run} a run |")
+    recorder._q = collections.deque()
+    print(f"one run's calls (as the benchmark's chat makes them): {total * 1e6:.0f} us, hot "
+          f"(load average {os.getloadavg()[0]:.2f})")
+
+
 def perf_probe(variant: str, repeats: int, tmp: Path) -> None:
     """Run ``variant``'s chats with perf's sampling switched on (PERF_CTL / PERF_ACK fifos) only inside them."""
     control = os.open(os.environ["PERF_CTL"], os.O_WRONLY)
@@ -243,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     isolated = sub.add_parser("isolated")
     isolated.add_argument("--traced", action="store_true")
     isolated.add_argument("--mixes", type=int, default=20)
+    sub.add_parser("api")
     perf = sub.add_parser("perf")
     perf.add_argument("--variant", default="capture_hot", choices=THREAD_MODES)
     perf.add_argument("--repeats", type=int, default=400)
@@ -265,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             thread_probe(args.variants.split(","), args.repeats, tmp)
         elif args.probe == "isolated":
             isolated_probe(args.traced, args.mixes)
+        elif args.probe == "api":
+            api_probe()
         else:
             perf_probe(args.variant, args.repeats, tmp)
         capture.shutdown()

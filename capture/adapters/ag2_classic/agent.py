@@ -74,12 +74,13 @@ class ReplyScope:
             if current_run_var.get() is None:
                 self.stack = chat_scope(sender, agent, _last_message(messages), entry="generate_reply")
                 self.stack.__enter__()
+            name = agent.name
             if sender is not None and is_manager(sender):
-                record_transition(agent, sender)
+                record_transition(agent, name, sender)
             if messages is None and sender is not None:
                 messages = getattr(agent, "_oai_messages", {}).get(sender)
             last = messages[-1] if isinstance(messages, list) and messages else None
-            self.span = span = api.span("agent_call", agent_name=agent.name, owned=True, inputs={
+            self.span = span = api.span("agent_call", agent_name=name, owned=True, inputs={
                 "sender": name_of(sender), "message": excerpt(last)})
             span.__enter__()
             if span.id is not None:

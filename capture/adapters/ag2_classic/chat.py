@@ -62,11 +62,11 @@ def is_manager(agent: Any) -> bool:
     return isinstance(agent, _manager_class[0])
 
 
-def record_transition(speaker: Any, manager: Any) -> None:
-    """``manager`` asked ``speaker`` to reply: one speaker transition, unless an AG2 handoff event announced it.
-    Called inside the reply's own guard, on every reply of a group chat (hence the plain attribute reads)."""
+def record_transition(speaker: Any, name: str, manager: Any) -> None:
+    """``manager`` asked ``speaker`` (named ``name``) to reply: one speaker transition, unless an AG2 handoff event
+    announced it. Called inside the reply's own guard, on every reply of a group chat (hence the plain attribute
+    reads)."""
     chat = chat_var.get()
-    name = speaker.name
     if chat is not None and chat.pending_targets:
         mechanism = chat.pending_targets.pop(name, None)
         chat.pending_targets.clear()
