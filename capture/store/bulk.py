@@ -28,7 +28,7 @@ from sqlalchemy import Connection, DateTime, Numeric, Table
 from sqlalchemy.exc import DBAPIError
 
 from capture.store.models import COSTS, EDGES, EVENTS, FILES, MESSAGES, NODES, RUNS, SESSIONS
-from capture.store.records import EVENT_INSERT_ORDER
+from capture.store.records import EVENT_INSERT_ORDER, encode_pending
 
 ID_LOOKUP_CHUNK = 900  # under SQLite's historical 999-parameter limit
 EVENT_TIMES = ("timestamp", "started_at", "completed_at")
@@ -206,7 +206,7 @@ class SqliteWriter(BulkWriter):
     def insert_events(self, events: list[dict[str, Any]]) -> int:
         rows = []
         for event in events:
-            row = list(_EVENT_ROW(event))
+            row = list(_EVENT_ROW(encode_pending(event)))
             for i in _EVENT_TIME_POSITIONS:
                 if row[i] is not None:
                     row[i] = sqlite_time(row[i])
@@ -229,16 +229,16 @@ class PostgresWriter(BulkWriter):
         DO NOTHING``, in the same transaction. Either way ``seq`` follows the batch's (parents-first) order."""
         from psycopg.errors import UniqueViolation  # the only PostgreSQL driver the store accepts
 
-        rows = [_EVENT_ROW(event) for event in events]
         with self._cursor(f"COPY execution_events; INSERT INTO execution_events SELECT FROM {STAGE}") as cursor:
             cursor.execute("SAVEPOINT skillmine_events")
-            try:
-                self._copy(cursor, "execution_events", EVENT_COLUMNS_SQL, rows)
+            try:  # rows made as they stream: the server stores the first while the rest are encoded
+                self._copy(cursor, "execution_events", EVENT_COLUMNS_SQL,
+                           (_EVENT_ROW(encode_pending(event)) for event in events))
             except UniqueViolation:
                 cursor.execute("ROLLBACK TO SAVEPOINT skillmine_events")
-                return self._insert_absent(cursor, rows)
+                return self._insert_absent(cursor, [_EVENT_ROW(encode_pending(event)) for event in events])
             cursor.execute("RELEASE SAVEPOINT skillmine_events")
-        return len(rows)
+        return len(events)
 
     @staticmethod
     def _copy(cursor: Any, table: str, columns_sql: str, rows: Iterable[Any]) -> None:

@@ -89,6 +89,10 @@ def _unknown_fields(row: Mapping[str, Any], allowed: frozenset[str], kind: str) 
         raise BadRecord(f"{kind} {row.get('id', '?')}: unknown field(s) {sorted(extra)}")
 
 
+# The key a prepared event row carries while its payloads wait to be encoded (prepare_event's defer_payloads): the
+# payload byte limit to encode them with.
+PAYLOADS_PENDING = "__payloads_pending__"
+
 _CANONICAL_CACHE: dict[tuple[str, str | None], tuple[str, str | None, str | None]] = {}
 _META_DEPENDENT = frozenset({("handoff", "transfer"), ("state_transition", "complete")})
 
@@ -133,13 +137,17 @@ def _payload_value(value: Any, encoded: bool) -> Any:
 
 
 def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                  strict_types: bool = True, payload_as_json: bool = False, encoded: bool = False) -> dict[str, Any]:
+                  strict_types: bool = True, payload_as_json: bool = False, encoded: bool = False,
+                  defer_payloads: bool = False) -> dict[str, Any]:
     """Validate and normalise one ``execution_events`` row (without ``seq``, which the store assigns); the row
     returned has every column of :data:`EVENT_INSERT_ORDER`.
 
     With ``payload_as_json`` the payload fields (inputs, outputs, meta) come back as JSON text, ready for a
     bulk insert that bypasses SQLAlchemy's JSON processing; otherwise as JSON-serialisable Python values.
-    ``encoded``: ``str`` payloads are JSON text already (implies ``payload_as_json``).
+    ``encoded``: ``str`` payloads are JSON text already (implies ``payload_as_json``). ``defer_payloads`` (with
+    ``payload_as_json``, not ``encoded``): the payloads are left as given and the row is marked
+    (:data:`PAYLOADS_PENDING`); :func:`encode_pending` makes them JSON text at the moment of writing (encoding
+    cannot fail, so nothing is validated later than without it).
     """
     if not row.keys() <= EVENT_INSERT_COLUMNS:
         _unknown_fields(row, EVENT_INSERT_COLUMNS, "event")
@@ -179,9 +187,26 @@ def prepare_event(row: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MA
         out[field] = value
     out["execution_order"] = out["execution_order"] or 0
     out["depth"] = out["depth"] or 0
-    _encode_payloads(out, PAYLOAD_FIELDS, max_payload_bytes, as_json=payload_as_json or encoded, encoded=encoded)
+    if defer_payloads and payload_as_json and not encoded:
+        out[PAYLOADS_PENDING] = max_payload_bytes
+    else:
+        _encode_payloads(out, PAYLOAD_FIELDS, max_payload_bytes, as_json=payload_as_json or encoded,
+                         encoded=encoded)
     error = out["error_message"]
     out["error_message"] = None if error is None else clip_text(_text(error), MAX_TEXT_BYTES)
+    return out
+
+
+def encode_pending(event: dict[str, Any]) -> dict[str, Any]:
+    """A prepared event with deferred payloads (:data:`PAYLOADS_PENDING`) as one with JSON text payloads (a new
+    dict; the prepared row stays as it is, so a batch can be retried); any other row as it is."""
+    limit = event.get(PAYLOADS_PENDING)
+    if limit is None:
+        return event
+    out = dict(event)
+    del out[PAYLOADS_PENDING]
+    for field in PAYLOAD_FIELDS:
+        out[field] = encode_payload_json(out[field], limit)
     return out
 
 

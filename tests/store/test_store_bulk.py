@@ -11,7 +11,16 @@ from capture.core.payload import dumps
 from capture.read import queries
 from capture.store.capture_store import Batch, PreparedBatch
 from capture.store.models import COSTS, FILES, MESSAGES, NODES, RUNS
-from capture.store.records import prepare_cost, prepare_file, prepare_message, prepare_node, prepare_run
+from capture.store.records import (
+    PAYLOADS_PENDING,
+    encode_pending,
+    prepare_cost,
+    prepare_event,
+    prepare_file,
+    prepare_message,
+    prepare_node,
+    prepare_run,
+)
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
@@ -139,3 +148,28 @@ def test_a_new_sqlite_store_has_large_pages_wal_and_normal_sync(store):
         pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar()
                    for name in ("page_size", "journal_mode", "synchronous", "foreign_keys")]
     assert pragmas == [16384, "wal", 1, 1]  # synchronous 1 = NORMAL
+
+
+PAYLOADS = [None, "plain text", {"a": [1, 2.5, "é"], "b": None}, ["x", {"y": True}], {"big": "z" * 300_000},
+            {"odd": {1, 2}}, {"when": T0}, 7]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=range(len(PAYLOADS)))
+def test_payloads_encoded_as_they_stream_are_the_payloads_encoded_first(payload) -> None:
+    event = {"id": "e1", "run_id": "r0", "session_id": "s1", "event_type": "tool_call", "timestamp": T0,
+             "inputs": payload, "outputs": payload, "meta": payload}
+    deferred = prepare_event(event, payload_as_json=True, defer_payloads=True, max_payload_bytes=65_536)
+    assert deferred[PAYLOADS_PENDING] == 65_536 and deferred["meta"] is payload
+    streamed = encode_pending(deferred)
+    assert PAYLOADS_PENDING in deferred and PAYLOADS_PENDING not in streamed  # the prepared row is left as it was
+    assert streamed == prepare_event(event, payload_as_json=True, max_payload_bytes=65_536)
+
+
+def test_only_a_postgresql_write_defers_payloads(store) -> None:
+    batch = Batch(events=[{"id": "e1", "run_id": "r0", "session_id": "s1", "event_type": "tool_call",
+                           "inputs": {"q": 1}}])
+    written = store.prepare(batch, for_writing=True).events[0]
+    assert (PAYLOADS_PENDING in written) == (store.engine.dialect.name == "postgresql")
+    assert PAYLOADS_PENDING not in store.prepare(batch).events[0]  # a batch prepared ahead is fully encoded
+    store.write_batch(batch)
+    assert queries.get_event(store, "s1", "e1")["inputs"] == {"q": 1}
