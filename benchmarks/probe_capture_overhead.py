@@ -136,7 +136,7 @@ def isolated_probe(traced: bool, mixes: int) -> None:
     message = {"content": "Plan 3.", "role": "assistant", "name": "planner"}
     manager.groupchat.messages.append(message)
     manager._last_speaker = planner
-    reply = adapter._wrap_generate_reply(engineer, lambda *a, **k: {"content": "done", "role": "assistant"})
+    reply = adapter._scoped(adapter.ReplyScope, engineer, lambda *a, **k: {"content": "done", "role": "assistant"})
     fan_out, send = adapter._send_hook(manager), adapter._send_hook(planner)
     client = Client()
     response = SimpleNamespace(usage=SimpleNamespace(prompt_tokens=100, completion_tokens=10), cost=0.001, model="m",

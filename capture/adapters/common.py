@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -61,17 +61,33 @@ def _install_hook() -> None:
             _hook_installed = True
 
 
-@contextmanager
-def watch_writes(written: dict[str, bool] | None = None) -> Iterator[dict[str, bool]]:
-    """Collect into ``written`` (a new dict by default) the files opened for writing in this context while the block
-    runs, as {absolute path: existed before}; nested blocks collect apart."""
-    _install_hook()
-    written = {} if written is None else written
-    token = _writes.set(written)
-    try:
-        yield written
-    finally:
-        _writes.reset(token)
+class WriteWatch:
+    """Collect into ``written`` (a new dict by default) the files opened for writing in this context between
+    ``__enter__`` (which returns the dict) and ``__exit__``, as {absolute path: existed before}; nested watches collect
+    apart. A slotted class, not a generator context manager: it wraps every tool call."""
+
+    __slots__ = ("token", "written")
+
+    def __init__(self, written: dict[str, bool] | None = None) -> None:
+        self.written = {} if written is None else written
+        self.token: Token | None = None
+
+    def __enter__(self) -> dict[str, bool]:
+        _install_hook()
+        self.token = _writes.set(self.written)
+        return self.written
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if self.token is not None:
+            _writes.reset(self.token)
+            self.token = None
+        return False
+
+
+def watch_writes(written: dict[str, bool] | None = None) -> WriteWatch:
+    """A :class:`WriteWatch` (``with watch_writes() as written:``)."""
+    return WriteWatch(written)
 
 
 @contextmanager

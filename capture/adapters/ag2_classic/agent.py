@@ -26,7 +26,7 @@ from capture.adapters.ag2_classic.threads import (
     snapshot,
     stashed,
 )
-from capture.adapters.common import HumanInput, record_written_files, watch_writes
+from capture.adapters.common import HumanInput, WriteWatch, record_written_files
 from capture.adapters.guarded import Guarded, attempt, excerpt, message_text, name_of
 from capture.adapters.workdir import changes, scan, script_files
 from capture.core.context import current_run_var
@@ -65,7 +65,10 @@ class ReplyScope:
 
     __slots__ = ("agent", "frame", "span", "stack")
 
-    def __init__(self, agent: Any, sender: Any, messages: Any) -> None:
+    def __init__(self, agent: Any, args: tuple, kwargs: dict) -> None:
+        """``args`` and ``kwargs``: those of ``generate_reply`` (AG2 passes ``sender=`` by keyword)."""
+        sender = kwargs["sender"] if "sender" in kwargs else (args[1] if len(args) > 1 else None)
+        messages = kwargs["messages"] if "messages" in kwargs else (args[0] if args else None)
         self.agent = agent
         self.frame: ReplyFrame | None = None
         self.span: api.Span | None = None
@@ -117,49 +120,45 @@ class ReplyScope:
                 patching.capture_failed("reply.exit", failure)
 
 
-def _reply_args(args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """``generate_reply``'s (sender, messages), however they were passed (AG2 passes ``sender=`` by keyword)."""
-    sender = kwargs["sender"] if "sender" in kwargs else (args[1] if len(args) > 1 else None)
-    messages = kwargs["messages"] if "messages" in kwargs else (args[0] if args else None)
-    return sender, messages
-
-
-def _wrap_generate_reply(agent: Any, original: Any) -> Any:
+def _scoped(scope: type, agent: Any, original: Any) -> Any:
+    """``original`` inside a ``scope(agent, args, kwargs)`` (:class:`ReplyScope`, :class:`ToolScope`), closed with
+    its result or exception; the original alone once ``agent`` is uninstrumented."""
     record = patching.record_of(agent)
 
     @functools.wraps(original)
-    def generate_reply(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not record.live:
             return original(*args, **kwargs)
-        scope = ReplyScope(agent, *_reply_args(args, kwargs))
+        opened = scope(agent, args, kwargs)
         try:
-            reply = original(*args, **kwargs)
+            result = original(*args, **kwargs)
         except BaseException as exc:
-            scope.close(None, exc)
+            opened.close(None, exc)
             raise
-        scope.close(reply, None)
-        return reply
+        opened.close(result, None)
+        return result
 
-    return generate_reply
+    return wrapper
 
 
-def _wrap_a_generate_reply(agent: Any, original: Any) -> Any:
+def _a_scoped(scope: type, agent: Any, original: Any) -> Any:
+    """:func:`_scoped` for a coroutine function."""
     record = patching.record_of(agent)
 
     @functools.wraps(original)
-    async def a_generate_reply(*args: Any, **kwargs: Any) -> Any:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not record.live:
             return await original(*args, **kwargs)
-        scope = ReplyScope(agent, *_reply_args(args, kwargs))
+        opened = scope(agent, args, kwargs)
         try:
-            reply = await original(*args, **kwargs)
+            result = await original(*args, **kwargs)
         except BaseException as exc:
-            scope.close(None, exc)
+            opened.close(None, exc)
             raise
-        scope.close(reply, None)
-        return reply
+        opened.close(result, None)
+        return result
 
-    return a_generate_reply
+    return wrapper
 
 
 # -- LLM calls (llm_call) -------------------------------------------------------------------------------------
@@ -282,42 +281,39 @@ def _finish_tool(agent: Any, span: Any, result: Any, written: dict[str, bool], r
     record_written_files(written, span.id, agent.name, root)
 
 
-def _wrap_execute_function(agent: Any, original: Any) -> Any:
-    record = patching.record_of(agent)
+class ToolScope:
+    """One tool call, opened by the constructor and closed by :meth:`close` (which never raise): the reply's context
+    adopted on a thread hop, the ``tool_call`` span and the watch of the files the tool writes. Plain calls rather
+    than guarded context managers, as :class:`ReplyScope`."""
 
-    @functools.wraps(original)
-    def execute_function(*args: Any, **kwargs: Any) -> Any:
-        if not record.live:
-            return original(*args, **kwargs)
-        root = os.getcwd()
-        with adopt(stashed(agent)), Guarded("tool", lambda: api.span(
-                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs), owned=True)) as span:
-            with watch_writes() as written:
-                result = original(*args, **kwargs)
-            if span is not None:
-                attempt("tool.finish", _finish_tool, agent, span, result, written, root)
-        return result
+    __slots__ = ("adopted", "agent", "root", "span", "watch")
 
-    return execute_function
+    def __init__(self, agent: Any, args: tuple, kwargs: dict) -> None:
+        self.agent = agent
+        self.span: api.Span | None = None
+        self.root = os.getcwd()
+        self.adopted = adopt(stashed(agent))
+        self.adopted.__enter__()
+        try:
+            self.span = api.span("tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs),
+                                 owned=True).__enter__()
+        except Exception as exc:  # noqa: BLE001
+            patching.capture_failed("tool", exc)
+        self.watch = WriteWatch()
+        self.watch.__enter__()
 
-
-def _wrap_a_execute_function(agent: Any, original: Any) -> Any:
-    record = patching.record_of(agent)
-
-    @functools.wraps(original)
-    async def a_execute_function(*args: Any, **kwargs: Any) -> Any:
-        if not record.live:
-            return await original(*args, **kwargs)
-        root = os.getcwd()
-        with adopt(stashed(agent)), Guarded("tool", lambda: api.span(
-                "tool_call", agent_name=agent.name, inputs=_tool_inputs(args, kwargs), owned=True)) as span:
-            with watch_writes() as written:
-                result = await original(*args, **kwargs)
-            if span is not None:
-                attempt("tool.finish", _finish_tool, agent, span, result, written, root)
-        return result
-
-    return a_execute_function
+    def close(self, result: Any, exc: BaseException | None) -> None:
+        """The tool returned ``result``, or raised ``exc``: record its end and the files it wrote."""
+        self.watch.__exit__(None, None, None)
+        span = self.span
+        if span is not None:
+            if exc is None:
+                try:
+                    _finish_tool(self.agent, span, result, self.watch.written, self.root)
+                except Exception as failure:  # noqa: BLE001
+                    patching.capture_failed("tool.finish", failure)
+            span.__exit__(None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__)
+        self.adopted.__exit__(None, None, None)
 
 
 # -- human input (approval_requested) -------------------------------------------------------------------------
@@ -524,11 +520,11 @@ def _wrap_executor_factory(agent: Any, original: Any) -> Any:
 # -- instrument / uninstrument one agent ----------------------------------------------------------------------
 
 _WRAPPERS = (
-    ("generate_reply", _wrap_generate_reply),
-    ("a_generate_reply", _wrap_a_generate_reply),
+    ("generate_reply", functools.partial(_scoped, ReplyScope)),
+    ("a_generate_reply", functools.partial(_a_scoped, ReplyScope)),
     ("_generate_oai_reply_from_client", _wrap_reply_from_client),
-    ("execute_function", _wrap_execute_function),
-    ("a_execute_function", _wrap_a_execute_function),
+    ("execute_function", functools.partial(_scoped, ToolScope)),
+    ("a_execute_function", functools.partial(_a_scoped, ToolScope)),
     ("get_human_input", _wrap_get_human_input),
     ("a_get_human_input", _wrap_a_get_human_input),
     ("initiate_chat", _wrap_initiate_chat),
