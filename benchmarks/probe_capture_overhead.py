@@ -5,6 +5,8 @@
         off / capture / capture_hot / capture_drop interleaved: the agents' thread CPU, its minor page faults and
         context switches (``getrusage(RUSAGE_THREAD)``) and the collector's collections and CPU inside the chat.
         ``capture_drop`` is capture_hot whose queue keeps only its last item: the same hot path, nothing retained.
+        ``--variants off,capture_hot,no_reply,no_transition,no_send,no_llm,no_cost,no_tool``: ablations, capture_hot
+        with one piece of the Classic adapter switched off for the run (see ``_without``).
     .venv/bin/python benchmarks/probe_capture_overhead.py isolated [--traced]
         The Classic adapter's per-round wrappers (reply, send, fan-out, LLM create) called in a loop on real agents
         with stubbed originals, one run's mix (41 / 41 / 41 / 30) at a time: their CPU with hot caches. With
@@ -47,6 +49,28 @@ from workloads.scripted_llm import SilentStream
 THREAD_MODES = ("off", "capture", "capture_hot", "capture_drop")
 
 
+def _without(piece: str) -> list[tuple[Any, str, Any]]:
+    """The (owner, attribute, value) patches that switch one piece of the Classic adapter off for an ablation run
+    (``no_<piece>``: capture_hot without it)."""
+    from capture import api
+    from capture.adapters.ag2_classic import agent
+
+    def silent_hook(owner: Any) -> Callable[..., Any]:
+        return lambda sender=None, message=None, recipient=None, silent=False: message
+
+    def without_wrapper(name: str) -> tuple[Any, str, Any]:
+        return agent, "_WRAPPERS", tuple(entry for entry in agent._WRAPPERS if entry[0] != name)
+
+    return {
+        "reply": [without_wrapper("generate_reply")],  # the agent_call spans and the transitions
+        "transition": [(agent, "record_transition", lambda *args: None)],
+        "send": [(agent, "_send_hook", silent_hook)],
+        "llm": [(agent, "_instrument_client", lambda *args: None)],  # llm_call spans and cost rows
+        "cost": [(api, "record_cost", lambda **kwargs: None)],
+        "tool": [without_wrapper("execute_function")],
+    }[piece]
+
+
 class Client:
     """A stand-in for ``OpenAIWrapper`` in the isolated probe: its usage summary, weakly referenceable."""
 
@@ -76,8 +100,21 @@ class Collections:
 def chat(mode: str, tmp: Path, inside: Callable[[Callable[[], Any]], Any] = lambda run: run()) -> int | None:
     """Build the agents, start capture for ``mode`` and run one chat through ``inside``; the ``start_capture``
     mark (``finish_capture`` takes it)."""
+    patches = _without(mode[3:]) if mode.startswith("no_") else []
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
+    try:
+        return _chat(mode, tmp, inside)
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
+def _chat(mode: str, tmp: Path, inside: Callable[[Callable[[], Any]], Any]) -> int | None:
     user, manager = build(10)
-    before = start_capture("capture_hot" if mode == "capture_drop" else mode, tmp, [user, manager])
+    variant = "capture_hot" if mode == "capture_drop" or mode.startswith("no_") else mode
+    before = start_capture(variant, tmp, [user, manager])
     recorder = capture.get_recorder() if before is not None else None
     if mode == "capture_drop":
         recorder._q = collections.deque(maxlen=1)
@@ -136,7 +173,7 @@ def isolated_probe(traced: bool, mixes: int) -> None:
     message = {"content": "Plan 3.", "role": "assistant", "name": "planner"}
     manager.groupchat.messages.append(message)
     manager._last_speaker = planner
-    reply = adapter._scoped(adapter.ReplyScope, engineer, lambda *a, **k: {"content": "done", "role": "assistant"})
+    reply = dict(adapter._WRAPPERS)["generate_reply"](engineer, lambda *a, **k: {"content": "done", "role": "assistant"})
     fan_out, send = adapter._send_hook(manager), adapter._send_hook(planner)
     client = Client()
     response = SimpleNamespace(usage=SimpleNamespace(prompt_tokens=100, completion_tokens=10), cost=0.001, model="m",
