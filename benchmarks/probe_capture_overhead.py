@@ -12,6 +12,9 @@
         with stubbed originals, one run's mix (41 / 41 / 41 / 30) at a time: their CPU with hot caches. With
         ``--traced`` the mixes run inside ``sys.call_tracing`` for ``valgrind --tool=callgrind
         --toggle-collect=sys_call_tracing`` (instructions per mix = "Collected" / mixes).
+    .venv/bin/python benchmarks/probe_capture_overhead.py cold [--calls 400]
+        The same wrappers (and an empty function) timed call by call, back to back and with unrelated work between
+        calls that takes the caches and branch history elsewhere: what running cold costs them.
     .venv/bin/python benchmarks/probe_capture_overhead.py api
         The public API's calls alone in a hot loop (queue dropping items): the floor under the adapter, per call.
     perf record -e cpu-clock -F 1000 -D -1 --control=fifo:CTL,ACK -o OUT -- env PERF_CTL=CTL PERF_ACK=ACK \\
@@ -160,16 +163,17 @@ def thread_probe(modes: list[str], repeats: int, tmp: Path) -> None:
               f"{full:.3f} | {gc_cpu:.3f} |")
 
 
-def isolated_probe(traced: bool, mixes: int) -> None:
-    """Time (or, traced, count) one run's mix of the adapter's per-round wrappers on real agents, originals stubbed."""
+def wrapper_calls() -> dict[str, Callable[[], Any]]:
+    """The Classic adapter's per-round wrappers on real, instrumented agents with stubbed originals (the queue drops
+    items): one call each of a reply, a send, a round's fan-out (three sends) and an LLM create. Call inside a run and
+    a span."""
     from capture.adapters import patching
     from capture.adapters.ag2_classic import agent as adapter
 
     user, manager = build(10)
     planner, engineer, executor, reviewer = manager.groupchat.agents
     capture.instrument([user, manager])
-    recorder = capture.get_recorder()
-    recorder._q = collections.deque(maxlen=1)
+    capture.get_recorder()._q = collections.deque(maxlen=1)
     message = {"content": "Plan 3.", "role": "assistant", "name": "planner"}
     manager.groupchat.messages.append(message)
     manager._last_speaker = planner
@@ -181,16 +185,28 @@ def isolated_probe(traced: bool, mixes: int) -> None:
     patching.activate(client)
     create = adapter._wrap_client_create(planner, client, lambda **config: response)
 
-    def mix() -> None:
-        for _ in range(41):
-            reply(sender=manager)
-            send(sender=planner, message=message, recipient=manager, silent=False)
-            for recipient in (engineer, executor, reviewer):
-                fan_out(sender=manager, message=message, recipient=recipient, silent=True)
-        for _ in range(30):
-            create(messages=[message], agent=planner)
+    def round_fan_out() -> None:
+        for recipient in (engineer, executor, reviewer):
+            fan_out(sender=manager, message=message, recipient=recipient, silent=True)
 
+    return {"reply": lambda: reply(sender=manager),
+            "send": lambda: send(sender=planner, message=message, recipient=manager, silent=False),
+            "fan-out (3 sends)": round_fan_out, "LLM create": lambda: create(messages=[message], agent=planner)}
+
+
+def isolated_probe(traced: bool, mixes: int) -> None:
+    """Time (or, traced, count) one run's mix of the adapter's per-round wrappers, hot."""
     with capture.run("isolated"), capture.span("agent_call", agent_name="chat_manager"):
+        calls = wrapper_calls()
+
+        def mix() -> None:
+            for _ in range(41):
+                calls["reply"]()
+                calls["send"]()
+                calls["fan-out (3 sends)"]()
+            for _ in range(30):
+                calls["LLM create"]()
+
         for _ in range(3):
             mix()
         started = time.thread_time()
@@ -200,9 +216,46 @@ def isolated_probe(traced: bool, mixes: int) -> None:
             for _ in range(mixes):
                 mix()
         per_mix = (time.thread_time() - started) / mixes
-    recorder._q = collections.deque()
+    capture.get_recorder()._q = collections.deque()
     print(f"one run's mix of reply/send/fan-out/create wrappers, hot: {per_mix * 1e6:.1f} us CPU per mix "
           f"({mixes} mixes{', traced' if traced else ''}; load average {os.getloadavg()[0]:.2f})")
+
+
+def cold_probe(calls_each: int) -> None:
+    """Each wrapper call timed on its own (``perf_counter_ns``), back to back (hot) and with unrelated work between
+    calls (a 4 MB copy and a JSON round trip of a nested document: caches and branch history go to other code, as
+    AG2's work does between capture's calls in a chat), twice each, alternated; medians of the per-call means."""
+    import json
+
+    big = bytearray(4 * 1024 * 1024)
+    document = {f"k{i}": [{"a": i, "b": str(i) * 3, "c": [1.5, None, True]} for _ in range(5)] for i in range(200)}
+
+    def elsewhere() -> None:
+        bytes(big)
+        json.loads(json.dumps(document))
+
+    means: dict[tuple[str, bool], list[float]] = collections.defaultdict(list)
+    with capture.run("cold"), capture.span("agent_call", agent_name="chat_manager"):
+        calls = wrapper_calls()
+        calls["an empty function"] = lambda: None
+        for between in (False, True, False, True, False, True):
+            spent: collections.Counter = collections.Counter()
+            for _ in range(calls_each):
+                for name, call in calls.items():
+                    if between:
+                        elsewhere()
+                    started = time.perf_counter_ns()
+                    call()
+                    spent[name] += time.perf_counter_ns() - started
+            for name in calls:
+                means[name, between].append(spent[name] / calls_each)
+    capture.get_recorder()._q = collections.deque()
+    print(f"load average {os.getloadavg()[0]:.2f}; {calls_each} calls each, 3 rounds of each kind, alternated\n")
+    print("| call | back to back, us | with other work between calls, us | ratio |")
+    print("|---|---:|---:|---:|")
+    for name in calls:
+        hot, cold = (statistics.median(means[name, between]) / 1e3 for between in (False, True))
+        print(f"| {name} | {hot:.2f} | {cold:.2f} | {cold / hot:.1f} |")
 
 
 def api_probe() -> None:
@@ -314,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     isolated.add_argument("--traced", action="store_true")
     isolated.add_argument("--mixes", type=int, default=20)
     sub.add_parser("api")
+    cold = sub.add_parser("cold")
+    cold.add_argument("--calls", type=int, default=400)
     perf = sub.add_parser("perf")
     perf.add_argument("--variant", default="capture_hot", choices=THREAD_MODES)
     perf.add_argument("--repeats", type=int, default=400)
@@ -338,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             isolated_probe(args.traced, args.mixes)
         elif args.probe == "api":
             api_probe()
+        elif args.probe == "cold":
+            cold_probe(args.calls)
         else:
             perf_probe(args.variant, args.repeats, tmp)
         capture.shutdown()
