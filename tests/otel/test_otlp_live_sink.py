@@ -183,6 +183,8 @@ def test_receiver_down_the_run_completes_drops_are_counted_and_nothing_raises(tm
     assert figures["otlp_exported_spans"] == 0 and figures["otlp_export_failures"] >= 1
     assert figures["otlp_dropped_spans"] >= 4 and figures["otlp_pending_spans"] == 0
     assert recorder.stats()["errors"] >= 1 and recorder.stats()["dropped"] == 0
+    seen = recorder.stats()  # the sink's own figures reach capture.stats() under their names
+    assert seen["otlp_dropped_spans"] == figures["otlp_dropped_spans"] and seen["otlp_exported_spans"] == 0
 
 
 def test_open_events_are_bounded_and_exported_unfinished(receiver) -> None:
