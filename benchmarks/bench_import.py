@@ -20,22 +20,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.raw_floor import raw_copy
+from capture.core.redaction import Redactor
+from capture.core.settings import CaptureSettings
 from capture.importers import (
     import_cmbagent_db,
     import_cmbagent_history,
     import_cmbagent_trials,
     import_xes,
 )
-from benchmarks.raw_floor import raw_copy
-from capture.core.redaction import Redactor
-from capture.core.settings import CaptureSettings
 from capture.importers.cmbagent_db import REQUIRED_TABLES
 from capture.importers.common import ImportReport
 from capture.importers.merge import content_hash, fingerprint, redact_batch
 from capture.importers.xes import _TraceMapper, iter_traces
-from capture.store.models import WorkflowRun
 from capture.store.capture_store import CaptureStore
 from capture.store.migrate import upgrade
+from capture.store.models import WorkflowRun
 
 DATA = Path(os.environ.get("SKILLMINE_SHARED_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 
