@@ -2,8 +2,11 @@
 child process gives the store an in-process import gives; the child's bad input, unexpected values and death
 reach the caller as named errors, with every run received before them written."""
 
+import gc
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from capture.importers import SourceError, import_xes
-from capture.importers.common import importing
+from capture.importers.common import IMPORT_GC_THRESHOLD, importing
 from capture.importers.merge import Contribution, fingerprint
 from capture.importers.read_ahead import CHUNK, read_ahead
 from capture.store.capture_store import Batch, CaptureStore
@@ -98,3 +101,31 @@ def test_an_unexpected_value_in_the_child_is_named_with_its_place(tmp_path: Path
         job.write_all(read_ahead(surprised, (5,), job))
     assert caught.value.report.runs_written == 5 and dict(caught.value.report.unmapped) == {"odd record": 1}
     store.close()
+
+
+def test_a_script_without_a_main_guard_can_read_ahead(data: Path, tmp_path: Path) -> None:
+    """The child is a fresh interpreter, not multiprocessing's spawn, which would run this script again inside it."""
+    log = data / "external" / "pm4py_logs" / "08_receipt.xes.gz"
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"""from capture.importers import import_xes
+from capture.store.capture_store import CaptureStore
+from capture.store.migrate import upgrade
+upgrade("sqlite:///{tmp_path / 'g.db'}")
+report = import_xes({str(log)!r}, CaptureStore.open("sqlite:///{tmp_path / 'g.db'}"), read_ahead=True)
+print(report.runs_written, report.events)
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1434", "8577"]
+
+
+def test_the_import_runs_fewer_collections_and_puts_the_thresholds_back(data: Path, tmp_path: Path) -> None:
+    seen = []
+    store = store_in(tmp_path, "gc.db")
+    before = gc.get_threshold()
+    with importing("test", "source.log", store) as job:
+        seen.append(gc.get_threshold())
+        job.write_all(_runs(3))
+    store.close()
+    assert seen[0][0] == max(IMPORT_GC_THRESHOLD, before[0]) and gc.get_threshold() == before
