@@ -10,6 +10,7 @@ from itertools import islice
 from pathlib import Path
 
 from capture.core import config
+from capture.core.garbage import fewer_collections
 from capture.store.capture_store import Batch, CaptureStore
 from capture.store.migrate import upgrade
 from skillmine.console import RunProgress
@@ -56,7 +57,8 @@ def simulate(*, runs: int, seed: int = 0, engine: str = "fast", modes: tuple[str
     try:
         scripts = (build_run_script(seed, i, modes=tuple(modes), families=tuple(families)) for i in range(runs))
         if engine == "fast":
-            _run_fast(store, scripts, writer, summary, progress)
+            with fewer_collections():  # millions of short-lived rows, none cyclic
+                _run_fast(store, scripts, writer, summary, progress)
         else:
             from workloads.ag2_engine import Ag2Engine
 

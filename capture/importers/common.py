@@ -2,7 +2,6 @@
 the merge session and source errors."""
 
 import functools
-import gc
 import hashlib
 import json
 import re
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from capture.core.garbage import fewer_collections
 from capture.core.vocabulary import normalise_event
 from capture.importers.merge import Contribution, MergeOutcome, MergeWriter
 from capture.store.capture_store import CaptureStore
@@ -193,23 +193,6 @@ def stage_run_id(parent_run_id: str, stage_name: str) -> str:
     """The canonical id of a stage of a multi-stage (Denario) MARS run: the parent's UUID and the stage name,
     known to the database's ``task_stages`` row and to the stage's output folder alike."""
     return stable_id("mars-stage", parent_run_id, stage_name)
-
-
-# During an import the collector runs gen-0 passes this far apart (Python's default: 700 allocations). An import
-# allocates millions of short-lived rows, none of them cyclic, and with the default the passes over the live heap
-# took 15% of an XES import's CPU (benchmarks/RESULTS.md); the previous thresholds come back when it ends.
-IMPORT_GC_THRESHOLD = 50_000
-
-
-@contextmanager
-def fewer_collections(threshold: int = IMPORT_GC_THRESHOLD) -> Iterator[None]:
-    """Let the cyclic garbage collector run less often inside the block (the whole process: other threads too)."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(threshold, before[0]), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from capture.core.garbage import fewer_collections
 from capture.core.redaction import Redactor
 from capture.importers.common import (
     DATA_ERRORS,
@@ -37,7 +38,6 @@ from capture.importers.common import (
     ImportSession,
     SourceError,
     describe_data_error,
-    fewer_collections,
 )
 from capture.importers.merge import Contribution, redact_batch
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from capture.core.garbage import BULK_GC_THRESHOLD
 from capture.importers import SourceError, import_xes
-from capture.importers.common import IMPORT_GC_THRESHOLD, importing
+from capture.importers.common import importing
 from capture.importers.merge import Contribution, fingerprint
 from capture.importers.read_ahead import CHUNK, read_ahead
 from capture.store.capture_store import Batch, CaptureStore
@@ -128,4 +129,4 @@ def test_the_import_runs_fewer_collections_and_puts_the_thresholds_back(data: Pa
         seen.append(gc.get_threshold())
         job.write_all(_runs(3))
     store.close()
-    assert seen[0][0] == max(IMPORT_GC_THRESHOLD, before[0]) and gc.get_threshold() == before
+    assert seen[0][0] == max(BULK_GC_THRESHOLD, before[0]) and gc.get_threshold() == before
