@@ -43,16 +43,24 @@ class SourceError(ValueError):
 _NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 
 
-def stable_id(*parts: Any) -> str:
-    """A UUID5 string from the source identity and the source row id: the same input always gives the same id.
-
-    Exactly ``str(uuid.uuid5(IMPORT_NAMESPACE, name))``, built from the digest's hex without a ``UUID`` object
-    (an importer derives one per event, and the object costs twice the hash)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(map(str, parts)).encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+def _uuid_text(raw: bytes, version: int) -> str:
+    """16 bytes as a UUID string of ``version`` (its version and RFC 4122 variant bits set), without a ``UUID``
+    object (an importer derives one per event, and the object costs twice the hash)."""
+    digest = bytearray(raw)
+    digest[6] = (digest[6] & 0x0F) | (version << 4)
+    digest[8] = (digest[8] & 0x3F) | 0x80
     text = digest.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _digest(parts: tuple[Any, ...]) -> bytes:
+    return hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(map(str, parts)).encode()).digest()
+
+
+def stable_id(*parts: Any) -> str:
+    """A UUID5 string from the source identity and the source row id: the same input always gives the same id.
+    Exactly ``str(uuid.uuid5(IMPORT_NAMESPACE, name))``."""
+    return _uuid_text(_digest(parts)[:16], 5)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,12 +74,9 @@ def member_id(owner: str, *parts: Any) -> str:
 
     Why: the store's unique id index is a B-tree; ids scattered at random put every insert on another page, so a
     batch of 500 events dirties ~500 index pages, each written to the WAL at commit. Ids sharing their owner's
-    prefix sit side by side, and a batch of a few runs dirties a few pages (SQLite write_batch: ~31,000 -> ~52,000
-    events/s, benchmarks/RESULTS.md "Ids that keep a run together"). A version-8 (custom) UUID, RFC 9562."""
-    tail = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(map(str, (owner, *parts))).encode()).digest()[:8])
-    tail[0] = (tail[0] & 0x3F) | 0x80  # RFC 4122 variant
-    text = (_owner_head(owner) + tail).hex()
-    return f"{text[:8]}-{text[8:12]}-8{text[13:16]}-{text[16:20]}-{text[20:]}"
+    prefix sit side by side, and a batch of a few runs dirties a few pages (benchmarks/RESULTS.md, "Write path,
+    second session of 2026-12-05"). A version-8 (custom) UUID, RFC 9562."""
+    return _uuid_text(_owner_head(owner) + _digest((owner, *parts))[:8], 8)
 
 
 @dataclass

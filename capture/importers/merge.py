@@ -83,33 +83,29 @@ class MergeOutcome:
     messages: int = 0
 
 
-# Values _plain returns as they are, and values no redactor changes (only strings and containers hold text): a
-# bulk import meets millions of them, so the walks below skip them without a call.
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+# Values no redactor changes (only strings and containers hold text): a bulk import meets millions of them, so the
+# redaction walk skips them without a call.
 _NO_TEXT = frozenset({int, float, bool, type(None), datetime})
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready, order-stable form of row values (times as ISO strings, decimals as strings)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value.normalize())
-    if isinstance(value, dict):
-        return {(k if type(k) is str else str(k)): (v if type(v) in _JSON_SCALARS else _plain(v))
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [v if type(v) in _JSON_SCALARS else _plain(v) for v in value]
-    return value
-
-
 def _plain_scalar(value: Any) -> Any:
-    """What :func:`_plain` makes of a value JSON has no form for (the encoder's ``default``)."""
+    """A value JSON has no form for, as content hashes write it: times as ISO strings, decimals as strings."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value.normalize())
     return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready, order-stable form of row values, dict keys as strings (for dicts the encoder cannot sort)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return _plain_scalar(value)
 
 
 def content_hash(batch: Batch) -> str:
@@ -122,7 +118,7 @@ def content_hash(batch: Batch) -> str:
     try:
         text = json.dumps(rows, sort_keys=True, default=_plain_scalar)
     except TypeError:
-        text = json.dumps(_plain(rows), sort_keys=True, default=str)
+        text = json.dumps(_plain(rows), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -205,8 +205,7 @@ def encode_pending(event: dict[str, Any]) -> dict[str, Any]:
         return event
     out = dict(event)
     del out[PAYLOADS_PENDING]
-    for field in PAYLOAD_FIELDS:
-        out[field] = encode_payload_json(out[field], limit)
+    _encode_payloads(out, PAYLOAD_FIELDS, limit, as_json=True, encoded=False)
     return out
 
 
