@@ -23,6 +23,14 @@ class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the variable."""
 
 
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (a missing parent package means no)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _default_database_url() -> str:
     return config.database_url()
 
@@ -64,7 +72,7 @@ class CaptureSettings:
             raise SettingsError(f"sink must be one of {SINKS}, got {self.sink!r}")
         if "otlp" in self.sink and not self.otlp_endpoint:
             raise SettingsError(f"sink {self.sink!r} needs otlp_endpoint (SKILLMINE_OTLP_ENDPOINT)")
-        if "otlp" in self.sink and importlib.util.find_spec("opentelemetry.sdk") is None:
+        if "otlp" in self.sink and not _importable("opentelemetry.sdk"):
             raise SettingsError(f"sink {self.sink!r} needs the OpenTelemetry SDK: pip install 'skillmine[otel]'")
         if self.otlp_protocol not in OTLP_PROTOCOLS:
             raise SettingsError(f"otlp_protocol must be one of {OTLP_PROTOCOLS}, got {self.otlp_protocol!r}")

@@ -67,34 +67,48 @@ class OtlpReceiver:
         self.ingestor = OtlpIngestor(store, session=session)
         self.token = token
         self.max_body_bytes = max_body_bytes
-        self.lock = threading.Lock()  # the writer's: held while a group is written
-        self.queue_lock = threading.Lock()  # guards ``pending``
+        self.cond = threading.Condition()  # guards ``pending`` and ``writing``; told when a group is written
+        self.writing = False  # a group is being written (by the request that took it)
         self.pending: list[_Pending] = []
         self.stats = ReceiverStats()
         self.app = Starlette(routes=[Route("/v1/traces", self.traces, methods=["POST"])])
 
     def _ingest(self, body: bytes, protobuf: bool) -> int:
-        """Parse, then wait for the group commit that writes this request (leading it if no one else is)."""
+        """Parse, then wait for the group commit that writes this request (leading it if no one else is): a request
+        queues while a group is written, and the first to wake after it takes everything queued as the next group;
+        one written meanwhile is answered at once."""
         slot = _Pending(spans_from_protobuf(body) if protobuf else spans_from_json(json.loads(body)))
-        with self.queue_lock:
+        group: list[_Pending] = []
+        with self.cond:
             self.pending.append(slot)
-        with self.lock:
-            if not slot.done:  # no earlier writer took it: write it and everything queued behind it
-                with self.queue_lock:
-                    group, self.pending = self.pending, []
+            while self.writing and not slot.done:
+                self.cond.wait()
+            if not slot.done:
+                self.writing = True
+                group, self.pending = self.pending, []
+        if group:
+            self._write_group(group)
+        if isinstance(slot.result, Exception):
+            raise slot.result
+        return len(slot.spans)
+
+    def _write_group(self, group: list["_Pending"]) -> None:
+        """One transaction for the group's requests; then each learns its result and the next group may start."""
+        results: list[list[TraceOutcome] | Exception] = [RuntimeError("the write was interrupted")] * len(group)
+        try:
+            results = self.ingestor.ingest_requests([item.spans for item in group])
+        except Exception as exc:  # noqa: BLE001 - e.g. the store unreachable: every request of the group
+            results = [exc] * len(group)
+        finally:
+            with self.cond:
                 self.stats.groups += 1
-                try:
-                    results = self.ingestor.ingest_requests([item.spans for item in group])
-                except Exception as exc:  # noqa: BLE001 - e.g. the store unreachable: every request of the group
-                    results = [exc] * len(group)
                 for item, result in zip(group, results):
                     item.result, item.done = result, True
                     if not isinstance(result, Exception):
                         self.stats.requests += 1
                         self.stats.spans += len(item.spans)
-        if isinstance(slot.result, Exception):
-            raise slot.result
-        return len(slot.spans)
+                self.writing = False
+                self.cond.notify_all()
 
     def _refuse(self, status: int, message: str, protobuf: bool) -> Response:
         self.stats.refused += 1

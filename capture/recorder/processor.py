@@ -428,9 +428,8 @@ class Recorder:
         depth = sum(1 for item in list(self._q) if item[0] != FLUSH)
         enqueued = counts["dequeued"] + depth + counts["caller_spilled"]
         lost = sink.get("bad_records", 0) + counts["dropped"]
-        own = {name: value for name, value in sink.items() if name not in _SINK_FIGURES_NAMED}
         return {
-            **own,  # the sink's own figures under their names (the OTLP sink's otlp_*, the spool's torn lines)
+            **sink,  # the sink's own figures under their names (the OTLP sink's otlp_*, the spool's torn lines)
             "enabled": self.enabled, "queue_depth": depth, "enqueued": enqueued, "written": counts["written"],
             "spooled": counts["spooled"], "spool_pending": sink.get("spool_pending", 0),
             "replayed": sink.get("replayed", 0), "dropped": counts["dropped"], "sampled_out": counts["sampled_out"],
@@ -441,11 +440,6 @@ class Recorder:
             "capture_rate": 1.0 if not enqueued else round((enqueued - lost) / enqueued, 6),
             "database_available": sink.get("database_available", True),
         }
-
-
-# The sink figures Recorder.stats() names itself (or folds into its own counts); any other passes through as is.
-_SINK_FIGURES_NAMED = frozenset({"spool_pending", "replayed", "bad_records", "write_latency_ms_p50",
-                                 "write_latency_ms_p95", "events_last_minute", "database_available"})
 
 
 class Failures:

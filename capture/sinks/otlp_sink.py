@@ -48,6 +48,8 @@ ARTEFACTS = ("files", "costs")  # rows linked to an event (or, without one, to t
 # How the store prepares each kind of row, and the table whose insert defaults it then gets.
 PREPARE = {"runs": (prepare_run, "workflow_runs"), "nodes": (prepare_node, "dag_nodes"),
            "files": (prepare_file, "files"), "costs": (prepare_cost, "cost_records")}
+# Each table's constant insert defaults (a function default, e.g. a time, the store takes at its own insert).
+DEFAULTS = {table: {c: v for c, v, call in SHAPES[table].defaults if not call} for _, table in PREPARE.values()}
 
 
 class OtlpSink:
@@ -286,7 +288,7 @@ class OtlpSink:
             if kind == "events":
                 return prepare_event(row, max_payload_bytes=self.settings.max_payload_bytes)
             prepare, table = PREPARE[kind]
-            return {**{c: v for c, v, call in SHAPES[table].defaults if not call}, **prepare(row)}
+            return {**DEFAULTS[table], **prepare(row)}
         except Exception as exc:  # noqa: BLE001 - BadRecord, or a value the preparation cannot take
             self._counts["bad_records"] += 1
             self._on_error("otlp bad record", exc)

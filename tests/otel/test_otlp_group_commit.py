@@ -142,13 +142,17 @@ def test_requests_that_queue_behind_a_write_share_one_commit(exported, receiver)
                                   headers={"Content-Type": "application/x-protobuf"}).status_code)
 
     senders = [threading.Thread(target=post, args=(body,)) for _, _, body in exported]
-    with writer.lock:  # a write in progress: the requests queue behind it
-        for sender in senders:
-            sender.start()
-        deadline = time.monotonic() + 60
-        while len(writer.pending) < len(senders) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(writer.pending) == len(senders) and not replies  # nothing acknowledged before its commit
+    with writer.cond:
+        writer.writing = True  # a write in progress: the requests queue behind it
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + 60
+    while len(writer.pending) < len(senders) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(writer.pending) == len(senders) and not replies  # nothing acknowledged before its commit
+    with writer.cond:
+        writer.writing = False
+        writer.cond.notify_all()
     for sender in senders:
         sender.join(60)
     assert replies == [200] * len(senders)

@@ -71,3 +71,17 @@ def test_redaction_of_nested_values_and_extra_patterns():
                                      "password": ""}
     with pytest.raises(ValueError, match=r"redaction pattern '\(\[' is not a valid regular expression"):
         Redactor(["(["])
+
+
+def test_an_otlp_sink_without_the_sdk_is_a_settings_error_that_names_the_extra(monkeypatch, tmp_path):
+    """Without the ``otel`` extra no ``opentelemetry`` package exists at all, and looking up its ``sdk`` submodule
+    raises instead of answering None: the settings still say what to install."""
+    import importlib.util
+
+    def missing(name: str, *args, **kwargs):
+        raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}")
+
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
+    with pytest.raises(SettingsError, match=r"needs the OpenTelemetry SDK: pip install 'skillmine\[otel\]'"):
+        CaptureSettings(database_url=f"sqlite:///{tmp_path / 'c.db'}", sink="otlp",
+                        otlp_endpoint="http://127.0.0.1:4318/v1/traces")
