@@ -297,7 +297,7 @@ def _slot_cache(con: Connection) -> dict[str, tuple[dict[str, Any], dict[str, di
     if not has_layout(con, "skill_templates", TEMPLATE_COLUMNS):
         return {}
     return {key: (json.loads(doc), json.loads(sampled)) for key, doc, sampled in con.execute(
-        "SELECT cache_key, candidate, sampled_slot_values FROM skill_templates").fetchall()}
+        "SELECT cache_key, inferred_candidate, sampled_slot_values FROM skill_templates").fetchall()}
 
 
 def templates(con: Connection, scratch: Path, params: compose.MiningParams) -> list[compose.SkillTemplate]:
@@ -313,7 +313,8 @@ def templates(con: Connection, scratch: Path, params: compose.MiningParams) -> l
     warehouse.replace_table(con, "skill_templates", TEMPLATE_COLUMNS, (
         (t.group_id, t.name, t.support, t.success_rate, t.publishable, "; ".join(t.errors),
          json.dumps(t.candidate, sort_keys=True), json.dumps(t.slot_values, sort_keys=True), t.cache_key,
-         json.dumps(t.sampled_slot_values, sort_keys=True)) for t in result), scratch)
+         json.dumps(t.inferred[0], sort_keys=True), json.dumps(t.inferred[1], sort_keys=True)) for t in result),
+        scratch)
     return result
 
 

@@ -68,7 +68,7 @@ PATTERN_COLUMNS: dict[str, str] = {"cluster_id": "VARCHAR", "support": "INTEGER"
 TEMPLATE_COLUMNS: dict[str, str] = {
     "cluster_id": "VARCHAR", "name": "VARCHAR", "support": "INTEGER", "success_rate": "DOUBLE",
     "publishable": "BOOLEAN", "errors": "VARCHAR", "candidate": "VARCHAR", "slot_values": "VARCHAR",
-    "cache_key": "VARCHAR", "sampled_slot_values": "VARCHAR"}
+    "cache_key": "VARCHAR", "inferred_candidate": "VARCHAR", "sampled_slot_values": "VARCHAR"}
 QUALITY_COLUMNS: dict[str, str] = {"silhouette": "DOUBLE", "n_clusters": "INTEGER", "runs": "INTEGER",
                                    "coverage": "DOUBLE", "mean_distance_to_medoid": "DOUBLE"}
 OUTCOME_COLUMNS: dict[str, str] = {"run_id": "VARCHAR", "mode": "VARCHAR", "status": "VARCHAR",

@@ -48,8 +48,10 @@ class SkillTemplate:
     candidate: dict[str, Any]
     success_rate: float | None  # successes / finished members (None: none finished)
     slot_values: dict[str, dict[str, str]]  # every member run -> its parameter values
-    sampled_slot_values: dict[str, dict[str, str]]  # the slot-inference sample's values (reused with the cache)
     cache_key: str
+    # The candidate and the sample's slot values as slot inference gave them, before any step that looks at other
+    # skills (adopting a larger skill's request, unique names): what the slot cache keeps, as the others change.
+    inferred: tuple[dict[str, Any], dict[str, dict[str, str]]]
     reused: bool = False
     publishable: bool = False
     errors: list[str] = field(default_factory=list)
@@ -142,7 +144,8 @@ def build_template(group: SkillGroup, pattern: Pattern, runs: Mapping[str, Mappi
     tasks = {r: str(runs[r].get("task_description") or "") for r in group.run_ids}
     known = [candidate["task_template"], *wording_templates({r: tasks[r] for r in sample_ids}, sampled, names)]
     values = {r: sampled.get(r) or member_values(known, names, tasks[r]) for r in sorted(group.run_ids)}
-    return SkillTemplate(group.group_id, candidate, stats["success_rate"], values, sampled, key, reused=reused)
+    return SkillTemplate(group.group_id, candidate, stats["success_rate"], values, key, (dict(candidate), sampled),
+                         reused=reused)
 
 
 def member_values(templates: Sequence[str], names: Collection[str], task: str) -> dict[str, str]:
@@ -202,7 +205,6 @@ def _adopt(skill: SkillTemplate, donor: SkillTemplate, runs: Mapping[str, Mappin
     skill.candidate = {**skill.candidate, "task_template": shared, "parameters": params, "title": title,
                        "name": skill_name(skill.candidate.get("category"), title, skill.name)}
     skill.slot_values = values
-    skill.sampled_slot_values = {r: values[r] for r in skill.sampled_slot_values if r in values}
 
 
 def build_templates(groups: Sequence[SkillGroup], patterns: Mapping[str, Pattern],

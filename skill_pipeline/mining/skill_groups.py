@@ -470,6 +470,7 @@ def _best_split(runs: Sequence[str], features: Mapping[str, frozenset[str]], fam
     both = x.matrix.T @ x.matrix  # runs having both features
     ones = x.matrix.sum(axis=0)
     fam_joint = x.matrix.T @ fam.matrix  # runs with feature and family
+    fam_sizes = fam.matrix.sum(axis=0)
     word_joint = np.asarray((said.T @ x.matrix).T)  # runs with feature and word
     word_ones = np.asarray(said.sum(axis=0)).ravel()
     log_n = math.log(n)
@@ -480,7 +481,7 @@ def _best_split(runs: Sequence[str], features: Mapping[str, frozenset[str]], fam
     for f in varying:
         i = index[f]
         h = float(_entropy(np.array([ones[i] / n, 1 - ones[i] / n])))
-        family_mi = _mutual_information(np.vstack([fam_joint[i], fam.matrix.sum(axis=0) - fam_joint[i]]))
+        family_mi = _mutual_information(np.vstack([fam_joint[i], fam_sizes - fam_joint[i]]))
         word_mi = (_pair_information(n, ones[i], word_ones, word_joint[i]).max() if vocabulary else 0.0)
         explained = [(n * family_mi - family_cost, family_mi), (n * word_mi - word_cost, word_mi)]
         request_gain = max((g for g, mi in explained if h > 0 and mi >= purity * h), default=None)

@@ -34,9 +34,12 @@ _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
 _PATH = re.compile(r"(?:[\w.~-]*[/\\])+[\w.-]+|\b[\w-]+\.[A-Za-z][A-Za-z0-9]{0,5}\b")
 CALL = r"[A-Za-z_]\w*\((?:[^()]|\([^()]*\))*\)"
 OPERAND = rf"(?:{CALL}|\((?:[^()]|\([^()]*\))*\)|[A-Za-z_]\w*|\d+(?:\.\d+)?)"
-EXPRESSION = re.compile(rf"-?{OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{OPERAND})+|{CALL}")
-# "step-by-step", "non-linear", "75-bin": a word joined by hyphens, not a difference (the number in it stays one)
-_HYPHENATED = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z][A-Za-z_]+)+")
+# "step-by-step", "non-linear", "75-bin": a word joined by hyphens, not a difference (the number in it stays one),
+# unless an operator follows it ("alpha-beta*2" is an expression)
+HYPHENATED = r"[A-Za-z0-9_.]+(?:-[A-Za-z][A-Za-z_]+)+(?![\w.-])(?!\s*(?:\*\*|[*/^+\-(]))"
+# An expression starts where no word, dot or hyphen goes before it, and not at a hyphenated word.
+EXPRESSION = re.compile(rf"(?<![\w.-])(?!{HYPHENATED})(?:-?{OPERAND}(?:\s*(?:\*\*|[*/^+\-])\s*-?{OPERAND})+"
+                        rf"|{CALL})")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:st|nd|rd|th|%)?(?![\w])")
 _WORD = re.compile(r"<(?:str|path|expr|num)>|[A-Za-z][A-Za-z'-]*")
 VALUE_WORD = re.compile(r"[A-Za-z][A-Za-z]+")  # a word of a parameter value (what ``content_words`` counts)
@@ -64,7 +67,7 @@ def normalise_description(text: str) -> str:
     ``"Plot <expr> over [<num>, <num>] and save as <path>"``."""
     out = _QUOTED.sub("<str>", text or "")
     out = _PATH.sub("<path>", out)
-    out = EXPRESSION.sub(lambda m: m[0] if _HYPHENATED.fullmatch(m[0]) else "<expr>", out)
+    out = EXPRESSION.sub("<expr>", out)
     out = _NUMBER.sub("<num>", out)
     return re.sub(r"\s+", " ", out).strip()
 

@@ -545,7 +545,8 @@ def wording_templates(tasks: Mapping[str, str], values: Mapping[str, Mapping[str
 def shared_parameters(donor: Mapping[str, Mapping[str, Any]], values: Sequence[Mapping[str, str]]
                       ) -> dict[str, dict[str, Any]]:
     """The parameters of a request another skill parameterised (``donor``: its parameters, names, types, enums and
-    descriptions kept), with examples, default and requiredness from this skill's member ``values``."""
+    descriptions kept; an enum also takes this skill's own values), with examples, default and requiredness from
+    this skill's member ``values``."""
     out = {}
     for name, param in donor.items():
         kind = {"integer": "integer", "number": "number"}.get(str(param.get("type")), "string")
@@ -555,6 +556,8 @@ def shared_parameters(donor: Mapping[str, Mapping[str, Any]], values: Sequence[M
                     if kind == "string" or (_INT_RX if kind == "integer" else _NUM_RX).match(v)]
         out[name] = {**param, "examples": examples[:5], "default": examples[0] if examples else None,
                      "required": bool(values) and len(present) == len(values)}
+        if "enum" in param:  # the donor's values, and this skill's own: a member's value is always allowed
+            out[name]["enum"] = [*param["enum"], *(e for e in examples if e not in param["enum"])]
     return out
 
 

@@ -8,7 +8,8 @@ import random
 import numpy as np
 
 from skill_pipeline.mining.skill_groups import _average_linkage, group_runs
-from skill_pipeline.mining.task_families import normalise_description
+from skill_pipeline.mining.task_families import EXPRESSION, normalise_description
+from skill_pipeline.mining.templates import infer_kind
 
 ANSWER = ["agent_call:researcher_response_formatter", "code_exec:executor:ok", "tool_call:control:record_status",
           "tool_call:terminator:terminate_session"]
@@ -106,6 +107,10 @@ def test_hyphenated_words_are_words_not_expressions():
     assert normalise_description("Make a step-by-step plan with a 75-bin histogram") == \
         "Make a step-by-step plan with a <num>-bin histogram"
     assert normalise_description("Plot x-y and 1-x**2 and g-r") == "Plot <expr> and <expr> and <expr>"
+    # the same rule wherever an expression is recognised: slot kinds and the template's words
+    assert infer_kind(["non-linear", "step-by-step", "well-known"]) == "string"
+    assert infer_kind(["x-y", "alpha-beta*2", "sin(x)-cos(x)"]) == "expression"
+    assert not any(EXPRESSION.search(w) for w in ("step-by-step", "non-linear", "75-bin"))
 
 
 def test_average_linkage_never_joins_items_kept_apart():

@@ -247,6 +247,16 @@ def test_a_small_skill_asking_a_larger_skills_request_takes_its_parameters_and_t
                                             "output_file": "data/s_2.txt"}
     assert small.candidate["parameters"]["column"]["examples"] == ["velocity"]
     assert small.candidate["parameters"]["column"]["required"]
+    for param in small.candidate["parameters"].values():  # a member's own value is always allowed
+        assert "enum" not in param or set(param["examples"]) <= set(param["enum"])
+    # The slot cache keeps what slot inference gave, not what the larger skill lent: mined again without the larger
+    # skill, the small one is what mining it from scratch gives.
+    cache = {t.cache_key: t.inferred for t in (big, small)}
+    (cached,) = build_templates(groups[1:], build_patterns(groups[1:], seqs, runs), runs, seqs, {}, {},
+                                memory_loader({}), MiningParams(min_support=1), cache)
+    (scratch,) = _templates(groups[1:], seqs, runs)
+    assert cached.reused and "velocity" in cached.candidate["task_template"]
+    assert (cached.candidate, cached.slot_values) == (scratch.candidate, scratch.slot_values)
     for rid in groups[0].run_ids:
         runs[rid]["mode"] = "one_shot"
     groups[0].mode = "one_shot"
