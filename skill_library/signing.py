@@ -168,7 +168,7 @@ def check_signature(source: store.Source, release: int, manifest_hash: str,
         public = base64.b64decode(record["public_key"], validate=True)
         signature = base64.b64decode(record["signature"], validate=True)
         signer, kid = str(record["signer"]), key_id(public)
-    except (IntegrityError, ValueError, KeyError, TypeError) as exc:
+    except (IntegrityError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return SignatureCheck(signed=True, valid=False, problem=f"{source.display(rel)}: unreadable ({exc})")
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

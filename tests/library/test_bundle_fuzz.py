@@ -115,3 +115,10 @@ def test_member_level_corruption_is_refused_cleanly(bundle: bytes, tmp_path: Pat
             members[data.draw(st.sampled_from(["releases/0003.json", "skills/x/1.0.0-aaaaaaaaaaaa.json",
                                                "releases/0002.sig"]))] = data.draw(member_content)
     _check_import(tmp_path, bundle, _pack(members))
+
+
+def test_a_signature_file_nested_too_deeply_is_refused_cleanly(bundle: bytes, tmp_path: Path) -> None:
+    """A case the fuzzer found: a signature file of 100,000 nested arrays (``json.loads`` recurses too deep)."""
+    members = _members(bundle)
+    members["releases/0002.sig"] = b"[" * 100_000 + b"]" * 100_000
+    _check_import(tmp_path, bundle, _pack(members))
